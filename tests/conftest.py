@@ -1,0 +1,51 @@
+"""Shared, seeded fixtures. Expensive ones are session-scoped and built once per test run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+from torch import nn
+
+matplotlib.use("Agg")
+
+from advgrad.checkpoint import save_checkpoint  # noqa: E402
+from advgrad.data import Dataset, load_dataset  # noqa: E402
+from advgrad.train import TrainConfig, build_for, checkpoint_meta, fit  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist5k() -> Dataset:
+    """The embedded 5,000-digit MNIST subset (4,000 train / 1,000 test)."""
+    return load_dataset("mnist-5k")
+
+
+def _quick_train(data: Dataset, model_name: str, epochs: int, seed: int = 0) -> tuple[nn.Module, dict]:
+    config = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, schedule="one-cycle", seed=seed, device="cpu")
+    model, model_meta = build_for(model_name, data, seed=seed)
+    history = fit(model, data, config)
+    return model.eval(), checkpoint_meta(model_meta, data, config, history)
+
+
+@pytest.fixture(scope="session")
+def trained_small(mnist5k: Dataset) -> tuple[nn.Module, dict]:
+    """Wong et al.'s cnn-small trained 2 epochs on mnist-5k (≈ 95 % test accuracy, a few seconds)."""
+    return _quick_train(mnist5k, "cnn-small", epochs=2)
+
+
+@pytest.fixture(scope="session")
+def trained_small_path(trained_small: tuple[nn.Module, dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``trained_small`` saved as an advgrad checkpoint (read-only for tests: copy it to modify)."""
+    model, meta = trained_small
+    path = tmp_path_factory.mktemp("ckpt") / "cnn-small.pt"
+    save_checkpoint(path, model, meta)
+    return path
+
+
+@pytest.fixture
+def tiny_mlp() -> nn.Module:
+    """A seeded 2-layer ReLU net on (1, 4, 4) inputs, 3 classes, in eval mode."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
