@@ -44,6 +44,8 @@ def main() -> None:
 
 
 # Each command registers itself here (one line per command module).
+from advgrad.cli.grad import grad  # noqa: E402
 from advgrad.cli.train import train  # noqa: E402
 
 main.add_command(train)
+main.add_command(grad)
