@@ -13,6 +13,7 @@ input, so nothing in it is unpickled as code)::
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from advgrad.models import build_model
-from advgrad.results import write_torch
+from advgrad.results import to_json, write_torch
 
 FORMAT = "advgrad-checkpoint"
 FORMAT_VERSION = 1
@@ -52,7 +53,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[s
     """Write weights + metadata atomically (temporary file, then ``os.replace``)."""
     from advgrad import __version__
 
-    meta = {**meta, "advgrad_version": __version__, "torch_version": torch.__version__}
+    # A JSON round trip keeps the metadata to plain str/int/float/list/dict (torch.__version__ is a
+    # str subclass, numpy scalars are not floats), which is all weights_only loading accepts.
+    meta = json.loads(to_json({**meta, "advgrad_version": __version__, "torch_version": str(torch.__version__)}))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta, "state_dict": state, **extra}
     return write_torch(path, payload)

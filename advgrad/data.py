@@ -103,7 +103,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
         raise ValueError(f"{str(path)!r}: header says {dims} but holds {body.size} bytes")
-    return body.reshape(dims)
+    return body.reshape(dims).copy()  # frombuffer is read-only; torch wants writable memory
 
 
 def _find_idx(folders: Sequence[Path], stem: str) -> Path | None:

@@ -4,7 +4,8 @@
 
 The CSV has one digit per row: 784 pixel values (0–255, row-major 28×28) then the label. The split is
 deterministic and stratified: per class, a permutation drawn with numpy's PCG64 seeded 0 sends the first
-80 % (400 of 500) to train and the rest (100) to test. Pixels stay uint8; advgrad scales them to [0, 1].
+80 % (400 of 500) to train and the rest (100) to test; each split is then shuffled by the same generator,
+so that its first N images hold every class. Pixels stay uint8; advgrad scales them to [0, 1].
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.
         cut = int(round(fraction * len(idx)))
         train.append(idx[:cut])
         test.append(idx[cut:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    # Shuffle each split (same generator) so that any prefix, e.g. `--n 100`, holds every class.
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def build(csv_path: Path) -> dict[str, np.ndarray]:

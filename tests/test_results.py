@@ -1,0 +1,44 @@
+"""The writer module: atomic files, JSON/CSV/NPZ content, writability checks, provenance."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advgrad import results
+
+
+def test_json_csv_npz_round_trip(tmp_path: Path) -> None:
+    results.write_json(tmp_path / "a" / "r.json", {"eps": np.float32(0.25), "n": np.int64(3), "p": Path("x")})
+    assert json.loads((tmp_path / "a" / "r.json").read_text()) == {"eps": 0.25, "n": 3, "p": "x"}
+    results.write_csv(tmp_path / "r.csv", [{"attack": "pgd", "eps": 0.1}, {"attack": "fgsm", "eps": 0.2}])
+    with open(tmp_path / "r.csv") as f:
+        assert list(csv.DictReader(f)) == [{"attack": "pgd", "eps": "0.1"}, {"attack": "fgsm", "eps": "0.2"}]
+    results.write_npz(tmp_path / "x.npz", x=np.arange(4))
+    with np.load(tmp_path / "x.npz") as d:
+        assert d["x"].tolist() == [0, 1, 2, 3]
+    assert sorted(os.listdir(tmp_path)) == ["a", "r.csv", "x.npz"]
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    assert results.check_writable(tmp_path / "new" / "deeper" / "f.json") == tmp_path / "new" / "deeper" / "f.json"
+    with pytest.raises(ValueError, match="is a directory"):
+        results.check_writable(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="not writable"):
+        results.check_writable(tmp_path / "file" / "below.json")  # a file is in the way
+
+
+def test_provenance_names_command_versions_and_model_hash(tmp_path: Path) -> None:
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"abc")
+    record = results.provenance(seed=3, model_path=model, argv=["/usr/bin/advgrad", "attack", "--eps", "0.1"])
+    assert record["command"] == "advgrad attack --eps 0.1" and record["seed"] == 3
+    # sha256("abc"), a published test vector (FIPS 180-2).
+    assert record["model_sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert {"advgrad_version", "torch_version", "machine", "created"} <= set(record)
