@@ -45,7 +45,9 @@ def main() -> None:
 
 # Each command registers itself here (one line per command module).
 from advgrad.cli.grad import grad  # noqa: E402
+from advgrad.cli.info import info  # noqa: E402
 from advgrad.cli.train import train  # noqa: E402
 
 main.add_command(train)
 main.add_command(grad)
+main.add_command(info)
