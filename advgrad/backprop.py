@@ -28,7 +28,7 @@ cast to it): pass float64 inputs for checks to 1e-10. No autograd is used anywhe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -191,42 +191,47 @@ def central_differences(f: Callable[[], float], t: Tensor, indices: Sequence[int
     return (fwd + bwd) / 2
 
 
-def plot_input_gradient(x: Tensor, grad: Tensor, x_adv: Tensor, *, eps: float,
-                        before: Sequence[tuple[str, float]], after: Sequence[tuple[str, float]],
-                        labels: Sequence[str] | None = None) -> "Figure":
+def plot_input_gradient(x: Any, grad: Any, x_adv: Any, *, eps: float, before: Sequence[tuple[str, float]],
+                        after: Sequence[tuple[str, float]], labels: Sequence[str] | None = None,
+                        title: str | None = None) -> "Figure":
     """One row per sample: the input, ∂J/∂X as a diverging heat map, sign(∂J/∂X), and x + ε·sign(∂J/∂X).
 
-    ``x``, ``grad``, ``x_adv``: (N, C, H, W) on the CPU; ``before``/``after``: per sample the predicted
-    class name and its probability; ``labels``: the true class names. Returns a Figure (no pyplot state).
+    ``x``, ``grad``, ``x_adv``: (N, C, H, W) arrays or CPU tensors; ``before``/``after``: per sample the
+    predicted class name and its confidence; ``labels``: the true class names (a prediction after the
+    step that differs from it is drawn in red). Channels are summed for the heat map of colour images.
+    A pure function in the manner of ``advgrad.plots``: it returns a Figure and touches no pyplot state.
     """
+    import numpy as np
     from matplotlib.figure import Figure
 
-    def image(t: Tensor) -> tuple[object, str | None]:  # (C, H, W) → what imshow takes
-        arr = t.detach().cpu().double()
-        return (arr[0].numpy(), "gray") if arr.shape[0] == 1 else (arr.permute(1, 2, 0).clamp(0, 1).numpy(), None)
+    from advgrad.plots import _image
 
+    x, grad, x_adv = (np.asarray(a, dtype=np.float64) for a in (x, grad, x_adv))
     n = len(x)
-    fig = Figure(figsize=(10.5, 2.9 * n), layout="constrained")
+    fig = Figure(figsize=(10.5, 2.7 * n + 0.5), layout="constrained")
     axes = fig.subplots(n, 4, squeeze=False)
     for i in range(n):
-        g = grad[i].detach().cpu().double().sum(dim=0)  # (H, W): channels summed for colour images
-        vmax = float(g.abs().max()) or 1.0
-        img, cmap = image(x[i])
-        adv, _ = image(x_adv[i])
+        g = grad[i].sum(axis=0)  # (H, W)
+        vmax = float(np.abs(g).max()) or 1.0
+        img, cmap = _image(x[i])
+        adv, _ = _image(x_adv[i])
         truth = f" (label {labels[i]})" if labels is not None else ""
+        fooled = labels is not None and after[i][0] != labels[i]
         ax = axes[i]
         ax[0].imshow(img, cmap=cmap, vmin=0, vmax=1)
         ax[0].set_title(f"x{truth}\npredicted {before[i][0]} ({before[i][1]:.0%})", fontsize=9)
-        heat = ax[1].imshow(g.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        heat = ax[1].imshow(g, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
         fig.colorbar(heat, ax=ax[1], shrink=0.8)
         ax[1].set_title("∂J/∂X (red raises the loss)", fontsize=9)
-        ax[2].imshow(torch.sign(g).numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+        ax[2].imshow(np.sign(g), cmap="RdBu_r", vmin=-1, vmax=1)
         ax[2].set_title("sign(∂J/∂X)", fontsize=9)
         ax[3].imshow(adv, cmap=cmap, vmin=0, vmax=1)
-        ax[3].set_title(f"x + {eps:g}·sign(∂J/∂X)\npredicted {after[i][0]} ({after[i][1]:.0%})", fontsize=9)
+        ax[3].set_title(f"x + {eps:g}·sign(∂J/∂X)\npredicted {after[i][0]} ({after[i][1]:.0%})", fontsize=9,
+                        color="tab:red" if fooled else "black")
         for a in ax:
             a.set_xticks([])
             a.set_yticks([])
+    fig.suptitle(title or "One step along sign(∂J/∂X) (FGSM): the input gradient an attacker needs")
     return fig
 
 
