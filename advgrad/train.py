@@ -134,11 +134,52 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
 
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+StateCallback = Callable[[dict[str, Any]], None]
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples → lists, recursively: a checkpoint holds only tensors, dicts, lists and scalars, so that
+    ``torch.load(weights_only=True)`` reads it."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+class _InterruptFlag:
+    """While training, the first Ctrl-C (SIGINT) only raises a flag, read at the next batch boundary,
+    where a consistent state can be saved; a second Ctrl-C interrupts at once."""
+
+    def __init__(self, active: bool) -> None:
+        self.raised = False
+        self.active = active
+        self._previous: Any = None
+
+    def __enter__(self) -> "_InterruptFlag":
+        import signal
+        import threading
+
+        if self.active and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Objective | None = None,
           on_epoch_end: EpochCallback | None = None, progress: bool = False,
-          max_train: int | None = None) -> History:
+          max_train: int | None = None, resume: dict[str, Any] | None = None,
+          on_checkpoint: StateCallback | None = None) -> History:
     """Train ``model`` on ``data`` with ``config``; returns the per-epoch ``History``.
 
     Each step: loss = objective(model, x_batch, y_batch, progress); ∂loss/∂W by autograd; optimizer
@@ -146,6 +187,13 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Obje
     by whoever built the model), so the same seed gives bit-identical weights on CPU.
     ``on_epoch_end(epoch, record)`` runs after each epoch (checkpointing, robust-accuracy probes) and may
     add entries to ``record``. ``max_train`` keeps the first N training examples.
+
+    Resuming: ``on_checkpoint(state)`` receives, after each epoch (after ``on_epoch_end``) and when
+    Ctrl-C is pressed (at the next batch boundary, before ``KeyboardInterrupt`` is raised), a plain
+    dict holding everything needed to continue — optimizer state, step, the shuffling and global RNG
+    states, the objective's ``state_dict()`` if it has one, the history so far and the position inside
+    the epoch. Pass that dict (with the model's weights restored) as ``resume`` and training continues
+    where it stopped, with bit-identical weights on CPU.
     """
     from tqdm.auto import tqdm
 
@@ -161,39 +209,78 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Obje
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     history = History()
-    step = 0
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(batches(x_train, y_train, config.batch_size, shuffle=True, generator=generator),
-                   total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                   disable=not progress, unit="batch")
-        for xb, yb in bar:
-            xb, yb = xb.to(device), yb.to(device)
-            lr = config.lr * lr_factor(config.schedule, step / total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, logits = objective(model, xb, yb, step / total_steps)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # ∂J/∂W: the parameters' gradient, the one training needs
-            optimizer.step()
-            step += 1
-            loss_sum += float(loss.detach()) * len(yb)
-            correct += int((logits.detach().argmax(1) == yb).sum())
-            seen += len(yb)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "test_accuracy": accuracy(model, data.x_test, data.y_test, device=device),
-            "lr": lr,
-            "seconds": time.perf_counter() - start,
-        }
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-        history.epochs.append(record)
+    step, first_epoch, skip = 0, 1, 0
+    partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    if resume is not None:
+        # Keep this optimizer's hyper-parameters; take the saved per-parameter state (moments, steps).
+        optimizer.load_state_dict({"state": resume["optimizer"]["state"],
+                                   "param_groups": optimizer.state_dict()["param_groups"]})
+        generator.set_state(resume["shuffle_rng"])
+        torch.set_rng_state(resume["torch_rng"])
+        if resume.get("objective") is not None and hasattr(objective, "load_state_dict"):
+            objective.load_state_dict(resume["objective"])  # type: ignore[attr-defined]
+        history.epochs = [dict(r) for r in resume["history"]]
+        step, first_epoch, skip = int(resume["step"]), int(resume["epoch"]) + 1, int(resume["batch"])
+        if skip:
+            partial = dict(resume["partial"])
+
+    def state(epoch_done: int, batch: int, shuffle_rng: Tensor, part: dict[str, Any]) -> dict[str, Any]:
+        get_obj = getattr(objective, "state_dict", None)
+        return _plain({"epoch": epoch_done, "batch": batch, "step": step,
+                       "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle_rng,
+                       "torch_rng": torch.get_rng_state(), "objective": get_obj() if get_obj else None,
+                       "history": history.epochs, "partial": part})
+
+    with _InterruptFlag(active=on_checkpoint is not None) as interrupt:
+        for epoch in range(first_epoch, config.epochs + 1):
+            start = time.perf_counter()
+            epoch_rng = generator.get_state()  # the shuffling order of this epoch is drawn from here
+            model.train()
+            if skip:
+                loss_sum, correct, seen, done_seconds = (partial["loss_sum"], partial["correct"],
+                                                         partial["seen"], partial["seconds"])
+            else:
+                loss_sum, correct, seen, done_seconds = 0.0, 0, 0, 0.0
+            bar = tqdm(batches(x_train, y_train, config.batch_size, shuffle=True, generator=generator),
+                       total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                       disable=not progress, unit="batch", initial=skip)
+            for b, (xb, yb) in enumerate(bar):
+                if b < skip:
+                    continue  # done before the interruption
+                if interrupt.raised and on_checkpoint is not None:
+                    part = {"loss_sum": loss_sum, "correct": correct, "seen": seen,
+                            "seconds": done_seconds + time.perf_counter() - start}
+                    on_checkpoint(state(epoch - 1, b, epoch_rng, part))
+                    raise KeyboardInterrupt
+                xb, yb = xb.to(device), yb.to(device)
+                lr = config.lr * lr_factor(config.schedule, step / total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, logits = objective(model, xb, yb, step / total_steps)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # ∂J/∂W: the parameters' gradient, the one training needs
+                optimizer.step()
+                step += 1
+                loss_sum += float(loss.detach()) * len(yb)
+                correct += int((logits.detach().argmax(1) == yb).sum())
+                seen += len(yb)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+            skip = 0
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "test_accuracy": accuracy(model, data.x_test, data.y_test, device=device),
+                "lr": config.lr * lr_factor(config.schedule, (step - 1) / total_steps),
+                "seconds": done_seconds + time.perf_counter() - start,
+            }
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+            history.epochs.append(record)
+            if on_checkpoint is not None:
+                on_checkpoint(state(epoch, 0, generator.get_state(), {}))
+                if interrupt.raised and epoch < config.epochs:
+                    raise KeyboardInterrupt
     model.eval()
     return history
 

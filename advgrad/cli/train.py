@@ -1,17 +1,28 @@
-"""``advgrad train``: fit a model by autograd with respect to its parameters and write a checkpoint."""
+"""``advgrad train``: fit a model by autograd with respect to its parameters and write a checkpoint.
+
+With ``--adv METHOD --eps E`` the batches are perturbed with the input gradient first (adversarial
+training, see advgrad.adversarial); each epoch a PGD probe on a fixed training batch records robust
+accuracy, the best epoch is kept in OUT.best.pt beside the last (OUT), and a collapse is warned about.
+OUT carries the optimizer and RNG states after every epoch: ``--resume`` continues an interrupted run
+(kill -9 loses at most the epoch in progress; Ctrl-C saves exactly where it stopped)."""
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import click
+import torch
 
 from advgrad import data as data_mod
 from advgrad import models
-from advgrad.checkpoint import save_checkpoint
+from advgrad.adversarial import DEFAULT_BETA, METHODS, AdvConfig, RobustProbe, make_objective
+from advgrad.checkpoint import load_checkpoint, save_checkpoint
 from advgrad.cli._common import UsageFail, device_option
 from advgrad.results import check_writable, provenance, write_json
-from advgrad.train import OPTIMIZERS, SCHEDULES, TrainConfig, build_for, checkpoint_meta, fit
+from advgrad.train import OPTIMIZERS, SCHEDULES, History, TrainConfig, build_for, checkpoint_meta, fit
 
 
 def _widths(value: str | None) -> list[int] | None:
@@ -49,10 +60,26 @@ def _widths(value: str | None) -> list[int] | None:
 @click.option("--n-train", type=int, default=None, help="Use only the first N training images.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/model.pt"), show_default=True,
               help="Checkpoint path; the metrics JSON goes beside it (same name, .json).")
+@click.option("--adv", "adv_method", type=click.Choice(("none",) + METHODS), default="none", show_default=True,
+              help="Adversarial training: fgsm (Goodfellow), fgsm-rs (Wong), pgd (Madry), trades (Zhang).")
+@click.option("--eps", type=float, default=None, help="L∞ radius of the training attack (needed with --adv).")
+@click.option("--adv-steps", type=int, default=None, help="Attack steps K for pgd/trades  [default: 7]")
+@click.option("--adv-alpha", type=float, default=None,
+              help="Attack step size  [default: fgsm ε, fgsm-rs 1.25·ε, pgd/trades 2.5·ε/K]")
+@click.option("--beta", type=float, default=None, help=f"TRADES weight of the KL term  [default: {DEFAULT_BETA:g}]")
+@click.option("--eps-warmup", type=int, default=0, show_default=True,
+              help="Epochs over which ε grows linearly from 0.")
+@click.option("--probe-n", type=int, default=512, show_default=True,
+              help="Training images in the per-epoch PGD probe (the catastrophic-overfitting guard).")
+@click.option("--probe-steps", type=int, default=10, show_default=True, help="PGD steps of the probe.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run saved in OUT (same options required); starts afresh if OUT is absent.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
 def train(dataset: str, data_root: Path | None, download: bool, model_name: str, hidden: str | None, head: str,
           epochs: int, batch_size: int, optimizer: str, lr: float, schedule: str, weight_decay: float,
           momentum: float, loss: str, seed: int, device: str, n_train: int | None, out: Path,
+          adv_method: str, eps: float | None, adv_steps: int | None, adv_alpha: float | None,
+          beta: float | None, eps_warmup: int, probe_n: int, probe_steps: int, resume: bool,
           quiet: bool) -> None:
     """Train a model (∂J/∂W by autograd) and write OUT (default runs/model.pt) plus OUT.json."""
     config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule,
@@ -68,10 +95,16 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         raise UsageFail(f"--hidden/--head apply to mlp and mlp-sigmoid, not {model_name}")
     if head != "softmax" and model_name != "mlp-sigmoid":
         raise UsageFail(f"--head {head} applies to mlp-sigmoid only")
+    adv = _adv_config(adv_method, eps, adv_steps, adv_alpha, beta, eps_warmup)
+    if probe_n < 1 or probe_steps < 1:
+        raise UsageFail(f"--probe-n and --probe-steps must be ≥ 1, got {probe_n} and {probe_steps}")
     metrics_path = out.with_suffix(".json")
+    best_path = best_path_for(out)
     try:
         check_writable(out)
         check_writable(metrics_path)
+        if adv is not None:
+            check_writable(best_path)
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
     from advgrad.cli._common import resolve_device
@@ -83,25 +116,157 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         raise UsageFail(str(exc)) from None
 
     model, model_meta = build_for(model_name, data, seed=seed, hidden=widths, head=head)
+    probe_meta = {"n": probe_n, "steps": probe_steps} if adv is not None else None
+    identity = {"model": model_meta, "dataset": data.meta(), "train_config": config.to_dict(), "n_train": n_train,
+                "adversarial": adv.to_dict() if adv is not None else None, "probe": probe_meta}
+    state = _resume_state(out, identity) if resume else None
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+
+    objective = None
+    probe = None
+    if adv is not None:
+        objective = make_objective(adv, epochs=epochs, seed=seed, loss=loss, bounds=data.bounds)
+        xs, ys = data.x_train, data.y_train
+        if n_train is not None:
+            xs, ys = xs[:n_train], ys[:n_train]
+        # A fixed random subset (data sets may be sorted by class), the same every epoch and on resume.
+        pick = torch.randperm(len(ys), generator=torch.Generator().manual_seed(seed))[:probe_n]
+        probe = RobustProbe(xs[pick], ys[pick], adv.eps, steps=probe_steps, seed=seed, bounds=data.bounds)
+        if state is not None and state.get("guard") is not None:
+            probe.load_state_dict(state["guard"])
+
     show = not quiet
+    done = int(state["resume"]["epoch"]) if state is not None else 0
+    if state is not None and done >= epochs:
+        click.echo(f"{out} already holds all {epochs} epochs of this run; nothing to do")
+        return
     if show:
         n = min(n_train or len(data.y_train), len(data.y_train))
+        what = "" if adv is None else f", adversarial {adv.method} ε {adv.eps:g} (K {adv.k})"
         click.echo(f"training {model_name} on {dataset} ({n} train / {len(data.y_test)} test), "
-                   f"{epochs} epochs, {optimizer} lr {lr:g} ({schedule}), batch {batch_size}, seed {seed}")
-        click.echo(f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'test acc':>8}  {'seconds':>7}")
+                   f"{epochs} epochs, {optimizer} lr {lr:g} ({schedule}), batch {batch_size}, seed {seed}{what}")
+        if state is not None:
+            pos = state["resume"]
+            click.echo(f"resuming from {out}: {pos['epoch']} epochs done" +
+                       (f" + {pos['batch']} batches" if pos["batch"] else ""))
+        click.echo(f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'test acc':>8}  "
+                   + ("" if adv is None else f"{'PGD probe':>9}  ") + f"{'seconds':>7}")
 
-    def echo_epoch(epoch: int, rec: dict) -> None:  # type: ignore[type-arg]
+    def meta_for(history_epochs: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+        hist = History(epochs=list(history_epochs))
+        return checkpoint_meta(model_meta, data, config, hist, n_train=n_train,
+                               adversarial=identity["adversarial"], probe=probe_meta, complete=complete,
+                               best_epoch=probe.best_epoch if probe is not None else None)
+
+    def on_epoch_end(epoch: int, rec: dict) -> None:  # type: ignore[type-arg]
+        rec["adversarial_eps"] = adv.eps_at(1.0 if epoch >= epochs else epoch / epochs, epochs) if adv else None
+        is_best = False
+        if probe is not None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                is_best = probe.update(epoch, rec, model)
+            for w in caught:
+                click.echo(f"warning: {w.message}", err=True)
+        rec["best"] = is_best
         if show:
             click.echo(f"{epoch:>5}  {rec['train_loss']:>8.4f}  {rec['train_accuracy']:>9.2%}  "
-                       f"{rec['test_accuracy']:>8.2%}  {rec['seconds']:>7.1f}")
+                       f"{rec['test_accuracy']:>8.2%}  "
+                       + ("" if probe is None else f"{rec['robust_accuracy']:>9.2%}  ")
+                       + f"{rec['seconds']:>7.1f}")
 
-    progress = show and click.get_text_stream("stdout").isatty()
-    history = fit(model, data, config, on_epoch_end=echo_epoch, progress=progress, max_train=n_train)
-    meta = checkpoint_meta(model_meta, data, config, history, n_train=n_train)
-    save_checkpoint(out, model, meta)
-    record = {"model": model_meta, "dataset": data.meta(), "train_config": config.to_dict(),
-              "n_train": n_train, "history": history.epochs, "final": history.final,
-              "provenance": provenance(seed=seed, model_path=out)}
-    write_json(metrics_path, record)
+    def on_checkpoint(train_state: dict[str, Any]) -> None:
+        complete = train_state["epoch"] >= epochs and train_state["batch"] == 0
+        history_epochs = train_state["history"]
+        save_checkpoint(out, model, meta_for(history_epochs, complete), resume=train_state,
+                        guard=probe.state_dict() if probe is not None else None)
+        if probe is not None and train_state["batch"] == 0 and history_epochs and history_epochs[-1].get("best"):
+            save_checkpoint(best_path, model, meta_for(history_epochs, complete))
+        _write_metrics(metrics_path, identity, history_epochs, complete, seed, out,
+                       best_epoch=probe.best_epoch if probe is not None else None)
+
+    progress = show and sys.stdout.isatty()
+    try:
+        history = fit(model, data, config, objective=objective, on_epoch_end=on_epoch_end, progress=progress,
+                      max_train=n_train, resume=state["resume"] if state is not None else None,
+                      on_checkpoint=on_checkpoint)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: state saved in {out}; continue with the same command plus --resume", err=True)
+        sys.exit(130)
     if show:
-        click.echo(f"wrote {out} and {metrics_path} (test accuracy {history.final['test_accuracy']:.2%})")
+        best = ""
+        if probe is not None and probe.best_epoch is not None:
+            best = f"; best PGD probe {probe.best:.2%} at epoch {probe.best_epoch} in {best_path}"
+        click.echo(f"wrote {out} and {metrics_path} (test accuracy {history.final['test_accuracy']:.2%}{best})")
+
+
+def best_path_for(out: Path) -> Path:
+    """Where the best-robust-accuracy checkpoint goes: runs/model.pt → runs/model.best.pt."""
+    return out.with_name(out.stem + ".best" + (out.suffix or ".pt"))
+
+
+def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float | None, beta: float | None,
+                eps_warmup: int) -> AdvConfig | None:
+    if method == "none":
+        given = [name for name, v in (("--eps", eps), ("--adv-steps", steps), ("--adv-alpha", alpha),
+                                      ("--beta", beta)) if v is not None] + (["--eps-warmup"] if eps_warmup else [])
+        if given:
+            raise UsageFail(f"{given[0]} needs --adv fgsm|fgsm-rs|pgd|trades")
+        return None
+    if eps is None:
+        raise UsageFail(f"--adv {method} needs --eps (the L∞ radius, e.g. 0.1 for Fashion-MNIST, 0.3 for MNIST)")
+    if steps is not None and method in ("fgsm", "fgsm-rs"):
+        raise UsageFail(f"--adv-steps applies to pgd and trades; {method} takes one step")
+    if beta is not None and method != "trades":
+        raise UsageFail("--beta applies to --adv trades only")
+    config = AdvConfig(method=method, eps=eps, steps=steps, alpha=alpha,
+                       beta=DEFAULT_BETA if beta is None else beta, eps_warmup=eps_warmup)
+    try:
+        return config.validate()
+    except ValueError as exc:
+        raise UsageFail(str(exc)) from None
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if key in ("n_train",) and path.endswith("dataset"):
+                continue
+            diff = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return None if a == b else f"{path}: checkpoint has {a!r}, this command {b!r}"
+
+
+def _resume_state(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """Load OUT for --resume, or None if it does not exist; exit 2 if it is from another configuration."""
+    if not out.exists():
+        click.echo(f"--resume: no checkpoint at {out} yet; starting from the beginning", err=True)
+        return None
+    try:
+        ckpt = load_checkpoint(out)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageFail(f"--resume: {exc}") from None
+    if "resume" not in ckpt.extra:
+        raise UsageFail(f"--resume: {out} holds no training state (written by an older advgrad, or a best-only "
+                        "checkpoint)")
+    saved = {"model": ckpt.meta.get("model"), "dataset": ckpt.meta.get("dataset"),
+             "train_config": ckpt.meta.get("train_config"), "n_train": ckpt.meta.get("n_train"),
+             "adversarial": ckpt.meta.get("adversarial"), "probe": ckpt.meta.get("probe")}
+    diff = _first_difference(saved, identity)
+    if diff:
+        raise UsageFail(f"--resume: {out} is from a different configuration ({diff}); "
+                        "use the same options or another --out")
+    return {"state_dict": ckpt.model.state_dict(), "resume": ckpt.extra["resume"], "guard": ckpt.extra.get("guard")}
+
+
+def _write_metrics(path: Path, identity: dict[str, Any], history: list[dict[str, Any]], complete: bool,
+                   seed: int, out: Path, best_epoch: int | None) -> None:
+    record = {**identity, "history": history, "final": dict(history[-1]) if history else {},
+              "complete": complete, "best_epoch": best_epoch,
+              "robust_accuracy": [r.get("robust_accuracy") for r in history] if identity["adversarial"] else None,
+              "provenance": provenance(seed=seed, model_path=out)}
+    write_json(path, record)
