@@ -1,0 +1,316 @@
+"""Attacks from the input gradient ∂J/∂X: FGSM and PGD under the L∞, L2 and L1 norms.
+
+Training differentiates the loss J(f(x; W), y) with respect to the parameters W; an attacker holds W
+fixed and differentiates the same loss with respect to the input x, then moves x uphill within an
+ε-ball around it. There is one loop (``_descend``); the norm's geometry (``advgrad.norms``) decides the
+step, the projection and the random start, and FGSM is that loop's single step from x with α = ε.
+
+While an attack runs, the model is put in eval mode (BatchNorm uses its running statistics and dropout
+is off, so the attacked function is the deployed one and an example does not depend on the rest of its
+batch) and its parameters' ``requires_grad`` flags are switched off (autograd then records nothing for
+the weights: ∂J/∂X is the only gradient computed, and parameter ``.grad`` is never touched). Both are
+restored afterwards, also when the attack raises.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Union
+
+import torch
+from torch import Tensor, nn
+
+from advgrad.losses import LossFn, LossSpec, resolve_loss
+from advgrad.norms import Norm, NormSpec, Radius, get_norm
+
+Bounds = tuple[float, float]
+EpsSpec = Union[float, Tensor]  # a float, or one radius per sample (N,)
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """What an attack found, per sample. ``success``: misclassified (untargeted) or classified as the
+    target (targeted); ``loss``: the loss J at ``x_adv`` (not negated for targeted attacks)."""
+
+    x_adv: Tensor    # (N, ...) within the ε-balls and the bounds
+    success: Tensor  # (N,) bool
+    loss: Tensor     # (N,)
+    logits: Tensor   # (N, K) at x_adv
+
+
+@contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and parameters with ``requires_grad=False`` inside; the caller's mode and flags after."""
+    was_training = model.training
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+# --- validation: every user mistake is a ValueError that names the value --------------------------
+
+def _check_batch(x: Tensor, y: Tensor) -> None:
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim < 2:
+        raise ValueError(f"x must be a batch (N, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ValueError("x is an empty batch (N = 0)")
+    if not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"y must be a 1-D integer tensor of class labels, got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} shape {tuple(getattr(y, 'shape', ()))}")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or Inf values")
+    if bool((y < 0).any()):
+        raise ValueError(f"labels must be class indices ≥ 0, got {int(y.min())}")
+
+
+def _check_labels(logits: Tensor, y: Tensor) -> None:
+    k = logits.shape[1]
+    if bool((y >= k).any()):
+        raise ValueError(f"label {int(y.max())} is outside the model's {k} classes (0..{k - 1})")
+
+
+def _check_bounds(x: Tensor, bounds: Bounds) -> tuple[float, float]:
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be a pair (lo, hi), got {bounds!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise ValueError(f"bounds must be finite with lo < hi, got {bounds!r}")
+    xmin, xmax = float(x.min()), float(x.max())
+    if xmin < lo or xmax > hi:
+        raise ValueError(f"x lies outside bounds {(lo, hi)}: its values span [{xmin:.6g}, {xmax:.6g}] "
+                         "(advgrad never clamps inputs silently; pass the right bounds)")
+    return lo, hi
+
+
+def _check_radius(name: str, r: EpsSpec, x: Tensor, *, positive: bool) -> Radius:
+    """A float, or an (N,) tensor on x's device and dtype; finite, and ≥ 0 (or > 0 if ``positive``)."""
+    rule = "> 0" if positive else "≥ 0"
+    if isinstance(r, Tensor):
+        if r.ndim == 0:
+            r = float(r)
+        elif r.shape != (len(x),):
+            raise ValueError(f"{name} must be a number or a tensor of shape ({len(x)},), got shape "
+                             f"{tuple(r.shape)}")
+        else:
+            r = r.detach().to(device=x.device, dtype=x.dtype)
+            if not bool(torch.isfinite(r).all()) or bool((r <= 0).any() if positive else (r < 0).any()):
+                raise ValueError(f"{name} must be finite and {rule}, got {r.tolist()}")
+            return r
+    if isinstance(r, bool) or not isinstance(r, (int, float)):
+        raise ValueError(f"{name} must be a number, got {r!r}")
+    r = float(r)
+    if not math.isfinite(r) or (r <= 0 if positive else r < 0):
+        raise ValueError(f"{name} must be finite and {rule}, got {r!r}")
+    return r
+
+
+def _check_count(name: str, n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be an integer ≥ 1, got {n!r}")
+    return n
+
+
+def _is_zero(r: Radius) -> bool:
+    return bool((r == 0).all()) if isinstance(r, Tensor) else r == 0
+
+
+def _take(r: Radius, idx: Tensor | None) -> Radius:
+    return r[idx] if isinstance(r, Tensor) and idx is not None else r
+
+
+# --- the gradient and the loop ---------------------------------------------------------------------
+
+def input_gradient(model: nn.Module, x: Tensor, y: Tensor, *, loss: LossSpec = "ce") -> Tensor:
+    """∂J/∂X: the gradient of the per-sample loss with respect to the input, same shape as x.
+
+    The per-sample losses are summed before differentiating, so row i is exactly ∂J(f(xᵢ), yᵢ)/∂xᵢ
+    (not divided by the batch size). Computed in eval mode with the parameters' gradients off.
+    """
+    _check_batch(x, y)
+    loss_fn = resolve_loss(loss, model)
+    with attack_mode(model), torch.enable_grad():
+        xg = x.detach().clone().requires_grad_(True)
+        logits = model(xg)
+        _check_labels(logits, y)
+        (grad,) = torch.autograd.grad(loss_fn(logits, y).sum(), xg)
+    return grad
+
+
+def _success(logits: Tensor, y: Tensor, targeted: bool) -> Tensor:
+    pred = logits.argmax(dim=1)
+    return pred == y if targeted else pred != y
+
+
+def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius, alpha: Radius,
+             steps: int, norm: Norm, loss_fn: LossFn, targeted: bool, lo: float, hi: float,
+             early_stop: bool) -> Tensor:
+    """The PGD loop from ``x_adv``: ``steps`` × (gradient → steepest step → project onto the ε-ball
+    around x → clip to the bounds). With ``early_stop``, samples the model already gets wrong (or at
+    their target) are frozen and no longer forwarded. Returns the new x_adv; x is not modified."""
+    active: Tensor | None = None  # indices still attacked; None = all (no indexing copies)
+    if early_stop:
+        x_adv = x_adv.clone()  # written in place below; never an alias of the caller's x
+    for t in range(steps):
+        xs, x0, ys = (x_adv, x, y) if active is None else (x_adv[active], x[active], y[active])
+        with torch.enable_grad():  # also when the caller runs under torch.no_grad()
+            xs = xs.detach().requires_grad_(True)
+            logits = model(xs)
+            if t == 0:
+                _check_labels(logits, ys)
+            objective = loss_fn(logits, ys).sum()
+            (grad,) = torch.autograd.grad(-objective if targeted else objective, xs)
+        with torch.no_grad():
+            e, a = _take(eps, active), _take(alpha, active)
+            if early_stop:
+                keep = ~_success(logits, ys, targeted)  # (n,) not yet fooled: these move
+                if not bool(keep.all()):
+                    active = (torch.arange(len(x), device=x.device) if active is None else active)[keep]
+                    if len(active) == 0:
+                        break
+                    xs, x0, grad = xs[keep], x0[keep], grad[keep]
+                    e, a = _take(e, keep), _take(a, keep)
+            if norm.skip_saturated:  # coordinates on a bound, pushed outward, cannot move
+                grad = grad.masked_fill(((xs <= lo) & (grad < 0)) | ((xs >= hi) & (grad > 0)), 0)
+            # x′ + step − x, projected, + x, clipped; in place on fresh tensors (same values as
+            # torchattacks' out-of-place (x′ + step) − x: addition commutes bit for bit).
+            delta = norm.project(norm.steepest(grad, a).add_(xs.detach()).sub_(x0), e)
+            new = delta.add_(x0).clamp_(lo, hi)
+            if active is None:
+                x_adv = new
+            else:
+                x_adv[active] = new
+    return x_adv
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn,
+              targeted: bool) -> tuple[Tensor, Tensor, Tensor]:
+    logits = model(x_adv)
+    return _success(logits, y, targeted), loss_fn(logits, y), logits
+
+
+_ALPHA_IS_EPS: Any = object()  # FGSM's step: α = ε, valid even where ε = 0
+
+
+def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec | None, steps: int,
+         norm: NormSpec, random_start: bool, restarts: int, targeted: bool, loss: LossSpec,
+         bounds: Bounds, early_stop: bool, generator: torch.Generator | None,
+         evaluate: bool) -> tuple[Tensor, AttackResult | None]:
+    _check_batch(x, y)
+    geometry = get_norm(norm)
+    loss_fn = resolve_loss(loss, model)
+    lo, hi = _check_bounds(x, bounds)
+    eps_ = _check_radius("eps", eps, x, positive=False)
+    steps = _check_count("steps", steps)
+    restarts = _check_count("restarts", restarts)
+    if alpha is _ALPHA_IS_EPS:
+        alpha_ = eps_
+    elif alpha is None:
+        alpha_ = 2.5 * eps_ / steps
+    else:
+        alpha_ = _check_radius("alpha", alpha, x, positive=True)
+    x = x.detach()
+    with attack_mode(model):
+        if _is_zero(eps_):
+            x_adv = x.clone()
+            if not evaluate:
+                return x_adv, None
+            success, losses, logits = _evaluate(model, x_adv, y, loss_fn, targeted)
+            _check_labels(logits, y)
+            return x_adv, AttackResult(x_adv, success, losses, logits)
+
+        def one_run(idx: Tensor | None) -> Tensor:
+            xs, ys, e = (x, y, eps_) if idx is None else (x[idx], y[idx], _take(eps_, idx))
+            start = (xs + geometry.random_start(xs, e, generator)).clamp_(lo, hi) if random_start else xs
+            return _descend(model, xs, ys, start, e, _take(alpha_, idx), steps, geometry, loss_fn,
+                            targeted, lo, hi, early_stop)
+
+        x_adv = one_run(None)
+        # Without a random start every restart would repeat the first run exactly: one run suffices.
+        runs = restarts if random_start else 1
+        if not evaluate and runs == 1:
+            return x_adv, None
+        success, losses, logits = _evaluate(model, x_adv, y, loss_fn, targeted)
+        for _ in range(runs - 1):
+            # Early stop: only the samples not yet fooled get another restart (as AutoAttack does).
+            idx = (~success).nonzero().squeeze(1) if early_stop else torch.arange(len(x), device=x.device)
+            if len(idx) == 0:
+                break
+            cand = one_run(idx)
+            s_new, l_new, z_new = _evaluate(model, cand, y[idx], loss_fn, targeted)
+            s_old, l_old = success[idx], losses[idx]
+            gain_new, gain_old = (-l_new, -l_old) if targeted else (l_new, l_old)
+            better = (s_new & ~s_old) | ((s_new == s_old) & (gain_new > gain_old))
+            chosen = idx[better]
+            x_adv[chosen], success[chosen] = cand[better], s_new[better]
+            losses[chosen], logits[chosen] = l_new[better], z_new[better]
+        return x_adv, AttackResult(x_adv, success, losses, logits)
+
+
+def run_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec | None = None,
+               steps: int = 10, norm: NormSpec = "inf", random_start: bool = True, restarts: int = 1,
+               targeted: bool = False, loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0),
+               early_stop: bool = False, generator: torch.Generator | None = None) -> AttackResult:
+    """``pgd`` plus what an evaluation or a training loop needs: per-sample success, loss and logits at
+    the returned examples (one extra forward pass, without gradients). Same arguments as ``pgd``;
+    ``steps=1, alpha=eps, random_start=False`` is FGSM."""
+    _, result = _run(model, x, y, eps, alpha=alpha, steps=steps, norm=norm, random_start=random_start,
+                     restarts=restarts, targeted=targeted, loss=loss, bounds=bounds, early_stop=early_stop,
+                     generator=generator, evaluate=True)
+    assert result is not None
+    return result
+
+
+def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec | None = None,
+        steps: int = 10, norm: NormSpec = "inf", random_start: bool = True, restarts: int = 1,
+        targeted: bool = False, loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0), early_stop: bool = False,
+        generator: torch.Generator | None = None) -> Tensor:
+    """Projected gradient descent on the loss (Madry et al. 2018), returning x′ with ‖x′ − x‖ ≤ ε.
+
+    Starts from x, or (``random_start``) from a uniform point of the ε-ball around x (L∞: U(−ε, ε) per
+    coordinate), clipped to ``bounds``; then ``steps`` times: x′ ← clip(x + Π_ε(x′ + α·steepest(∇J) − x)).
+    ``alpha`` defaults to 2.5·ε/steps. ``eps`` and ``alpha`` are floats or per-sample (N,) tensors.
+
+    - ``norm``: "inf", "2" or "1" (or float('inf'), 2, 1): see ``advgrad.norms``.
+    - ``restarts``: R random starts; per sample the worst example found is kept (a successful one, else
+      the one with the highest loss). Without ``random_start`` the runs would be identical: one is made.
+    - ``targeted``: y holds target classes and the loss is descended towards them.
+    - ``loss``: "ce", "mse", "margin" or a callable (logits, y) → per-sample loss.
+    - ``early_stop``: samples already misclassified (or at their target) stop moving and are no longer
+      forwarded. This is for robust-accuracy evaluation: it is faster, but it CHANGES the returned
+      examples (they stop at the first success instead of climbing the loss further).
+    - ``generator``: a ``torch.Generator`` for the random starts, leaving the global RNG untouched.
+
+    The model runs in eval mode with its parameters' gradients off; both are restored afterwards.
+    ``eps == 0`` returns a copy of x. Bad arguments raise ValueError naming the value.
+    """
+    x_adv, _ = _run(model, x, y, eps, alpha=alpha, steps=steps, norm=norm, random_start=random_start,
+                    restarts=restarts, targeted=targeted, loss=loss, bounds=bounds, early_stop=early_stop,
+                    generator=generator, evaluate=False)
+    return x_adv
+
+
+def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
+         targeted: bool = False, loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0)) -> Tensor:
+    """The fast gradient (sign) method (Goodfellow et al. 2015): one steepest-ascent step of size ε
+    from x, clipped to ``bounds``. L∞: x′ = clip(x + ε·sign ∇ₓJ); L2: x′ = clip(x + ε·g/‖g‖₂).
+    It is ``pgd`` with ``steps=1, alpha=eps, random_start=False``."""
+    x_adv, _ = _run(model, x, y, eps, alpha=_ALPHA_IS_EPS, steps=1, norm=norm, random_start=False,
+                    restarts=1, targeted=targeted, loss=loss, bounds=bounds, early_stop=False,
+                    generator=None, evaluate=False)
+    return x_adv

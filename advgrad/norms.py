@@ -1,0 +1,186 @@
+"""The geometry of the Lp threat models: one small ``Norm`` object per p (∞, 2, 1).
+
+An attack needs four things from its norm, and nothing else differs between L∞, L2 and L1 attacks:
+
+- ``measure(delta)``: ‖δ‖ per sample, shape (N,).
+- ``steepest(grad, size)``: the steepest-ascent step, argmax over ‖η‖ ≤ size of ⟨η, grad⟩.
+- ``project(delta, eps)``: the closest point of the ε-ball (Euclidean projection).
+- ``random_start(like, eps, generator)``: a point drawn uniformly from the ε-ball.
+
+Every tensor is a batch (N, ...) of any shape; sample i is ``x[i].flatten()``. ``size`` and ``eps`` are a
+float or a per-sample tensor (N,), so one call can use a different radius for every sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch import Tensor
+
+Radius = Union[float, Tensor]  # a float, or a per-sample (N,) tensor
+NormSpec = Union[str, float, int, "Norm"]
+
+
+def per_sample(r: Radius, like: Tensor) -> Radius:
+    """A float stays a float; an (N,) tensor becomes (N, 1, ..., 1) to broadcast against ``like``."""
+    if isinstance(r, Tensor):
+        return r.to(like.dtype).view(-1, *[1] * (like.ndim - 1))
+    return r
+
+
+def _uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U[0, 1) shaped like ``like``, drawn on the generator's device, then moved to ``like``'s."""
+    device = generator.device if generator is not None else like.device
+    return torch.rand(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+@dataclass(frozen=True)
+class Norm:
+    """One Lp geometry. ``name`` is "inf", "2" or "1"; ``p`` is the exponent as a float.
+
+    ``skip_saturated``: the attack loop zeroes the gradient of coordinates that sit on a bound and are
+    pushed further out before asking for the steepest step (only L1 needs it: see ``L1``).
+    """
+
+    name: str
+    p: float
+    skip_saturated: bool = False
+
+    def measure(self, delta: Tensor) -> Tensor:
+        """‖δ‖_p per sample, shape (N,)."""
+        return torch.linalg.vector_norm(delta.flatten(1), ord=self.p, dim=1)
+
+    def steepest(self, grad: Tensor, size: Radius) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def project(self, delta: Tensor, eps: Radius) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def random_start(self, like: Tensor, eps: Radius,
+                     generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Linf(Norm):
+    def __init__(self) -> None:
+        super().__init__("inf", math.inf)
+
+    def steepest(self, grad: Tensor, size: Radius) -> Tensor:
+        """size·sign(g): every coordinate moves by the full budget (FGSM's step)."""
+        return per_sample(size, grad) * grad.sign()
+
+    def project(self, delta: Tensor, eps: Radius) -> Tensor:
+        """Clip every coordinate to [−ε, ε]."""
+        e = per_sample(eps, delta)
+        return delta.clamp(-e, e)
+
+    def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
+        """U(−ε, ε) independently per coordinate: uniform in the L∞ ball (a cube)."""
+        return (2 * _uniform(like, generator) - 1) * per_sample(eps, like)
+
+
+class L2(Norm):
+    def __init__(self) -> None:
+        super().__init__("2", 2.0)
+
+    def _unit(self, v: Tensor) -> Tensor:
+        """v/‖v‖₂ per sample; a zero sample stays zero (no division by zero)."""
+        n = self.measure(v).clamp_min(torch.finfo(v.dtype).tiny)
+        return v / n.view(-1, *[1] * (v.ndim - 1))
+
+    def steepest(self, grad: Tensor, size: Radius) -> Tensor:
+        """size·g/‖g‖₂; a zero gradient gives a zero step."""
+        return per_sample(size, grad) * self._unit(grad)
+
+    def project(self, delta: Tensor, eps: Radius) -> Tensor:
+        """Scale δ by min(1, ε/‖δ‖₂): the points outside the ball move radially onto its surface."""
+        n = self.measure(delta).clamp_min(torch.finfo(delta.dtype).tiny)  # (N,)
+        e = eps.to(delta.dtype) if isinstance(eps, Tensor) else eps
+        factor = torch.clamp(e / n, max=1.0)
+        return delta * factor.view(-1, *[1] * (delta.ndim - 1))
+
+    def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform in the L2 ball: a Gaussian direction (uniform on the sphere) times the radius ε·U^(1/d),
+        d = coordinates per sample (Muller 1959). In high dimension most of the ball's volume, and so most
+        starts, lie near its surface."""
+        device = generator.device if generator is not None else like.device
+        g = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+        d = like[0].numel() if like.ndim > 1 else 1
+        u = _uniform(like.new_empty(like.shape[0]), generator)  # (N,)
+        radius = u.pow(1.0 / d) * (eps.to(like.dtype) if isinstance(eps, Tensor) else eps)
+        return self._unit(g) * radius.view(-1, *[1] * (like.ndim - 1))
+
+
+class L1(Norm):
+    """L1 geometry.
+
+    Steepest ascent: the maximiser of ⟨η, g⟩ over ‖η‖₁ ≤ s is a vertex of the L1 ball: all the mass s on
+    the coordinate with the largest |g| (sign of g). advgrad uses exactly that, splitting the mass evenly
+    between coordinates that tie for the largest |g| — still a maximiser, and symmetric. So L1 PGD moves
+    one pixel per step (use more steps than for L∞/L2). A pixel already on a bound and pushed outward
+    would absorb every step, so the attack loop first zeroes such gradients (``skip_saturated``), as in
+    Tramèr & Boneh's (2019) L1 attack.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("1", 1.0, skip_saturated=True)
+
+    def steepest(self, grad: Tensor, size: Radius) -> Tensor:
+        a = grad.flatten(1).abs()  # (N, D)
+        top = a.amax(dim=1, keepdim=True)
+        mask = (a == top) & (top > 0)  # a zero gradient gives a zero step
+        share = mask.to(grad.dtype) / mask.sum(dim=1, keepdim=True).clamp_min(1).to(grad.dtype)
+        return per_sample(size, grad) * grad.sign() * share.view_as(grad)
+
+    def project(self, delta: Tensor, eps: Radius) -> Tensor:
+        """Exact Euclidean projection onto {‖δ‖₁ ≤ ε} by sorting (Duchi et al. 2008, fig. 1):
+        soft-threshold |δ| by the θ ≥ 0 that brings the L1 norm down to ε; samples inside stay put."""
+        v = delta.flatten(1)  # (N, D)
+        n, d = v.shape
+        a = v.abs()
+        e = (eps.to(v.dtype).reshape(-1, 1) if isinstance(eps, Tensor)
+             else torch.full((n, 1), float(eps), dtype=v.dtype, device=v.device))
+        u = a.sort(dim=1, descending=True).values  # (N, D)
+        css = u.cumsum(dim=1)
+        j = torch.arange(1, d + 1, device=v.device, dtype=v.dtype)
+        rho = (u * j > css - e).sum(dim=1, keepdim=True).clamp_min(1)  # how many coordinates stay non-zero
+        theta = ((css.gather(1, rho - 1) - e) / rho.to(v.dtype)).clamp_min(0)  # (N, 1)
+        inside = a.sum(dim=1, keepdim=True) <= e
+        w = torch.where(inside, v, v.sign() * (a - theta).clamp_min(0))
+        return w.view_as(delta)
+
+    def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform in the L1 ball: with E₁…E_{d+1} i.i.d. Exp(1), (E₁…E_d)/ΣE is uniform in the simplex
+        {u ≥ 0, Σu ≤ 1}; random signs spread it over the 2^d orthants (Barthe et al. 2005)."""
+        n = like.shape[0]
+        d = like[0].numel() if like.ndim > 1 else 1
+        flat = like.new_empty(n, d + 1)
+        expo = -torch.log1p(-_uniform(flat, generator))  # Exp(1)
+        u = expo[:, :d] / expo.sum(dim=1, keepdim=True)
+        signs = torch.where(_uniform(u, generator) < 0.5, -1.0, 1.0).to(like.dtype)
+        return (u * signs).view_as(like) * per_sample(eps, like)
+
+
+LINF, L2_NORM, L1_NORM = Linf(), L2(), L1()
+NORMS = {"inf": LINF, "2": L2_NORM, "1": L1_NORM}
+
+
+def get_norm(spec: NormSpec) -> Norm:
+    """The ``Norm`` for "inf"/"2"/"1" (also float('inf'), 2, 1, or a ``Norm``); ValueError otherwise."""
+    if isinstance(spec, Norm):
+        return spec
+    key: str | None = None
+    if isinstance(spec, str):
+        key = spec.strip().lower().removeprefix("l")
+        key = {"infinity": "inf", "linf": "inf", "∞": "inf", "2.0": "2", "1.0": "1"}.get(key, key)
+    elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        key = "inf" if spec == math.inf else {2: "2", 1: "1"}.get(spec)  # type: ignore[call-overload]
+    if key not in NORMS:
+        raise ValueError(f"unknown norm {spec!r}: expected 'inf', '2' or '1' (or float('inf'), 2, 1)")
+    return NORMS[key]
