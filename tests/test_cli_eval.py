@@ -1,0 +1,78 @@
+"""``advgrad eval``: the table, the JSON and CSV records with provenance, the sanity report, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from advgrad.cli import main
+
+FAST = ("--n", "40", "--steps", "3", "--queries", "10")
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["eval", *args])
+
+
+def test_eval_writes_json_csv_and_prints_report(trained_small_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "eval.json"
+    result = invoke("--model", str(trained_small_path), "--eps", "0,0.1", *FAST, "--min-eps", "--precision",
+                    "0.05", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "clean accuracy" in text and "sanity report:" in text and "black-box" in text
+    record = json.loads(out.read_text())
+    assert record["n"] == 40 and record["dataset"] == "mnist-5k" and record["model"]["name"] == "cnn-small"
+    attacks = [(r["attack"], r["eps"]) for r in record["records"]]
+    assert attacks == [("fgsm", 0.0), ("pgd", 0.0), ("worst", 0.0), ("fgsm", 0.1), ("pgd", 0.1), ("worst", 0.1),
+                       ("min-eps", 0.0), ("min-eps", 0.1)]
+    assert record["config"]["steps"] == 3 and record["config"]["eps"] == [0.0, 0.1]
+    assert len(record["sanity"]) == 7 and {c["status"] for c in record["sanity"]} <= {"ok", "warn"}
+    assert len(record["min_eps"]["values"]) == 40 and record["min_eps"]["eps_max"] == 0.1
+    prov = record["provenance"]
+    assert prov["seed"] == 0 and len(prov["model_sha256"]) == 64 and "torch_version" in prov
+    with open(out.with_suffix(".csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["attack", "eps", "accuracy", "n", "steps", "restarts", "seconds"]
+    assert len(rows) == len(record["records"])
+
+
+def test_eval_single_attack_no_sanity(trained_small_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    result = invoke("--model", str(trained_small_path), "--eps", "0.05", "--attacks", "pgd", *FAST, "--no-sanity",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert [r["attack"] for r in record["records"]] == ["pgd"] and record["sanity"] == []
+    assert "sanity report" not in result.output.split("wrote")[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--eps", "0,abc"), "--eps"),
+    (("--eps", "-0.1"), "--eps"),
+    (("--attacks", "fgsm,cw"), "--attacks"),
+    (("--steps", "0"), "steps"),
+    (("--restarts", "0"), "restarts"),
+    (("--n", "0"), "--n"),
+    (("--precision", "0"), "precision"),
+    (("--out", "eval.txt"), ".json"),
+], ids=["eps-text", "eps-negative", "attack", "steps", "restarts", "n", "precision", "suffix"])
+def test_bad_options_exit_2_with_one_line(trained_small_path: Path, tmp_path: Path, args: tuple[str, ...],
+                                          message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    full = ("--model", str(trained_small_path), "--out", "e.json", *args)
+    result = invoke(*full)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0]
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_missing_model_says_how_to_train(tmp_path: Path) -> None:
+    result = invoke("--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "e.json"))
+    assert result.exit_code == 2
+    assert "advgrad train" in result.output and len(result.output.strip().splitlines()) == 1

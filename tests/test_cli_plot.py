@@ -1,0 +1,100 @@
+"""``advgrad plot``: every kind writes its figure from the files the other commands write; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from advgrad.cli import main
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["plot", *args])
+
+
+def _eval_json(path: Path, scale: float = 1.0) -> Path:
+    records = [{"attack": a, "eps": e, "accuracy": acc * scale, "n": 10}
+               for a in ("fgsm", "pgd") for e, acc in ((0.0, 0.98), (0.1, 0.5), (0.2, 0.1))]
+    path.write_text(json.dumps({"records": records, "min_eps": {"eps_max": 0.2, "precision": 0.01,
+                                                                "values": [0.0, 0.05, None, 0.12]}}))
+    return path
+
+
+def _examples_npz(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (4, 1, 28, 28)).astype(np.float32)
+    np.savez(path, x=x, x_adv=np.clip(x + 0.1, 0, 1), y=np.arange(4), pred_clean=np.arange(4),
+             pred_adv=np.arange(1, 5), conf_clean=np.full(4, 0.9), conf_adv=np.full(4, 0.7))
+    return path
+
+
+def _png(path: Path) -> bool:
+    return path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curve_overlays_models(tmp_path: Path) -> None:
+    a, b = _eval_json(tmp_path / "cnn.json"), _eval_json(tmp_path / "mlp.json", 0.5)
+    out = tmp_path / "curve.svg"
+    result = invoke("curve", str(a), str(b), "--out", str(out), "--title", "two")
+    assert result.exit_code == 0, result.output
+    assert out.read_text().lstrip().startswith("<?xml") and "wrote" in result.output
+
+
+def test_examples_and_min_eps(tmp_path: Path) -> None:
+    out = tmp_path / "ex.png"
+    result = invoke("examples", str(_examples_npz(tmp_path / "ex.npz")), "--out", str(out), "--n", "3")
+    assert result.exit_code == 0, result.output
+    assert _png(out)
+    out2 = tmp_path / "m.pdf"
+    result = invoke("min-eps", str(_eval_json(tmp_path / "e.json")), "--out", str(out2))
+    assert result.exit_code == 0, result.output
+    assert out2.read_bytes()[:4] == b"%PDF"
+
+
+def test_training_with_robust_accuracy(tmp_path: Path) -> None:
+    history = [{"epoch": e, "train_loss": 1 / e, "train_accuracy": 0.9, "test_accuracy": 0.9, "lr": 1e-3,
+                "seconds": 1.0, "robust_accuracy": 0.3} for e in (1, 2)]
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"model": {"name": "cnn"}, "history": history}))
+    out = tmp_path / "t.png"
+    result = invoke("training", str(path), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert _png(out)
+
+
+def test_landscape_from_checkpoint(trained_small_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "l.png"
+    result = invoke("landscape", str(trained_small_path), "--n", "2", "--eps-max", "0.2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert _png(out)
+
+
+@pytest.mark.parametrize("kind,files,extra,message", [
+    ("curve", ["missing.json"], [], "does not exist"),
+    ("curve", ["notjson.json"], [], "not a JSON"),
+    ("curve", ["empty.json"], [], "no accuracy records"),
+    ("training", ["empty.json"], [], "no training history"),
+    ("training", ["empty.json", "empty.json"], [], "one file"),
+    ("min-eps", ["empty.json"], [], "--min-eps"),
+    ("examples", ["bad.npz"], [], "no 'x_adv'"),
+    ("examples", ["notjson.json"], [], "not an .npz"),
+    ("curve", ["empty.json"], ["--out", "fig.gif"], "suffix"),
+    ("examples", ["bad.npz"], ["--n", "0", "--out", "fig.png"], "--n"),
+    ("landscape", ["empty.json"], [], "not an advgrad checkpoint"),
+], ids=["missing", "not-json", "no-records", "no-history", "two-files", "no-min-eps", "npz-keys", "not-npz",
+        "suffix", "n", "not-checkpoint"])
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str,
+                                         files: list[str], extra: list[str], message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("notjson.json").write_text("{oops")
+    Path("empty.json").write_text("{}")
+    np.savez("bad.npz", x=np.zeros((1, 1, 2, 2)))
+    result = invoke(kind, *files, *(extra or ["--out", "fig.png"]))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
+    assert not Path("fig.png").exists() and not Path("fig.gif").exists()
