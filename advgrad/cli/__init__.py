@@ -47,10 +47,12 @@ def main() -> None:
 from advgrad.cli.grad import grad  # noqa: E402
 from advgrad.cli.info import info  # noqa: E402
 from advgrad.cli.train import train  # noqa: E402
+from advgrad.cli.attack import attack  # noqa: E402
 from advgrad.cli.eval import eval_cmd  # noqa: E402
 from advgrad.cli.plot import plot  # noqa: E402
 
 main.add_command(train)
+main.add_command(attack)
 main.add_command(grad)
 main.add_command(info)
 main.add_command(eval_cmd)
