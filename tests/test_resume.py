@@ -226,3 +226,17 @@ def test_checkpoint_state_is_plain_data(uninterrupted: Path) -> None:
     payload = torch.load(uninterrupted, weights_only=True)
     assert only_plain(payload)
     assert {"optimizer", "shuffle_rng", "torch_rng", "objective", "history", "step"} <= set(payload["resume"])
+
+
+def test_resume_of_a_finished_run_catches_up_a_lagging_metrics_file(uninterrupted: Path, tmp_path: Path) -> None:
+    """kill -9 between writing OUT and its JSON at the last epoch: --resume rewrites the JSON only."""
+    out = tmp_path / "m.pt"
+    out.write_bytes(uninterrupted.read_bytes())
+    record = json.loads(uninterrupted.with_suffix(".json").read_text())
+    record["history"] = record["history"][:-1]
+    out.with_suffix(".json").write_text(json.dumps(record))
+    res = subprocess.run(command(out, "--resume"), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    fixed = json.loads(out.with_suffix(".json").read_text())
+    assert comparable(fixed["history"]) == comparable(json.loads(uninterrupted.with_suffix(".json").read_text())["history"])
+    assert fixed["complete"] is True and sha256_file(out) == sha256_file(uninterrupted)

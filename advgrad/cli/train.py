@@ -139,6 +139,10 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
     show = not quiet
     done = int(state["resume"]["epoch"]) if state is not None else 0
     if state is not None and done >= epochs:
+        history_epochs = state["resume"]["history"]
+        if _metrics_epochs(metrics_path) != len(history_epochs):  # killed between OUT and its JSON
+            _write_metrics(metrics_path, identity, history_epochs, True, seed, out,
+                           best_epoch=probe.best_epoch if probe is not None else None)
         click.echo(f"{out} already holds all {epochs} epochs of this run; nothing to do")
         return
     if show:
@@ -178,10 +182,13 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
     def on_checkpoint(train_state: dict[str, Any]) -> None:
         complete = train_state["epoch"] >= epochs and train_state["batch"] == 0
         history_epochs = train_state["history"]
-        save_checkpoint(out, model, meta_for(history_epochs, complete), resume=train_state,
-                        guard=probe.state_dict() if probe is not None else None)
+        # The best checkpoint goes before OUT (the resume point): a kill between the writes makes --resume
+        # redo the epoch deterministically and rewrite it. The metrics JSON follows OUT (it names OUT's
+        # sha256); a finished run whose JSON lags behind is caught up by --resume.
         if probe is not None and train_state["batch"] == 0 and history_epochs and history_epochs[-1].get("best"):
             save_checkpoint(best_path, model, meta_for(history_epochs, complete))
+        save_checkpoint(out, model, meta_for(history_epochs, complete), resume=train_state,
+                        guard=probe.state_dict() if probe is not None else None)
         _write_metrics(metrics_path, identity, history_epochs, complete, seed, out,
                        best_epoch=probe.best_epoch if probe is not None else None)
 
@@ -261,6 +268,15 @@ def _resume_state(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
         raise UsageFail(f"--resume: {out} is from a different configuration ({diff}); "
                         "use the same options or another --out")
     return {"state_dict": ckpt.model.state_dict(), "resume": ckpt.extra["resume"], "guard": ckpt.extra.get("guard")}
+
+
+def _metrics_epochs(path: Path) -> int | None:
+    import json
+
+    try:
+        return len(json.loads(path.read_text())["history"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _write_metrics(path: Path, identity: dict[str, Any], history: list[dict[str, Any]], complete: bool,
