@@ -10,6 +10,7 @@
   in ε; at or below chance at the full bounds range; PGD ≤ FGSM; more steps and restarts never raise
   accuracy; few zero or non-finite input gradients; gradient-free attacks (random sign noise, and the
   score-based ``square_search``) never stronger than PGD.
+- ``evaluate_model``: all of the above for one model and one ``EvalConfig`` (what ``advgrad eval`` runs).
 - ``loss_landscape``: the loss along sign(∂J/∂X) and along random sign directions (Goodfellow et al.'s
   linearity argument).
 
@@ -474,7 +475,7 @@ def _pgd_robust(result: SweepResult, config: EvalConfig, eps: float, model: nn.M
 
 # --- the whole evaluation ----------------------------------------------------------------------------
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
+def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
              sanity: bool = True) -> Evaluation:
     """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report."""
     config = (config or EvalConfig()).validate()

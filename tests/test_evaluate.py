@@ -35,7 +35,7 @@ def batch(mnist5k: Dataset) -> tuple[Tensor, Tensor]:
 def sound(trained_small: tuple[nn.Module, dict], batch: tuple[Tensor, Tensor]) -> ev.Evaluation:
     model, _ = trained_small
     config = ev.EvalConfig(eps=(0.0, 0.1, 0.2), steps=10, queries=100)
-    return ev.evaluate(model, *batch, config)
+    return ev.evaluate_model(model, *batch, config)
 
 
 def test_sweep_records_one_per_attack_and_eps(sound: ev.Evaluation, trained_small, batch) -> None:  # type: ignore[no-untyped-def]
@@ -113,7 +113,7 @@ def test_sanity_report_flags_a_masked_model(trained_small, batch) -> None:  # ty
     model, _ = trained_small
     masked = Quantized(model).eval()
     config = ev.EvalConfig(eps=(0.0, 0.2), steps=5, queries=100)
-    result = ev.evaluate(masked, *batch, config)
+    result = ev.evaluate_model(masked, *batch, config)
     acc = {(r["attack"], r["eps"]): r["accuracy"] for r in result.records}
     assert acc[("pgd", 0.2)] >= result.clean_accuracy - 0.1  # the gradient attacks see nothing
     checks = {c.name: c for c in result.checks}

@@ -11,7 +11,7 @@ import torch
 
 from advgrad import data as data_mod
 from advgrad.cli._common import UsageFail, device_option, model_option, open_checkpoint, resolve_device
-from advgrad.evaluate import ATTACKS, EvalConfig, evaluate
+from advgrad.evaluate import ATTACKS, EvalConfig, evaluate_model
 from advgrad.results import check_writable, provenance, write_csv, write_json
 
 CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
@@ -91,7 +91,7 @@ def eval_cmd(model_path: Path, eps: str, attacks: str, steps: int, restarts: int
     torch.manual_seed(seed)
 
     start = time.perf_counter()
-    result = evaluate(ckpt.model, x.to(dev), y.to(dev), config, sanity=not no_sanity)
+    result = evaluate_model(ckpt.model, x.to(dev), y.to(dev), config, sanity=not no_sanity)
     seconds = time.perf_counter() - start
 
     click.echo(f"model {model_path} ({ckpt.meta['model']['name']}), {data.name} test, n = {len(y)}, "
