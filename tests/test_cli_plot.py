@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from advgrad.cli import main
+from advgrad.cli.plot import fooled_first
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]
@@ -98,3 +99,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
     assert not Path("fig.png").exists() and not Path("fig.gif").exists()
+
+
+def test_fooled_examples_come_first() -> None:
+    y = np.array([0, 1, 2, 3, 4])
+    arrays = {"y": y, "pred_clean": np.array([0, 1, 9, 3, 4]), "pred_adv": np.array([0, 7, 8, 3, 5]),
+              "x": np.arange(5)}
+    out = fooled_first(arrays)
+    assert list(out["x"]) == [1, 4, 0, 2, 3]  # fooled (1, 4), then the rest in file order
+    assert list(out["y"]) == [1, 4, 0, 2, 3]

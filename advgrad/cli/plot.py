@@ -1,6 +1,7 @@
 """``advgrad plot KIND FILES... --out FIG.png``: figures from the files the other commands write.
 
-- ``examples ATTACK.npz``: clean | perturbation | adversarial (from ``advgrad attack --save-examples``).
+- ``examples ATTACK.npz``: clean | perturbation | adversarial (from ``advgrad attack --save-examples``),
+  the examples the attack fooled first.
 - ``curve EVAL.json...``: accuracy against ε, every attack of every file overlaid (``advgrad eval``).
 - ``training MODEL.json``: loss and accuracy per epoch (the metrics JSON ``advgrad train`` writes).
 - ``min-eps EVAL.json...``: histogram and CDF of the minimal ε (``advgrad eval --min-eps``).
@@ -71,7 +72,17 @@ def _examples(files: tuple[Path, ...], n: int, title: str | None) -> Any:
             raise UsageFail(f"{str(path)!r} has none of {', '.join(names)} (keys: {', '.join(arrays)})")
         kwargs[key] = found
     class_names = [str(c) for c in arrays["class_names"]] if "class_names" in arrays else None
-    return example_grid(**kwargs, n=n, class_names=class_names, title=title)
+    return example_grid(**fooled_first(kwargs), n=n, class_names=class_names, title=title)
+
+
+def fooled_first(arrays: dict[str, Any]) -> dict[str, Any]:
+    """The same arrays reordered so that the examples the attack fooled (clean prediction right,
+    adversarial prediction wrong) come first, each group in file order: the figure shows what the attack
+    did, even when most points survive it."""
+    y = np.asarray(arrays["y"])
+    fooled = (np.asarray(arrays["pred_clean"]) == y) & (np.asarray(arrays["pred_adv"]) != y)
+    order = np.argsort(~fooled, kind="stable")
+    return {k: np.asarray(v)[order] for k, v in arrays.items()}
 
 
 def _records(path: Path) -> tuple[str, list[dict[str, Any]]]:
