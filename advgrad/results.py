@@ -13,12 +13,18 @@ import platform
 import shlex
 import sys
 import tempfile
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+
+# The command line of the CLI invocation in progress (set by advgrad.cli), so that provenance names the
+# command the user typed even when the CLI runs inside another program (click's CliRunner, a script).
+current_command: ContextVar[list[str] | None] = ContextVar("current_command", default=None)
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
@@ -124,7 +130,9 @@ def provenance(*, seed: int | None = None, model_path: str | os.PathLike[str] | 
     """Who made a record and how: the command line, seed, model file hash, versions, machine, time."""
     from advgrad import __version__
 
-    args = list(sys.argv if argv is None else argv)
+    if argv is None:
+        argv = current_command.get() or sys.argv
+    args = list(argv)
     if args:
         args[0] = Path(args[0]).name
     record: dict[str, Any] = {

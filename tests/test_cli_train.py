@@ -110,3 +110,10 @@ def test_real_subprocess(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == ["Error: epochs must be a positive integer, got -3"]
     assert not (tmp_path / "n.pt").exists()
+
+
+def test_provenance_names_the_typed_command_under_clirunner(tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    assert invoke("train", *QUICK, "--out", str(out)).exit_code == 0
+    command = json.loads(out.with_suffix(".json").read_text())["provenance"]["command"]
+    assert command.startswith("advgrad train --model logreg") and command.endswith(str(out))

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from advgrad import __version__
+from advgrad.results import current_command
 
 
 class _Group(click.Group):
@@ -19,6 +20,8 @@ class _Group(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = ["advgrad", *(sys.argv[1:] if args is None else args)]
+        token = current_command.set(argv)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -30,6 +33,8 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(130)
+        finally:
+            current_command.reset(token)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
