@@ -23,6 +23,10 @@ def test_json_csv_npz_round_trip(tmp_path: Path) -> None:
     with np.load(tmp_path / "x.npz") as d:
         assert d["x"].tolist() == [0, 1, 2, 3]
     assert sorted(os.listdir(tmp_path)) == ["a", "r.csv", "x.npz"]
+    # Files get the permissions the umask allows, like open() would give, not mkstemp's 0600.
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "r.csv").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_check_writable(tmp_path: Path) -> None:
