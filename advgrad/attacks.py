@@ -172,7 +172,10 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius,
             logits = model(xs)
             if t == 0:
                 _check_labels(logits, ys)
-            objective = loss_fn(logits, ys).sum()
+            # The batch mean, as torchattacks takes it: every step direction (sign, g/‖g‖, argmax |g|) is
+            # scale-free, and with the same 1/N a gradient coordinate within rounding of zero gets the
+            # same sign, so L∞ FGSM/PGD match torchattacks bit for bit.
+            objective = loss_fn(logits, ys).mean()
             (grad,) = torch.autograd.grad(-objective if targeted else objective, xs)
         with torch.no_grad():
             e, a = _take(eps, active), _take(alpha, active)

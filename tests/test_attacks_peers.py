@@ -53,6 +53,9 @@ def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: fl
 
 
 def test_linf_pgd_is_bit_identical_to_foolbox(trained_small, batch) -> None:
+    """Foolbox differentiates the summed loss, advgrad (like torchattacks) the mean: a gradient coordinate
+    within rounding of zero can take opposite signs (one pixel of 200 digits × 10 steps did, summed vs
+    averaged, on the fixture model), though not in this batch."""
     model, _ = trained_small
     x, y = batch
     ours = pgd(model, x, y, 0.1, alpha=0.01, steps=10, random_start=False)
