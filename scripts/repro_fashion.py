@@ -160,7 +160,7 @@ def report(out: Path, restarts: int) -> None:
               "image, the first successful restart (restarts run only on images not yet misclassified). "
               "Accuracy is over all 10,000 test images, except where a PGD-50×10 figure says 'first 1,000' "
               "(its cost on the shared machine).", "",
-              "![accuracy vs eps](accuracy_vs_eps.png)", "",
+              "![accuracy vs eps](accuracy_vs_eps.png)", "", "![probe](probe.png)", "",
               "Reproduce: `python scripts/repro_fashion.py --stage all` (see its docstring; needs Debian's "
               "dataset-fashion-mnist).", ""]
     if recs:
@@ -178,6 +178,18 @@ def report(out: Path, restarts: int) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     write_figure(out / "accuracy_vs_eps.png", fig)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in recs:
+        probe = r["robust_accuracy_probe"]
+        if any(v is not None for v in probe):
+            ax.plot(range(1, len(probe) + 1), [100 * v for v in probe], marker="o", label=r["method"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("PGD-10 accuracy, 512 training images (%)")
+    ax.set_title("The catastrophic-overfitting guard's probe, ε = 0.1")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    write_figure(out / "probe.png", fig)
     plt.close(fig)
     print("\n".join(lines))
 
