@@ -116,7 +116,7 @@ def test_fgsm_objective_is_goodfellows_formula(net: nn.Module, batch: tuple[Tens
 
     net.eval()  # the attack sees the deployed function (eval mode), as advgrad's attacks do
     xg = x.clone().requires_grad_(True)
-    (gx,) = torch.autograd.grad(F.cross_entropy(net(xg), y, reduction="sum"), xg)
+    (gx,) = torch.autograd.grad(F.cross_entropy(net(xg), y), xg)  # batch mean, as advgrad.attacks
     x_adv = (x + eps * gx.sign()).clamp(0, 1)
     net.train()
     ref = 0.5 * F.cross_entropy(net(x), y) + 0.5 * F.cross_entropy(net(x_adv), y)
