@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = 0.1
-METHODS = ("standard", "fgsm", "fgsm-rs", "pgd", "trades")
+METHODS = ("standard", "fgsm", "fgsm-rs", "pgd", "trades", "pgd-10ep")
 CURVE_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2)
 # One recipe per method: cnn-small (Wong et al.'s MNIST net), Adam, one-cycle lr, batch 128.
 COMMON = ["--dataset", "fashion-mnist", "--model", "cnn-small", "--batch-size", "128", "--lr", "3e-3",
@@ -40,6 +40,7 @@ RECIPES: dict[str, list[str]] = {
     "fgsm-rs": ["--epochs", "8", "--adv", "fgsm-rs", "--eps", str(EPS)],
     "pgd": ["--epochs", "6", "--adv", "pgd", "--eps", str(EPS), "--adv-steps", "7"],
     "trades": ["--epochs", "6", "--adv", "trades", "--eps", str(EPS), "--adv-steps", "7", "--beta", "6"],
+    "pgd-10ep": ["--epochs", "10", "--adv", "pgd", "--eps", str(EPS), "--adv-steps", "7"],
 }
 
 
@@ -86,7 +87,7 @@ def robust_accuracy(model: Any, x: Any, y: Any, eps: float, *, steps: int, resta
 # PGD-50×10 costs ≈ 500 input gradients per robust image: on the shared 2-core machine it runs on all
 # 10,000 test images for the target methods (pgd, trades, standard: cheap, all fooled at once) and on
 # the first ``--restarts-n`` images for the others (stated in the table).
-FULL_RESTARTS = ("standard", "pgd", "trades")
+FULL_RESTARTS = ("standard", "pgd", "trades", "pgd-10ep")
 
 
 def evaluate(method: str, runs: Path, out: Path, curve_n: int, restarts: int,
