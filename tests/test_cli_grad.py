@@ -87,9 +87,9 @@ def test_random_sigmoid_and_plot(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args,message", [
     (["--random-sigmoid", "784,64,10", "--index", "1000"], "--index 1000 is out of range: mnist-5k has 1000"),
     (["--random-sigmoid", "784,64,10", "--index", "-1"], "--index -1 is out of range"),
-    (["--random-sigmoid", "784,x,10"], "expected comma-separated layer widths"),
-    (["--random-sigmoid", "784"], "expected comma-separated layer widths"),
-    (["--random-sigmoid", "784,0,10"], "expected comma-separated layer widths"),
+    (["--random-sigmoid", "784,x,10"], "'784,x,10': expected comma-separated positive integers such as 784,64,10"),
+    (["--random-sigmoid", "784"], "give at least the input and output widths"),
+    (["--random-sigmoid", "784,0,10"], "'784,0,10': expected comma-separated positive integers"),
     (["--random-sigmoid", "785,64,10"], "the first width must be 784"),
     (["--random-sigmoid", "784,64,3"], "the last 10"),
     (["--random-sigmoid", "784,64,10", "--model", "runs/model.pt"], "either --model or --random-sigmoid"),

@@ -45,3 +45,14 @@ def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
         return load_checkpoint(path, map_location=device)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageFail(str(exc)) from None
+
+
+def parse_widths(option: str, value: str, example: str) -> list[int]:
+    """Comma-separated positive integers (layer widths), or a one-line usage error naming the value."""
+    try:
+        widths = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        widths = []
+    if not widths or any(w < 1 for w in widths):
+        raise UsageFail(f"{option} {value!r}: expected comma-separated positive integers such as {example}")
+    return widths

@@ -11,7 +11,7 @@ from torch import nn
 
 from advgrad import data as data_mod
 from advgrad.backprop import HAND_LOSSES, check_gradients, plot_input_gradient
-from advgrad.cli._common import UsageFail, model_option, open_checkpoint
+from advgrad.cli._common import UsageFail, model_option, open_checkpoint, parse_widths
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import check_writable, write_figure
 
@@ -22,13 +22,9 @@ def _random_sigmoid(spec: str, data: data_mod.Dataset, seed: int) -> nn.Module:
     """A seeded mlp-sigmoid with a sigmoid output layer, widths D,H₁,…,K (D = 784, K = 10 for mnist-5k)."""
     from advgrad.train import build_for
 
-    usage = f"--random-sigmoid {spec!r}: expected comma-separated layer widths D,H,...,K such as 784,64,10"
-    try:
-        widths = [int(w) for w in spec.split(",")]
-    except ValueError:
-        raise UsageFail(usage) from None
-    if len(widths) < 2 or any(w < 1 for w in widths):
-        raise UsageFail(usage)
+    widths = parse_widths("--random-sigmoid", spec, "784,64,10")
+    if len(widths) < 2:
+        raise UsageFail(f"--random-sigmoid {spec!r}: give at least the input and output widths, e.g. 784,64,10")
     d, k = math.prod(data.input_shape), data.num_classes
     if widths[0] != d or widths[-1] != k:
         raise UsageFail(f"--random-sigmoid {spec!r}: it runs on {data.name} test digits, so the first width "

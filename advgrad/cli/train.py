@@ -20,21 +20,9 @@ from advgrad import data as data_mod
 from advgrad import models
 from advgrad.adversarial import DEFAULT_BETA, METHODS, AdvConfig, RobustProbe, make_objective
 from advgrad.checkpoint import load_checkpoint, save_checkpoint
-from advgrad.cli._common import UsageFail, device_option
+from advgrad.cli._common import UsageFail, device_option, parse_widths
 from advgrad.results import check_writable, provenance, write_json
 from advgrad.train import OPTIMIZERS, SCHEDULES, History, TrainConfig, build_for, checkpoint_meta, fit
-
-
-def _widths(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        widths = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UsageFail(f"--hidden {value!r}: expected comma-separated positive integers, e.g. 256,256") from None
-    if not widths or any(w < 1 for w in widths):
-        raise UsageFail(f"--hidden {value!r}: expected comma-separated positive integers, e.g. 256,256")
-    return widths
 
 
 @click.command()
@@ -90,7 +78,7 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         raise UsageFail(str(exc)) from None
     if n_train is not None and n_train < 1:
         raise UsageFail(f"--n-train must be a positive integer, got {n_train}")
-    widths = _widths(hidden)
+    widths = None if hidden is None else parse_widths("--hidden", hidden, "256,256")
     if (widths is not None or head != "softmax") and model_name not in ("mlp", "mlp-sigmoid"):
         raise UsageFail(f"--hidden/--head apply to mlp and mlp-sigmoid, not {model_name}")
     if head != "softmax" and model_name != "mlp-sigmoid":
