@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = 0.1
-METHODS = ("standard", "fgsm", "fgsm-rs", "pgd", "trades", "pgd-10ep")
+METHODS = ("standard", "fgsm", "fgsm-rs", "pgd", "trades", "pgd-10ep", "pgd5-14ep", "pgd3-20ep")
 CURVE_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2)
 # One recipe per method: cnn-small (Wong et al.'s MNIST net), Adam, one-cycle lr, batch 128.
 COMMON = ["--dataset", "fashion-mnist", "--model", "cnn-small", "--batch-size", "128", "--lr", "3e-3",
@@ -41,6 +41,8 @@ RECIPES: dict[str, list[str]] = {
     "pgd": ["--epochs", "6", "--adv", "pgd", "--eps", str(EPS), "--adv-steps", "7"],
     "trades": ["--epochs", "6", "--adv", "trades", "--eps", str(EPS), "--adv-steps", "7", "--beta", "6"],
     "pgd-10ep": ["--epochs", "10", "--adv", "pgd", "--eps", str(EPS), "--adv-steps", "7"],
+    "pgd5-14ep": ["--epochs", "14", "--adv", "pgd", "--eps", str(EPS), "--adv-steps", "5"],
+    "pgd3-20ep": ["--epochs", "20", "--adv", "pgd", "--eps", str(EPS), "--adv-steps", "3"],
 }
 
 
@@ -87,7 +89,7 @@ def robust_accuracy(model: Any, x: Any, y: Any, eps: float, *, steps: int, resta
 # PGD-50×10 costs ≈ 500 input gradients per robust image: on the shared 2-core machine it runs on all
 # 10,000 test images for the target methods (pgd, trades, standard: cheap, all fooled at once) and on
 # the first ``--restarts-n`` images for the others (stated in the table).
-FULL_RESTARTS = ("standard", "pgd", "trades", "pgd-10ep")
+FULL_RESTARTS = ("standard", "pgd", "trades", "pgd-10ep", "pgd5-14ep", "pgd3-20ep")
 
 
 def evaluate(method: str, runs: Path, out: Path, curve_n: int, restarts: int,
@@ -165,8 +167,10 @@ def report(out: Path, restarts: int) -> None:
               "Reproduce: `python scripts/repro_fashion.py --stage all` (see its docstring; needs Debian's "
               "dataset-fashion-mnist).", ""]
     if recs:
-        lines += [f"Machine: {recs[0]['machine']}. The machine's 2 cores were shared with other jobs during "
-                  "these runs, so seconds are inflated and comparable only within this table.", ""]
+        # Each run records the machine and the load when it ended: seconds compare only at similar load.
+        lines += ["Machine and load per run (the 2 cores were shared with other jobs; seconds are wall time):", ""]
+        lines += [f"- {r['method']}: {r['machine']}" for r in recs]
+        lines.append("")
     write_text(out / "README.md", "\n".join(lines))
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in recs:
