@@ -5,6 +5,7 @@ Also builds the provenance block that every result record carries."""
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import io
 import json
@@ -51,6 +52,10 @@ def _umask() -> int:
 def _atomic(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], None]) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    # A process killed with SIGKILL mid-write cannot remove its temporary file: sweep such leftovers of
+    # this target (same name pattern as below) before writing it again.
+    for stale in p.parent.glob(f".{glob.escape(p.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -46,3 +46,10 @@ def test_provenance_names_command_versions_and_model_hash(tmp_path: Path) -> Non
     # sha256("abc"), a published test vector (FIPS 180-2).
     assert record["model_sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert {"advgrad_version", "torch_version", "machine", "created"} <= set(record)
+
+
+def test_a_rewrite_sweeps_temporary_files_left_by_a_killed_writer(tmp_path: Path) -> None:
+    (tmp_path / ".r.json.abc123.tmp").write_bytes(b'{"half": ')  # what kill -9 mid-write leaves
+    (tmp_path / ".other.json.x.tmp").write_bytes(b"")  # another target's: not ours to touch
+    results.write_json(tmp_path / "r.json", {"ok": True})
+    assert sorted(os.listdir(tmp_path)) == [".other.json.x.tmp", "r.json"]
