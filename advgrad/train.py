@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor, nn
 
+from advgrad.attacks import attack_mode
 from advgrad.data import Dataset, batches
 from advgrad.losses import LOSSES, resolve_loss
 
@@ -122,14 +123,12 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
              device: torch.device | str | None = None) -> float:
-    """Fraction of x classified as y (model put in eval mode and restored)."""
+    """Fraction of x classified as y (eval mode inside; the model's mode is restored, also on errors)."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = 0
-    for xb, yb in batches(x, y, batch_size):
-        correct += int((model(xb.to(device)).argmax(1) == yb.to(device)).sum())
-    model.train(was_training)
+    with attack_mode(model):  # the same save/restore of mode and flags the attacks use
+        for xb, yb in batches(x, y, batch_size):
+            correct += int((model(xb.to(device)).argmax(1) == yb.to(device)).sum())
     return correct / max(1, len(y))
 
 
