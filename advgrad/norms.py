@@ -81,8 +81,14 @@ class Linf(Norm):
         return delta.clamp(-e, e)
 
     def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
-        """U(−ε, ε) independently per coordinate: uniform in the L∞ ball (a cube)."""
-        return (2 * _uniform(like, generator) - 1) * per_sample(eps, like)
+        """U(−ε, ε) independently per coordinate: uniform in the L∞ ball (a cube). A float ε is drawn by
+        ``uniform_(−ε, ε)`` itself, the very call torchattacks makes, so that the same seed gives the
+        same start."""
+        device = generator.device if generator is not None else like.device
+        u = torch.empty(like.shape, device=device, dtype=like.dtype)
+        if isinstance(eps, Tensor):
+            return u.uniform_(-1.0, 1.0, generator=generator).to(like.device) * per_sample(eps, like)
+        return u.uniform_(-eps, eps, generator=generator).to(like.device)
 
 
 class L2(Norm):

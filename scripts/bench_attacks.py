@@ -27,7 +27,7 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from advgrad.attacks import fgsm, pgd  # noqa: E402
+from advgrad.attacks import _slices, auto_chunk_size, fgsm, pgd  # noqa: E402
 from advgrad.data import load_dataset  # noqa: E402
 from advgrad.models import build_model  # noqa: E402
 from advgrad.results import write_text  # noqa: E402
@@ -35,14 +35,17 @@ from advgrad.results import write_text  # noqa: E402
 Runner = Callable[[], object]
 
 
-def floor(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> Runner:
-    """k × (forward + ∂J/∂X), parameters' gradients off, no step arithmetic at all."""
+def floor(model: nn.Module, x: Tensor, y: Tensor, steps: int, chunk: int | None = None) -> Runner:
+    """k × (forward + ∂J/∂X), parameters' gradients off, no step arithmetic at all; the batch in one
+    piece, or (``chunk``) in advgrad's chunks, to show how much of advgrad's speed the chunking is."""
+    pieces = [slice(0, len(x))] if chunk is None else _slices(len(x), chunk)
 
     def run() -> None:
         flags = [p.requires_grad_(False) for p in model.parameters()]
         for _ in range(steps):
-            xg = x.detach().requires_grad_(True)
-            torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
+            for part in pieces:
+                xg = x[part].detach().requires_grad_(True)
+                torch.autograd.grad(F.cross_entropy(model(xg), y[part], reduction="sum"), xg)
         for p in flags:
             p.requires_grad_(True)
 
@@ -87,7 +90,11 @@ def contenders(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float,
         runs["art"] = lambda: art_atk.generate(xn, yn)
     except ImportError:
         pass
-    runs["floor"] = floor(model, x, y, steps if attack == "pgd" else 1)
+    k = steps if attack == "pgd" else 1
+    runs["floor"] = floor(model, x, y, k)
+    chunk = auto_chunk_size(model, x)
+    if chunk < len(x):  # the same k passes in advgrad's chunks
+        runs["floor, chunked"] = floor(model, x, y, k, chunk)
     return runs
 
 

@@ -272,6 +272,84 @@ def test_attacks_run_on_cuda(tiny_mlp: nn.Module) -> None:
     assert out.is_cuda and bool((out - x).abs().max() <= 0.1 + 1e-6)
 
 
+# --- chunks: a speed knob that never changes a bit -------------------------------------------------
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_chunk_size_changes_nothing_bit_for_bit(trained_small, mnist5k, norm: str) -> None:
+    """Each chunk's loss receives the whole batch's 1/N, so 16, 21, 40 or all 60 samples per pass (and
+    the default) give the same gradients, the same examples, and, with early stop and restarts, the same
+    kept worst cases. (Chunks of a few rows may round the last bit of a logit differently: another
+    matrix-multiply kernel; then only closeness holds.)"""
+    model, _ = trained_small
+    x, y = mnist5k.x_test[:60], mnist5k.y_test[:60]
+    eps = {"inf": 0.1, "2": 1.5, "1": 10.0}[norm]
+
+    def attack(chunk: int | None) -> list[Tensor]:
+        g = torch.Generator().manual_seed(5)
+        result = run_attack(model, x, y, eps, steps=4, norm=norm, restarts=2, early_stop=True, generator=g,
+                            chunk_size=chunk)
+        return [pgd(model, x, y, eps, steps=3, norm=norm, random_start=False, chunk_size=chunk),
+                result.x_adv, result.success, result.loss, result.logits,
+                input_gradient(model, x, y, chunk_size=chunk), fgsm(model, x, y, eps, norm=norm, chunk_size=chunk)]
+
+    whole = attack(60)
+    assert bool(whole[2].any()) and not bool(whole[2].all())  # a budget where restarts decide something
+    for chunk in (16, 21, 40, None):
+        for a, b in zip(attack(chunk), whole):
+            assert torch.equal(a, b), chunk
+    # One sample per pass: the gradient is the same up to rounding (examples may drift apart from there).
+    scale = float(whole[5].abs().max())
+    torch.testing.assert_close(input_gradient(model, x, y, chunk_size=1), whole[5], rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_slices_are_near_equal_and_cover_the_batch() -> None:
+    from advgrad.attacks import _slices
+
+    for n, chunk in [(1, 256), (256, 256), (257, 256), (1000, 256), (1001, 256), (10, 3), (7, 1)]:
+        parts = _slices(n, chunk)
+        sizes = [p.stop - p.start for p in parts]
+        assert parts[0].start == 0 and parts[-1].stop == n and sum(sizes) == n
+        assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+        assert len(parts) == math.ceil(n / chunk) and max(sizes) <= chunk and max(sizes) - min(sizes) <= 1
+
+
+def test_auto_chunk_size_cuts_conv_nets_and_keeps_small_models_whole() -> None:
+    """The probe counts what autograd keeps per sample: cnn-small keeps ~34 KB (ReLU feature maps) and is
+    cut into chunks of 256; a linear model keeps nearly nothing and stays in one piece; a deep ResNet
+    keeps megabytes per sample and gets the smallest chunks. The model's mode and flags are restored."""
+    from advgrad.attacks import CHUNK_MAX, CHUNK_MIN, auto_chunk_size
+    from advgrad.models import build_model
+
+    def chunk(name: str, shape: tuple[int, int, int], n: int) -> int:
+        torch.manual_seed(0)
+        model = build_model(name, input_shape=shape, num_classes=10, mean=[0.5] * shape[0], std=[0.25] * shape[0])
+        model.train()
+        c = auto_chunk_size(model, torch.rand(n, *shape))
+        assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
+        return c
+
+    assert chunk("logreg", (1, 28, 28), 1000) == 1000
+    assert chunk("mlp", (1, 28, 28), 1000) == 1000
+    assert chunk("cnn-small", (1, 28, 28), 1000) == CHUNK_MAX
+    assert chunk("cnn-small", (1, 28, 28), 100) == 100  # a batch smaller than a chunk stays whole
+    assert CHUNK_MIN < chunk("cnn", (1, 28, 28), 1000) < CHUNK_MAX  # ~400 KB per sample: 64 MiB / that
+    assert chunk("preact-resnet18", (3, 32, 32), 64) == CHUNK_MIN
+    assert chunk("cnn", (1, 28, 28), CHUNK_MIN) == CHUNK_MIN  # too few samples to cut
+
+
+def test_chunks_of_a_targeted_attack_descend_like_the_whole_batch(trained_small, mnist5k) -> None:
+    model, _ = trained_small
+    x, y = mnist5k.x_test[:40], (mnist5k.y_test[:40] + 1) % 10
+    whole = pgd(model, x, y, 0.2, steps=5, targeted=True, random_start=False, chunk_size=40)
+    assert torch.equal(pgd(model, x, y, 0.2, steps=5, targeted=True, random_start=False, chunk_size=20), whole)
+
+
+def test_chunked_input_gradient_is_each_samples_own(tiny_mlp: nn.Module) -> None:
+    x, y = _batch((9, 1, 4, 4), 3, dtype=torch.float32)
+    rows = torch.cat([input_gradient(tiny_mlp, x[i:i + 1], y[i:i + 1]) for i in range(9)])
+    torch.testing.assert_close(input_gradient(tiny_mlp, x, y, chunk_size=2), rows, rtol=1e-6, atol=0)
+
+
 # --- bad input: a ValueError that names the value ---------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -285,6 +363,8 @@ def test_attacks_run_on_cuda(tiny_mlp: nn.Module) -> None:
     (dict(steps=0), "steps must be an integer ≥ 1, got 0"),
     (dict(steps=2.5), "steps .* got 2.5"),
     (dict(restarts=0), "restarts must be an integer ≥ 1, got 0"),
+    (dict(chunk_size=0), "chunk_size must be an integer ≥ 1, got 0"),
+    (dict(chunk_size=8.0), "chunk_size .* got 8.0"),
     (dict(norm="3"), "unknown norm '3'"),
     (dict(norm=0), "unknown norm 0"),
     (dict(loss="hinge"), "unknown loss 'hinge'"),

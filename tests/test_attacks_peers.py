@@ -120,6 +120,21 @@ def test_robust_accuracy_with_random_starts_matches_torchattacks(trained_small, 
     assert abs(acc_ours - acc_theirs) <= 0.01, (acc_ours, acc_theirs)
 
 
+@pytest.mark.slow
+def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(trained_small, mnist5k) -> None:
+    """Without a generator, advgrad draws the L∞ start from the global RNG with the call torchattacks makes,
+    so the same ``torch.manual_seed`` gives the same examples: 1,000 images, in advgrad's default chunks
+    of 256 (torchattacks takes the batch in one piece)."""
+    model, _ = trained_small
+    x, y = mnist5k.x_test, mnist5k.y_test
+    torch.manual_seed(7)
+    theirs = torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=10, random_start=True)(x, y)
+    torch.manual_seed(7)
+    ours = pgd(model, x, y, 0.1, alpha=0.025, steps=10)
+    assert not torch.equal(ours, pgd(model, x, y, 0.1, alpha=0.025, steps=10))  # the start is random...
+    assert torch.equal(ours, theirs)  # ...and the same draw as torchattacks'
+
+
 def test_bench_script_runs_and_writes_its_table(tmp_path) -> None:
     import importlib.util
     from pathlib import Path
@@ -133,3 +148,19 @@ def test_bench_script_runs_and_writes_its_table(tmp_path) -> None:
     text = out.read_text()
     assert "python scripts/bench_attacks.py --models logreg" in text
     assert all(who in text for who in ("| advgrad |", "| torchattacks |", "| foolbox |", "| floor |"))
+
+
+def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_chunk_size.py"
+    spec = importlib.util.spec_from_file_location("bench_chunk_size", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    out = tmp_path / "chunks.md"
+    assert bench.main(["--models", "logreg,cnn-small", "--n", "40", "--repeats", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "python scripts/bench_chunk_size.py --models logreg,cnn-small" in text
+    assert "**cnn-small**, 40 samples" in text and "| 16 | 32 | one piece * |" in text
+    assert text.count("≠") == 1  # in the legend only: every chunk size gave the one-piece gradient
