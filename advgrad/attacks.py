@@ -142,10 +142,12 @@ def _check_chunk(chunk_size: int | None, model: nn.Module, x: Tensor) -> int:
     return _check_count("chunk_size", chunk_size)
 
 
-# On the CPU, a forward + backward pass over a large batch of a convolutional network is faster in chunks
-# whose activations stay in the caches (1,000 MNIST digits: cnn-small 1.2×, cnn 1.6× faster in chunks of
-# 256); for a linear model or an MLP, whose activations are small, one piece is fastest. The thresholds
-# come from scripts/bench_chunk_size.py (results/bench_chunk_size.md).
+# Why chunks, on the CPU: a pass over a large batch allocates big activation and gradient buffers afresh,
+# and glibc's malloc hands such blocks back to the kernel when they are freed, so the next pass pays a page
+# fault for every 4 KiB it touches again: on 1,000 MNIST digits, 53 MiB of faults per pass for cnn-small
+# and 950 MiB for cnn, against none in chunks of 256 and 164 (advgrad's choices), which run 1.4× and
+# 1.5× faster (scripts/bench_chunk_size.py, results/bench_chunk_size.md). A linear model or an MLP keeps
+# little per sample, and there one piece is fastest.
 CHUNK_MIN_BYTES = 16 * 1024  # activations kept per sample below which the batch stays in one piece
 CHUNK_BUDGET = 64 * 2**20    # activations kept per chunk, at most
 CHUNK_MIN, CHUNK_MAX = 16, 256

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import platform
 import statistics
 import sys
@@ -36,9 +37,9 @@ SHAPES = {"logreg": (1, 28, 28), "mlp": (1, 28, 28), "cnn-small": (1, 28, 28), "
           "preact-resnet18": (3, 32, 32)}
 
 
-def sweep(name: str, n: int, repeats: int) -> tuple[dict[int, float], dict[int, bool], int]:
-    """Median seconds per chunk size (n = one piece), whether each gradient equals the one-piece one, and
-    the size advgrad picks by default."""
+def sweep(name: str, n: int, repeats: int) -> tuple[dict[int, float], dict[int, float], dict[int, bool], int]:
+    """Median seconds per chunk size (n = one piece), MiB of page faults per pass, whether each gradient
+    equals the one-piece one, and the size advgrad picks by default."""
     shape = SHAPES[name]
     if shape == (1, 28, 28):
         data = load_dataset("mnist-5k")
@@ -55,12 +56,17 @@ def sweep(name: str, n: int, repeats: int) -> tuple[dict[int, float], dict[int, 
     whole = input_gradient(model, x, y, chunk_size=n)
     same = {c: torch.equal(input_gradient(model, x, y, chunk_size=c), whole) for c in sizes}  # also warms up
     times: dict[int, list[float]] = {c: [] for c in sizes}
+    faults = dict.fromkeys(sizes, 0)
     for _ in range(repeats):
         for c in sizes:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             input_gradient(model, x, y, chunk_size=c)
             times[c].append(time.perf_counter() - start)
-    return {c: statistics.median(t) for c, t in times.items()}, same, auto
+            faults[c] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    page_mib = resource.getpagesize() / 2**20
+    return ({c: statistics.median(t) for c, t in times.items()},
+            {c: faults[c] * page_mib / repeats for c in sizes}, same, auto)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         n = max(args.n // 4, 1) if name == "preact-resnet18" else args.n  # ~60× the work per image
-        seconds, same, auto = sweep(name, n, max(2, args.repeats // 3) if name == "preact-resnet18" else args.repeats)
+        seconds, faulted, same, auto = sweep(name, n, max(2, args.repeats // 3) if name == "preact-resnet18" else args.repeats)
         best = min(seconds, key=seconds.__getitem__)
         cells = [f"{seconds[c] * 1e3:.1f}" + ("" if same[c] else " ≠") for c in seconds]
-        rows.append((name, n, seconds, same, best, auto))
+        rows.append((name, n, seconds, faulted, same, best, auto))
         print(f"{name:>16} n={n:<5}" + "  ".join(f"{c}:{v}" for c, v in zip(seconds, cells))
               + f"   best {best}; advgrad's choice {auto}: {seconds[auto] / seconds[best]:.2f}× the best,"
-              f" one piece {seconds[n] / seconds[best]:.2f}×", flush=True)
+              f" one piece {seconds[n] / seconds[best]:.2f}×; page faults MiB/pass "
+              + " ".join(f"{c}:{v:.0f}" for c, v in faulted.items()), flush=True)
 
     if not args.no_write:
         cmd = " ".join(["python scripts/bench_chunk_size.py", *(sys.argv[1:] if argv is None else argv)])
@@ -98,19 +105,21 @@ def main(argv: list[str] | None = None) -> int:
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
             f"{torch.get_num_threads()} threads, Python {platform.python_version()}; load average {load}.",
             "",
-            "`advgrad.input_gradient(model, x, y, chunk_size=c)` on one batch, milliseconds; the last column "
+            "`advgrad.input_gradient(model, x, y, chunk_size=c)` on one batch: the first row is the median time; the last column "
             "is the batch in one piece; * marks the size advgrad picks by default (`auto_chunk_size`). "
-            "≠ marks a gradient that differs in some bit from the one-piece one.",
+            "≠ marks a gradient that differs in some bit from the one-piece one. The second row is the memory "
+            "the pass touched afresh (minor page faults × page size, MiB per pass, from `getrusage`).",
             "",
         ]
-        for name, n, seconds, same, best, auto in rows:
+        for name, n, seconds, faulted, same, best, auto in rows:
             head = " | ".join(("one piece" if c == n else str(c)) + (" *" if c == auto else "") for c in seconds)
             lines += [f"**{name}**, {n} samples (fastest: {'one piece' if best == n else best}; advgrad's "
                       f"choice {seconds[auto] / seconds[best]:.2f}× the fastest, one piece "
                       f"{seconds[n] / seconds[best]:.2f}×)", "",
                       f"| {head} |", "|" + "---:|" * len(seconds),
-                      "| " + " | ".join(f"{seconds[c] * 1e3:.1f}" + ("" if same[c] else " ≠") for c in seconds)
-                      + " |", ""]
+                      "| " + " | ".join(f"{seconds[c] * 1e3:.1f} ms" + ("" if same[c] else " ≠") for c in seconds)
+                      + " |",
+                      "| " + " | ".join(f"{faulted[c]:.1f} MiB" for c in seconds) + " |", ""]
         write_text(args.out, "\n".join(lines))
         print(f"wrote {args.out}")
     return 0
