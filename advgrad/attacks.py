@@ -194,15 +194,18 @@ def _slices(n: int, chunk: int) -> list[slice]:
 
 
 def _gradient(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, weight: float,
-              chunk: int) -> tuple[Tensor, Tensor]:
+              chunk: int, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """∂/∂x of Σᵢ weight·J(f(xᵢ), yᵢ), and the logits at x, computed ``chunk`` samples at a time.
 
     weight = 1/N is the backward of the batch mean (every sample's loss receives exactly 1/N, as in
     torchattacks' ``CrossEntropyLoss()``); weight = 1 gives each row its own ∂J/∂xᵢ. The weight is sent
     as the loss's incoming gradient, so a sample gets the same gradient in whichever chunk it sits.
+    With several chunks the gradient is written into ``out`` (a free buffer shaped like x) if given.
     """
     parts = _slices(len(x), chunk)
-    grad: Tensor | None = None if len(parts) == 1 else torch.empty_like(x)  # (N, ...) filled by chunks
+    grad: Tensor | None = None  # (N, ...) filled chunk by chunk
+    if len(parts) > 1:
+        grad = out if out is not None else torch.empty_like(x)
     logits: Tensor | None = None                                              # (N, K) on first use
     with torch.enable_grad():  # also when the caller runs under torch.no_grad()
         for part in parts:
@@ -243,20 +246,26 @@ def _success(logits: Tensor, y: Tensor, targeted: bool) -> Tensor:
 
 def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius, alpha: Radius,
              steps: int, norm: Norm, loss_fn: LossFn, targeted: bool, lo: float, hi: float,
-             early_stop: bool, chunk: int) -> Tensor:
+             early_stop: bool, chunk: int, owned: bool) -> Tensor:
     """The PGD loop from ``x_adv``: ``steps`` × (gradient → steepest step → project onto the ε-ball
     around x → clip to the bounds). With ``early_stop``, samples the model already gets wrong (or at
-    their target) are frozen and no longer forwarded. Returns the new x_adv; x is not modified."""
+    their target) are frozen and no longer forwarded. Returns the new x_adv; x is not modified.
+
+    ``owned``: x_adv is a tensor of the loop's own (not the caller's x), free to be overwritten once
+    replaced. The step is computed in place in the gradient's buffer, and the previous iterate becomes
+    the next gradient's buffer, so a step allocates no (N, ...) tensor of its own: fresh multi-megabyte
+    tensors cost page faults on every step (glibc returns them to the kernel when freed)."""
     active: Tensor | None = None  # indices still attacked; None = all (no indexing copies)
+    free: Tensor | None = None    # an (N, ...) buffer of the loop's own that nothing reads any more
     if early_stop:
-        x_adv = x_adv.clone()  # written in place below; never an alias of the caller's x
+        x_adv, owned = x_adv.clone(), True  # written in place below; never an alias of the caller's x
     for _ in range(steps):
         xs, x0, ys = (x_adv, x, y) if active is None else (x_adv[active], x[active], y[active])
         # The gradient of the batch mean (descended when targeted), as torchattacks takes it: every step
         # direction (sign, g/‖g‖, argmax |g|) is scale-free, and with the same 1/N a gradient coordinate
         # within rounding of zero gets the same sign, so L∞ FGSM/PGD match torchattacks bit for bit.
         weight = (-1.0 if targeted else 1.0) / len(xs)
-        grad, logits = _gradient(model, xs, ys, loss_fn, weight, chunk)
+        grad, logits = _gradient(model, xs, ys, loss_fn, weight, chunk, out=free)
         with torch.no_grad():
             e, a = _take(eps, active), _take(alpha, active)
             if early_stop:
@@ -269,12 +278,13 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius,
                     e, a = _take(e, keep), _take(a, keep)
             if norm.skip_saturated:  # coordinates on a bound, pushed outward, cannot move
                 grad = grad.masked_fill(((xs <= lo) & (grad < 0)) | ((xs >= hi) & (grad > 0)), 0)
-            # x′ + step − x, projected, + x, clipped; in place on fresh tensors (same values as
+            # x′ + step − x, projected, + x, clipped, in place in the gradient's buffer (same values as
             # torchattacks' out-of-place (x′ + step) − x: addition commutes bit for bit).
-            delta = norm.project(norm.steepest(grad, a).add_(xs).sub_(x0), e)
+            delta = norm.project_(norm.steepest_(grad, a).add_(xs).sub_(x0), e)
             new = delta.add_(x0).clamp_(lo, hi)
             if active is None:
-                x_adv = new
+                free = x_adv if owned else None  # the previous iterate: the next gradient's buffer
+                x_adv, owned = new, True
             else:
                 x_adv[active] = new
     return x_adv
@@ -322,9 +332,9 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec
 
         def one_run(idx: Tensor | None) -> Tensor:
             xs, ys, e = (x, y, eps_) if idx is None else (x[idx], y[idx], _take(eps_, idx))
-            start = (xs + geometry.random_start(xs, e, generator)).clamp_(lo, hi) if random_start else xs
+            start = geometry.random_start(xs, e, generator).add_(xs).clamp_(lo, hi) if random_start else xs
             return _descend(model, xs, ys, start, e, _take(alpha_, idx), steps, geometry, loss_fn,
-                            targeted, lo, hi, early_stop, chunk)
+                            targeted, lo, hi, early_stop, chunk, owned=random_start)
 
         x_adv = one_run(None)
         # Without a random start every restart would repeat the first run exactly: one run suffices.

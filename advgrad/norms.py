@@ -63,6 +63,14 @@ class Norm:
                      generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # In-place versions for the attack loop: they overwrite their first argument (a buffer the loop owns)
+    # and return it, so a PGD step allocates nothing; same values as the pure versions, bit for bit.
+    def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
+        return self.steepest(grad, size)
+
+    def project_(self, delta: Tensor, eps: Radius) -> Tensor:
+        return self.project(delta, eps)
+
     def __str__(self) -> str:
         return self.name
 
@@ -79,6 +87,13 @@ class Linf(Norm):
         """Clip every coordinate to [−ε, ε]."""
         e = per_sample(eps, delta)
         return delta.clamp(-e, e)
+
+    def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
+        return grad.sign_().mul_(per_sample(size, grad))
+
+    def project_(self, delta: Tensor, eps: Radius) -> Tensor:
+        e = per_sample(eps, delta)
+        return delta.clamp_(-e, e)
 
     def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
         """U(−ε, ε) independently per coordinate: uniform in the L∞ ball (a cube). A float ε is drawn by
@@ -104,12 +119,22 @@ class L2(Norm):
         """size·g/‖g‖₂; a zero gradient gives a zero step."""
         return per_sample(size, grad) * self._unit(grad)
 
-    def project(self, delta: Tensor, eps: Radius) -> Tensor:
-        """Scale δ by min(1, ε/‖δ‖₂): the points outside the ball move radially onto its surface."""
+    def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
+        n = self.measure(grad).clamp_min(torch.finfo(grad.dtype).tiny)  # (N,)
+        return grad.div_(n.view(-1, *[1] * (grad.ndim - 1))).mul_(per_sample(size, grad))
+
+    def _shrink(self, delta: Tensor, eps: Radius) -> Tensor:
+        """min(1, ε/‖δ‖₂) per sample, shaped (N, 1, ..., 1)."""
         n = self.measure(delta).clamp_min(torch.finfo(delta.dtype).tiny)  # (N,)
         e = eps.to(delta.dtype) if isinstance(eps, Tensor) else eps
-        factor = torch.clamp(e / n, max=1.0)
-        return delta * factor.view(-1, *[1] * (delta.ndim - 1))
+        return torch.clamp(e / n, max=1.0).view(-1, *[1] * (delta.ndim - 1))
+
+    def project(self, delta: Tensor, eps: Radius) -> Tensor:
+        """Scale δ by min(1, ε/‖δ‖₂): the points outside the ball move radially onto its surface."""
+        return delta * self._shrink(delta, eps)
+
+    def project_(self, delta: Tensor, eps: Radius) -> Tensor:
+        return delta.mul_(self._shrink(delta, eps))
 
     def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
         """Uniform in the L2 ball: a Gaussian direction (uniform on the sphere) times the radius ε·U^(1/d),
