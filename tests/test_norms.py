@@ -160,3 +160,20 @@ def test_property_projection_and_steps_stay_in_the_ball(shape: list[int], norm: 
     assert bool((norm.measure(norm.project(d, eps)) <= eps + 1e-6).all())
     assert bool((norm.measure(norm.steepest(d, eps)) <= eps + 1e-6).all())
     assert bool((norm.measure(norm.random_start(d, eps, gen)) <= eps + 1e-6).all())
+
+
+@pytest.mark.parametrize("norm", NORMS, ids=IDS)
+@pytest.mark.parametrize("per_sample_radius", [False, True])
+def test_in_place_step_and_projection_equal_the_pure_ones_bit_for_bit(norm: Norm, per_sample_radius: bool) -> None:
+    """The attack loop uses steepest_/project_ on its own buffers; they must give the pure versions' bits."""
+    g = torch.Generator().manual_seed(11)
+    grad = torch.randn(6, 3, 5, 5, generator=g)
+    grad[2] = 0  # a zero gradient: a zero step, no division by zero
+    delta = 2 * torch.randn(6, 3, 5, 5, generator=g)
+    r = torch.rand(6, generator=g) + 0.1 if per_sample_radius else 0.7
+    step, proj = norm.steepest(grad, r), norm.project(delta, r)
+    assert torch.equal(norm.steepest_(grad.clone(), r), step)
+    assert torch.equal(norm.project_(delta.clone(), r), proj)
+    buf = grad.clone()
+    if norm.name != "1":  # L∞ and L2 work in the buffer itself; L1 falls back to a new tensor
+        assert norm.steepest_(buf, r) is buf
