@@ -337,6 +337,21 @@ def test_auto_chunk_size_cuts_conv_nets_and_keeps_small_models_whole() -> None:
     assert chunk("cnn", (1, 28, 28), CHUNK_MIN) == CHUNK_MIN  # too few samples to cut
 
 
+def test_auto_chunk_size_probes_a_model_once_per_sample_shape() -> None:
+    from advgrad.attacks import auto_chunk_size
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    calls: list[int] = []
+    model.register_forward_hook(lambda mod, inp, out: calls.append(len(inp[0])))
+    x = torch.rand(300, 1, 28, 28)
+    first = auto_chunk_size(model, x)
+    assert calls == [2]  # the probe: two samples
+    assert auto_chunk_size(model, x[:200]) == min(first, 200) and calls == [2]  # same shape: no new probe
+    auto_chunk_size(model, torch.rand(300, 1, 32, 32))
+    assert calls == [2, 2]  # a new sample shape is probed
+
+
 def test_chunks_of_a_targeted_attack_descend_like_the_whole_batch(trained_small, mnist5k) -> None:
     model, _ = trained_small
     x, y = mnist5k.x_test[:40], (mnist5k.y_test[:40] + 1) % 10
