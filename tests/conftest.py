@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
 import matplotlib
 import pytest
@@ -49,3 +52,19 @@ def tiny_mlp() -> nn.Module:
     """A seeded 2-layer ReLU net on (1, 4, 4) inputs, 3 classes, in eval mode."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+
+
+def _load_script(name: str) -> ModuleType:
+    """scripts/<name>.py imported as a module, so a test can call its main() in-process."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script() -> Callable[[str], ModuleType]:
+    """A loader for the research scripts: ``script("bench_attacks").main([...])``."""
+    return _load_script

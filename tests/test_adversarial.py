@@ -307,31 +307,20 @@ def test_accuracy_helper_unchanged_for_adversarial_models(mnist5k: Dataset) -> N
 
 # --- the scripts run (tiny settings) ------------------------------------------------------------------
 
-def _script(name: str):  # type: ignore[no-untyped-def]
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_adv_train_script_runs(tmp_path: Path) -> None:
+def test_bench_adv_train_script_runs(tmp_path: Path, script) -> None:
     threads = torch.get_num_threads()
     try:
-        best = _script("bench_adv_train").main(["--n", "256", "--repeats", "1", "--out", str(tmp_path / "b.md")])
+        best = script("bench_adv_train").main(["--n", "256", "--repeats", "1", "--out", str(tmp_path / "b.md")])
     finally:
         torch.set_num_threads(threads)
     assert set(best) == {"clean", "fgsm", "fgsm-rs", "pgd-3", "pgd-7", "trades-7"}
     assert "× clean" in (tmp_path / "b.md").read_text()
 
 
-def test_goodfellow_script_runs(tmp_path: Path) -> None:
+def test_goodfellow_script_runs(tmp_path: Path, script) -> None:
     threads = torch.get_num_threads()
     try:
-        rows = _script("repro_goodfellow").main(["--epochs", "1", "--out", str(tmp_path)])
+        rows = script("repro_goodfellow").main(["--epochs", "1", "--out", str(tmp_path)])
     finally:
         torch.set_num_threads(threads)
     assert len(rows) == 4 and rows[0]["adv_error"] > 0.8  # a linear model falls to FGSM at ε = 0.25

@@ -135,14 +135,8 @@ def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(t
     assert torch.equal(ours, theirs)  # ...and the same draw as torchattacks'
 
 
-def test_bench_script_runs_and_writes_its_table(tmp_path) -> None:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_attacks.py"
-    spec = importlib.util.spec_from_file_location("bench_attacks", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+def test_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
+    bench = script("bench_attacks")
     out = tmp_path / "bench.md"
     assert bench.main(["--models", "logreg", "--n", "20", "--steps", "2", "--repeats", "1", "--out", str(out)]) == 0
     text = out.read_text()
@@ -150,14 +144,8 @@ def test_bench_script_runs_and_writes_its_table(tmp_path) -> None:
     assert all(who in text for who in ("| advgrad |", "| torchattacks |", "| foolbox |", "| floor |"))
 
 
-def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path) -> None:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_chunk_size.py"
-    spec = importlib.util.spec_from_file_location("bench_chunk_size", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
+    bench = script("bench_chunk_size")
     out = tmp_path / "chunks.md"
     assert bench.main(["--models", "logreg,cnn-small", "--n", "40", "--repeats", "1", "--out", str(out)]) == 0
     text = out.read_text()

