@@ -110,24 +110,25 @@ class L2(Norm):
     def __init__(self) -> None:
         super().__init__("2", 2.0)
 
+    def _length(self, v: Tensor) -> Tensor:
+        """‖v‖₂ per sample, at least the smallest positive float (so a zero sample divides to zero),
+        shaped (N, 1, ..., 1) to broadcast against v."""
+        return per_sample(self.measure(v).clamp_min(torch.finfo(v.dtype).tiny), v)
+
     def _unit(self, v: Tensor) -> Tensor:
         """v/‖v‖₂ per sample; a zero sample stays zero (no division by zero)."""
-        n = self.measure(v).clamp_min(torch.finfo(v.dtype).tiny)
-        return v / n.view(-1, *[1] * (v.ndim - 1))
+        return v / self._length(v)
 
     def steepest(self, grad: Tensor, size: Radius) -> Tensor:
         """size·g/‖g‖₂; a zero gradient gives a zero step."""
         return per_sample(size, grad) * self._unit(grad)
 
     def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
-        n = self.measure(grad).clamp_min(torch.finfo(grad.dtype).tiny)  # (N,)
-        return grad.div_(n.view(-1, *[1] * (grad.ndim - 1))).mul_(per_sample(size, grad))
+        return grad.div_(self._length(grad)).mul_(per_sample(size, grad))
 
     def _shrink(self, delta: Tensor, eps: Radius) -> Tensor:
         """min(1, ε/‖δ‖₂) per sample, shaped (N, 1, ..., 1)."""
-        n = self.measure(delta).clamp_min(torch.finfo(delta.dtype).tiny)  # (N,)
-        e = eps.to(delta.dtype) if isinstance(eps, Tensor) else eps
-        return torch.clamp(e / n, max=1.0).view(-1, *[1] * (delta.ndim - 1))
+        return torch.clamp(per_sample(eps, delta) / self._length(delta), max=1.0)
 
     def project(self, delta: Tensor, eps: Radius) -> Tensor:
         """Scale δ by min(1, ε/‖δ‖₂): the points outside the ball move radially onto its surface."""
@@ -145,7 +146,7 @@ class L2(Norm):
         d = like[0].numel() if like.ndim > 1 else 1
         u = _uniform(like.new_empty(like.shape[0]), generator)  # (N,)
         radius = u.pow(1.0 / d) * (eps.to(like.dtype) if isinstance(eps, Tensor) else eps)
-        return self._unit(g) * radius.view(-1, *[1] * (like.ndim - 1))
+        return self._unit(g) * per_sample(radius, like)
 
 
 class L1(Norm):
