@@ -145,10 +145,10 @@ def _check_chunk(chunk_size: int | None, model: nn.Module, x: Tensor) -> int:
 
 # Why chunks, on the CPU: a pass over a large batch allocates big activation and gradient buffers afresh,
 # and glibc's malloc hands such blocks back to the kernel when they are freed, so the next pass pays a page
-# fault for every 4 KiB it touches again: on 1,000 MNIST digits, 53 MiB of faults per pass for cnn-small
-# and 950 MiB for cnn, against none in chunks of 256 and 164 (advgrad's choices), which run 1.4× and
-# 1.5× faster (scripts/bench_chunk_size.py, results/bench_chunk_size.md). A linear model or an MLP keeps
-# little per sample, and there one piece is fastest.
+# fault for every 4 KiB it touches again: on 1,000 MNIST digits, 62 MiB of faults per pass for cnn-small
+# and 969 MiB for cnn, against 9 and 0 MiB in chunks of 256 and 164 (advgrad's choices), which run 1.35×
+# and 1.58× faster (scripts/bench_chunk_size.py, results/bench_chunk_size.md). A linear model or an MLP
+# keeps little per sample, and there one piece is fastest.
 CHUNK_MIN_BYTES = 16 * 1024  # activations kept per sample below which the batch stays in one piece
 CHUNK_BUDGET = 64 * 2**20    # activations kept per chunk, at most
 CHUNK_MIN, CHUNK_MAX = 16, 256
@@ -185,8 +185,8 @@ def auto_chunk_size(model: nn.Module, x: Tensor) -> int:
 
     Off the CPU: the whole batch (a GPU wants large batches). On the CPU: a probe forward of two samples
     (once per model and sample shape) counts the bytes autograd keeps per sample for ∂J/∂X (parameters
-    excluded); below ``CHUNK_MIN_BYTES``
-    the whole batch, else min(256, 64 MiB / bytes per sample), at least 16. Samples do not interact in
+    excluded); below ``CHUNK_MIN_BYTES`` the whole batch, else min(256, 64 MiB / bytes per sample), at
+    least 16. Samples do not interact in
     eval mode and each chunk's loss is weighted by the whole batch's 1/N, so the results equal the
     one-piece batch's bit for bit (tested from 16 samples per chunk; for fewer rows the matrix-multiply
     library may pick another kernel and round the last bit differently)."""
@@ -249,8 +249,8 @@ def input_gradient(model: nn.Module, x: Tensor, y: Tensor, *, loss: LossSpec = "
     """
     _check_batch(x, y)
     loss_fn = resolve_loss(loss, model)
+    chunk = _check_chunk(chunk_size, model, x)
     with attack_mode(model):
-        chunk = _check_chunk(chunk_size, model, x)
         grad, _ = _gradient(model, x.detach(), y, loss_fn, 1.0, chunk)
     return grad
 
@@ -315,6 +315,7 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius,
 def _evaluate(model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn, targeted: bool,
               chunk: int) -> tuple[Tensor, Tensor, Tensor]:
     logits = torch.cat([model(x_adv[part]) for part in _slices(len(x_adv), chunk)])
+    _check_labels(logits, y)  # before the loss indexes the logits with y
     return _success(logits, y, targeted), loss_fn(logits, y), logits
 
 
@@ -332,8 +333,6 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec
     eps_ = _check_radius("eps", eps, x, positive=False)
     steps = _check_count("steps", steps)
     restarts = _check_count("restarts", restarts)
-    if chunk_size is not None:
-        _check_count("chunk_size", chunk_size)
     if alpha is _ALPHA_IS_EPS:
         alpha_ = eps_
     elif alpha is None:
@@ -341,14 +340,13 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec
     else:
         alpha_ = _check_radius("alpha", alpha, x, positive=True)
     x = x.detach()
+    chunk = _check_chunk(chunk_size, model, x)
     with attack_mode(model):
-        chunk = _check_chunk(chunk_size, model, x)
         if _is_zero(eps_):
             x_adv = x.clone()
             if not evaluate:
                 return x_adv, None
             success, losses, logits = _evaluate(model, x_adv, y, loss_fn, targeted, chunk)
-            _check_labels(logits, y)
             return x_adv, AttackResult(x_adv, success, losses, logits)
 
         def one_run(idx: Tensor | None) -> Tensor:

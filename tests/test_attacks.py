@@ -411,6 +411,13 @@ def test_bad_batches_raise_value_error(tiny_mlp: nn.Module, make, match: str) ->
             call()
 
 
+def test_out_of_range_label_is_a_value_error_also_at_eps_zero(tiny_mlp: nn.Module) -> None:
+    """At ε = 0 run_attack still evaluates the model: the label is checked before the loss indexes with it."""
+    x, _ = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="label 3 is outside the model's 3 classes"):
+        run_attack(tiny_mlp, x, torch.tensor([0, 1, 3, 0]), 0.0)
+
+
 # --- property tests over random shapes, ε, norms and bounds -----------------------------------------
 
 class _AnyShape(nn.Module):
