@@ -275,7 +275,8 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius,
     the next gradient's buffer, so a step allocates no (N, ...) tensor of its own: fresh multi-megabyte
     tensors cost page faults on every step (glibc returns them to the kernel when freed)."""
     active: Tensor | None = None  # indices still attacked; None = all (no indexing copies)
-    free: Tensor | None = None    # an (N, ...) buffer of the loop's own that nothing reads any more
+    free: Tensor | None = None    # an (N, ...) buffer of the loop's own that nothing reads any more; its
+    #                               rows [0, n) take the gradient of the n points still attacked
     if early_stop:
         x_adv, owned = x_adv.clone(), True  # written in place below; never an alias of the caller's x
     for _ in range(steps):
@@ -284,7 +285,10 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius,
         # direction (sign, g/‖g‖, argmax |g|) is scale-free, and with the same 1/N a gradient coordinate
         # within rounding of zero gets the same sign, so L∞ FGSM/PGD match torchattacks bit for bit.
         weight = (-1.0 if targeted else 1.0) / len(xs)
-        grad, logits = _gradient(model, xs, ys, loss_fn, weight, chunk, out=free)
+        # The spare buffer holds a full batch (N, ...); once early stop has shrunk the active set to n
+        # points, the gradient goes into its first n rows (a contiguous view), never into all N of them.
+        out = None if free is None else free[:len(xs)]
+        grad, logits = _gradient(model, xs, ys, loss_fn, weight, chunk, out=out)
         with torch.no_grad():
             e, a = _take(eps, active), _take(alpha, active)
             if early_stop:

@@ -47,6 +47,18 @@ def trained_small_path(trained_small: tuple[nn.Module, dict], tmp_path_factory: 
     return path
 
 
+@pytest.fixture(scope="session")
+def robust_small(mnist5k: Dataset) -> nn.Module:
+    """cnn-small adversarially trained (FGSM with random start, ε = 0.2) for 3 epochs on mnist-5k: a
+    robust-ish model, on which attacked points fall at every step rather than all at once."""
+    from advgrad.adversarial import AdvConfig, make_objective
+
+    config = TrainConfig(epochs=3, batch_size=64, lr=3e-3, schedule="one-cycle", seed=0, device="cpu")
+    model, _ = build_for("cnn-small", mnist5k, seed=0)
+    fit(model, mnist5k, config, objective=make_objective(AdvConfig("fgsm-rs", eps=0.2), epochs=3, seed=0))
+    return model.eval()
+
+
 @pytest.fixture
 def tiny_mlp() -> nn.Module:
     """A seeded 2-layer ReLU net on (1, 4, 4) inputs, 3 classes, in eval mode."""
