@@ -1,6 +1,9 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
-#   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> results/demo/
-#   make test   - venv + install (with test extras) + the whole test suite
+#   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
+#   make test   - venv + install (with test extras) + the whole test suite, then its peer and chunk
+#                 tests again under other CPU instruction sets
+# Also: make test-fast (the suite without the slow tests, about a minute), make demo-record (rewrites the
+# committed record results/demo/ on purpose), make bench.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,9 +11,15 @@ BIN    := $(VENV)/bin
 # Elsewhere, override e.g. `make TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cpu"`.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.advgrad-installed
-DEMO   := results/demo
+DEMO   ?= runs/demo
+# Instruction sets the `isa` tests run under again (torch, oneDNN and MKL honour these variables): bits
+# that the tests claim must hold on any CPU, not only on this one. AVX-512 only where the CPU has it.
+ISA_AVX2    := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+ISA_DEFAULT := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+ISA_AVX512  := ATEN_CPU_CAPABILITY=avx512
+HAS_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-fast test-isa demo demo-record bench clean
 
 install: $(STAMP)
 
@@ -23,9 +32,21 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-isa
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-isa: $(STAMP)
+	env $(ISA_AVX2) $(BIN)/python -m pytest -q -m isa
+	env $(ISA_DEFAULT) $(BIN)/python -m pytest -q -m isa
+	$(if $(HAS_AVX512),env $(ISA_AVX512) $(BIN)/python -m pytest -q -m isa,@echo "no AVX-512 on this CPU: skipped $(ISA_AVX512)")
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py --out $(DEMO)
+
+demo-record: $(STAMP)
+	$(BIN)/python scripts/demo.py --out results/demo
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_attacks.py

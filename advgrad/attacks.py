@@ -87,6 +87,38 @@ def _check_labels(logits: Tensor, y: Tensor) -> None:
         raise ValueError(f"label {int(y.max())} is outside the model's {k} classes (0..{k - 1})")
 
 
+def _check_dtype(model: nn.Module, x: Tensor) -> None:
+    """x must have the floating dtype of the model's parameters (and buffers, for a model without any):
+    torch would stop at the first layer with a message about mat1 and mat2."""
+    dtypes = {t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    if dtypes and x.dtype not in dtypes:
+        have = " and ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        raise ValueError(f"x is {str(x.dtype).removeprefix('torch.')} but the model's parameters are {have}: "
+                         f"convert one to the other (e.g. x.to({have.split(' ')[0]}) or model.to(x.dtype))")
+
+
+def _check_generator(generator: object) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _forward(model: nn.Module, x: Tensor) -> Tensor:
+    """model(x) as logits (N, K); a model that cannot take x (wrong rank, channels or size) or returns
+    something else is a ValueError naming the shapes, not a traceback from deep inside torch."""
+    try:
+        z = model(x)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, TypeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"the model cannot take x of shape {tuple(x.shape)} "
+                         f"({str(x.dtype).removeprefix('torch.')}): {reason}") from exc
+    if not isinstance(z, Tensor) or z.ndim != 2 or len(z) != len(x) or not z.is_floating_point():
+        got = f"shape {tuple(z.shape)}" if isinstance(z, Tensor) else type(z).__name__
+        raise ValueError(f"the model must return logits of shape (N, K) = ({len(x)}, K), got {got}")
+    return z
+
+
 def _check_bounds(bounds: Bounds, xmin: float, xmax: float) -> tuple[float, float]:
     try:
         lo, hi = (float(b) for b in bounds)
@@ -175,7 +207,7 @@ def _kept_per_sample(model: nn.Module, x: Tensor) -> float:
 
         probe = x[:2].detach()
         with attack_mode(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(probe.requires_grad_(True))  # what the attack's graph keeps: parameters' gradients off
+            _forward(model, probe.requires_grad_(True))  # what the attack's graph keeps: no parameters' gradients
         memo[key] = kept / len(probe)
     return memo[key]
 
@@ -226,7 +258,7 @@ def _gradient(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, weight: f
     with torch.enable_grad():  # also when the caller runs under torch.no_grad()
         for part in parts:
             xc, yc = x[part].detach().requires_grad_(True), y[part]
-            zc = model(xc)
+            zc = _forward(model, xc)
             _check_labels(zc, yc)  # before the loss indexes the logits with yc
             losses = loss_fn(zc, yc)  # (n_c,)
             (gc,) = torch.autograd.grad(losses, xc, grad_outputs=torch.full_like(losses, weight))
@@ -248,6 +280,7 @@ def input_gradient(model: nn.Module, x: Tensor, y: Tensor, *, loss: LossSpec = "
     of ``chunk_size`` samples (default: ``auto_chunk_size``; the result does not depend on it).
     """
     _check_batch(x, y)
+    _check_dtype(model, x)
     loss_fn = resolve_loss(loss, model)
     chunk = _check_chunk(chunk_size, model, x)
     with attack_mode(model):
@@ -318,7 +351,7 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius,
 @torch.no_grad()
 def _evaluate(model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn, targeted: bool,
               chunk: int) -> tuple[Tensor, Tensor, Tensor]:
-    logits = torch.cat([model(x_adv[part]) for part in _slices(len(x_adv), chunk)])
+    logits = torch.cat([_forward(model, x_adv[part]) for part in _slices(len(x_adv), chunk)])
     _check_labels(logits, y)  # before the loss indexes the logits with y
     return _success(logits, y, targeted), loss_fn(logits, y), logits
 
@@ -331,6 +364,8 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, alpha: EpsSpec
          bounds: Bounds, early_stop: bool, generator: torch.Generator | None, chunk_size: int | None,
          evaluate: bool) -> tuple[Tensor, AttackResult | None]:
     xmin, xmax = _check_batch(x, y)
+    _check_dtype(model, x)
+    _check_generator(generator)
     geometry = get_norm(norm)
     loss_fn = resolve_loss(loss, model)
     lo, hi = _check_bounds(bounds, xmin, xmax)

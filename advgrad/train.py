@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor, nn
 
-from advgrad.attacks import attack_mode
+from advgrad.attacks import _check_batch, _check_dtype, _check_labels, _forward, attack_mode
 from advgrad.data import Dataset, batches
 from advgrad.losses import LOSSES, resolve_loss
 
@@ -123,13 +123,22 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
              device: torch.device | str | None = None) -> float:
-    """Fraction of x classified as y (eval mode inside; the model's mode is restored, also on errors)."""
+    """Fraction of x classified as y (eval mode inside; the model's mode is restored, also on errors).
+    Bad inputs (labels outside the model's classes, a dtype or shape the model cannot take) raise
+    ValueError, as the attacks do."""
+    _check_batch(x, y)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    _check_dtype(model, x)
     device = device or next(model.parameters()).device
     correct = 0
     with attack_mode(model):  # the same save/restore of mode and flags the attacks use
         for xb, yb in batches(x, y, batch_size):
-            correct += int((model(xb.to(device)).argmax(1) == yb.to(device)).sum())
-    return correct / max(1, len(y))
+            yb = yb.to(device)
+            logits = _forward(model, xb.to(device))
+            _check_labels(logits, yb)
+            correct += int((logits.argmax(1) == yb).sum())
+    return correct / len(y)
 
 
 EpochCallback = Callable[[int, dict[str, Any]], None]

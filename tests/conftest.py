@@ -59,6 +59,16 @@ def robust_small(mnist5k: Dataset) -> nn.Module:
     return model.eval()
 
 
+def well_conditioned(model: nn.Module, x: torch.Tensor, y: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """(N,) True where the clean cross-entropy is at least ``floor``. Then 1 − p_y ≳ 1e-3 and the gradient at
+    the logits, p − onehot, is known to ~1e-4 relative in float32 (p_y rounds at 6e-8); below it, on samples
+    the model is all but certain of, the direction of ∂J/∂X is mostly rounding noise."""
+    from advgrad.losses import cross_entropy
+
+    with torch.no_grad():
+        return cross_entropy(model(x), y) >= floor
+
+
 @pytest.fixture
 def tiny_mlp() -> nn.Module:
     """A seeded 2-layer ReLU net on (1, 4, 4) inputs, 3 classes, in eval mode."""

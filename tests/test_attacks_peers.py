@@ -1,18 +1,37 @@
-"""Cross-checks against the peers (torchattacks 3.5.1, Foolbox 3.3.4; installed by the test extras):
-L∞ FGSM and PGD bit for bit, L2 PGD to 1e-5, and robust accuracy with random starts within a point."""
+"""Cross-checks against the peers (torchattacks 3.5.1, Foolbox 3.3.4; installed by the test extras).
+
+What is bit-identical, and why (these tests also run under other instruction sets in ``make test``):
+
+- torchattacks differentiates the batch-mean cross-entropy, as advgrad's attacks do, and takes the same
+  steps with the same float operations; run on the same batch in one piece, every kernel sees the same
+  shapes in both, so L∞ FGSM, L∞ PGD (targeted too, and with a random start under one seed) and L2 PGD
+  are bit-identical *by construction*, on any CPU.
+- Foolbox differentiates the summed loss: ``advgrad.input_gradient`` (also a sum) gives its gradient bit
+  for bit, but the attacks (a mean) do not: scaling the seed of the backward pass by 1/N rounds partial
+  sums differently, so a gradient coordinate within rounding of zero — on a sample the model is all but
+  certain of, whose whole gradient is rounding noise — can take the other sign on some CPUs. Against
+  Foolbox the tests check what is stable: almost every coordinate and every well-conditioned sample.
+- advgrad's default chunks cut a large batch into pieces; a matrix multiply over fewer rows may pick
+  another kernel and round the last bit differently, so there the check is on robust accuracy and the
+  share of identical examples (see test_attacks.py for chunks against one piece).
+"""
 
 from __future__ import annotations
 
+import re
+
+import eagerpy as ep
 import pytest
 import torch
 from torch import Tensor
 
-from advgrad.attacks import fgsm, pgd, run_attack
+from advgrad.attacks import fgsm, input_gradient, pgd, run_attack
+from conftest import well_conditioned
 
 torchattacks = pytest.importorskip("torchattacks")
 fb = pytest.importorskip("foolbox")
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.isa]
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +42,36 @@ def batch(mnist5k) -> tuple[Tensor, Tensor]:
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.3, 8 / 255])
-def test_linf_fgsm_is_bit_identical_to_torchattacks_and_foolbox(trained_small, batch, eps: float) -> None:
+def test_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float) -> None:
     model, _ = trained_small
     x, y = batch
-    ours = fgsm(model, x, y, eps)
-    assert torch.equal(ours, torchattacks.FGSM(model, eps=eps)(x, y))
+    assert torch.equal(fgsm(model, x, y, eps), torchattacks.FGSM(model, eps=eps)(x, y))
+
+
+def test_input_gradient_is_bit_identical_to_foolbox(trained_small, batch) -> None:
+    """Both differentiate the summed cross-entropy of the batch in one piece: the same kernels, the same bits."""
+    model, _ = trained_small
+    x, y = batch
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    _, theirs = ep.value_and_grad(lambda t: ep.crossentropy(fmodel(t), ep.astensor(y)).sum(), ep.astensor(x))
+    assert torch.equal(input_gradient(model, x, y), theirs.raw)
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+def test_linf_fgsm_agrees_with_foolbox(trained_small, batch, eps: float) -> None:
+    """Foolbox steps along the sign of the summed loss's gradient, advgrad along the mean's (as
+    torchattacks): identical on every well-conditioned sample but for coordinates within rounding of zero
+    (at most 1 in 10,000 of them), and FGSM from advgrad's summed gradient is Foolbox's bit for bit."""
+    model, _ = trained_small
+    x, y = batch
     _, theirs, _ = fb.attacks.FGSM()(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=eps)
-    assert torch.equal(ours, theirs)
+    from_sum = (x + eps * input_gradient(model, x, y).sign()).clamp(0, 1)
+    assert torch.equal(from_sum, theirs)
+    ours = fgsm(model, x, y, eps)
+    differ = (ours != theirs).flatten(1)
+    assert float(differ.double().mean()) <= 1e-4
+    good = well_conditioned(model, x, y)
+    assert int(good.sum()) >= 150 and float(differ[good].double().mean()) <= 1e-4
 
 
 def test_targeted_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch) -> None:
@@ -52,16 +94,19 @@ def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: fl
     assert torch.equal(ours, theirs)
 
 
-def test_linf_pgd_is_bit_identical_to_foolbox(trained_small, batch) -> None:
+def test_linf_pgd_agrees_with_foolbox(trained_small, batch) -> None:
     """Foolbox differentiates the summed loss, advgrad (like torchattacks) the mean: a gradient coordinate
-    within rounding of zero can take opposite signs (one pixel of 200 digits × 10 steps did, summed vs
-    averaged, on the fixture model), though not in this batch."""
+    within rounding of zero can take opposite signs, and from there that sample's path differs. The
+    robust flags agree on every well-conditioned sample and the examples on nearly all of them."""
     model, _ = trained_small
     x, y = batch
-    ours = pgd(model, x, y, 0.1, alpha=0.01, steps=10, random_start=False)
+    ours = run_attack(model, x, y, 0.1, alpha=0.01, steps=10, random_start=False)
     attack = fb.attacks.LinfPGD(abs_stepsize=0.01, steps=10, random_start=False)
-    _, theirs, _ = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=0.1)
-    assert torch.equal(ours, theirs)
+    _, theirs, success = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=0.1)
+    good = well_conditioned(model, x, y)
+    assert torch.equal(ours.success[good], success[good])
+    same = (ours.x_adv == theirs).flatten(1).all(1)
+    assert float(same[good].double().mean()) >= 0.97
 
 
 def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch) -> None:
@@ -75,30 +120,44 @@ def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch
 
 
 @pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
-def test_l2_pgd_agrees_with_torchattacks_and_foolbox(trained_small, batch, eps: float, alpha: float,
-                                                     steps: int) -> None:
-    """Both normalise the gradient by its L2 norm. torchattacks divides by ‖g‖ + eps_for_division
-    (1e-10 by default), which shortens the steps of confident samples whose gradient norm is tiny
-    (1e-6…1e-4 here); with a negligible eps_for_division it agrees, and Foolbox agrees on every sample."""
+def test_l2_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, alpha: float,
+                                                 steps: int) -> None:
+    """Both normalise the mean-loss gradient by its L2 norm, step, project, clip: the same operations.
+    torchattacks divides by ‖g‖ + eps_for_division (1e-10 by default), which shortens the steps of
+    confident samples whose gradient norm is tiny; with 1e-30 (below float32's resolution at any norm
+    ≥ 1e-22) the two are the same function."""
     model, _ = trained_small
     x, y = batch
     ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, norm="2", random_start=False)
-    attack = fb.attacks.L2PGD(abs_stepsize=alpha, steps=steps, random_start=False)
-    _, foolbox_adv, _ = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=eps)
-    torch.testing.assert_close(ours, foolbox_adv, rtol=0, atol=1e-5)
     theirs = torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=False,
                                 eps_for_division=1e-30)(x, y)
-    # torchattacks differentiates the batch-mean loss (advgrad and Foolbox the sum): g/N differs from g
-    # in its last bits, and over many steps a ReLU kink can amplify that on the odd sample.
-    agree = (ours - theirs).flatten(1).abs().amax(dim=1) <= 1e-5
-    assert float(agree.double().mean()) >= (1.0 if steps <= 10 else 0.99), (~agree).nonzero().tolist()
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
+def test_l2_pgd_agrees_with_foolbox(trained_small, batch, eps: float, alpha: float, steps: int) -> None:
+    """Foolbox differentiates the sum: its direction g/‖g‖ equals advgrad's to rounding, except on samples
+    whose gradient is rounding noise (clean loss ≪ 1e-3: a near-certain prediction) or whose path meets
+    a ReLU kink where a last-bit difference sends it another way. Robust flags agree on every
+    well-conditioned sample, and nearly all examples agree to 1e-5."""
+    model, _ = trained_small
+    x, y = batch
+    ours = run_attack(model, x, y, eps, alpha=alpha, steps=steps, norm="2", random_start=False)
+    attack = fb.attacks.L2PGD(abs_stepsize=alpha, steps=steps, random_start=False)
+    _, theirs, success = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=eps)
+    good = well_conditioned(model, x, y)
+    assert torch.equal(ours.success[good], success[good])
+    close = (ours.x_adv - theirs).flatten(1).abs().amax(dim=1) <= 1e-5
+    assert float(close[good].double().mean()) >= 0.97, (~close).nonzero().tolist()
 
 
 def test_l2_fgm_agrees_with_foolbox(trained_small, batch) -> None:
+    """One L2 step from x: g/‖g‖ of the sum and of the mean agree to rounding on well-conditioned samples."""
     model, _ = trained_small
     x, y = batch
     _, theirs, _ = fb.attacks.L2FastGradientAttack()(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=1.5)
-    torch.testing.assert_close(fgsm(model, x, y, 1.5, norm="2"), theirs, rtol=0, atol=1e-5)
+    good = well_conditioned(model, x, y)
+    torch.testing.assert_close(fgsm(model, x, y, 1.5, norm="2")[good], theirs[good], rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -123,16 +182,24 @@ def test_robust_accuracy_with_random_starts_matches_torchattacks(trained_small, 
 @pytest.mark.slow
 def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(trained_small, mnist5k) -> None:
     """Without a generator, advgrad draws the L∞ start from the global RNG with the call torchattacks makes,
-    so the same ``torch.manual_seed`` gives the same examples: 1,000 images, in advgrad's default chunks
-    of 256 (torchattacks takes the batch in one piece)."""
+    so the same ``torch.manual_seed`` gives the same examples: 1,000 images in one piece, bit for bit. In
+    advgrad's default chunks of 256 (torchattacks takes the batch in one piece) the kernels see other
+    shapes: the robust accuracy is the same to a tenth of a point and nearly every example is identical."""
     model, _ = trained_small
     x, y = mnist5k.x_test, mnist5k.y_test
     torch.manual_seed(7)
     theirs = torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=10, random_start=True)(x, y)
     torch.manual_seed(7)
-    ours = pgd(model, x, y, 0.1, alpha=0.025, steps=10)
+    ours = pgd(model, x, y, 0.1, alpha=0.025, steps=10, chunk_size=len(x))
     assert not torch.equal(ours, pgd(model, x, y, 0.1, alpha=0.025, steps=10))  # the start is random...
     assert torch.equal(ours, theirs)  # ...and the same draw as torchattacks'
+    torch.manual_seed(7)
+    chunked = pgd(model, x, y, 0.1, alpha=0.025, steps=10)
+    with torch.no_grad():
+        acc_chunked = float((model(chunked).argmax(1) == y).double().mean())
+        acc_theirs = float((model(theirs).argmax(1) == y).double().mean())
+    assert abs(acc_chunked - acc_theirs) <= 0.001
+    assert float((chunked == theirs).flatten(1).all(1).double().mean()) >= 0.99
 
 
 def test_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
@@ -151,4 +218,7 @@ def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path, script) -> 
     text = out.read_text()
     assert "python scripts/bench_chunk_size.py --models logreg,cnn-small" in text
     assert "**cnn-small**, 40 samples" in text and "| 16 | 32 | one piece * |" in text
-    assert text.count("≠") == 1  # in the legend only: every chunk size gave the one-piece gradient
+    # Every chunk size gives the one-piece gradient bit for bit (no mark) or to rounding (≠ d, d ≤ 1e-5
+    # relative: fewer rows may get another matrix-multiply kernel on some CPUs).
+    marks = re.findall(r"≠ ([0-9.e+-]+)", text.split("relative to the largest entry")[1])
+    assert all(float(d) <= 1e-5 for d in marks), marks

@@ -139,6 +139,9 @@ def epochs_done(metrics: Path) -> int:
 
 
 def start_and_stop(out: Path, sig: int, after_epochs: int, delay: float) -> subprocess.Popen:
+    """Run the command; once ``after_epochs`` epochs are on disk, freeze it (SIGSTOP), send ``sig``, let it
+    go on (SIGCONT). Frozen, the run cannot finish its remaining epochs between the poll and the signal, so
+    the signal lands inside a later epoch however fast the machine (the 5 ms poll is all it can run on)."""
     proc = subprocess.Popen(command(out), env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 240
@@ -146,9 +149,12 @@ def start_and_stop(out: Path, sig: int, after_epochs: int, delay: float) -> subp
         if proc.poll() is not None:
             pytest.fail(f"training ended before it could be interrupted: {proc.communicate()}")
         assert time.monotonic() < deadline, "training too slow to test"
-        time.sleep(0.05)
-    time.sleep(delay)  # into the next epoch
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGSTOP)
+    assert epochs_done(out.with_suffix(".json")) < 3, "the run finished before it could be interrupted"
+    time.sleep(delay)
     proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)
     proc.wait(timeout=120)
     return proc
 
