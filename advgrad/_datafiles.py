@@ -58,7 +58,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     ndim, ndim big-endian uint32 sizes, then the row-major bytes."""
     path = Path(path)
     data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+    if len(data) < 4:
+        raise fail(path, f"is not an IDX file (only {len(data)} bytes)")
+    if data[0] != 0 or data[1] != 0:
         raise fail(path, "is not an IDX file (bad magic number)")
     if data[2] != 0x08:
         raise fail(path, f"only unsigned-byte IDX data is supported, got type 0x{data[2]:02x}")
@@ -98,7 +100,9 @@ _NUMPY_GLOBALS = _numpy_rebuilders()
 class _BatchUnpickler(pickle.Unpickler):
     """An unpickler that resolves only numpy's array-rebuilding globals. Every other global (``os.system``,
     ``builtins.exec``, ...) is refused when the pickle names it, before anything is called; dicts,
-    lists, tuples, strings and numbers need no global. (EXT opcodes also resolve through ``find_class``.)"""
+    lists, tuples, strings and numbers need no global. EXT opcodes name a global by a number registered
+    with :mod:`copyreg`; the stdlib registers none, and a registered one resolves through ``find_class``
+    too (unless an earlier unpickle in this process already cached it)."""
 
     def __init__(self, raw: bytes, path: Path) -> None:
         # Real CIFAR-10 batches were pickled by Python 2: its str are read as bytes, as the format intends.
