@@ -33,9 +33,10 @@ def fail(where: str | Path, what: str) -> DataError:
 
 
 def _why(exc: BaseException) -> str:
-    """A library exception as a short phrase for a message: ``TypeName: text`` (at most ~120 characters)."""
+    """A library exception as a short phrase for a message: ``TypeName: text`` (text cut at 120 characters)."""
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:100]}" if text else type(exc).__name__
+    text = text if len(text) <= 120 else text[:119] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -176,13 +177,14 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named arrays of an ``.npz`` archive. Object arrays are refused (``allow_pickle`` stays False)."""
+    """The named arrays of an ``.npz`` archive (a zip of ``.npy`` files). Object arrays are refused
+    (``allow_pickle`` stays False), and a file that is not a zip never reaches numpy's pickle fallback."""
     path = Path(path)
+    raw = _read_bytes(path)
+    if not raw.startswith(b"PK\x03\x04"):
+        raise fail(path, f"is not an .npz archive (no zip signature; starts with {raw[:8]!r})")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise fail(path, "is a single .npy array, not an .npz archive")
-        with archive:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             missing = [k for k in keys if k not in archive.files]
             if missing:
                 raise fail(path, f"has no array {missing[0]!r} (holds {', '.join(archive.files) or 'nothing'})")
