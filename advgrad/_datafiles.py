@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import pickletools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -98,12 +99,31 @@ def _numpy_rebuilders() -> dict[tuple[str, str], object]:
 _NUMPY_GLOBALS = _numpy_rebuilders()
 
 
+# EXT1/2/4 name a global by a number in copyreg's registry, and the unpickler may answer them from its
+# cache without asking find_class; persistent ids call back into the application. No CIFAR batch has them.
+_REFUSED_OPCODES = frozenset({"EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"})
+
+
+def _scan_opcodes(raw: bytes, path: Path) -> None:
+    """Walk the pickle's opcodes without building anything. pickletools checks every counted length against
+    the bytes left, so a damaged length is caught here rather than by the unpickler, which allocates a
+    BINBYTES8/BYTEARRAY8 buffer of the stated size before reading (a flipped byte can ask for exabytes)."""
+    try:
+        for opcode, _, position in pickletools.genops(raw):
+            if opcode.name in _REFUSED_OPCODES:
+                raise fail(path, f"refused pickle opcode {opcode.name} at byte {position}: a CIFAR-10 batch "
+                                 "names no global through copyreg's registry and has no persistent ids")
+    except DataError:
+        raise
+    except Exception as exc:  # ValueError for an unknown opcode or a length past the end, among others
+        raise fail(path, f"is not a readable CIFAR-10 batch ({_why(exc)})") from exc
+
+
 class _BatchUnpickler(pickle.Unpickler):
     """An unpickler that resolves only numpy's array-rebuilding globals. Every other global (``os.system``,
     ``builtins.exec``, ...) is refused when the pickle names it, before anything is called; dicts,
-    lists, tuples, strings and numbers need no global. EXT opcodes name a global by a number registered
-    with :mod:`copyreg`; the stdlib registers none, and a registered one resolves through ``find_class``
-    too (unless an earlier unpickle in this process already cached it)."""
+    lists, tuples, strings and numbers need no global. (Opcodes that reach globals another way are
+    refused by :func:`_scan_opcodes` first.)"""
 
     def __init__(self, raw: bytes, path: Path) -> None:
         # Real CIFAR-10 batches were pickled by Python 2: its str are read as bytes, as the format intends.
@@ -144,7 +164,7 @@ def _cifar_fields(path: Path, batch: object) -> dict[str, object]:
     fields: dict[str, object] = {}
     for key, value in batch.items():
         name = key.decode("latin-1") if isinstance(key, bytes) else key
-        if name not in CIFAR_KEYS:
+        if not isinstance(name, str) or name not in CIFAR_KEYS:
             raise fail(path, f"unexpected key {repr(key)[:40]} (a CIFAR-10 batch holds {', '.join(CIFAR_KEYS)})")
         fields[name] = value
     for name in ("data", "labels"):
@@ -158,6 +178,7 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     Label values are not range-checked here (the caller knows the class count)."""
     path = Path(path)
     raw = _read_bytes(path)
+    _scan_opcodes(raw, path)
     try:
         batch = _BatchUnpickler(raw, path).load()
     except DataError:
@@ -188,10 +209,14 @@ def read_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
             missing = [k for k in keys if k not in archive.files]
             if missing:
                 raise fail(path, f"has no array {missing[0]!r} (holds {', '.join(archive.files) or 'nothing'})")
-            return {k: archive[k] for k in keys}
+            arrays = {k: archive[k] for k in keys}
     except DataError:
         raise
     # zipfile and numpy's .npy parser raise many types for a damaged archive (BadZipFile, EOFError,
     # zlib.error, ValueError, NotImplementedError, RuntimeError, OSError, ...): each means a broken file.
     except Exception as exc:
         raise fail(path, f"is not a readable .npz archive ({_why(exc)})") from exc
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # NpzFile hands back raw bytes for a member without the .npy magic
+            raise fail(path, f"member {key}.npy is not a .npy array")
+    return arrays

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from test_data import make_cifar_folder, make_idx_set, make_npz
 
 from advgrad import data as data_mod
-from advgrad._datafiles import read_idx
+from advgrad._datafiles import read_cifar_batch, read_idx
 from advgrad.cli import main
 from advgrad.data import DataError, load_dataset
 
@@ -105,10 +105,18 @@ def _batch(n: int = 4, **change: object) -> dict:
 _GOOD_BATCH = pickle.dumps(_batch())
 # (bytes written as data_batch_3, message, library error that must be the cause or None)
 _CIFAR_CASES = {
-    "empty": (b"", r"not a readable CIFAR-10 batch \(EOFError", EOFError),
-    "truncated": (_GOOD_BATCH[:len(_GOOD_BATCH) // 2], "pickle data was truncated", pickle.UnpicklingError),
-    "no STOP": (_GOOD_BATCH[:-1], r"not a readable CIFAR-10 batch", pickle.UnpicklingError),
-    "garbage": (b"\x00garbage", "invalid load key", pickle.UnpicklingError),
+    # Caught by the opcode scan (pickletools), before the unpickler runs:
+    "empty": (b"", r"not a readable CIFAR-10 batch \(ValueError: pickle exhausted before seeing STOP", ValueError),
+    "truncated": (_GOOD_BATCH[:len(_GOOD_BATCH) // 2], "but only .* remain", ValueError),
+    "no STOP": (_GOOD_BATCH[:-1], "pickle exhausted before seeing STOP", ValueError),
+    "garbage": (b"\x00garbage", r"at position 0, opcode b'\\x00' unknown", ValueError),
+    # Well-formed opcodes that fail when run: stack underflow, a memo slot never filled, a numpy
+    # constructor refusing its arguments (np.ndarray((-1,)) through an admitted global).
+    "stack underflow": (pickle.PROTO + b"\x04" + pickle.APPEND + pickle.STOP, "stack underflow", pickle.UnpicklingError),
+    "memo miss": (pickle.PROTO + b"\x04" + pickle.BINGET + b"\x05" + pickle.STOP, "Memo value not found",
+                  pickle.UnpicklingError),
+    "numpy refuses": (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"numpy\nndarray\n" + pickle.BININT + struct.pack("<i", -1)
+                      + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP, "negative dimensions", ValueError),
     "not a dict": (pickle.dumps([1, 2, 3]), "holds a list, not the dict of a CIFAR-10 batch", None),
     "no labels": (pickle.dumps(_batch(labels=None)), "has no 'labels' entry", None),
     "unknown key": (pickle.dumps(_batch(fine_labels=[0] * 4)), "unexpected key b'fine_labels'", None),
@@ -135,6 +143,16 @@ def test_broken_cifar_batch(tmp_path: Path, case: str) -> None:
     error = _raise_one_line(lambda: load_dataset("cifar10", root=tmp_path), bad, match)
     if cause is not None:
         assert isinstance(error.__cause__, cause)
+
+
+def test_a_length_past_the_end_allocates_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A BYTEARRAY8 whose 8-byte length was damaged: the unpickler would allocate that many bytes before reading
+    (here 3e18: MemoryError, and CPython 3.11 also prints a stray "SystemError: deallocated bytearray object has
+    exported buffers" to stderr). The opcode scan sees the length exceeds the file and stops first."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.PROTO + b"\x05" + pickle.BYTEARRAY8 + struct.pack("<Q", 3 * 10**18) + b"x" * 64 + pickle.STOP)
+    error = _raise_one_line(lambda: read_cifar_batch(path), path, r"expected 3000000000000000000 bytes in a bytearray8")
+    assert isinstance(error.__cause__, ValueError) and capfd.readouterr().err == ""
 
 
 def test_cifar_batch_variants_that_are_fine(tmp_path: Path) -> None:
