@@ -102,6 +102,16 @@ def _batch(n: int = 4, **change: object) -> dict:
     return batch
 
 
+class _Array:
+    """Pickles as numpy does an array, ``_reconstruct(ndarray, (0,), b'b')`` then BUILD, with a chosen state."""
+
+    def __init__(self, state: object) -> None:
+        self.state = state
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return np.zeros(1).__reduce__()[0], (np.ndarray, (0,), b"b"), self.state
+
+
 _GOOD_BATCH = pickle.dumps(_batch())
 # (bytes written as data_batch_3, message, library error that must be the cause or None)
 _CIFAR_CASES = {
@@ -110,20 +120,28 @@ _CIFAR_CASES = {
     "truncated": (_GOOD_BATCH[:len(_GOOD_BATCH) // 2], "but only .* remain", ValueError),
     "no STOP": (_GOOD_BATCH[:-1], "pickle exhausted before seeing STOP", ValueError),
     "garbage": (b"\x00garbage", r"at position 0, opcode b'\\x00' unknown", ValueError),
-    # Well-formed opcodes that fail when run: stack underflow, a memo slot never filled, a numpy
-    # constructor refusing its arguments (np.ndarray((-1,)) through an admitted global).
+    # Well-formed opcodes that fail when run: stack underflow, a memo slot never filled, a call of
+    # numpy.ndarray (admitted only as an argument of _reconstruct, and never called).
     "stack underflow": (pickle.PROTO + b"\x04" + pickle.APPEND + pickle.STOP, "stack underflow", pickle.UnpicklingError),
     "memo miss": (pickle.PROTO + b"\x04" + pickle.BINGET + b"\x05" + pickle.STOP, "Memo value not found",
                   pickle.UnpicklingError),
-    "numpy refuses": (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"numpy\nndarray\n" + pickle.BININT + struct.pack("<i", -1)
-                      + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP, "negative dimensions", ValueError),
+    "calls ndarray": (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"numpy\nndarray\n" + pickle.BININT + struct.pack("<i", -1)
+                      + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP, "is not callable", TypeError),
     "not a dict": (pickle.dumps([1, 2, 3]), "holds a list, not the dict of a CIFAR-10 batch", None),
     "no labels": (pickle.dumps(_batch(labels=None)), "has no 'labels' entry", None),
     "unknown key": (pickle.dumps(_batch(fine_labels=[0] * 4)), "unexpected key b'fine_labels'", None),
-    "short rows": (pickle.dumps(_batch(data=np.zeros((4, 3071), np.uint8))), r"got a uint8 array of shape \(4, 3071\)", None),
-    "int64 data": (pickle.dumps(_batch(data=np.zeros((4, 3072), np.int64))), "got a int64 array", None),
-    "list data": (pickle.dumps(_batch(data=[[0] * 3072] * 4)), "got a list", None),
-    "1-D data": (pickle.dumps(_batch(data=np.zeros(4 * 3072, np.uint8))), r"shape \(12288,\)", None),
+    "short rows": (pickle.dumps(_batch(data=np.zeros((4, 3071), np.uint8))), r"got uint8 \(4, 3071\)", None),
+    "int64 data": (pickle.dumps(_batch(data=np.zeros((4, 3072), np.int64))), r"got int64 \(4, 3072\)", None),
+    "list data": (pickle.dumps(_batch(data=[[0] * 3072] * 4)), "'data' must be a numpy array, got a list", None),
+    "float data": (pickle.dumps(_batch(data=np.zeros((4, 3072)))), "dtype 'f8' is not an integer type", None),
+    "short raw": (pickle.dumps(_batch(data=_Array((1, (4, 3072), np.dtype("u1"), False, b"\0" * 100)))),
+                  r"shape \(4, 3072\) of uint8 needs 12288 bytes, the file holds 100 bytes", None),
+    "negative dim": (pickle.dumps(_batch(data=_Array((1, (-4, 3072), np.dtype("u1"), False, b"")))),
+                     r"malformed numpy array shape \(-4, 3072\)", None),
+    "state not a tuple": (pickle.dumps(_batch(data=_Array([1, (4, 3072)]))), "malformed numpy array state", None),
+    "array labels 2-D": (pickle.dumps(_batch(labels=np.zeros((4, 1), np.int64))), r"'labels' must be 1-D, got shape \(4, 1\)",
+                         None),
+    "1-D data": (pickle.dumps(_batch(data=np.zeros(4 * 3072, np.uint8))), r"got uint8 \(12288,\)", None),
     "float labels": (pickle.dumps(_batch(labels=[1.0] * 4)), "'labels' must be a list of ints", None),
     "bool labels": (pickle.dumps(_batch(labels=[True] * 4)), "'labels' must be a list of ints", None),
     "huge label": (pickle.dumps(_batch(labels=[2**70] * 4)), "too large to be a class", None),
@@ -155,12 +173,18 @@ def test_a_length_past_the_end_allocates_nothing(tmp_path: Path, capfd: pytest.C
     assert isinstance(error.__cause__, ValueError) and capfd.readouterr().err == ""
 
 
-def test_cifar_batch_variants_that_are_fine(tmp_path: Path) -> None:
-    """Keys as str (a batch re-pickled with encoding='latin1') and labels as an integer array are the same data."""
+@pytest.mark.parametrize("labels", [np.array([7, 3], "<i4"), np.array([7, 3], ">i8"), np.array([7, 3], np.uint8)],
+                         ids=["int32", "big-endian int64", "uint8"])
+def test_cifar_batch_variants_that_are_fine(tmp_path: Path, labels: np.ndarray) -> None:
+    """Keys as str (a batch re-pickled with encoding='latin1'), labels as an integer array of any byte order,
+    and data stored in Fortran order are the same data: the rebuilt arrays equal the pickled ones."""
     make_cifar_folder(tmp_path, n=2)
     batch = tmp_path / "cifar-10-batches-py" / "test_batch"
-    data = np.arange(2 * 3072).astype(np.uint8).reshape(2, 3072)
-    batch.write_bytes(pickle.dumps({"data": data, "labels": np.array([7, 3], np.int32), "filenames": ["a", "b"]}))
+    data = np.asfortranarray(np.arange(2 * 3072).astype(np.uint8).reshape(2, 3072) * 7)
+    raw = pickle.dumps({"data": data, "labels": labels, "filenames": ["a", "b"]})
+    batch.write_bytes(raw)
+    got, got_labels = read_cifar_batch(batch)
+    assert np.array_equal(got, data) and got_labels.tolist() == [7, 3] and got_labels.dtype == np.int64
     ds = load_dataset("cifar10", root=tmp_path)
     assert ds.y_test.tolist() == [7, 3] and np.array_equal((ds.x_test[1, 2] * 255).round().numpy(),
                                                             data[1, 2048:].reshape(32, 32))

@@ -26,13 +26,14 @@ from advgrad.data import load_dataset
 
 
 class _Call:
-    """Pickles as a call of ``func(*args)``: what a malicious file does with a REDUCE opcode."""
+    """Pickles as a call of ``func(*args)`` (a REDUCE opcode: what a malicious file does), then, with
+    ``state``, a BUILD opcode that passes it to the result's ``__setstate__``."""
 
-    def __init__(self, func: Callable[..., Any], *args: Any) -> None:
-        self.func, self.args = func, args
+    def __init__(self, func: Callable[..., Any], *args: Any, state: object = None) -> None:
+        self.func, self.args, self.state = func, args, state
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return self.func, self.args
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
 def _payloads(marker: Path) -> dict[str, _Call]:
@@ -119,10 +120,27 @@ def test_persistent_ids_are_refused(tmp_path: Path) -> None:
         read_cifar_batch(path)
 
 
-def test_an_object_array_built_from_admitted_globals_is_still_not_image_data(tmp_path: Path) -> None:
-    """ndarray, dtype and _reconstruct are admitted, so a pickle can build an object array of ints; it runs
-    nothing, and the reader refuses it because CIFAR data is uint8."""
+def test_an_object_array_is_refused_by_its_dtype(tmp_path: Path) -> None:
+    """ndarray, dtype and _reconstruct are the admitted globals, so a pickle can describe an object array;
+    it is refused before any array is built, since only integer dtypes are rebuilt."""
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps({b"data": np.ones((1, 3072), dtype=object), b"labels": [0]}))
-    with pytest.raises(DataError, match=r"'data' must be a uint8 array of shape \(N, 3072\), got a object array"):
+    with pytest.raises(DataError, match="'data': dtype 'O8' is not an integer type pickled by numpy"):
+        read_cifar_batch(path)
+
+
+def test_a_malformed_dtype_state_never_reaches_numpy(tmp_path: Path) -> None:
+    """numpy's dtype.__setstate__ reads uninitialised memory for a state tuple of unexpected length
+    (numpy issue #30476); on numpy 2.4 a 6-tuple kills the interpreter. The batch below is a uint8 array
+    pickled as numpy does, but with one entry of its dtype's state dropped. The standard unpickler, in a
+    child process, does not survive it; the loader rebuilds arrays without numpy's unpickling code and
+    reports the state instead."""
+    dtype = _Call(np.dtype, "u1", False, True, state=(3, "|", None, -1, -1, 0))  # numpy writes (3, '|', None, None, None, -1, -1, 0)
+    array = _Call(np.zeros(1).__reduce__()[0], np.ndarray, (0,), b"b", state=(1, (1, 3072), dtype, False, bytes(3072)))
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": array, b"labels": [0]}))
+    child = subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read())",
+                            str(path)], check=False, capture_output=True)
+    assert child.returncode != 0  # -11 (SIGSEGV) on numpy 2.4; a ValueError once numpy checks the length
+    with pytest.raises(DataError, match=r"'data': malformed state for dtype u1: \(3, '\|', None, -1, -1, 0\)"):
         read_cifar_batch(path)
