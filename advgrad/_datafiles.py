@@ -12,6 +12,7 @@ import gzip
 import io
 import pickle
 import pickletools
+import reprlib
 import struct
 import zlib
 from collections.abc import Sequence
@@ -112,6 +113,23 @@ class _Pickled:
         self.state = state
 
 
+class _ShortRepr(reprlib.Repr):
+    """A repr for messages that stays short and shallow whatever a pickle built (tuples nested 100,000 deep,
+    a 30 MB bytes object): builtin repr would recurse or copy all of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother = 3, 24, 24
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[:16]) + ("..." if len(x) > 16 else "")
+
+    repr_bytearray = repr_bytes
+
+
+_short = _ShortRepr().repr
+
+
 def _text(value: object) -> object:
     """Python 2 wrote str, read here as bytes (encoding="bytes"); compare them as text."""
     return value.decode("latin-1") if isinstance(value, bytes) else value
@@ -160,11 +178,11 @@ def _dtype(path: Path, what: str, value: object) -> np.dtype:
         raise fail(path, f"{what}: expected a pickled numpy dtype, got {_describe(value)}")
     spec, state = _text(value.args[0]), value.state
     if not isinstance(spec, str) or spec not in _INT_DTYPES or value.args[1:] != (False, True):
-        raise fail(path, f"{what}: dtype {repr(spec)[:20]} is not an integer type pickled by numpy")
+        raise fail(path, f"{what}: dtype {_short(spec)} is not an integer type pickled by numpy")
     endian = _text(state[1]) if isinstance(state, tuple) and len(state) == 8 else None
     if not (isinstance(state, tuple) and state[0] == 3 and endian in ("|", "<", ">", "=")
             and state[2:] == _DTYPE_STATE_TAIL):
-        raise fail(path, f"{what}: malformed state for dtype {spec}: {repr(state)[:60]}")
+        raise fail(path, f"{what}: malformed state for dtype {spec}: {_short(state)}")
     return np.dtype(spec).newbyteorder("<" if endian == "<" else ">" if endian == ">" else "=")
 
 
@@ -179,12 +197,12 @@ def _array(path: Path, what: str, value: object) -> np.ndarray:
     else:
         state = value.state
         if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1 and type(state[3]) in (bool, int)):
-            raise fail(path, f"{what}: malformed numpy array state {repr(state)[:60]}")
+            raise fail(path, f"{what}: malformed numpy array state {_short(state)}")
         _, shape, dtype, fortran, raw = state
         order = "F" if fortran else "C"
     dt = _dtype(path, what, dtype)
     if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)) or order not in ("C", "F"):
-        raise fail(path, f"{what}: malformed numpy array shape {repr(shape)[:40]} or order {repr(order)[:10]}")
+        raise fail(path, f"{what}: malformed numpy array shape {_short(shape)} or order {_short(order)}")
     count = 1
     for n in shape:  # Python ints: no overflow
         count *= n
@@ -224,7 +242,7 @@ def _cifar_fields(path: Path, batch: object) -> dict[str, object]:
     for key, value in batch.items():
         name = key.decode("latin-1") if isinstance(key, bytes) else key
         if not isinstance(name, str) or name not in CIFAR_KEYS:
-            raise fail(path, f"unexpected key {repr(key)[:40]} (a CIFAR-10 batch holds {', '.join(CIFAR_KEYS)})")
+            raise fail(path, f"unexpected key {_short(key)} (a CIFAR-10 batch holds {', '.join(CIFAR_KEYS)})")
         fields[name] = value
     for name in ("data", "labels"):
         if name not in fields:

@@ -112,6 +112,13 @@ class _Array:
         return np.zeros(1).__reduce__()[0], (np.ndarray, (0,), b"b"), self.state
 
 
+def _deep_state() -> bytes:
+    """A batch whose array state is a tuple nested 100,000 deep (EMPTY_TUPLE then TUPLE1 again and again):
+    builtin repr, used naively in an error message, would raise RecursionError."""
+    raw = pickle.dumps(_batch(data=_Array("DEEP")), protocol=3)  # protocol 3: no frames to keep consistent
+    return raw.replace(pickle.BINUNICODE + struct.pack("<I", 4) + b"DEEP", pickle.EMPTY_TUPLE + pickle.TUPLE1 * 100_000)
+
+
 _GOOD_BATCH = pickle.dumps(_batch())
 # (bytes written as data_batch_3, message, library error that must be the cause or None)
 _CIFAR_CASES = {
@@ -138,6 +145,7 @@ _CIFAR_CASES = {
                   r"shape \(4, 3072\) of uint8 needs 12288 bytes, the file holds 100 bytes", None),
     "negative dim": (pickle.dumps(_batch(data=_Array((1, (-4, 3072), np.dtype("u1"), False, b"")))),
                      r"malformed numpy array shape \(-4, 3072\)", None),
+    "deep state": (_deep_state(), r"malformed numpy array state \(\(\(\(\.\.\.\),\),\),\)$", None),
     "state not a tuple": (pickle.dumps(_batch(data=_Array([1, (4, 3072)]))), "malformed numpy array state", None),
     "array labels 2-D": (pickle.dumps(_batch(labels=np.zeros((4, 1), np.int64))), r"'labels' must be 1-D, got shape \(4, 1\)",
                          None),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +38,8 @@ def _good(build: Callable[[Path], object], sub: str) -> dict[str, bytes]:
 
 
 IDX = _good(lambda root: make_idx_set(root / "FashionMNIST" / "raw", n_train=3, n_test=2), "FashionMNIST/raw")
-CIFAR = _good(lambda root: make_cifar_folder(root, n=1), "cifar-10-batches-py")
+CIFAR = {py2: _good(lambda root, py2=py2: make_cifar_folder(root, n=1, py2=py2), "cifar-10-batches-py")
+         for py2 in (False, True)}  # pickled by this Python and numpy, or byte for byte as the real files
 NPZ = _good(lambda root: (root / "npz").mkdir() or make_npz(root / "npz" / "d.npz", n_train=3, n_test=2), "npz")
 
 
@@ -80,9 +82,9 @@ def _rezip(raw: bytes, member: str, change: Callable[[bytes], bytes]) -> bytes:
 def _assert_valid(ds: Dataset, shape: tuple[int, int, int]) -> None:
     assert ds.input_shape == shape and ds.num_classes == 10
     for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
-        assert x.dtype == data_mod.torch.float32 and x.shape[1:] == shape and len(x) == len(y) > 0
+        assert x.dtype == torch.float32 and x.shape[1:] == shape and len(x) == len(y) > 0
         assert bool(((x >= 0) & (x <= 1)).all())  # also false for NaN
-        assert y.dtype == data_mod.torch.int64 and y.ndim == 1
+        assert y.dtype == torch.int64 and y.ndim == 1
         assert 0 <= int(y.min()) and int(y.max()) < ds.num_classes
 
 
@@ -112,8 +114,9 @@ def test_undamaged_files_load(kind: str, monkeypatch: pytest.MonkeyPatch) -> Non
             _write(root / "FashionMNIST" / "raw", IDX)
             assert _load_or_fail(lambda: load_dataset("fashion-mnist", root), root, (1, 28, 28)) == "ok"
         elif kind == "cifar":
-            _write(root / "cifar-10-batches-py", CIFAR)
-            assert _load_or_fail(lambda: load_dataset("cifar10", root), root, (3, 32, 32)) == "ok"
+            for py2 in (False, True):
+                _write(root / "cifar-10-batches-py", CIFAR[py2])
+                assert _load_or_fail(lambda: load_dataset("cifar10", root), root, (3, 32, 32)) == "ok"
         else:
             _write(root, NPZ)
             monkeypatch.setattr(data_mod, "EMBEDDED", root / "d.npz")
@@ -135,9 +138,9 @@ def test_damaged_idx_set(name: str, inside: bool, data: st.DataObject) -> None:
 
 
 @FUZZ
-@given(name=st.sampled_from(CIFAR_NAMES), data=st.data())
-def test_damaged_cifar_folder(name: str, data: st.DataObject) -> None:
-    files = dict(CIFAR)
+@given(name=st.sampled_from(CIFAR_NAMES), py2=st.booleans(), data=st.data())
+def test_damaged_cifar_folder(name: str, py2: bool, data: st.DataObject) -> None:
+    files = dict(CIFAR[py2])
     files[name] = data.draw(damaged(files[name]))
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
