@@ -260,8 +260,8 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         batch = _BatchUnpickler(raw, path).load()
     except DataError:
         raise
-    # A malformed pickle can fail inside any constructor it reaches (numpy's included), with any exception
-    # type; all of them mean the same thing here: the file is broken.
+    # A malformed pickle can fail in many ways as it runs (stack underflow, a missing memo slot, a call of
+    # something not callable, an unhashable dict key, ...); all of them mean the file is broken.
     except Exception as exc:
         raise fail(path, f"is not a readable CIFAR-10 batch ({_why(exc)})") from exc
     fields = _cifar_fields(path, batch)

@@ -10,7 +10,7 @@ as int64 (N,); normalization lives inside the model, never here.
 
 A file that is there but broken raises :class:`DataError` (a ``ValueError``) with one line naming the
 file and the fault; a missing one raises :class:`DataNotFound`. No file runs code: CIFAR-10's pickles are
-read by an unpickler that admits only numpy's array-rebuilding globals (see ``advgrad._datafiles``).
+read by an unpickler that refuses every global but a numpy array's and calls none (``advgrad._datafiles``).
 
 ``download=True`` asks torchvision to fetch ``mnist``/``fashion-mnist``/``cifar10`` into ``root``
 first (needs internet; never used by the tests).
