@@ -8,22 +8,29 @@ as int64 (N,); normalization lives inside the model, never here.
 - ``mnist``: IDX files in torchvision's layout under ``root`` (``MNIST/raw/``).
 - ``cifar10``: torchvision's Python pickle batches under ``root`` (``cifar-10-batches-py/``).
 
+A file that is there but broken raises :class:`DataError` (a ``ValueError``) with one line naming the
+file and the fault; a missing one raises :class:`DataNotFound`. No file runs code: CIFAR-10's pickles are
+read by an unpickler that refuses every global but a numpy array's and calls none (``advgrad._datafiles``).
+
 ``download=True`` asks torchvision to fetch ``mnist``/``fashion-mnist``/``cifar10`` into ``root``
 first (needs internet; never used by the tests).
 """
 
 from __future__ import annotations
 
-import gzip
-import pickle
-import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from advgrad._datafiles import DataError, read_cifar_batch, read_idx, read_npz
+
+__all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DEFAULT_ROOT", "EMBEDDED", "DataError", "DataNotFound", "Dataset",
+           "batches", "load_dataset", "read_idx"]
 
 DATASETS = ("mnist-5k", "fashion-mnist", "mnist", "cifar10")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -88,22 +95,22 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (LeCun's MNIST format; ``.gz`` or raw): big-endian header, then uint8 data."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
-    if data[2] != 0x08:
-        raise ValueError(f"{str(path)!r}: only unsigned-byte IDX data is supported, got type 0x{data[2]:02x}")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise ValueError(f"{str(path)!r}: header says {dims} but holds {body.size} bytes")
-    return body.reshape(dims).copy()  # frombuffer is read-only; torch wants writable memory
+def _check_split(where: str, images: np.ndarray, labels: np.ndarray, shape: tuple[int, ...],
+                 num_classes: int) -> None:
+    """Raise DataError unless images are uint8 (N, *shape) with N > 0 and labels are N ints in 0..num_classes-1."""
+    want = ", ".join(["N", *map(str, shape)])
+    if images.dtype != np.uint8 or images.shape[1:] != shape:
+        raise DataError(f"{where}: images must be uint8 of shape ({want}), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"{where}: labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    if len(images) == 0:
+        raise DataError(f"{where}: holds no images")
+    if len(images) != len(labels):
+        raise DataError(f"{where}: holds {len(images)} images but {len(labels)} labels")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise DataError(f"{where}: label {bad} is outside the {num_classes} classes 0..{num_classes - 1}")
 
 
 def _find_idx(folders: Sequence[Path], stem: str) -> Path | None:
@@ -115,20 +122,30 @@ def _find_idx(folders: Sequence[Path], stem: str) -> Path | None:
 
 
 def _load_idx_set(name: str, folders: Sequence[Path], hint: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    arrays = []
+    """Train and test splits from the four IDX files (28×28 images, labels 0..9)."""
+    files = []
     for split in ("train", "test"):
         for stem in _IDX_FILES[split]:
             found = _find_idx(folders, stem)
             if found is None:
                 where = ", ".join(str(f) for f in folders)
                 raise DataNotFound(f"{name}: {stem}[.gz] not found in {where}; {hint}")
-            arrays.append(read_idx(found))
-    x_tr, y_tr = _to_tensors(arrays[0], arrays[1])
-    x_te, y_te = _to_tensors(arrays[2], arrays[3])
-    for x, y, split in ((x_tr, y_tr, "train"), (x_te, y_te, "test")):
-        if len(x) != len(y):
-            raise ValueError(f"{name}: {split} has {len(x)} images but {len(y)} labels")
+            files.append(found)
+    tensors: list[Tensor] = []
+    for images_file, labels_file in ((files[0], files[1]), (files[2], files[3])):
+        images, labels = read_idx(images_file), read_idx(labels_file)
+        _check_split(f"{str(images_file)!r} with {str(labels_file)!r}", images, labels, (28, 28), 10)
+        tensors.extend(_to_tensors(images, labels))
+    x_tr, y_tr, x_te, y_te = tensors
     return x_tr, y_tr, x_te, y_te
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One checked CIFAR-10 batch: images (N, 32, 32, 3) uint8, labels (N,) int64 in 0..9."""
+    data, labels = read_cifar_batch(path)  # (N, 3072): R, G, B planes of 32×32
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    _check_split(repr(str(path)), images, labels, (32, 32, 3), len(_CIFAR_CLASSES))
+    return images, labels
 
 
 def _load_cifar10(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -138,15 +155,21 @@ def _load_cifar10(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     if missing:
         raise DataNotFound(f"cifar10: {missing[0]} not found in {folder}; pass --data-root pointing at the "
                            "folder that holds cifar-10-batches-py/, or add --download (needs internet)")
-    parts = []
-    for n in names:
-        with open(folder / n, "rb") as f:
-            # The official CIFAR-10 format is a Python pickle of plain bytes/lists/ndarrays.
-            batch = pickle.load(f, encoding="bytes")
-        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        parts.append((images, np.asarray(batch[b"labels"], dtype=np.int64)))
+    parts = [_cifar_batch(folder / n) for n in names]
     x_tr, y_tr = _to_tensors(np.concatenate([p[0] for p in parts[:5]]), np.concatenate([p[1] for p in parts[:5]]))
     x_te, y_te = _to_tensors(parts[5][0], parts[5][1])
+    return x_tr, y_tr, x_te, y_te
+
+
+def _load_npz_set(path: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Train and test splits from an .npz holding x_train, y_train, x_test, y_test (28×28 digits)."""
+    arrays = read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+    tensors: list[Tensor] = []
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        _check_split(f"{str(path)!r} x_{split}/y_{split}", images, labels, (28, 28), 10)
+        tensors.extend(_to_tensors(images, labels))
+    x_tr, y_tr, x_te, y_te = tensors
     return x_tr, y_tr, x_te, y_te
 
 
@@ -172,9 +195,7 @@ def load_dataset(name: str = "mnist-5k", root: str | Path | None = None, downloa
         root_path.mkdir(parents=True, exist_ok=True)
         _download(name, root_path)
     if name == "mnist-5k":
-        with np.load(EMBEDDED) as d:
-            x_tr, y_tr = _to_tensors(d["x_train"], d["y_train"])
-            x_te, y_te = _to_tensors(d["x_test"], d["y_test"])
+        x_tr, y_tr, x_te, y_te = _load_npz_set(EMBEDDED)
         classes = _MNIST_CLASSES
     elif name == "fashion-mnist":
         folders = [root_path / "FashionMNIST" / "raw", root_path] if root_path else [DEBIAN_FASHION_MNIST]

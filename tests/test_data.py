@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from advgrad import data as data_mod
+from advgrad._datafiles import read_cifar_batch
 from advgrad.data import DataNotFound, load_dataset, read_idx
 
 
@@ -35,6 +36,74 @@ def make_idx_set(folder: Path, n_train: int = 12, n_test: int = 6, gz: bool = Tr
               "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
     for stem, arr in arrays.items():
         write_idx(folder / stem, arr, gz=gz)
+    return arrays
+
+
+def _py2_str(b: bytes) -> bytes:
+    """A Python 2 str as cPickle wrote it: SHORT_BINSTRING (1-byte length) or BINSTRING (4-byte length)."""
+    if len(b) < 256:
+        return pickle.SHORT_BINSTRING + bytes([len(b)]) + b
+    return pickle.BINSTRING + struct.pack("<i", len(b)) + b
+
+
+def _py2_int(v: int) -> bytes:
+    """An int as cPickle wrote it: BININT1, BININT2 or BININT (signed 4-byte)."""
+    if 0 <= v < 256:
+        return pickle.BININT1 + bytes([v])
+    if 0 <= v < 65536:
+        return pickle.BININT2 + struct.pack("<H", v)
+    return pickle.BININT + struct.pack("<i", v)
+
+
+def py2_cifar_batch(data: np.ndarray, labels: list[int], batch_label: bytes, filenames: list[bytes]) -> bytes:
+    """The opcode stream of the real CIFAR-10 batches, written by Python 2's cPickle (protocol 2) and numpy 1.x:
+    str as BINSTRING, the array as numpy.core.multiarray._reconstruct(ndarray, (0,), 'b') then BUILD with
+    (1, shape, dtype('u1') with state (3, '|', None, None, None, -1, -1, 0), False, raw bytes)."""
+    g = pickle.GLOBAL
+    dtype = (g + b"numpy\ndtype\n" + _py2_str(b"u1") + _py2_int(0) + _py2_int(1) + pickle.TUPLE3 + pickle.REDUCE
+             + pickle.MARK + _py2_int(3) + _py2_str(b"|") + pickle.NONE * 3 + _py2_int(-1) + _py2_int(-1)
+             + _py2_int(0) + pickle.TUPLE + pickle.BUILD)
+    array = (g + b"numpy.core.multiarray\n_reconstruct\n" + g + b"numpy\nndarray\n" + _py2_int(0) + pickle.TUPLE1
+             + _py2_str(b"b") + pickle.TUPLE3 + pickle.REDUCE
+             + pickle.MARK + _py2_int(1) + _py2_int(data.shape[0]) + _py2_int(data.shape[1]) + pickle.TUPLE2 + dtype
+             + pickle.NEWFALSE + _py2_str(np.ascontiguousarray(data).tobytes()) + pickle.TUPLE + pickle.BUILD)
+    items = [(b"data", array),
+             (b"labels", pickle.EMPTY_LIST + pickle.MARK + b"".join(map(_py2_int, labels)) + pickle.APPENDS),
+             (b"batch_label", _py2_str(batch_label)),
+             (b"filenames", pickle.EMPTY_LIST + pickle.MARK + b"".join(map(_py2_str, filenames)) + pickle.APPENDS)]
+    body = b"".join(_py2_str(key) + value for key, value in items)
+    return pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + pickle.MARK + body + pickle.SETITEMS + pickle.STOP
+
+
+CIFAR_NAMES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def make_cifar_folder(root: Path, n: int = 4, seed: int = 0, py2: bool = False) -> dict[str, dict]:
+    """root/cifar-10-batches-py/ with six batches of n images: Python 2 streams (as the real files) or
+    batches pickled by this Python and this numpy (default protocol). Returns the batches as dicts."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    batches = {}
+    for name in CIFAR_NAMES:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, n)]
+        files = [f"img_{name}_{i}.png".encode() for i in range(n)]
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": files}
+        raw = py2_cifar_batch(data, labels, name.encode(), files) if py2 else pickle.dumps(batch)
+        (folder / name).write_bytes(raw)
+        batches[name] = batch
+    return batches
+
+
+def make_npz(path: Path, n_train: int = 8, n_test: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """An .npz in the embedded mnist-5k layout: x_* uint8 (N, 28, 28), y_* uint8 (N,)."""
+    rng = np.random.default_rng(seed)
+    arrays = {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "y_test": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    np.savez_compressed(path, **arrays)
     return arrays
 
 
@@ -149,3 +218,47 @@ def test_cifar10_from_pickle_batches(tmp_path: Path) -> None:
         assert torch.equal(ds.x_train[0, c], torch.from_numpy(first[c * 1024:(c + 1) * 1024].reshape(32, 32) / 255.0).float())
     assert ds.y_test.tolist() == batches["test_batch"][b"labels"]
     assert ds.mean == (0.4914, 0.4822, 0.4465)
+
+
+def test_cifar10_from_python2_batches_as_shipped(tmp_path: Path) -> None:
+    """The real batches' byte layout (Python 2 cPickle, protocol 2, old numpy's global names, the
+    batch_label and filenames entries) loads, and agrees with the standard unpickler on the same bytes."""
+    batches = make_cifar_folder(tmp_path, n=3, seed=5, py2=True)
+    raw = (tmp_path / "cifar-10-batches-py" / "data_batch_2").read_bytes()
+    assert raw[:2] == b"\x80\x02" and b"cnumpy.core.multiarray\n_reconstruct\n" in raw
+    reference = pickle.loads(raw, encoding="bytes")  # trusted here: the test wrote these bytes
+    assert np.array_equal(reference[b"data"], batches["data_batch_2"][b"data"])
+    assert reference[b"labels"] == batches["data_batch_2"][b"labels"]
+    data, labels = read_cifar_batch(tmp_path / "cifar-10-batches-py" / "data_batch_2")
+    assert data.dtype == np.uint8 and np.array_equal(data, reference[b"data"])
+    assert labels.dtype == np.int64 and labels.tolist() == reference[b"labels"]
+    ds = load_dataset("cifar10", root=tmp_path)
+    assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.y_train.tolist() == [v for n in CIFAR_NAMES[:5] for v in batches[n][b"labels"]]
+    # Image 1 of batch 2 is train image 4; its channel c is the c-th 1024-byte plane, row-major 32×32.
+    planes = batches["data_batch_2"][b"data"][1].reshape(3, 32, 32)
+    assert torch.equal(ds.x_train[4], torch.from_numpy(planes.astype(np.float32) / 255.0))
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_cifar_batch_pickled_by_this_numpy(tmp_path: Path, protocol: int) -> None:
+    """Arrays pickled by numpy 2 name numpy._core.* (protocol 5: _frombuffer); those load. Protocol 2 from
+    Python 3 stores bytes through _codecs.encode, a global no genuine batch holds, so it is refused."""
+    data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": [3, 9]}, protocol=protocol))
+    if protocol == 2:
+        with pytest.raises(data_mod.DataError, match="refused to unpickle global _codecs.encode"):
+            read_cifar_batch(path)
+        return
+    got, labels = read_cifar_batch(path)
+    assert np.array_equal(got, data) and labels.tolist() == [3, 9]
+
+
+def test_npz_layout_loads_like_the_embedded_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = make_npz(tmp_path / "digits.npz")
+    monkeypatch.setattr(data_mod, "EMBEDDED", tmp_path / "digits.npz")
+    ds = load_dataset("mnist-5k")
+    assert ds.x_train.shape == (8, 1, 28, 28) and ds.x_test.shape == (4, 1, 28, 28)
+    assert torch.equal(ds.x_test[:, 0], torch.from_numpy(arrays["x_test"].astype(np.float32) / 255.0))
+    assert ds.y_train.dtype == torch.int64 and ds.y_train.tolist() == arrays["y_train"].tolist()
