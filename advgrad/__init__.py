@@ -8,38 +8,42 @@ The public API is re-exported here; ``advgrad.plots`` stays a module of its own 
 advgrad does not import matplotlib.
 """
 
-__version__ = "0.1.0"
-
+from advgrad._runtime import frozen_eval, predict
+from advgrad._version import __version__
 from advgrad.adversarial import METHODS as ADV_METHODS
-from advgrad.adversarial import AdvConfig, AdversarialObjective, RobustProbe, make_objective
-from advgrad.attacks import AttackResult, fgsm, input_gradient, pgd, run_attack
-from advgrad.backprop import (
-    ForwardPass, GradientCheck, HandGradients, backward_pass, central_differences, check_gradients,
-    forward_pass, hand_gradients, hand_input_gradient,
+from advgrad.adversarial import OBJECTIVES, AdvConfig, AdversarialObjective, RobustProbe, make_objective
+from advgrad.attacks import (
+    ATTACKS, AttackConfig, AttackResult, fgsm, get_attack, input_gradient, mifgsm, perturb, pgd, run_attack,
 )
-from advgrad.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+from advgrad.attacks.noise import sign_noise, square_search
+from advgrad.backprop import ForwardPass, HandGradients, backward_pass, forward_pass, hand_gradients, hand_input_gradient
+from advgrad.checkpoint import Checkpoint, checkpoint_meta, load_checkpoint, load_model, save_checkpoint
 from advgrad.data import DATASETS, Dataset, load_dataset
 from advgrad.evaluate import (
-    EvalConfig, Evaluation, SanityCheck, SweepResult, curve_from_min_eps, evaluate_model, loss_landscape,
-    minimal_eps, robust_accuracy, sanity_report, sign_noise, square_search, sweep,
+    CHECKS, EvalConfig, Evaluation, SanityCheck, SweepResult, curve_from_min_eps, evaluate_model, loss_landscape,
+    minimal_eps, robust_accuracy, sanity_report, sweep,
 )
+from advgrad.gradcheck import GradientCheck, central_differences, check_gradients
 from advgrad.losses import LOSSES, resolve_loss
-from advgrad.models import MODEL_NAMES, Normalize, build_model
-from advgrad.norms import Norm, get_norm
+from advgrad.models import MODEL_NAMES, MODELS, Normalize, build_for, build_model
+from advgrad.norms import NORMS, Norm, get_norm
 from advgrad.train import History, TrainConfig, accuracy, fit
 
 __all__ = [
+    "__version__",
     # attacks: the input gradient and what is built on it
-    "input_gradient", "fgsm", "pgd", "run_attack", "AttackResult", "Norm", "get_norm", "LOSSES", "resolve_loss",
+    "input_gradient", "fgsm", "pgd", "mifgsm", "perturb", "run_attack", "AttackConfig", "AttackResult", "ATTACKS",
+    "get_attack", "Norm", "NORMS", "get_norm", "LOSSES", "resolve_loss", "sign_noise", "square_search",
     # models, data, training (the parameter gradient), checkpoints
-    "MODEL_NAMES", "Normalize", "build_model", "DATASETS", "Dataset", "load_dataset",
-    "TrainConfig", "History", "fit", "accuracy", "Checkpoint", "save_checkpoint", "load_checkpoint", "load_model",
+    "MODELS", "MODEL_NAMES", "Normalize", "build_model", "build_for", "DATASETS", "Dataset", "load_dataset",
+    "TrainConfig", "History", "fit", "accuracy", "predict", "frozen_eval",
+    "Checkpoint", "save_checkpoint", "load_checkpoint", "load_model", "checkpoint_meta",
     # adversarial training
-    "ADV_METHODS", "AdvConfig", "AdversarialObjective", "make_objective", "RobustProbe",
+    "ADV_METHODS", "OBJECTIVES", "AdvConfig", "AdversarialObjective", "make_objective", "RobustProbe",
     # evaluation
-    "EvalConfig", "Evaluation", "SanityCheck", "SweepResult", "sweep", "robust_accuracy", "minimal_eps",
-    "curve_from_min_eps", "sanity_report", "evaluate_model", "sign_noise", "square_search", "loss_landscape",
-    # the backward pass by hand
-    "ForwardPass", "HandGradients", "GradientCheck", "forward_pass", "backward_pass", "hand_gradients",
-    "hand_input_gradient", "central_differences", "check_gradients",
+    "EvalConfig", "Evaluation", "SanityCheck", "SweepResult", "CHECKS", "sweep", "robust_accuracy", "minimal_eps",
+    "curve_from_min_eps", "sanity_report", "evaluate_model", "loss_landscape",
+    # the backward pass by hand, and gradient checking
+    "ForwardPass", "HandGradients", "forward_pass", "backward_pass", "hand_gradients", "hand_input_gradient",
+    "GradientCheck", "central_differences", "check_gradients",
 ]

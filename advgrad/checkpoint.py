@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from advgrad._version import __version__
 from advgrad.models import build_model
 from advgrad.results import to_json, write_torch
 
@@ -51,8 +52,6 @@ def model_from_meta(meta: dict[str, Any]) -> nn.Module:
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any],
                     **extra: Any) -> Path:
     """Write weights + metadata atomically (temporary file, then ``os.replace``)."""
-    from advgrad import __version__
-
     # A JSON round trip keeps the metadata to plain str/int/float/list/dict (torch.__version__ is a
     # str subclass, numpy scalars are not floats), which is all weights_only loading accepts.
     meta = json.loads(to_json({**meta, "advgrad_version": __version__, "torch_version": str(torch.__version__)}))
@@ -89,3 +88,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a trained model from its checkpoint, in eval mode."""
     return load_checkpoint(path, map_location).model
+
+
+def checkpoint_meta(model_meta: dict[str, Any], data: Any, config: Any, history: Any, **extra: Any) -> dict[str, Any]:
+    """The metadata stored beside the weights: enough to rebuild, evaluate and trace the model
+    (``data``: a Dataset, ``config``: a TrainConfig, ``history``: a History)."""
+    return {"model": model_meta, "dataset": data.meta(), "train_config": config.to_dict(),
+            "metrics": history.final, **extra}

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -32,7 +32,6 @@ from advgrad._datafiles import DataError, read_cifar_batch, read_idx, read_npz
 __all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DEFAULT_ROOT", "EMBEDDED", "DataError", "DataNotFound", "Dataset",
            "batches", "load_dataset", "read_idx"]
 
-DATASETS = ("mnist-5k", "fashion-mnist", "mnist", "cifar10")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path("data")
 EMBEDDED = Path(__file__).parent / "_data" / "mnist5k.npz"
@@ -42,13 +41,6 @@ _FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                   "dog", "frog", "horse", "ship", "truck")
-# Per-channel training-set statistics, used by the model's Normalize layer.
-_STATS = {
-    "mnist-5k": ((0.1307,), (0.3081,)),
-    "mnist": ((0.1307,), (0.3081,)),
-    "fashion-mnist": ((0.2860,), (0.3530,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
 _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
@@ -173,50 +165,84 @@ def _load_npz_set(path: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return x_tr, y_tr, x_te, y_te
 
 
-def _download(name: str, root: Path) -> None:
+Splits = tuple[Tensor, Tensor, Tensor, Tensor]  # x_train, y_train, x_test, y_test
+
+
+def _mnist5k(root: Path | None) -> Splits:
+    return _load_npz_set(EMBEDDED)
+
+
+def _fashion(root: Path | None) -> Splits:
+    folders = [root / "FashionMNIST" / "raw", root] if root else [DEBIAN_FASHION_MNIST]
+    hint = ("install Debian's package (apt-get install dataset-fashion-mnist), pass --data-root with "
+            "torchvision's FashionMNIST/raw layout, or add --download (needs internet)")
+    return _load_idx_set("fashion-mnist", folders, hint)
+
+
+def _mnist(root: Path | None) -> Splits:
+    r = root or DEFAULT_ROOT
+    hint = "pass --data-root with torchvision's MNIST/raw layout, or add --download (needs internet)"
+    return _load_idx_set("mnist", [r / "MNIST" / "raw", r], hint)
+
+
+def _cifar10(root: Path | None) -> Splits:
+    return _load_cifar10(root or DEFAULT_ROOT)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """``load(root)`` → the four splits; the class names; the per-channel training-set statistics the
+    model's Normalize layer uses; the torchvision class that can download it (None: nothing to download)."""
+
+    load: Callable[[Path | None], Splits]
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    torchvision: str | None
+    summary: str
+
+
+# The one list of built-in data set names (the CLI's choices read it).
+DATASETS: dict[str, DatasetEntry] = {
+    "mnist-5k": DatasetEntry(_mnist5k, _MNIST_CLASSES, (0.1307,), (0.3081,), None,
+                             "5,000 MNIST digits embedded in advgrad (4,000 train / 1,000 test)"),
+    "fashion-mnist": DatasetEntry(_fashion, _FASHION_CLASSES, (0.2860,), (0.3530,), "FashionMNIST",
+                                  "Zalando's Fashion-MNIST, 60,000 / 10,000"),
+    "mnist": DatasetEntry(_mnist, _MNIST_CLASSES, (0.1307,), (0.3081,), "MNIST", "MNIST, 60,000 / 10,000"),
+    "cifar10": DatasetEntry(_cifar10, _CIFAR_CLASSES, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                            "CIFAR10", "CIFAR-10, 50,000 / 10,000"),
+}
+
+
+def _download(entry: DatasetEntry, root: Path) -> None:
     import torchvision.datasets as tvd
 
-    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    cls = getattr(tvd, str(entry.torchvision))
     for train in (True, False):
         cls(str(root), train=train, download=True)
 
 
 def load_dataset(name: str = "mnist-5k", root: str | Path | None = None, download: bool = False) -> Dataset:
     """Load a dataset by name (see the module docstring for where each one is looked for)."""
-    if name not in DATASETS:
+    entry = DATASETS.get(name)
+    if entry is None:
         raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
     root_path = Path(root) if root is not None else None
     if root_path is not None and not root_path.is_dir() and not download:
         raise DataNotFound(f"data root {str(root_path)!r} does not exist")
     if download:
-        if name == "mnist-5k":
-            raise ValueError("mnist-5k is embedded in advgrad; --download is for mnist, fashion-mnist, cifar10")
+        if entry.torchvision is None:
+            downloadable = ", ".join(n for n, e in DATASETS.items() if e.torchvision)
+            raise ValueError(f"{name} is embedded in advgrad; --download is for {downloadable}")
         root_path = root_path or DEFAULT_ROOT
         root_path.mkdir(parents=True, exist_ok=True)
-        _download(name, root_path)
-    if name == "mnist-5k":
-        x_tr, y_tr, x_te, y_te = _load_npz_set(EMBEDDED)
-        classes = _MNIST_CLASSES
-    elif name == "fashion-mnist":
-        folders = [root_path / "FashionMNIST" / "raw", root_path] if root_path else [DEBIAN_FASHION_MNIST]
-        hint = ("install Debian's package (apt-get install dataset-fashion-mnist), pass --data-root with "
-                "torchvision's FashionMNIST/raw layout, or add --download (needs internet)")
-        x_tr, y_tr, x_te, y_te = _load_idx_set(name, folders, hint)
-        classes = _FASHION_CLASSES
-    elif name == "mnist":
-        r = root_path or DEFAULT_ROOT
-        hint = "pass --data-root with torchvision's MNIST/raw layout, or add --download (needs internet)"
-        x_tr, y_tr, x_te, y_te = _load_idx_set(name, [r / "MNIST" / "raw", r], hint)
-        classes = _MNIST_CLASSES
-    else:
-        x_tr, y_tr, x_te, y_te = _load_cifar10(root_path or DEFAULT_ROOT)
-        classes = _CIFAR_CLASSES
-    mean, std = _STATS[name]
-    return Dataset(name, x_tr, y_tr, x_te, y_te, classes, mean, std)
+        _download(entry, root_path)
+    x_tr, y_tr, x_te, y_te = entry.load(root_path)
+    return Dataset(name, x_tr, y_tr, x_te, y_te, entry.classes, entry.mean, entry.std)
 
 
 def batches(x: Tensor, y: Tensor, batch_size: int, *, shuffle: bool = False,
-            generator: torch.Generator | None = None):  # type: ignore[no-untyped-def]
+            generator: torch.Generator | None = None) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield (x_batch, y_batch) slices; with ``shuffle``, in an order drawn from ``generator``."""
     n = len(y)
     order = torch.randperm(n, generator=generator) if shuffle else None

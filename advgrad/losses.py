@@ -1,16 +1,18 @@
 """Per-sample losses J(f(x), y), shared by training (∂J/∂W) and the attacks (∂J/∂X).
 
 Every loss maps ``(logits (N, K), y (N,)) -> (N,)``: one value per sample, never reduced, so an attack
-can keep the worst restart per sample and the training loop can choose its own reduction.
+can keep the worst restart per sample and the training loop can choose its own reduction. ``LOSSES`` is
+the one list of loss names (the CLI's choices and the configs read it).
 
 A model turns its outputs z (called "logits") into probabilities ŷ by its ``output_activation``:
 "softmax" (every model by default) or "sigmoid" (the classic ``mlp-sigmoid`` network with a sigmoid
-output layer, ŷ = σ(z) per unit). Only the squared loss looks at ŷ; cross-entropy and the margin work on
-z directly.
+output layer, ŷ = σ(z) per unit). Only the squared loss looks at ŷ; the others work on z directly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Union
 
 import torch
@@ -19,7 +21,6 @@ from torch import Tensor, nn
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LossSpec = Union[str, LossFn]
-LOSSES = ("ce", "mse", "margin")
 ACTIVATIONS = ("softmax", "sigmoid")
 
 
@@ -57,18 +58,51 @@ def margin(logits: Tensor, y: Tensor) -> Tensor:
     return others.amax(dim=1) - true
 
 
+def dlr(logits: Tensor, y: Tensor) -> Tensor:
+    """Difference of logits ratio (Croce & Hein 2020): −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e−12), with
+    z_π1 ≥ z_π2 ≥ … the sorted logits. Invariant to shifting and scaling the logits, positive once x is
+    misclassified; needs at least 3 classes."""
+    if logits.shape[1] < 3:
+        raise ValueError(f"the DLR loss needs at least 3 classes, got {logits.shape[1]}")
+    z, order = logits.sort(dim=1)  # (N, K) ascending: z_π1 = z[:, -1]
+    true = logits.gather(1, y[:, None]).squeeze(1)  # (N,)
+    top_is_y = (order[:, -1] == y).to(logits.dtype)  # then the best other logit is the second largest
+    # The reference's order of operations (AutoAttack's dlr_loss), so that the values agree bit for bit.
+    return -(true - z[:, -2] * top_is_y - z[:, -1] * (1.0 - top_is_y)) / (z[:, -1] - z[:, -3] + 1e-12)
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """``build(activation) -> LossFn``: the per-sample loss for a model with that output activation;
+    ``trainable``: offered by ``advgrad train`` (the others are attack objectives)."""
+
+    build: Callable[[str], LossFn]
+    summary: str
+    trainable: bool = False
+
+
+def _same(fn: LossFn) -> Callable[[str], LossFn]:
+    return lambda activation: fn
+
+
+LOSSES: dict[str, LossEntry] = {
+    "ce": LossEntry(_same(cross_entropy), "cross-entropy −log softmax(z)_y", trainable=True),
+    "mse": LossEntry(lambda a: partial(squared_error, activation=a), "½‖onehot(y) − ŷ‖² on the model's ŷ",
+                     trainable=True),
+    "margin": LossEntry(_same(margin), "Carlini–Wagner margin max_{j≠y} z_j − z_y"),
+    "dlr": LossEntry(_same(dlr), "difference of logits ratio (Croce & Hein 2020)"),
+}
+TRAIN_LOSSES = tuple(name for name, entry in LOSSES.items() if entry.trainable)
+
+
 def resolve_loss(loss: LossSpec, model: nn.Module | None = None) -> LossFn:
-    """Turn a loss name ("ce", "mse", "margin") or a callable into a per-sample loss function.
+    """Turn a loss name (a key of ``LOSSES``) or a callable into a per-sample loss function.
 
     "mse" uses the model's ``output_activation`` so that ŷ is what the model calls its probabilities.
     """
     if callable(loss):
         return loss
-    if loss == "ce":
-        return cross_entropy
-    if loss == "mse":
-        activation = output_activation(model)
-        return lambda logits, y: squared_error(logits, y, activation)
-    if loss == "margin":
-        return margin
-    raise ValueError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)} or a callable")
+    entry = LOSSES.get(loss) if isinstance(loss, str) else None
+    if entry is None:
+        raise ValueError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)} or a callable")
+    return entry.build(output_activation(model))

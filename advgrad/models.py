@@ -15,12 +15,12 @@ the name and keyword arguments are what a checkpoint stores to rebuild the model
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import Tensor, nn
 
-MODEL_NAMES = ("logreg", "mlp-sigmoid", "mlp", "cnn", "cnn-small", "preact-resnet18")
 HEADS = ("softmax", "sigmoid")
 
 
@@ -127,6 +127,78 @@ def _hidden(hidden: Sequence[int] | None, default: Sequence[int]) -> list[int]:
     return [int(w) for w in widths]
 
 
+def _logreg(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequence[int] | None,
+            head: str) -> nn.Module:
+    return nn.Sequential(normalize, nn.Flatten(), nn.Linear(c * h * w, k))
+
+
+def _mlp_sigmoid(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequence[int] | None,
+                 head: str) -> nn.Module:
+    return SigmoidMLP(c * h * w, _hidden(hidden, (100,)), k, normalize, head)
+
+
+def _mlp_relu(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequence[int] | None,
+              head: str) -> nn.Module:
+    return nn.Sequential(normalize, *_mlp(c * h * w, _hidden(hidden, (256, 256)), k, nn.ReLU))
+
+
+def _divisible_by_4(name: str, h: int, w: int) -> None:
+    if h % 4 or w % 4:
+        raise ValueError(f"{name} needs H and W divisible by 4, got {h}×{w}")
+
+
+def _cnn(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequence[int] | None, head: str) -> nn.Module:
+    _divisible_by_4("cnn", h, w)
+    return nn.Sequential(
+        normalize,
+        nn.Conv2d(c, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),   # (N, 32, H/2, W/2)
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (N, 64, H/4, W/4)
+        nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 1024), nn.ReLU(),
+        nn.Linear(1024, k),
+    )
+
+
+def _cnn_small(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequence[int] | None,
+               head: str) -> nn.Module:
+    _divisible_by_4("cnn-small", h, w)
+    return nn.Sequential(
+        normalize,
+        nn.Conv2d(c, 16, 4, stride=2, padding=1), nn.ReLU(),   # (N, 16, H/2, W/2)
+        nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # (N, 32, H/4, W/4)
+        nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), 100), nn.ReLU(),
+        nn.Linear(100, k),
+    )
+
+
+def _resnet(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequence[int] | None,
+            head: str) -> nn.Module:
+    return PreActResNet18(c, k, normalize)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """``build(C, H, W, K, normalize, hidden, head)``; ``hidden``: takes hidden widths; ``heads``: output
+    layers it offers."""
+
+    build: Callable[..., nn.Module]
+    summary: str
+    hidden: bool = False
+    heads: tuple[str, ...] = ("softmax",)
+
+
+# The one list of model names (the CLI's choices, checkpoints, benchmarks read it).
+MODELS: dict[str, ModelEntry] = {
+    "logreg": ModelEntry(_logreg, "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),
+    "mlp-sigmoid": ModelEntry(_mlp_sigmoid, "σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), the classic network", hidden=True,
+                              heads=HEADS),
+    "mlp": ModelEntry(_mlp_relu, "ReLU MLP, default 256-256", hidden=True),
+    "cnn": ModelEntry(_cnn, "Madry et al.'s (2018) MNIST CNN"),
+    "cnn-small": ModelEntry(_cnn_small, "Wong et al.'s (2020) MNIST net"),
+    "preact-resnet18": ModelEntry(_resnet, "pre-activation ResNet-18 (He et al. 2016), for 32×32 images"),
+}
+MODEL_NAMES = tuple(MODELS)
+
+
 def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
                 mean: Sequence[float], std: Sequence[float],
                 hidden: Sequence[int] | None = None, head: str = "softmax") -> nn.Module:
@@ -136,51 +208,54 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
     ``head`` is "softmax" or "sigmoid" for ``mlp-sigmoid``. Weights follow torch's default init, so
     seed the global RNG (``torch.manual_seed``) first for a reproducible model.
     """
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
+    entry = MODELS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
-    if head != "softmax" and name != "mlp-sigmoid":
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}: expected one of {', '.join(HEADS)}")
+    if head not in entry.heads:
         raise ValueError(f"head={head!r} is only available for mlp-sigmoid")
     c, h, w = (int(s) for s in input_shape)
     normalize = Normalize(mean, std)
     if len(mean) != c:
         raise ValueError(f"mean/std have {len(mean)} channels but inputs have {c}")
-    d = c * h * w
-    if name == "logreg":
-        return nn.Sequential(normalize, nn.Flatten(), nn.Linear(d, num_classes))
-    if name == "mlp-sigmoid":
-        return SigmoidMLP(d, _hidden(hidden, (100,)), num_classes, normalize, head)
-    if name == "mlp":
-        return nn.Sequential(normalize, *_mlp(d, _hidden(hidden, (256, 256)), num_classes, nn.ReLU))
-    if name == "cnn":
-        if h % 4 or w % 4:
-            raise ValueError(f"cnn needs H and W divisible by 4, got {h}×{w}")
-        return nn.Sequential(
-            normalize,
-            nn.Conv2d(c, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),   # (N, 32, H/2, W/2)
-            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (N, 64, H/4, W/4)
-            nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 1024), nn.ReLU(),
-            nn.Linear(1024, num_classes),
-        )
-    if name == "cnn-small":
-        if h % 4 or w % 4:
-            raise ValueError(f"cnn-small needs H and W divisible by 4, got {h}×{w}")
-        return nn.Sequential(
-            normalize,
-            nn.Conv2d(c, 16, 4, stride=2, padding=1), nn.ReLU(),   # (N, 16, H/2, W/2)
-            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),  # (N, 32, H/4, W/4)
-            nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), 100), nn.ReLU(),
-            nn.Linear(100, num_classes),
-        )
-    return PreActResNet18(c, num_classes, normalize)
+    return entry.build(c, h, w, int(num_classes), normalize, hidden, head)
+
+
+class DataShape(Protocol):
+    """What a model is sized by (``advgrad.data.Dataset`` has it)."""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def build_for(model_name: str, data: DataShape, *, seed: int = 0, hidden: Sequence[int] | None = None,
+              head: str = "softmax") -> tuple[nn.Module, dict[str, Any]]:
+    """Build ``model_name`` sized for ``data``, its weights drawn after ``torch.manual_seed(seed)``.
+
+    Returns the model and the metadata block a checkpoint needs to rebuild it.
+    """
+    kwargs = model_kwargs(model_name, hidden, head)
+    torch.manual_seed(seed)
+    model = build_model(model_name, input_shape=data.input_shape, num_classes=data.num_classes,
+                        mean=data.mean, std=data.std, **kwargs)
+    return model, {"name": model_name, "kwargs": kwargs}
 
 
 def model_kwargs(name: str, hidden: Sequence[int] | None = None, head: str = "softmax") -> dict[str, Any]:
     """The build arguments a checkpoint stores besides the dataset's shape and normalization."""
     kwargs: dict[str, Any] = {}
-    if name in ("mlp", "mlp-sigmoid") and hidden is not None:
+    entry = MODELS.get(name)
+    if entry is not None and entry.hidden and hidden is not None:
         kwargs["hidden"] = [int(w) for w in hidden]
-    if name == "mlp-sigmoid":
+    if entry is not None and len(entry.heads) > 1:
         kwargs["head"] = head
     return kwargs

@@ -47,6 +47,7 @@ class Norm:
 
     name: str
     p: float
+    symbol: str
     skip_saturated: bool = False
 
     def measure(self, delta: Tensor) -> Tensor:
@@ -77,7 +78,7 @@ class Norm:
 
 class Linf(Norm):
     def __init__(self) -> None:
-        super().__init__("inf", math.inf)
+        super().__init__("inf", math.inf, "L∞")
 
     def steepest(self, grad: Tensor, size: Radius) -> Tensor:
         """size·sign(g): every coordinate moves by the full budget (FGSM's step)."""
@@ -108,7 +109,7 @@ class Linf(Norm):
 
 class L2(Norm):
     def __init__(self) -> None:
-        super().__init__("2", 2.0)
+        super().__init__("2", 2.0, "L2")
 
     def _length(self, v: Tensor) -> Tensor:
         """‖v‖₂ per sample, at least the smallest positive float (so a zero sample divides to zero),
@@ -161,7 +162,7 @@ class L1(Norm):
     """
 
     def __init__(self) -> None:
-        super().__init__("1", 1.0, skip_saturated=True)
+        super().__init__("1", 1.0, "L1", skip_saturated=True)
 
     def steepest(self, grad: Tensor, size: Radius) -> Tensor:
         a = grad.flatten(1).abs()  # (N, D)
@@ -200,7 +201,7 @@ class L1(Norm):
 
 
 LINF, L2_NORM, L1_NORM = Linf(), L2(), L1()
-NORMS = {"inf": LINF, "2": L2_NORM, "1": L1_NORM}
+NORMS: dict[str, Norm] = {"inf": LINF, "2": L2_NORM, "1": L1_NORM}  # the one list of norm names
 
 
 def get_norm(spec: NormSpec) -> Norm:
@@ -212,7 +213,8 @@ def get_norm(spec: NormSpec) -> Norm:
         key = spec.strip().lower().removeprefix("l")
         key = {"infinity": "inf", "linf": "inf", "∞": "inf", "2.0": "2", "1.0": "1"}.get(key, key)
     elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        key = "inf" if spec == math.inf else {2: "2", 1: "1"}.get(spec)  # type: ignore[call-overload]
+        key = "inf" if spec == math.inf else "2" if spec == 2 else "1" if spec == 1 else None
     if key not in NORMS:
-        raise ValueError(f"unknown norm {spec!r}: expected 'inf', '2' or '1' (or float('inf'), 2, 1)")
+        raise ValueError(f"unknown norm {spec!r}: expected one of {', '.join(map(repr, NORMS))} "
+                         "(or float('inf'), 2, 1)")
     return NORMS[key]

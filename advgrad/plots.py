@@ -10,6 +10,7 @@ are drawn, a legend, and is sized to read at README width.
 - ``training_curves``: loss and train/test (and robust, when recorded) accuracy per epoch.
 - ``min_eps_figure``: histogram and CDF of the per-sample minimal ε.
 - ``landscape_figure``: loss along sign(∂J/∂X) against random sign directions (Goodfellow's linearity).
+- ``input_gradient_figure``: x, ∂J/∂X, sign(∂J/∂X) and x + ε·sign(∂J/∂X) per sample (``advgrad grad``).
 """
 
 from __future__ import annotations
@@ -205,4 +206,42 @@ def landscape_figure(eps: Sequence[float], loss_gradient: np.ndarray, loss_rando
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     ax.set_title(title or "Loss along the gradient's sign vs a random sign direction")
+    return fig
+
+
+def input_gradient_figure(x: Any, grad: Any, x_adv: Any, *, eps: float, before: Sequence[tuple[str, float]],
+                        after: Sequence[tuple[str, float]], labels: Sequence[str] | None = None,
+                        title: str | None = None) -> Figure:
+    """One row per sample: the input, ∂J/∂X as a diverging heat map, sign(∂J/∂X), and x + ε·sign(∂J/∂X).
+
+    ``x``, ``grad``, ``x_adv``: (N, C, H, W) arrays or CPU tensors; ``before``/``after``: per sample the
+    predicted class name and its confidence; ``labels``: the true class names (a prediction after the
+    step that differs from it is drawn in red). Channels are summed for the heat map of colour images.
+    """
+    x, grad, x_adv = (np.asarray(a, dtype=np.float64) for a in (x, grad, x_adv))
+    n = len(x)
+    fig = Figure(figsize=(10.5, 2.7 * n + 0.5), layout="constrained")
+    axes = fig.subplots(n, 4, squeeze=False)
+    for i in range(n):
+        g = grad[i].sum(axis=0)  # (H, W)
+        vmax = float(np.abs(g).max()) or 1.0
+        img, cmap = _image(x[i])
+        adv, _ = _image(x_adv[i])
+        truth = f" (label {labels[i]})" if labels is not None else ""
+        fooled = labels is not None and after[i][0] != labels[i]
+        ax = axes[i]
+        ax[0].imshow(img, cmap=cmap, vmin=0, vmax=1)
+        ax[0].set_title(f"x{truth}\npredicted {before[i][0]} ({before[i][1]:.0%})", fontsize=9)
+        heat = ax[1].imshow(g, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        fig.colorbar(heat, ax=ax[1], shrink=0.8)
+        ax[1].set_title("∂J/∂X (red raises the loss)", fontsize=9)
+        ax[2].imshow(np.sign(g), cmap="RdBu_r", vmin=-1, vmax=1)
+        ax[2].set_title("sign(∂J/∂X)", fontsize=9)
+        ax[3].imshow(adv, cmap=cmap, vmin=0, vmax=1)
+        ax[3].set_title(f"x + {eps:g}·sign(∂J/∂X)\npredicted {after[i][0]} ({after[i][1]:.0%})", fontsize=9,
+                        color="tab:red" if fooled else "black")
+        for a in ax:
+            a.set_xticks([])
+            a.set_yticks([])
+    fig.suptitle(title or "One step along sign(∂J/∂X) (FGSM): the input gradient an attacker needs")
     return fig

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from advgrad._version import __version__
+
 
 # The command line of the CLI invocation in progress (set by advgrad.cli), so that provenance names the
 # command the user typed even when the CLI runs inside another program (click's CliRunner, a script).
@@ -140,8 +142,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def provenance(*, seed: int | None = None, model_path: str | os.PathLike[str] | None = None,
                argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Who made a record and how: the command line, seed, model file hash, versions, machine, time."""
-    from advgrad import __version__
-
     if argv is None:
         argv = current_command.get() or sys.argv
     args = list(argv)

@@ -1,15 +1,17 @@
-"""Training: autograd with respect to the parameters, ∂J/∂W. (The attacks differentiate the same loss
-with respect to the input instead; see attacks.py.)
+"""Training: autograd with respect to the parameters, ∂J/∂W. (The attacks differentiate the same loss with
+respect to the input instead; see ``advgrad.attacks``.)
 
-``fit(model, data, config)`` runs mini-batch gradient descent and returns a ``History``. The one seam
-for adversarial training is ``objective``: a function (model, x, y, progress) → (loss, logits) that
-computes the scalar loss whose parameter gradient is taken for one batch. The default is the clean
-loss J(f(x), y); adversarial methods perturb x with ∂J/∂X inside their objective.
+``fit(model, data, config)`` runs mini-batch gradient descent and returns a ``History``. The one seam for
+adversarial training is ``objective``: a function (model, x, y, progress) → (loss, logits) that computes
+the scalar loss whose parameter gradient is taken for one batch. The default is the clean loss
+J(f(x), y); adversarial objectives (``advgrad.adversarial``) perturb x with ∂J/∂X inside theirs.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
@@ -17,18 +19,36 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor, nn
 
-from advgrad.attacks import _check_batch, _check_dtype, _check_labels, _forward, attack_mode
+from advgrad import _validate
+from advgrad._runtime import (
+    DEVICES, check_batch, check_dtype, check_labels, forward, frozen_eval, model_device, resolve_device, spans,
+)
 from advgrad.data import Dataset, batches
-from advgrad.losses import LOSSES, resolve_loss
+from advgrad.losses import TRAIN_LOSSES, resolve_loss
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "one-cycle")
-DEVICES = ("auto", "cpu", "cuda")
+
+def _one_cycle(t: float) -> float:
+    """The triangular cycle of Smith (2018) as used by Wong et al. (2020): linear up from 0 to the peak at
+    40 % of training, then linearly down to 0."""
+    peak = 0.4
+    return t / peak if t < peak else max(0.0, (1.0 - t) / (1.0 - peak))
+
+
+# Learning-rate multiplier at training progress t ∈ [0, 1], evaluated every step.
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda t: 1.0,
+    "cosine": lambda t: 0.5 * (1.0 + math.cos(math.pi * t)),
+    "one-cycle": _one_cycle,
+}
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], "TrainConfig"], torch.optim.Optimizer]] = {
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run (stored in the checkpoint)."""
+    """Everything that decides a training run (stored in the checkpoint); valid once constructed."""
 
     epochs: int = 8
     batch_size: int = 64
@@ -41,23 +61,16 @@ class TrainConfig:
     device: str = "auto"
     loss: str = "ce"  # "ce" or "mse": J = ½‖onehot(y) − ŷ‖², ŷ the model's output probabilities
 
-    def validate(self) -> "TrainConfig":
-        """Raise ValueError naming the first bad field."""
-        if int(self.epochs) != self.epochs or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs}")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight decay must be ≥ 0, got {self.weight_decay}")
-        if not (0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+    def __post_init__(self) -> None:
+        _validate.count("epochs", self.epochs, phrase="a positive integer")
+        _validate.count("batch size", self.batch_size, phrase="a positive integer")
+        _validate.number("lr", self.lr, minimum=0.0, strict=True, phrase="a positive number")
+        _validate.number("weight decay", self.weight_decay, minimum=0.0, phrase="≥ 0")
+        _validate.number("momentum", self.momentum, minimum=0.0, below=1.0, phrase="in [0, 1)")
+        _validate.count("seed", self.seed, minimum=0)
         for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"),
-                                     (self.device, DEVICES, "device"), (self.loss, ("ce", "mse"), "loss")):
-            if value not in allowed:
-                raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(allowed)}")
-        return self
+                                     (self.device, DEVICES, "device"), (self.loss, TRAIN_LOSSES, "loss")):
+            _validate.one_of(what, value, allowed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,51 +105,30 @@ def clean_objective(loss: str, model: nn.Module) -> Objective:
 
 
 def lr_factor(schedule: str, t: float) -> float:
-    """Learning-rate multiplier at training progress t ∈ [0, 1] (evaluated every step).
-
-    one-cycle is the triangular cycle of Smith (2018) as used by Wong et al. (2020): linear up from 0
-    to the peak at 40 % of training, then linearly down to 0.
-    """
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-    if schedule == "one-cycle":
-        peak = 0.4
-        return t / peak if t < peak else max(0.0, (1.0 - t) / (1.0 - peak))
-    return 1.0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available (use cpu or auto)")
-    return torch.device(name)
+    """Learning-rate multiplier of ``schedule`` at training progress t ∈ [0, 1]."""
+    return SCHEDULES[_validate.one_of("schedule", schedule, SCHEDULES)](t)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return OPTIMIZERS[config.optimizer]([p for p in model.parameters() if p.requires_grad], config)
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
              device: torch.device | str | None = None) -> float:
-    """Fraction of x classified as y (eval mode inside; the model's mode is restored, also on errors).
+    """Fraction of x classified as y, in frozen eval mode (the model's mode is restored, also on errors).
     Bad inputs (labels outside the model's classes, a dtype or shape the model cannot take) raise
     ValueError, as the attacks do."""
-    _check_batch(x, y)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
-    _check_dtype(model, x)
-    device = device or next(model.parameters()).device
+    check_batch(x, y)
+    _validate.count("batch_size", batch_size)
+    check_dtype(model, x)
+    device = device or model_device(model)
     correct = 0
-    with attack_mode(model):  # the same save/restore of mode and flags the attacks use
-        for xb, yb in batches(x, y, batch_size):
-            yb = yb.to(device)
-            logits = _forward(model, xb.to(device))
-            _check_labels(logits, yb)
+    with frozen_eval(model):
+        for part in spans(len(y), batch_size):
+            yb = y[part].to(device)
+            logits = forward(model, x[part].to(device))
+            check_labels(logits, yb)
             correct += int((logits.argmax(1) == yb).sum())
     return correct / len(y)
 
@@ -156,8 +148,8 @@ def _plain(obj: Any) -> Any:
 
 
 class _InterruptFlag:
-    """While training, the first Ctrl-C (SIGINT) only raises a flag, read at the next batch boundary,
-    where a consistent state can be saved; a second Ctrl-C interrupts at once."""
+    """While training, the first Ctrl-C (SIGINT) only raises a flag, read at the next batch boundary, where
+    a consistent state can be saved; a second Ctrl-C interrupts at once."""
 
     def __init__(self, active: bool) -> None:
         self.raised = False
@@ -165,9 +157,6 @@ class _InterruptFlag:
         self._previous: Any = None
 
     def __enter__(self) -> "_InterruptFlag":
-        import signal
-        import threading
-
         if self.active and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -178,138 +167,129 @@ class _InterruptFlag:
         self.raised = True
 
     def __exit__(self, *exc: Any) -> None:
-        import signal
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
 
+@dataclass
+class _Run:
+    """The mutable state of one training run: what a checkpoint must hold to continue it bit for bit."""
+
+    model: nn.Module
+    config: TrainConfig
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    total_steps: int
+    history: History = field(default_factory=History)
+    step: int = 0
+    first_epoch: int = 1
+    skip: int = 0  # batches of the first epoch done before an interruption
+    partial: dict[str, Any] = field(default_factory=lambda: {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0})
+
+    def restore(self, resume: dict[str, Any]) -> None:
+        # Keep this optimizer's hyper-parameters; take the saved per-parameter state (moments, steps).
+        self.optimizer.load_state_dict({"state": resume["optimizer"]["state"],
+                                        "param_groups": self.optimizer.state_dict()["param_groups"]})
+        self.generator.set_state(resume["shuffle_rng"])
+        torch.set_rng_state(resume["torch_rng"])
+        load = getattr(self.objective, "load_state_dict", None)
+        if resume.get("objective") is not None and load is not None:
+            load(resume["objective"])
+        self.history.epochs = [dict(r) for r in resume["history"]]
+        self.step, self.first_epoch, self.skip = int(resume["step"]), int(resume["epoch"]) + 1, int(resume["batch"])
+        if self.skip:
+            self.partial = dict(resume["partial"])
+
+    def state(self, epoch_done: int, batch: int, shuffle_rng: Tensor, part: dict[str, Any]) -> dict[str, Any]:
+        get_obj = getattr(self.objective, "state_dict", None)
+        return _plain({"epoch": epoch_done, "batch": batch, "step": self.step,
+                       "optimizer": self.optimizer.state_dict(), "shuffle_rng": shuffle_rng,
+                       "torch_rng": torch.get_rng_state(), "objective": get_obj() if get_obj else None,
+                       "history": self.history.epochs, "partial": part})
+
+    def lr(self, step: int) -> float:
+        return self.config.lr * lr_factor(self.config.schedule, step / self.total_steps)
+
+    def batch(self, xb: Tensor, yb: Tensor) -> tuple[float, int]:
+        """One step on ∂J/∂W; returns (summed loss, correct predictions) of the batch."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr(self.step)
+        loss, logits = self.objective(self.model, xb, yb, self.step / self.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # ∂J/∂W: the parameters' gradient, the one training needs
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach()) * len(yb), int((logits.detach().argmax(1) == yb).sum())
+
+
 def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Objective | None = None,
-          on_epoch_end: EpochCallback | None = None, progress: bool = False,
-          max_train: int | None = None, resume: dict[str, Any] | None = None,
-          on_checkpoint: StateCallback | None = None) -> History:
+        on_epoch_end: EpochCallback | None = None, progress: bool = False, max_train: int | None = None,
+        resume: dict[str, Any] | None = None, on_checkpoint: StateCallback | None = None) -> History:
     """Train ``model`` on ``data`` with ``config``; returns the per-epoch ``History``.
 
-    Each step: loss = objective(model, x_batch, y_batch, progress); ∂loss/∂W by autograd; optimizer
-    step. Batches are shuffled by a generator seeded with ``config.seed`` (the global RNG is only used
-    by whoever built the model), so the same seed gives bit-identical weights on CPU.
-    ``on_epoch_end(epoch, record)`` runs after each epoch (checkpointing, robust-accuracy probes) and may
-    add entries to ``record``. ``max_train`` keeps the first N training examples.
+    Each step: loss = objective(model, x_batch, y_batch, progress); ∂loss/∂W by autograd; optimizer step.
+    Batches are shuffled by a generator seeded with ``config.seed`` (the global RNG is only used by whoever
+    built the model), so the same seed gives bit-identical weights on the same machine (another CPU's
+    kernels round differently). ``on_epoch_end(epoch, record)`` runs after each epoch (checkpointing,
+    robustness probes) and may add entries to ``record``. ``max_train`` keeps the first N training examples.
 
-    Resuming: ``on_checkpoint(state)`` receives, after each epoch (after ``on_epoch_end``) and when
-    Ctrl-C is pressed (at the next batch boundary, before ``KeyboardInterrupt`` is raised), a plain
-    dict holding everything needed to continue — optimizer state, step, the shuffling and global RNG
-    states, the objective's ``state_dict()`` if it has one, the history so far and the position inside
-    the epoch. Pass that dict (with the model's weights restored) as ``resume`` and training continues
-    where it stopped, with bit-identical weights on CPU.
+    Resuming: ``on_checkpoint(state)`` receives, after each epoch (after ``on_epoch_end``) and when Ctrl-C is
+    pressed (at the next batch boundary, before ``KeyboardInterrupt`` is raised), a plain dict holding
+    everything needed to continue — optimizer state, step, the shuffling and global RNG states, the
+    objective's ``state_dict()`` if it has one, the history so far and the position inside the epoch. Pass
+    that dict (with the model's weights restored) as ``resume`` and training continues where it stopped,
+    with bit-identical weights.
     """
-    from tqdm.auto import tqdm
-
-    config.validate()
     device = resolve_device(config.device)
     model.to(device)
-    x_train, y_train = data.x_train, data.y_train
-    if max_train is not None:
-        x_train, y_train = x_train[:max_train], y_train[:max_train]
-    objective = objective or clean_objective(config.loss, model)
-    optimizer = make_optimizer(model, config)
-    generator = torch.Generator().manual_seed(config.seed)
+    x_train, y_train = data.x_train[:max_train], data.y_train[:max_train]
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    history = History()
-    step, first_epoch, skip = 0, 1, 0
-    partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    run = _Run(model, config, objective or clean_objective(config.loss, model), make_optimizer(model, config),
+               torch.Generator().manual_seed(config.seed), config.epochs * steps_per_epoch)
     if resume is not None:
-        # Keep this optimizer's hyper-parameters; take the saved per-parameter state (moments, steps).
-        optimizer.load_state_dict({"state": resume["optimizer"]["state"],
-                                   "param_groups": optimizer.state_dict()["param_groups"]})
-        generator.set_state(resume["shuffle_rng"])
-        torch.set_rng_state(resume["torch_rng"])
-        if resume.get("objective") is not None and hasattr(objective, "load_state_dict"):
-            objective.load_state_dict(resume["objective"])  # type: ignore[attr-defined]
-        history.epochs = [dict(r) for r in resume["history"]]
-        step, first_epoch, skip = int(resume["step"]), int(resume["epoch"]) + 1, int(resume["batch"])
-        if skip:
-            partial = dict(resume["partial"])
-
-    def state(epoch_done: int, batch: int, shuffle_rng: Tensor, part: dict[str, Any]) -> dict[str, Any]:
-        get_obj = getattr(objective, "state_dict", None)
-        return _plain({"epoch": epoch_done, "batch": batch, "step": step,
-                       "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle_rng,
-                       "torch_rng": torch.get_rng_state(), "objective": get_obj() if get_obj else None,
-                       "history": history.epochs, "partial": part})
-
+        run.restore(resume)
     with _InterruptFlag(active=on_checkpoint is not None) as interrupt:
-        for epoch in range(first_epoch, config.epochs + 1):
-            start = time.perf_counter()
-            epoch_rng = generator.get_state()  # the shuffling order of this epoch is drawn from here
-            model.train()
-            if skip:
-                loss_sum, correct, seen, done_seconds = (partial["loss_sum"], partial["correct"],
-                                                         partial["seen"], partial["seconds"])
-            else:
-                loss_sum, correct, seen, done_seconds = 0.0, 0, 0, 0.0
-            bar = tqdm(batches(x_train, y_train, config.batch_size, shuffle=True, generator=generator),
-                       total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                       disable=not progress, unit="batch", initial=skip)
-            for b, (xb, yb) in enumerate(bar):
-                if b < skip:
-                    continue  # done before the interruption
-                if interrupt.raised and on_checkpoint is not None:
-                    part = {"loss_sum": loss_sum, "correct": correct, "seen": seen,
-                            "seconds": done_seconds + time.perf_counter() - start}
-                    on_checkpoint(state(epoch - 1, b, epoch_rng, part))
-                    raise KeyboardInterrupt
-                xb, yb = xb.to(device), yb.to(device)
-                lr = config.lr * lr_factor(config.schedule, step / total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss, logits = objective(model, xb, yb, step / total_steps)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # ∂J/∂W: the parameters' gradient, the one training needs
-                optimizer.step()
-                step += 1
-                loss_sum += float(loss.detach()) * len(yb)
-                correct += int((logits.detach().argmax(1) == yb).sum())
-                seen += len(yb)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-            skip = 0
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "train_loss": loss_sum / seen,
-                "train_accuracy": correct / seen,
-                "test_accuracy": accuracy(model, data.x_test, data.y_test, device=device),
-                "lr": config.lr * lr_factor(config.schedule, (step - 1) / total_steps),
-                "seconds": done_seconds + time.perf_counter() - start,
-            }
+        for epoch in range(run.first_epoch, config.epochs + 1):
+            record = _epoch(run, epoch, (x_train, y_train), data, device, interrupt, progress, on_checkpoint)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
-            history.epochs.append(record)
+            run.history.epochs.append(record)
             if on_checkpoint is not None:
-                on_checkpoint(state(epoch, 0, generator.get_state(), {}))
+                on_checkpoint(run.state(epoch, 0, run.generator.get_state(), {}))
                 if interrupt.raised and epoch < config.epochs:
                     raise KeyboardInterrupt
     model.eval()
-    return history
+    return run.history
 
 
-def build_for(model_name: str, data: Dataset, *, seed: int = 0, hidden: list[int] | None = None,
-              head: str = "softmax") -> tuple[nn.Module, dict[str, Any]]:
-    """Build ``model_name`` sized for ``data``, its weights drawn after ``torch.manual_seed(seed)``.
+def _epoch(run: _Run, epoch: int, train: tuple[Tensor, Tensor], data: Dataset, device: torch.device,
+           interrupt: _InterruptFlag, progress: bool, on_checkpoint: StateCallback | None) -> dict[str, Any]:
+    """One pass over the shuffled training set (from batch ``run.skip`` when resuming inside it), then the
+    test accuracy; the epoch's record."""
+    from tqdm.auto import tqdm
 
-    Returns the model and the metadata block a checkpoint needs to rebuild it.
-    """
-    from advgrad.models import build_model, model_kwargs
-
-    kwargs = model_kwargs(model_name, hidden, head)
-    torch.manual_seed(seed)
-    model = build_model(model_name, input_shape=data.input_shape, num_classes=data.num_classes,
-                        mean=data.mean, std=data.std, **kwargs)
-    return model, {"name": model_name, "kwargs": kwargs}
-
-
-def checkpoint_meta(model_meta: dict[str, Any], data: Dataset, config: TrainConfig,
-                    history: History, **extra: Any) -> dict[str, Any]:
-    """The metadata stored beside the weights: enough to rebuild, evaluate and trace the model."""
-    return {"model": model_meta, "dataset": data.meta(), "train_config": config.to_dict(),
-            "metrics": history.final, **extra}
+    x_train, y_train = train
+    start = time.perf_counter()
+    epoch_rng = run.generator.get_state()  # the shuffling order of this epoch is drawn from here
+    run.model.train()
+    part = run.partial if run.skip else {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    loss_sum, correct, seen, done_seconds = part["loss_sum"], part["correct"], part["seen"], part["seconds"]
+    bar = tqdm(batches(x_train, y_train, run.config.batch_size, shuffle=True, generator=run.generator),
+               total=math.ceil(len(y_train) / run.config.batch_size), desc=f"epoch {epoch}/{run.config.epochs}",
+               leave=False, disable=not progress, unit="batch", initial=run.skip)
+    for b, (xb, yb) in enumerate(bar):
+        if b < run.skip:
+            continue  # done before the interruption
+        if interrupt.raised and on_checkpoint is not None:
+            now = {"loss_sum": loss_sum, "correct": correct, "seen": seen,
+                   "seconds": done_seconds + time.perf_counter() - start}
+            on_checkpoint(run.state(epoch - 1, b, epoch_rng, now))
+            raise KeyboardInterrupt
+        batch_loss, batch_correct = run.batch(xb.to(device), yb.to(device))
+        loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+    run.skip = 0
+    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+            "test_accuracy": accuracy(run.model, data.x_test, data.y_test, device=device),
+            "lr": run.lr(run.step - 1), "seconds": done_seconds + time.perf_counter() - start}

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from advgrad.attacks import _slices, auto_chunk_size, fgsm, pgd  # noqa: E402
+from advgrad.attacks import auto_chunk_size, fgsm, pgd  # noqa: E402
+from advgrad.attacks._chunks import slices as _slices  # noqa: E402
 from advgrad.data import load_dataset  # noqa: E402
 from advgrad.models import build_model  # noqa: E402
 from advgrad.results import write_text  # noqa: E402

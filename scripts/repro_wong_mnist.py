@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from advgrad.adversarial import AdvConfig, RobustProbe, make_objective
     from advgrad.data import load_dataset
     from advgrad.results import write_figure, write_json, write_text
-    from advgrad.train import TrainConfig, build_for, fit
+    from advgrad.train import TrainConfig, fit
+    from advgrad.models import build_for
 
     data = load_dataset("mnist-5k")
     config = TrainConfig(epochs=args.epochs, batch_size=100, optimizer="adam", lr=5e-3, schedule="one-cycle",

@@ -16,7 +16,9 @@ matplotlib.use("Agg")
 
 from advgrad.checkpoint import save_checkpoint  # noqa: E402
 from advgrad.data import Dataset, load_dataset  # noqa: E402
-from advgrad.train import TrainConfig, build_for, checkpoint_meta, fit  # noqa: E402
+from advgrad.train import TrainConfig, fit
+from advgrad.models import build_for
+from advgrad.checkpoint import checkpoint_meta  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ from advgrad.adversarial import METHODS, AdvConfig, RobustProbe, make_objective
 from advgrad.cli import main
 from advgrad.data import Dataset
 from advgrad.results import sha256_file
-from advgrad.train import TrainConfig, accuracy, build_for, fit
+from advgrad.train import TrainConfig, accuracy, fit
+from advgrad.models import build_for
 
 
 def shuffled(data: Dataset, n: int, n_test: int = 300, seed: int = 0) -> Dataset:
@@ -59,7 +60,7 @@ def net(mnist5k: Dataset) -> nn.Module:
 ], ids=["eps<0", "eps-nan", "method", "steps<1", "alpha<=0", "beta<0", "warmup<0"])
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        AdvConfig(**kwargs).validate()
+        AdvConfig(**kwargs)
 
 
 def test_default_step_sizes_follow_the_papers() -> None:

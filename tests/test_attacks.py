@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from conftest import well_conditioned
 
-from advgrad.attacks import attack_mode, fgsm, input_gradient, pgd, run_attack
+from advgrad._runtime import frozen_eval
+from advgrad.attacks import fgsm, input_gradient, pgd, run_attack
 from advgrad.losses import resolve_loss
 from advgrad.norms import get_norm
 
@@ -247,7 +248,7 @@ def test_attack_runs_in_eval_mode_and_restores_even_on_error() -> None:
     with pytest.raises(ValueError, match="label 7"):
         pgd(model, x, torch.full((8,), 7), 0.1)
     assert model.training and all(p.requires_grad for p in model.parameters())
-    with attack_mode(model):
+    with frozen_eval(model):
         assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert model.training
 
@@ -331,7 +332,7 @@ def test_chunked_float32_gradient_equals_one_piece_to_rounding(trained_small, mn
 
 
 def test_slices_are_near_equal_and_cover_the_batch() -> None:
-    from advgrad.attacks import _slices
+    from advgrad.attacks._chunks import slices as _slices
 
     for n, chunk in [(1, 256), (256, 256), (257, 256), (1000, 256), (1001, 256), (10, 3), (7, 1)]:
         parts = _slices(n, chunk)

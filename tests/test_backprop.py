@@ -15,8 +15,9 @@ import torch
 from torch.autograd.functional import jacobian
 
 import advgrad.attacks as attacks
-from advgrad.backprop import (HAND_LOSSES, central_differences, default_loss, forward_pass, hand_gradients,
-                              hand_input_gradient, plot_input_gradient)
+from advgrad.backprop import HAND_LOSSES, default_loss, forward_pass, hand_gradients, hand_input_gradient
+from advgrad.gradcheck import central_differences
+from advgrad.plots import input_gradient_figure
 from advgrad.losses import resolve_loss
 from advgrad.models import build_model
 
@@ -239,7 +240,7 @@ def test_plot_input_gradient_returns_a_figure() -> None:
     model, x, y = _mnist_like_sigmoid_net(torch.float64)
     g = hand_input_gradient(model, x[:2], y[:2])
     x_adv = (x[:2] + 0.1 * g.sign()).clamp(0, 1)
-    fig = plot_input_gradient(x[:2], g, x_adv, eps=0.1, before=[("3", 0.9), ("1", 0.5)],
+    fig = input_gradient_figure(x[:2], g, x_adv, eps=0.1, before=[("3", 0.9), ("1", 0.5)],
                               after=[("5", 0.7), ("1", 0.4)], labels=["3", "1"])
     image_axes = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
     assert len(image_axes) == 8

@@ -14,7 +14,9 @@ from click.testing import CliRunner
 from advgrad.checkpoint import save_checkpoint
 from advgrad.cli import main
 from advgrad.data import Dataset
-from advgrad.train import TrainConfig, build_for, checkpoint_meta, fit
+from advgrad.train import TrainConfig, fit
+from advgrad.models import build_for
+from advgrad.checkpoint import checkpoint_meta
 
 
 @pytest.fixture(scope="module")

@@ -156,4 +156,4 @@ def test_loss_landscape_gradient_sign_climbs_faster(trained_small, batch) -> Non
         "precision", "repeat"])
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=match):
-        ev.EvalConfig(**kwargs).validate()
+        ev.EvalConfig(**kwargs)

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from advgrad.adversarial import AdvConfig, make_objective
 from advgrad.data import Dataset
 from advgrad.results import sha256_file
-from advgrad.train import TrainConfig, build_for, fit
+from advgrad.train import TrainConfig, fit
+from advgrad.models import build_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

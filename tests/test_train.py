@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from advgrad.data import Dataset
-from advgrad.train import TrainConfig, accuracy, build_for, fit, lr_factor
+from advgrad.train import TrainConfig, accuracy, fit, lr_factor
+from advgrad.models import build_for
 
 
 def weights(model: nn.Module) -> list[Tensor]:
@@ -31,7 +32,7 @@ def small(data: Dataset, n: int = 400) -> Dataset:
 ], ids=lambda v: str(v))
 def test_config_rejects_bad_values(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        TrainConfig(**{field: value}).validate()
+        TrainConfig(**{field: value})
 
 
 def test_schedules() -> None:

@@ -8,8 +8,8 @@ from typing import Any, Callable, TypeVar
 import click
 import torch
 
-from advgrad.train import DEVICES
-from advgrad.train import resolve_device as _resolve_device
+from advgrad._runtime import DEVICES
+from advgrad._runtime import resolve_device as _resolve_device
 from advgrad.checkpoint import Checkpoint, load_checkpoint
 
 F = TypeVar("F", bound=Callable[..., Any])

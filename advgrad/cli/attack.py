@@ -64,7 +64,7 @@ def _writable(option: str, path: Path | None, suffix: str) -> None:
 @click.option("--target-class", "target_class", type=int, default=None, metavar="K", help="Target class K.")
 @click.option("--target", "target_mode", type=click.Choice(["random"]), default=None,
               help="random: a random class other than the label, per sample (seeded).")
-@click.option("--loss", type=click.Choice(LOSSES), default="ce", show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="ce", show_default=True)
 @click.option("--n", "n", type=int, default=None, help="Attack the first N test images (default: all).")
 @click.option("--batch-size", type=int, default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random starts and random targets.")

@@ -11,7 +11,8 @@ import torch
 
 from advgrad import data as data_mod
 from advgrad.cli._common import UsageFail, device_option, model_option, open_checkpoint, resolve_device
-from advgrad.evaluate import ATTACKS, EvalConfig, evaluate_model
+from advgrad.attacks import ATTACKS
+from advgrad.evaluate import EvalConfig, evaluate_model
 from advgrad.results import check_writable, provenance, write_csv, write_json
 
 CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
@@ -64,10 +65,9 @@ def eval_cmd(model_path: Path, eps: str, attacks: str, steps: int, restarts: int
     per-sample minimal ε, and a sanity report that flags gradient masking."""
     if n is not None and n < 1:
         raise UsageFail(f"--n must be a positive integer, got {n}")
-    config = EvalConfig(eps=_floats("--eps", eps), attacks=_names(attacks), steps=steps, restarts=restarts,
-                        batch_size=batch_size, seed=seed, min_eps=min_eps, precision=precision, queries=queries)
     try:
-        config.validate()
+        config = EvalConfig(eps=_floats("--eps", eps), attacks=_names(attacks), steps=steps, restarts=restarts,
+                            batch_size=batch_size, seed=seed, min_eps=min_eps, precision=precision, queries=queries)
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
     csv_path = out.with_suffix(".csv")

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from advgrad import data as data_mod
-from advgrad.backprop import HAND_LOSSES, check_gradients, plot_input_gradient
+from advgrad.backprop import HAND_LOSSES
+from advgrad.gradcheck import check_gradients
 from advgrad.cli._common import UsageFail, model_option, open_checkpoint, parse_widths
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import check_writable, write_figure
@@ -20,7 +21,7 @@ RANDOM_DATASET = "mnist-5k"  # what --random-sigmoid networks are fed: its 1×28
 
 def _random_sigmoid(spec: str, data: data_mod.Dataset, seed: int) -> nn.Module:
     """A seeded mlp-sigmoid with a sigmoid output layer, widths D,H₁,…,K (D = 784, K = 10 for mnist-5k)."""
-    from advgrad.train import build_for
+    from advgrad.models import build_for
 
     widths = parse_widths("--random-sigmoid", spec, "784,64,10")
     if len(widths) < 2:
@@ -130,7 +131,9 @@ def grad(ctx: click.Context, model_path: Path, random_sigmoid: str | None, seed:
     for i, (pb, cb), (pa, ca) in zip(indices, before, after):
         click.echo(f"index {i}: predicted {pb} ({cb:.1%}) → after x + {eps:g}·sign(∂J/∂X): {pa} ({ca:.1%})")
     if plot is not None:
-        fig = plot_input_gradient(x, check.input_grad, x_adv, eps=eps, before=before, after=after,
+        from advgrad.plots import input_gradient_figure
+
+        fig = input_gradient_figure(x, check.input_grad, x_adv, eps=eps, before=before, after=after,
                                   labels=[names[int(c)] for c in y])
         write_figure(plot, fig)
         click.echo(f"wrote {plot}")

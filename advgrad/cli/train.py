@@ -22,7 +22,9 @@ from advgrad.adversarial import DEFAULT_BETA, METHODS, AdvConfig, RobustProbe, m
 from advgrad.checkpoint import load_checkpoint, save_checkpoint
 from advgrad.cli._common import UsageFail, device_option, parse_widths
 from advgrad.results import check_writable, provenance, write_json
-from advgrad.train import OPTIMIZERS, SCHEDULES, History, TrainConfig, build_for, checkpoint_meta, fit
+from advgrad.checkpoint import checkpoint_meta
+from advgrad.models import build_for
+from advgrad.train import OPTIMIZERS, SCHEDULES, History, TrainConfig, fit
 
 
 @click.command()
@@ -70,10 +72,9 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
           beta: float | None, eps_warmup: int, probe_n: int, probe_steps: int, resume: bool,
           quiet: bool) -> None:
     """Train a model (∂J/∂W by autograd) and write OUT (default runs/model.pt) plus OUT.json."""
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule,
-                         weight_decay=weight_decay, momentum=momentum, seed=seed, device=device, loss=loss)
     try:
-        config.validate()
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule,
+                             weight_decay=weight_decay, momentum=momentum, seed=seed, device=device, loss=loss)
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
     if n_train is not None and n_train < 1:
@@ -214,10 +215,9 @@ def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float 
         raise UsageFail(f"--adv-steps applies to pgd and trades; {method} takes one step")
     if beta is not None and method != "trades":
         raise UsageFail("--beta applies to --adv trades only")
-    config = AdvConfig(method=method, eps=eps, steps=steps, alpha=alpha,
-                       beta=DEFAULT_BETA if beta is None else beta, eps_warmup=eps_warmup)
     try:
-        return config.validate()
+        return AdvConfig(method=method, eps=eps, steps=steps, alpha=alpha,
+                         beta=DEFAULT_BETA if beta is None else beta, eps_warmup=eps_warmup)
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
 

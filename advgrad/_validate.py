@@ -1,0 +1,85 @@
+"""Small checks shared by every config and public function: each returns the value (normalised) or raises
+a ValueError that names the value and says what is allowed. Nothing here imports torch."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, TypeVar
+
+T = TypeVar("T")
+
+
+def count(name: str, value: object, minimum: int = 1, *, phrase: str | None = None) -> int:
+    """An integer ≥ ``minimum`` (bools are not integers here). ``phrase`` replaces "an integer ≥ minimum"
+    in the message."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be {phrase or f'an integer ≥ {minimum}'}, got {value!r}")
+    return value
+
+
+def optional_count(name: str, value: object, minimum: int = 1) -> int | None:
+    return None if value is None else count(name, value, minimum)
+
+
+def number(name: str, value: object, *, minimum: float | None = None, strict: bool = False,
+           below: float | None = None, phrase: str | None = None) -> float:
+    """A finite real number, ≥ ``minimum`` (> with ``strict``) and < ``below`` when given. ``phrase``
+    replaces "finite and ≥ minimum" in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be {phrase or 'a number'}, got {value!r}")
+    v = float(value)
+    rule = []
+    if minimum is not None:
+        rule.append(f"{'>' if strict else '≥'} {minimum:g}")
+    if below is not None:
+        rule.append(f"< {below:g}")
+    ok = math.isfinite(v) and (minimum is None or (v > minimum if strict else v >= minimum)) \
+        and (below is None or v < below)
+    if not ok:
+        what = phrase or "finite" + (" and " + " and ".join(rule) if rule else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return v
+
+
+def one_of(name: str, value: T, allowed: Iterable[T]) -> T:
+    """``value`` if it is one of ``allowed``; the message lists them."""
+    options = list(allowed)
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(str, options))}")
+    return value
+
+
+def bounds(value: object) -> tuple[float, float]:
+    """A pair (lo, hi) of finite floats with lo < hi."""
+    try:
+        lo, hi = (float(b) for b in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be a pair (lo, hi), got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise ValueError(f"bounds must be finite with lo < hi, got {value!r}")
+    return lo, hi
+
+
+def numbers(name: str, values: object, *, minimum: float = 0.0) -> tuple[float, ...]:
+    """A non-empty sequence of finite numbers ≥ ``minimum``, as a tuple of floats."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}")
+    out = tuple(number(name, v, minimum=minimum) for v in values)
+    if not out:
+        raise ValueError(f"{name}: give at least one value")
+    return out
+
+
+def names(name: str, values: object, allowed: Iterable[str]) -> tuple[str, ...]:
+    """A non-empty sequence of distinct names, each one of ``allowed``."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a sequence of names, got {values!r}")
+    out = tuple(values)
+    options = list(allowed)
+    if not out:
+        raise ValueError(f"{name}: give at least one of {', '.join(options)}")
+    for v in out:
+        one_of(name.rstrip("s"), v, options)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} repeat: {', '.join(out)}")
+    return out

@@ -1,0 +1,24 @@
+"""Attacks from the input gradient ∂J/∂X (and, for the black-box check, from scores alone).
+
+One module per family, one registry of names (``ATTACKS``) that the CLI, the configs, the evaluation and
+the plots read:
+
+- ``gradient``: ∂J/∂X chunk by chunk (``input_gradient``);
+- ``pgd``: the one gradient loop — ``pgd``, ``fgsm`` (one step), ``mifgsm`` (momentum), restarts;
+- ``config``: ``AttackConfig``, frozen and validated; ``registry``: ``ATTACKS``, ``get_attack``;
+- ``_checks``, ``_chunks``: input validation and the CPU chunking policy.
+
+Every attack is a plain function ``(model, x, y, eps, config, generator) -> AttackResult``. It runs the
+model in eval mode with the parameters' gradients off (both restored afterwards), differentiates with
+``torch.autograd.grad`` on the input only, and never modifies the caller's tensors.
+"""
+
+from advgrad.attacks._chunks import CHUNK_MAX, CHUNK_MIN, auto_chunk_size
+from advgrad.attacks.config import AttackConfig
+from advgrad.attacks.gradient import input_gradient
+from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack
+from advgrad.attacks.registry import ATTACKS, AttackEntry, get_attack
+from advgrad.attacks.result import AttackResult
+
+__all__ = ["ATTACKS", "AttackConfig", "AttackEntry", "AttackResult", "CHUNK_MAX", "CHUNK_MIN", "auto_chunk_size",
+           "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd", "run_attack"]

@@ -1,0 +1,54 @@
+"""The whole evaluation of one model under one ``EvalConfig``: what ``advgrad eval`` runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from advgrad.evaluate.config import EvalConfig, Progress, parts
+from advgrad.evaluate.min_eps import bisection_rounds, curve_from_min_eps, minimal_eps
+from advgrad.evaluate.robust import config_from, sweep
+from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
+
+
+@dataclass
+class Evaluation:
+    config: EvalConfig
+    clean_accuracy: float
+    records: list[dict[str, Any]]
+    checks: list[SanityCheck]
+    min_eps: Tensor | None = None  # (N,) 0 = misclassified clean, inf = not broken within eps_max
+    min_eps_max: float | None = None
+
+    @property
+    def all_ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
+                   sanity: bool = True, progress: Progress | None = None, **options: Any) -> Evaluation:
+    """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report.
+    ``progress(done, total)`` runs over all three: the sweep's and the bisection's passes of N samples,
+    then N per sanity check."""
+    config = config_from(config, options)
+    n = len(y)
+    eps_max = max(config.eps) if max(config.eps) > 0 else float(config.bounds[1] - config.bounds[0])
+    sizes = [n * len(config.grid) * len(config.attacks),
+             n * (1 + bisection_rounds(eps_max, config.precision)) if config.min_eps else 0,
+             n * len(CHECKS) if sanity else 0]
+    on_sweep, on_bisection, on_checks = parts(progress, sizes)
+    result = sweep(model, x, y, config, progress=on_sweep)
+    records = list(result.records)
+    min_eps = None
+    if config.min_eps:
+        start = time.perf_counter()
+        min_eps = minimal_eps(model, x, y, config, eps_max=eps_max, progress=on_bisection)
+        seconds = time.perf_counter() - start
+        records += [{**r, "seconds": seconds, "steps": config.steps, "restarts": config.restarts}
+                    for r in curve_from_min_eps(min_eps, config.eps)]
+    checks = sanity_report(model, x, y, result, config=config, progress=on_checks) if sanity else []
+    return Evaluation(config, float(result.correct.float().mean()), records, checks, min_eps,
+                      eps_max if config.min_eps else None)

@@ -1,0 +1,221 @@
+"""Checks that flag gradient masking and broken evaluations, after Carlini et al. (2019, "On evaluating
+adversarial robustness") and AutoAttack's ``checks.py``. Each check is one function from a ``Context``
+(the model, the data, the sweep and the config) to a ``SanityCheck``: ok or warn, with its numbers.
+``CHECKS`` is their list, in report order; ``sanity_report`` runs them all.
+
+1. ``monotone``: accuracy never rises with ε, for every attack.
+2. ``full-range``: PGD at ε = hi − lo (any image within the bounds is reachable) is at or below chance, 1/K.
+3. ``pgd-vs-fgsm``: PGD accuracy ≤ FGSM accuracy at every ε.
+4. ``steps-restarts``: PGD with twice the steps and one more restart does not raise accuracy (and does not
+   lower it by more than 3× the slack: the base attack had converged).
+5. ``gradients``: few correctly classified points have an all-zero or non-finite input gradient ∂J/∂X.
+6. ``sign-noise``: random sign noise at ε fools no point that PGD left standing.
+7. ``black-box``: the score-based square search fools no point that PGD left standing.
+
+The checks that need extra attacks run them at ``check_eps`` (default: the lower median of the positive ε
+of the sweep), with slack ``config.tolerance`` (a fraction of the samples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from advgrad._runtime import logits, model_device, predict, spans
+from advgrad.attacks import input_gradient
+from advgrad.attacks.noise import sign_noise, square_search
+from advgrad.evaluate.config import EvalConfig, Progress, Tally
+from advgrad.evaluate.robust import SweepResult, attack_mask, sweep
+
+
+@dataclass(frozen=True)
+class SanityCheck:
+    """One line of the sanity report: ``ok`` or not (then "warn"), what was compared, the numbers."""
+
+    name: str
+    ok: bool
+    message: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "warn"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "status": self.status, "message": self.message, "values": self.values}
+
+
+@dataclass
+class Context:
+    """What the checks read; the attacks they share (PGD's mask at ``check_eps``) run once, on demand."""
+
+    model: nn.Module
+    x: Tensor
+    y: Tensor
+    result: SweepResult
+    config: EvalConfig
+    check_eps: float
+
+    @cached_property
+    def accuracy(self) -> dict[tuple[str, float], float]:
+        return {(r["attack"], r["eps"]): r["accuracy"] for r in self.result.records}
+
+    @cached_property
+    def grid(self) -> list[float]:
+        return sorted({e for _, e in self.accuracy})
+
+    @cached_property
+    def noise(self) -> torch.Generator:
+        """One generator for the gradient-free checks, drawn from in report order (sign noise, then the
+        black-box search)."""
+        return torch.Generator(device=self.x.device).manual_seed(self.config.seed + 104729)
+
+    def pgd_fooled(self, eps: float, seed: int, **changes: Any) -> Tensor:
+        """PGD's success mask at ``eps`` on the correctly classified points."""
+        return attack_mask(self.model, self.x, self.y, self.result.correct, eps, self.config.attack("pgd", **changes),
+                           batch_size=self.config.batch_size, seed=seed)
+
+    @cached_property
+    def base(self) -> Tensor:
+        """PGD's robustness mask at ``check_eps``: from the sweep when it ran PGD there, else computed now."""
+        mask = self.result.robust.get(("pgd", self.check_eps))
+        if mask is not None:
+            return mask
+        return self.result.correct & ~self.pgd_fooled(self.check_eps, self.config.seed)
+
+
+def monotone(c: Context) -> SanityCheck:
+    rises = []
+    for attack in dict.fromkeys(a for a, _ in c.accuracy):
+        curve = [c.accuracy[(attack, e)] for e in c.grid if (attack, e) in c.accuracy]
+        rises += [(attack, b - a) for a, b in zip(curve, curve[1:]) if b > a + c.config.tolerance]
+    return SanityCheck("monotone", not rises, "accuracy never rises with ε" if not rises else
+                       "accuracy rises with ε: " + ", ".join(f"{a} +{d:.1%}" for a, d in rises),
+                       {"largest_rise": max((d for _, d in rises), default=0.0)})
+
+
+def full_range(c: Context) -> SanityCheck:
+    lo, hi = c.config.bounds
+    full = float(hi - lo)
+    k = int(logits(c.model, c.x[:1]).shape[1])
+    acc = float((c.result.correct & ~c.pgd_fooled(full, c.config.seed)).float().mean())
+    return SanityCheck("full-range", acc <= 1.0 / k + c.config.tolerance,
+                       f"PGD accuracy at ε = {full:g} (the full bounds range) is {acc:.1%}; chance is {1 / k:.1%}",
+                       {"eps": full, "accuracy": acc, "chance": 1.0 / k})
+
+
+def pgd_vs_fgsm(c: Context) -> SanityCheck | None:
+    if not {"fgsm", "pgd"} <= set(c.config.attacks):
+        return None
+    gaps = [(e, c.accuracy[("pgd", e)] - c.accuracy[("fgsm", e)]) for e in c.grid
+            if ("pgd", e) in c.accuracy and ("fgsm", e) in c.accuracy]
+    worse = [(e, d) for e, d in gaps if d > c.config.tolerance]
+    return SanityCheck("pgd-vs-fgsm", not worse, "PGD accuracy ≤ FGSM accuracy at every ε" if not worse else
+                       "PGD is weaker than FGSM at " + ", ".join(f"ε={e:g} (+{d:.1%})" for e, d in worse),
+                       {"largest_gap": max((d for _, d in gaps), default=0.0)})
+
+
+def steps_restarts(c: Context) -> SanityCheck:
+    cfg, tol = c.config, c.config.tolerance
+    acc_base = float(c.base.float().mean())
+    stronger = c.pgd_fooled(c.check_eps, cfg.seed + 7919, steps=2 * cfg.steps, restarts=cfg.restarts + 1)
+    acc_strong = float((c.result.correct & ~stronger).float().mean())
+    ok = acc_base - 3 * tol <= acc_strong <= acc_base + tol
+    return SanityCheck(
+        "steps-restarts", ok,
+        f"at ε = {c.check_eps:g}: PGD-{cfg.steps}×{cfg.restarts} {acc_base:.1%}, "
+        f"PGD-{2 * cfg.steps}×{cfg.restarts + 1} {acc_strong:.1%}"
+        + ("" if ok else (" (stronger attack raised accuracy)" if acc_strong > acc_base
+                          else " (the base attack has not converged)")),
+        {"eps": c.check_eps, "accuracy": acc_base, "accuracy_stronger": acc_strong})
+
+
+def gradients(c: Context) -> SanityCheck:
+    idx = c.result.correct.nonzero().squeeze(1)
+    bad = 0
+    for part in spans(len(idx), c.config.batch_size):
+        b = idx[part]
+        g = input_gradient(c.model, c.x[b], c.y[b]).flatten(1)
+        bad += int(((g == 0).all(1) | ~torch.isfinite(g).all(1)).sum())
+    share = bad / max(1, len(idx))
+    return SanityCheck("gradients", share <= c.config.tolerance,
+                       f"{share:.1%} of {len(idx)} correctly classified points have a zero or non-finite ∂J/∂X",
+                       {"share": share, "count": bad, "n": len(idx)})
+
+
+def sign_noise_check(c: Context) -> SanityCheck:
+    generator = c.noise
+    fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
+    idx = c.result.correct.nonzero().squeeze(1)
+    for part in spans(len(idx), c.config.batch_size):
+        b = idx[part]
+        x_noise = sign_noise(c.x[b], c.check_eps, bounds=c.config.bounds, generator=generator)
+        fooled[b] = predict(c.model, x_noise, c.config.batch_size) != c.y[b]
+    acc_noise = float((c.result.correct & ~fooled).float().mean())
+    acc_base = float(c.base.float().mean())
+    extra = float((c.base & fooled).float().mean())
+    return SanityCheck("sign-noise", extra <= c.config.tolerance,
+                       f"at ε = {c.check_eps:g}: random sign noise {acc_noise:.1%} vs PGD {acc_base:.1%}; "
+                       f"noise fools {extra:.1%} of points PGD missed",
+                       {"eps": c.check_eps, "accuracy": acc_noise, "accuracy_pgd": acc_base, "extra_fooled": extra})
+
+
+def black_box(c: Context) -> SanityCheck:
+    generator = c.noise
+    fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
+    survivors = c.base.nonzero().squeeze(1)
+    for part in spans(len(survivors), c.config.batch_size):
+        b = survivors[part]
+        x_box = square_search(c.model, c.x[b], c.y[b], c.check_eps, queries=c.config.queries,
+                              bounds=c.config.bounds, generator=generator)
+        fooled[b] = predict(c.model, x_box, c.config.batch_size) != c.y[b]
+    acc_base = float(c.base.float().mean())
+    extra = float(fooled.float().mean())
+    acc_box = float((c.base & ~fooled).float().mean())
+    return SanityCheck("black-box", extra <= c.config.tolerance,
+                       f"at ε = {c.check_eps:g}: square search ({c.config.queries} queries) on PGD's survivors fools "
+                       f"{extra:.1%} more (PGD {acc_base:.1%} → PGD + black-box {acc_box:.1%})",
+                       {"eps": c.check_eps, "queries": c.config.queries, "accuracy_pgd": acc_base,
+                        "accuracy_combined": acc_box, "extra_fooled": extra})
+
+
+# The report, in order; a check may decline (None) when the evaluation lacks what it compares.
+CHECKS: tuple[tuple[str, Callable[[Context], SanityCheck | None]], ...] = (
+    ("monotone", monotone), ("full-range", full_range), ("pgd-vs-fgsm", pgd_vs_fgsm),
+    ("steps-restarts", steps_restarts), ("gradients", gradients), ("sign-noise", sign_noise_check),
+    ("black-box", black_box),
+)
+
+
+def _lower_median(values: Sequence[float]) -> float:
+    vals = sorted(values)
+    return vals[(len(vals) - 1) // 2]
+
+
+def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | None = None, *,
+                  config: EvalConfig | None = None, check_eps: float | None = None,
+                  progress: Progress | None = None) -> list[SanityCheck]:
+    """Every check of ``CHECKS``. ``result`` is a ``sweep`` over (x, y) with ``config`` (computed if absent).
+    ``progress(done, total)``: N per check."""
+    config = config or EvalConfig()
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)
+    if result is None:
+        result = sweep(model, x, y, config)
+    positive = [r["eps"] for r in result.records if r["eps"] > 0]
+    if check_eps is None:
+        lo, hi = config.bounds
+        check_eps = _lower_median(sorted(set(positive))) if positive else 0.1 * (hi - lo)
+    context = Context(model, x, y, result, config, float(check_eps))
+    tally = Tally(progress, len(y) * len(CHECKS))
+    checks = []
+    for _, fn in CHECKS:
+        check = fn(context)
+        if check is not None:
+            checks.append(check)
+        tally(len(y))
+    return checks
