@@ -48,8 +48,8 @@ class FlipModel(nn.Module):
 
 def reference_attack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, alpha: float, steps: int,
                      norm: str, random_start: bool, restarts: int, targeted: bool, early_stop: bool,
-                     generator: torch.Generator | None, bounds: tuple[float, float] = (0.0, 1.0)
-                     ) -> tuple[Tensor, Tensor]:
+                     generator: torch.Generator | None, bounds: tuple[float, float] = (0.0, 1.0),
+                     momentum: float = 0.0) -> tuple[Tensor, Tensor]:
     """PGD written plainly, with advgrad's semantics: the batch-mean loss over the points still attacked,
     early stop checked on the logits at the start of each step, restarts (with early stop: only for the
     points not yet fooled) keeping the worst example per sample. Returns (x_adv, success)."""
@@ -62,6 +62,7 @@ def reference_attack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, alph
     def run(xs: Tensor, ys: Tensor) -> Tensor:
         xa = (xs + geometry.random_start(xs, eps, generator)).clamp(lo, hi) if random_start else xs.clone()
         active = torch.ones(len(xs), dtype=torch.bool)
+        v = torch.zeros_like(xs)  # MI-FGSM's velocity, per sample
         for _ in range(steps):
             idx = active.nonzero().squeeze(1)
             xi = xa[idx].clone().requires_grad_(True)
@@ -75,6 +76,9 @@ def reference_attack(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, alph
                 if len(idx) == 0:
                     break
             with torch.no_grad():
+                if momentum:
+                    v[idx] = momentum * v[idx] + g / g.abs().flatten(1).mean(1).clamp_min(1e-300).view(-1, 1, 1, 1)
+                    g = v[idx]
                 step = geometry.steepest(g, alpha)
                 xa[idx] = (xs[idx] + geometry.project(xi + step - xs[idx], eps)).clamp(lo, hi)
         return xa

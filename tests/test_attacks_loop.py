@@ -51,10 +51,11 @@ def _assert_same(norm: str, ours: Tensor, theirs: Tensor) -> None:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), n=st.one_of(st.integers(1, 40), st.integers(41, 420)), norm=st.sampled_from(NORMS),
        steps=st.integers(1, 7), random_start=st.booleans(), restarts=st.integers(1, 3), targeted=st.booleans(),
-       early_stop=st.booleans(), seed=st.integers(0, 2**16))
+       early_stop=st.booleans(), momentum=st.sampled_from([0.0, 1.0, 0.5]), seed=st.integers(0, 2**16))
 def test_loop_matches_the_plain_reference(data: st.DataObject, n: int, norm: str, steps: int, random_start: bool,
-                                          restarts: int, targeted: bool, early_stop: bool, seed: int) -> None:
-    """Sizes of one, two and many chunks; each point flips at a step drawn from 0 (already fooled) or
+                                          restarts: int, targeted: bool, early_stop: bool, momentum: float,
+                                          seed: int) -> None:
+    """Sizes of one, two and many chunks, with and without MI-FGSM's momentum; each point flips at a step drawn from 0 (already fooled) or
     later to ``steps + 1`` (never), so the active set shrinks at the first step, after full steps, mid-run
     and between restarts."""
     model = FlipModel()
@@ -70,7 +71,7 @@ def test_loop_matches_the_plain_reference(data: st.DataObject, n: int, norm: str
     target = 1 - y if targeted else y
     x_before = x.clone()
     kw = dict(alpha=alpha, steps=steps, norm=norm, random_start=random_start, restarts=restarts,
-              targeted=targeted, early_stop=early_stop)
+              targeted=targeted, early_stop=early_stop, momentum=momentum)
     ours = run_attack(model, x, target, eps, generator=torch.Generator().manual_seed(seed), chunk_size=chunk, **kw)
     ref_x, ref_success = reference_attack(model, x, target, eps, generator=torch.Generator().manual_seed(seed), **kw)
     assert torch.equal(ours.success, ref_success)

@@ -25,7 +25,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from advgrad.attacks import fgsm, input_gradient, pgd, run_attack
+from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd, run_attack
 from conftest import well_conditioned
 
 torchattacks = pytest.importorskip("torchattacks")
@@ -117,6 +117,17 @@ def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch
     atk.set_mode_targeted_by_label(quiet=True)
     assert torch.equal(pgd(model, x, target, 0.2, alpha=0.02, steps=10, random_start=False, targeted=True),
                        atk(x, target))
+
+
+@pytest.mark.parametrize("eps,steps", [(0.1, 10), (0.3, 5), (8 / 255, 10)])
+def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, steps: int) -> None:
+    """Both divide ∇J by mean|∇J| per sample, add μ·v (μ = 1), step α·sign(v), project and clip: the same
+    operations in the same order, one piece."""
+    model, _ = trained_small
+    x, y = batch
+    ours = mifgsm(model, x, y, eps, steps=steps)  # α = ε/steps by default (Dong et al.)
+    theirs = torchattacks.MIFGSM(model, eps=eps, alpha=eps / steps, steps=steps, decay=1.0)(x, y)
+    assert torch.equal(ours, theirs)
 
 
 @pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
