@@ -13,15 +13,41 @@ from advgrad._version import __version__
 from advgrad.adversarial import METHODS as ADV_METHODS
 from advgrad.adversarial import OBJECTIVES, AdvConfig, AdversarialObjective, RobustProbe, make_objective
 from advgrad.attacks import (
-    ATTACKS, AttackConfig, AttackResult, fgsm, get_attack, input_gradient, mifgsm, perturb, pgd, run_attack,
+    ATTACKS,
+    AttackConfig,
+    AttackResult,
+    fgsm,
+    get_attack,
+    input_gradient,
+    mifgsm,
+    perturb,
+    pgd,
+    run_attack,
 )
 from advgrad.attacks.noise import sign_noise, square_search
-from advgrad.backprop import ForwardPass, HandGradients, backward_pass, forward_pass, hand_gradients, hand_input_gradient
+from advgrad.backprop import (
+    ForwardPass,
+    HandGradients,
+    backward_pass,
+    forward_pass,
+    hand_gradients,
+    hand_input_gradient,
+)
 from advgrad.checkpoint import Checkpoint, checkpoint_meta, load_checkpoint, load_model, save_checkpoint
 from advgrad.data import DATASETS, Dataset, load_dataset
 from advgrad.evaluate import (
-    CHECKS, EvalConfig, Evaluation, SanityCheck, SweepResult, curve_from_min_eps, evaluate_model, loss_landscape,
-    minimal_eps, robust_accuracy, sanity_report, sweep,
+    CHECKS,
+    EvalConfig,
+    Evaluation,
+    SanityCheck,
+    SweepResult,
+    curve_from_min_eps,
+    evaluate_model,
+    loss_landscape,
+    minimal_eps,
+    robust_accuracy,
+    sanity_report,
+    sweep,
 )
 from advgrad.gradcheck import GradientCheck, central_differences, check_gradients
 from advgrad.losses import LOSSES, resolve_loss

@@ -15,8 +15,8 @@ device, and forward passes in batches. A neutral layer: it knows nothing of loss
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn

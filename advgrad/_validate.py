@@ -4,7 +4,8 @@ a ValueError that names the value and says what is allowed. Nothing here imports
 from __future__ import annotations
 
 import math
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -25,8 +25,9 @@ after each epoch, with a warning when it collapses (Wong et al. saw it fall to 0
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -27,8 +27,8 @@ cast to it): pass float64 inputs for checks to 1e-10. No autograd is used anywhe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from advgrad.losses import output_activation
 from advgrad.models import SigmoidMLP
+
 
 @dataclass(frozen=True)
 class ForwardPass:
@@ -79,7 +80,7 @@ def forward_pass(model: nn.Module, x: Tensor) -> ForwardPass:
         a = ((x - mean) / std).flatten(1)  # a⁽⁰⁾, (N, D)
         zs: list[Tensor] = []
         activations = [a]
-        for i, linear in enumerate(net.linears):
+        for i, linear in enumerate(net.layers):
             z = a @ linear.weight.detach().to(x).T + linear.bias.detach().to(x)  # (N, nᵢ)
             zs.append(z)
             if i < len(net.linears) - 1:
@@ -141,7 +142,7 @@ def backward_pass(model: nn.Module, fwd: ForwardPass, y: Tensor, loss: str | Non
             a_prev = fwd.activations[i]  # a⁽ⁱ⁾ feeds linears[i] (layer i + 1 in 1-based notation)
             weights.append(delta.T @ a_prev)  # (nᵢ₊₁, nᵢ) = Σₙ δₙ a_prevₙᵀ
             biases.append(delta.sum(dim=0))
-            grad_a = delta @ net.linears[i].weight.detach().to(x)  # Wᵀδ per sample, (N, nᵢ)
+            grad_a = delta @ net.layers[i].weight.detach().to(x)  # Wᵀδ per sample, (N, nᵢ)
             if i > 0:
                 delta = grad_a * a_prev * (1 - a_prev)  # ∘ σ′(z⁽ⁱ⁾), since a_prev = σ(z⁽ⁱ⁾)
                 deltas.append(delta)

@@ -9,8 +9,8 @@ such coordinates are left out of the comparison and counted.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -100,7 +100,7 @@ def check_gradients(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = N
     x64 = x.detach().to(torch.float64).clone()
     loss_fn = resolve_loss(loss, net)
     by_hand = isinstance(net, SigmoidMLP)
-    params = [p for lin in net.linears for p in (lin.weight, lin.bias)] if by_hand else []
+    params = [p for lin in net.layers for p in (lin.weight, lin.bias)] if isinstance(net, SigmoidMLP) else []
 
     xg = x64.clone().requires_grad_(True)
     per_sample = loss_fn(net(xg), y)

@@ -11,9 +11,10 @@ output layer, ŷ = σ(z) per unit). Only the squared loss looks at ŷ; the other
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F

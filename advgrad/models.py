@@ -15,8 +15,9 @@ the name and keyword arguments are what a checkpoint stores to rebuild the model
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +62,11 @@ class SigmoidMLP(nn.Module):
         widths = [in_features, *hidden, num_classes]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output_activation = head
+
+    @property
+    def layers(self) -> list[nn.Linear]:
+        """The linear layers, typed (``linears`` is an nn.ModuleList of them)."""
+        return [m for m in self.linears if isinstance(m, nn.Linear)]
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.normalize(x).flatten(1)  # (N, D)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Union, overload
 
 import torch
 from torch import Tensor
@@ -24,6 +24,10 @@ Radius = Union[float, Tensor]  # a float, or a per-sample (N,) tensor
 NormSpec = Union[str, float, int, "Norm"]
 
 
+@overload
+def per_sample(r: float, like: Tensor) -> float: ...
+@overload
+def per_sample(r: Tensor, like: Tensor) -> Tensor: ...
 def per_sample(r: Radius, like: Tensor) -> Radius:
     """A float stays a float; an (N,) tensor becomes (N, 1, ..., 1) to broadcast against ``like``."""
     if isinstance(r, Tensor):
@@ -86,15 +90,13 @@ class Linf(Norm):
 
     def project(self, delta: Tensor, eps: Radius) -> Tensor:
         """Clip every coordinate to [−ε, ε]."""
-        e = per_sample(eps, delta)
-        return delta.clamp(-e, e)
+        return _clip(delta, eps, in_place=False)
 
     def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
         return grad.sign_().mul_(per_sample(size, grad))
 
     def project_(self, delta: Tensor, eps: Radius) -> Tensor:
-        e = per_sample(eps, delta)
-        return delta.clamp_(-e, e)
+        return _clip(delta, eps, in_place=True)
 
     def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
         """U(−ε, ε) independently per coordinate: uniform in the L∞ ball (a cube). A float ε is drawn by
@@ -105,6 +107,14 @@ class Linf(Norm):
         if isinstance(eps, Tensor):
             return u.uniform_(-1.0, 1.0, generator=generator).to(like.device) * per_sample(eps, like)
         return u.uniform_(-eps, eps, generator=generator).to(like.device)
+
+
+def _clip(delta: Tensor, eps: Radius, *, in_place: bool) -> Tensor:
+    """δ clipped to [−ε, ε] per coordinate (ε a float or per sample)."""
+    if isinstance(eps, Tensor):
+        e = per_sample(eps, delta)
+        return delta.clamp_(-e, e) if in_place else delta.clamp(-e, e)
+    return delta.clamp_(-eps, eps) if in_place else delta.clamp(-eps, eps)
 
 
 class L2(Norm):

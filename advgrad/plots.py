@@ -16,7 +16,8 @@ are drawn, a legend, and is sized to read at README width.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -64,11 +65,12 @@ def example_grid(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, pred_clean: np
         adv, _ = _image(x_adv[i])
         delta = adv - clean
         scale = float(np.abs(delta).max())
-        for row, (img, kw) in enumerate((
+        panels: tuple[tuple[np.ndarray, dict[str, Any]], ...] = (
                 (clean, {"cmap": cmap, "vmin": lo, "vmax": hi}),
                 (delta / (2 * scale) + 0.5 if scale > 0 else delta + 0.5, {"cmap": "RdBu_r" if cmap else None,
                                                                            "vmin": 0, "vmax": 1}),
-                (adv, {"cmap": cmap, "vmin": lo, "vmax": hi}))):
+                (adv, {"cmap": cmap, "vmin": lo, "vmax": hi}))
+        for row, (img, kw) in enumerate(panels):
             ax = axes[row, i]
             ax.imshow(np.clip(img, 0, 1) if row == 1 else img, **kw)
             ax.set_xticks([])
@@ -185,21 +187,22 @@ def landscape_figure(eps: Sequence[float], loss_gradient: np.ndarray, loss_rando
     sign vector (dashed, same colour; ``loss_random`` (samples, R, points) draws one line per direction).
     Goodfellow et al.'s linearity argument: the loss climbs almost linearly along the gradient's sign and
     barely moves along random directions of the same L∞ size."""
-    eps = np.asarray(eps, dtype=np.float64)
+    t = np.asarray(eps, dtype=np.float64)
     loss_gradient = np.asarray(loss_gradient, dtype=np.float64)
     loss_random = np.asarray(loss_random, dtype=np.float64)
     if loss_random.ndim == 2:
         loss_random = loss_random[:, None, :]
-    if loss_gradient.ndim != 2 or loss_gradient.shape[1] != len(eps) or loss_random.shape[0] != len(loss_gradient) \
-            or loss_random.shape[2] != len(eps):
-        raise ValueError(f"shapes disagree: eps {eps.shape}, gradient {loss_gradient.shape}, random {loss_random.shape}")
+    if loss_gradient.ndim != 2 or loss_gradient.shape[1] != len(t) or loss_random.shape[0] != len(loss_gradient) \
+            or loss_random.shape[2] != len(t):
+        raise ValueError(f"shapes disagree: eps {t.shape}, gradient {loss_gradient.shape}, "
+                         f"random {loss_random.shape}")
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     for i in range(len(loss_gradient)):
         tag = labels[i] if labels is not None else f"sample {i}"
-        ax.plot(eps, loss_gradient[i], color=f"C{i % 10}", label=f"{tag}: sign(∂J/∂X)")
+        ax.plot(t, loss_gradient[i], color=f"C{i % 10}", label=f"{tag}: sign(∂J/∂X)")
         for r in range(loss_random.shape[1]):
-            ax.plot(eps, loss_random[i, r], color=f"C{i % 10}", linestyle="--", alpha=0.7,
+            ax.plot(t, loss_random[i, r], color=f"C{i % 10}", linestyle="--", alpha=0.7,
                     label=f"{tag}: random sign" if r == 0 else None)
     ax.set_xlabel("ε (step along the direction, L∞ size)")
     ax.set_ylabel("loss J (cross-entropy)")

@@ -14,16 +14,16 @@ import platform
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from advgrad._version import __version__
-
 
 # The command line of the CLI invocation in progress (set by advgrad.cli), so that provenance names the
 # command the user typed even when the CLI runs inside another program (click's CliRunner, a script).
@@ -73,7 +73,10 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], N
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    return _atomic(path, lambda f: f.write(data))  # type: ignore[arg-type,return-value]
+    def write(f: io.BufferedWriter) -> None:
+        f.write(data)
+
+    return _atomic(path, write)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -113,7 +116,7 @@ def write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]],
 
 def write_npz(path: str | os.PathLike[str], **arrays: Any) -> Path:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez_compressed(buf, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
     return write_bytes(path, buf.getvalue())
 
 
@@ -153,7 +156,8 @@ def provenance(*, seed: int | None = None, model_path: str | os.PathLike[str] | 
         "advgrad_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
+                   f"torch threads {torch.get_num_threads()}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if model_path is not None:

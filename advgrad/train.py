@@ -13,15 +13,24 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import (
-    DEVICES, check_batch, check_dtype, check_labels, forward, frozen_eval, model_device, resolve_device, spans,
+    DEVICES,
+    check_batch,
+    check_dtype,
+    check_labels,
+    forward,
+    frozen_eval,
+    model_device,
+    resolve_device,
+    spans,
 )
 from advgrad.data import Dataset, batches
 from advgrad.losses import TRAIN_LOSSES, resolve_loss
@@ -40,7 +49,7 @@ SCHEDULES: dict[str, Callable[[float], float]] = {
     "cosine": lambda t: 0.5 * (1.0 + math.cos(math.pi * t)),
     "one-cycle": _one_cycle,
 }
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], "TrainConfig"], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
     "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
 }
@@ -156,7 +165,7 @@ class _InterruptFlag:
         self.active = active
         self._previous: Any = None
 
-    def __enter__(self) -> "_InterruptFlag":
+    def __enter__(self) -> _InterruptFlag:
         if self.active and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -217,7 +226,7 @@ class _Run:
             group["lr"] = self.lr(self.step)
         loss, logits = self.objective(self.model, xb, yb, self.step / self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # ∂J/∂W: the parameters' gradient, the one training needs
+        torch.autograd.backward(loss)  # ∂J/∂W into .grad: the parameters' gradient, the one training needs
         self.optimizer.step()
         self.step += 1
         return float(loss.detach()) * len(yb), int((logits.detach().argmax(1) == yb).sum())

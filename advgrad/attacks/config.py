@@ -70,11 +70,11 @@ class AttackConfig:
         set_(self, "momentum", _validate.number("momentum", self.momentum, minimum=0.0))
 
     @classmethod
-    def of(cls, method: str = "pgd", **options: Any) -> "AttackConfig":
+    def of(cls, method: str = "pgd", **options: Any) -> AttackConfig:
         """The config of ``method`` with its defaults, overridden by ``options``."""
         return cls(method=method, **{**get_attack(method).defaults, **options})
 
-    def but(self, **changes: Any) -> "AttackConfig":
+    def but(self, **changes: Any) -> AttackConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 

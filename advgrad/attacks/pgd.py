@@ -23,7 +23,15 @@ from torch import Tensor, nn
 
 from advgrad._runtime import frozen_eval
 from advgrad.attacks._checks import (
-    EpsSpec, check_batch, check_bounds, check_dtype, check_generator, check_labels, check_radius, forward, is_zero,
+    EpsSpec,
+    check_batch,
+    check_bounds,
+    check_dtype,
+    check_generator,
+    check_labels,
+    check_radius,
+    forward,
+    is_zero,
     take,
 )
 from advgrad.attacks._chunks import chunk_for, slices

@@ -4,8 +4,9 @@ the evaluation's dispatch and the plots' styles all read it; an attack module ad
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -25,7 +26,7 @@ class AttackEntry:
     asks for ∂J/∂X (the sanity report's black-box check)."""
 
     name: str
-    run: "RunFn"
+    run: RunFn
     summary: str
     norms: tuple[str, ...] = ("inf", "2", "1")
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -37,10 +38,10 @@ class AttackEntry:
 ATTACKS: dict[str, AttackEntry] = {}
 
 
-def register(name: str, summary: str, **fields: Any) -> Callable[["RunFn"], "RunFn"]:
+def register(name: str, summary: str, **fields: Any) -> Callable[[RunFn], RunFn]:
     """Decorator: add ``run`` to ``ATTACKS`` under ``name`` (a name may be registered once)."""
 
-    def add(run: "RunFn") -> "RunFn":
+    def add(run: RunFn) -> RunFn:
         if name in ATTACKS:
             raise RuntimeError(f"attack {name!r} is registered twice")
         ATTACKS[name] = AttackEntry(name, run, summary, **fields)

@@ -3,8 +3,9 @@ its results; and ``Tally``, the progress count every evaluation function reports
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from advgrad import _validate
 from advgrad.attacks import ATTACKS, AttackConfig
@@ -63,7 +64,7 @@ class EvalConfig:
                                    "restarts": self.restarts, "steps": self.steps}
         return AttackConfig.of(name, **{**{k: v for k, v in options.items() if k not in fixed}, **changes})
 
-    def but(self, **changes: Any) -> "EvalConfig":
+    def but(self, **changes: Any) -> EvalConfig:
         return EvalConfig(**{**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,4 +58,4 @@ def curve_from_min_eps(min_eps: Tensor, eps: Sequence[float]) -> list[dict[str, 
     """Accuracy at each ε read off the minimal-ε values: the share of samples with minimal ε > ε."""
     m = torch.as_tensor(min_eps, dtype=torch.float64)
     return [{"attack": "min-eps", "eps": float(e), "accuracy": float((m > e).double().mean()), "n": len(m)}
-            for e in sorted(set(float(v) for v in eps))]
+            for e in sorted({float(v) for v in eps})]

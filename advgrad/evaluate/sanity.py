@@ -18,9 +18,10 @@ of the sweep), with slack ``config.tolerance`` (a fraction of the samples).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
