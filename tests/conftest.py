@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import matplotlib
 import pytest
@@ -14,11 +14,13 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from advgrad.checkpoint import save_checkpoint  # noqa: E402
+from advgrad.checkpoint import (
+    checkpoint_meta,  # noqa: E402
+    save_checkpoint,  # noqa: E402
+)
 from advgrad.data import Dataset, load_dataset  # noqa: E402
-from advgrad.train import TrainConfig, fit
 from advgrad.models import build_for
-from advgrad.checkpoint import checkpoint_meta  # noqa: E402
+from advgrad.train import TrainConfig, fit
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +61,19 @@ def robust_small(mnist5k: Dataset) -> nn.Module:
     model, _ = build_for("cnn-small", mnist5k, seed=0)
     fit(model, mnist5k, config, objective=make_objective(AdvConfig("fgsm-rs", eps=0.2), epochs=3, seed=0))
     return model.eval()
+
+
+def make_batch(shape: tuple[int, ...], k: int, seed: int = 0, dtype: torch.dtype = torch.float64
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded batch: x uniform in [0, 1) of ``shape``, labels in 0..k−1."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g, dtype=dtype), torch.randint(0, k, (shape[0],), generator=g)
+
+
+def mixed_digits(mnist5k: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n test digits of every class, in a seeded random order."""
+    idx = torch.randperm(len(mnist5k.y_test), generator=torch.Generator().manual_seed(0))[:n]
+    return mnist5k.x_test[idx], mnist5k.y_test[idx]
 
 
 def well_conditioned(model: nn.Module, x: torch.Tensor, y: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:

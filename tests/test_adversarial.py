@@ -21,9 +21,9 @@ from torch import Tensor, nn
 from advgrad.adversarial import METHODS, AdvConfig, RobustProbe, make_objective
 from advgrad.cli import main
 from advgrad.data import Dataset
+from advgrad.models import build_for
 from advgrad.results import sha256_file
 from advgrad.train import TrainConfig, accuracy, fit
-from advgrad.models import build_for
 
 
 def shuffled(data: Dataset, n: int, n_test: int = 300, seed: int = 0) -> Dataset:
@@ -304,25 +304,3 @@ def test_accuracy_helper_unchanged_for_adversarial_models(mnist5k: Dataset) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert set(history.final) >= {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"}
-
-
-# --- the scripts run (tiny settings) ------------------------------------------------------------------
-
-def test_bench_adv_train_script_runs(tmp_path: Path, script) -> None:
-    threads = torch.get_num_threads()
-    try:
-        best = script("bench_adv_train").main(["--n", "256", "--repeats", "1", "--out", str(tmp_path / "b.md")])
-    finally:
-        torch.set_num_threads(threads)
-    assert set(best) == {"clean", "fgsm", "fgsm-rs", "pgd-3", "pgd-7", "trades-7"}
-    assert "× clean" in (tmp_path / "b.md").read_text()
-
-
-def test_goodfellow_script_runs(tmp_path: Path, script) -> None:
-    threads = torch.get_num_threads()
-    try:
-        rows = script("repro_goodfellow").main(["--epochs", "1", "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
-    assert len(rows) == 4 and rows[0]["adv_error"] > 0.8  # a linear model falls to FGSM at ε = 0.25
-    assert (tmp_path / "README.md").is_file()

@@ -8,15 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
-from advgrad.checkpoint import save_checkpoint
+from advgrad.checkpoint import checkpoint_meta, save_checkpoint
 from advgrad.cli import main
 from advgrad.data import Dataset
-from advgrad.train import TrainConfig, fit
 from advgrad.models import build_for
-from advgrad.checkpoint import checkpoint_meta
+from advgrad.train import TrainConfig, fit
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,8 @@ _CIFAR_CASES = {
                      r"malformed numpy array shape \(-4, 3072\)", None),
     "deep state": (_deep_state(), r"malformed numpy array state \(\(\(\(\.\.\.\),\),\),\)$", None),
     "state not a tuple": (pickle.dumps(_batch(data=_Array([1, (4, 3072)]))), "malformed numpy array state", None),
-    "array labels 2-D": (pickle.dumps(_batch(labels=np.zeros((4, 1), np.int64))), r"'labels' must be 1-D, got shape \(4, 1\)",
+    "array labels 2-D": (pickle.dumps(_batch(labels=np.zeros((4, 1), np.int64))),
+                         r"'labels' must be 1-D, got shape \(4, 1\)",
                          None),
     "1-D data": (pickle.dumps(_batch(data=np.zeros(4 * 3072, np.uint8))), r"got uint8 \(12288,\)", None),
     "float labels": (pickle.dumps(_batch(labels=[1.0] * 4)), "'labels' must be a list of ints", None),
@@ -176,7 +177,8 @@ def test_a_length_past_the_end_allocates_nothing(tmp_path: Path, capfd: pytest.C
     (here 3e18: MemoryError, and CPython 3.11 also prints a stray "SystemError: deallocated bytearray object has
     exported buffers" to stderr). The opcode scan sees the length exceeds the file and stops first."""
     path = tmp_path / "data_batch_1"
-    path.write_bytes(pickle.PROTO + b"\x05" + pickle.BYTEARRAY8 + struct.pack("<Q", 3 * 10**18) + b"x" * 64 + pickle.STOP)
+    huge = struct.pack("<Q", 3 * 10**18)  # a claimed length of 3 exabytes
+    path.write_bytes(pickle.PROTO + b"\x05" + pickle.BYTEARRAY8 + huge + b"x" * 64 + pickle.STOP)
     error = _raise_one_line(lambda: read_cifar_batch(path), path, r"expected 3000000000000000000 bytes in a bytearray8")
     assert isinstance(error.__cause__, ValueError) and capfd.readouterr().err == ""
 

@@ -85,7 +85,7 @@ def _assert_valid(ds: Dataset, shape: tuple[int, int, int]) -> None:
         assert x.dtype == torch.float32 and x.shape[1:] == shape and len(x) == len(y) > 0
         assert bool(((x >= 0) & (x <= 1)).all())  # also false for NaN
         assert y.dtype == torch.int64 and y.ndim == 1
-        assert 0 <= int(y.min()) and int(y.max()) < ds.num_classes
+        assert int(y.min()) >= 0 and int(y.max()) < ds.num_classes
 
 
 def _load_or_fail(load: Callable[[], Dataset], root: Path, shape: tuple[int, int, int]) -> str:

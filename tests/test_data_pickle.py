@@ -135,7 +135,8 @@ def test_a_malformed_dtype_state_never_reaches_numpy(tmp_path: Path) -> None:
     pickled as numpy does, but with one entry of its dtype's state dropped. The standard unpickler, in a
     child process, does not survive it; the loader rebuilds arrays without numpy's unpickling code and
     reports the state instead."""
-    dtype = _Call(np.dtype, "u1", False, True, state=(3, "|", None, -1, -1, 0))  # numpy writes (3, '|', None, None, None, -1, -1, 0)
+    # numpy itself writes (3, '|', None, None, None, -1, -1, 0): a 6-tuple state crashes numpy's setstate
+    dtype = _Call(np.dtype, "u1", False, True, state=(3, "|", None, -1, -1, 0))
     array = _Call(np.zeros(1).__reduce__()[0], np.ndarray, (0,), b"b", state=(1, (1, 3072), dtype, False, bytes(3072)))
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps({b"data": array, b"labels": [0]}))

@@ -51,7 +51,7 @@ def test_sigmoid_mlp_is_the_classic_network() -> None:
     torch.manual_seed(0)
     model = build_model("mlp-sigmoid", hidden=[7, 5], head="sigmoid", **MNIST)
     assert isinstance(model, SigmoidMLP) and model.output_activation == "sigmoid"
-    assert [tuple(l.weight.shape) for l in model.linears] == [(7, 784), (5, 7), (10, 5)]
+    assert [tuple(layer.weight.shape) for layer in model.layers] == [(7, 784), (5, 7), (10, 5)]
     x = torch.rand(2, 1, 28, 28)
     a = ((x - 0.1307) / 0.3081).flatten(1)
     for lin in model.linears[:-1]:

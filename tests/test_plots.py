@@ -113,3 +113,18 @@ def test_landscape_figure_gradient_and_random_lines() -> None:
     with pytest.raises(ValueError, match="shapes"):
         plots.landscape_figure(eps[:3], grad, rand)
     _render(fig)
+
+
+def test_input_gradient_figure_shows_x_gradient_sign_and_step() -> None:
+    g = np.random.default_rng(0)
+    x = g.random((2, 1, 5, 5))
+    grad = g.standard_normal((2, 1, 5, 5))
+    x_adv = np.clip(x + 0.1 * np.sign(grad), 0, 1)
+    fig = plots.input_gradient_figure(x, grad, x_adv, eps=0.1, before=[("3", 0.9), ("1", 0.5)],
+                                      after=[("5", 0.7), ("1", 0.4)], labels=["3", "1"])
+    image_axes = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(image_axes) == 8
+    assert "predicted 5 (70%)" in image_axes[3].get_title() and image_axes[3].title.get_color() == "tab:red"
+    assert image_axes[7].title.get_color() == "black"  # the 1 kept its label
+    assert np.array_equal(image_axes[2].images[0].get_array(), np.sign(grad[0, 0]))
+    assert _render(fig)[:4] == b"\x89PNG"

@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from advgrad.adversarial import AdvConfig, make_objective
 from advgrad.data import Dataset
+from advgrad.models import build_for
 from advgrad.results import sha256_file
 from advgrad.train import TrainConfig, fit
-from advgrad.models import build_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,5 +247,6 @@ def test_resume_of_a_finished_run_catches_up_a_lagging_metrics_file(uninterrupte
     res = subprocess.run(command(out, "--resume"), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     fixed = json.loads(out.with_suffix(".json").read_text())
-    assert comparable(fixed["history"]) == comparable(json.loads(uninterrupted.with_suffix(".json").read_text())["history"])
+    reference = json.loads(uninterrupted.with_suffix(".json").read_text())
+    assert comparable(fixed["history"]) == comparable(reference["history"])
     assert fixed["complete"] is True and sha256_file(out) == sha256_file(uninterrupted)

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from advgrad.data import Dataset
-from advgrad.train import TrainConfig, accuracy, fit, lr_factor
 from advgrad.models import build_for
+from advgrad.train import TrainConfig, accuracy, fit, lr_factor
 
 
 def weights(model: nn.Module) -> list[Tensor]:
@@ -88,7 +88,8 @@ def test_objective_seam_receives_every_batch_and_drives_the_update(mnist5k: Data
     progress = [p for _, p in seen]
     assert progress == sorted(progress) and progress[0] == 0.0 and progress[-1] < 1.0
     assert all(torch.equal(a, b) for a, b in zip(start, weights(model)))
-    assert len(history.epochs) == 2 and set(history.final) >= {"train_loss", "train_accuracy", "test_accuracy", "seconds"}
+    assert len(history.epochs) == 2
+    assert set(history.final) >= {"train_loss", "train_accuracy", "test_accuracy", "seconds"}
 
 
 def test_accuracy_restores_training_mode(trained_small: tuple[nn.Module, dict], mnist5k: Dataset) -> None:

@@ -18,15 +18,13 @@ What is bit-identical, and why (these tests also run under other instruction set
 
 from __future__ import annotations
 
-import re
-
 import eagerpy as ep
 import pytest
 import torch
+from conftest import well_conditioned
 from torch import Tensor
 
 from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd, run_attack
-from conftest import well_conditioned
 
 torchattacks = pytest.importorskip("torchattacks")
 fb = pytest.importorskip("foolbox")
@@ -211,25 +209,3 @@ def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(t
         acc_theirs = float((model(theirs).argmax(1) == y).double().mean())
     assert abs(acc_chunked - acc_theirs) <= 0.001
     assert float((chunked == theirs).flatten(1).all(1).double().mean()) >= 0.99
-
-
-def test_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
-    bench = script("bench_attacks")
-    out = tmp_path / "bench.md"
-    assert bench.main(["--models", "logreg", "--n", "20", "--steps", "2", "--repeats", "1", "--out", str(out)]) == 0
-    text = out.read_text()
-    assert "python scripts/bench_attacks.py --models logreg" in text
-    assert all(who in text for who in ("| advgrad |", "| torchattacks |", "| foolbox |", "| floor |"))
-
-
-def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
-    bench = script("bench_chunk_size")
-    out = tmp_path / "chunks.md"
-    assert bench.main(["--models", "logreg,cnn-small", "--n", "40", "--repeats", "1", "--out", str(out)]) == 0
-    text = out.read_text()
-    assert "python scripts/bench_chunk_size.py --models logreg,cnn-small" in text
-    assert "**cnn-small**, 40 samples" in text and "| 16 | 32 | one piece * |" in text
-    # Every chunk size gives the one-piece gradient bit for bit (no mark) or to rounding (≠ d, d ≤ 1e-5
-    # relative: fewer rows may get another matrix-multiply kernel on some CPUs).
-    marks = re.findall(r"≠ ([0-9.e+-]+)", text.split("relative to the largest entry")[1])
-    assert all(float(d) <= 1e-5 for d in marks), marks

@@ -24,11 +24,10 @@ import math
 
 import pytest
 import torch
+from flipmodel import FlipModel, reference_attack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import Tensor, nn
-
-from flipmodel import FlipModel, reference_attack
+from torch import Tensor
 
 from advgrad.attacks import auto_chunk_size, run_attack
 from advgrad.evaluate import minimal_eps, robust_accuracy
@@ -55,9 +54,9 @@ def _assert_same(norm: str, ours: Tensor, theirs: Tensor) -> None:
 def test_loop_matches_the_plain_reference(data: st.DataObject, n: int, norm: str, steps: int, random_start: bool,
                                           restarts: int, targeted: bool, early_stop: bool, momentum: float,
                                           seed: int) -> None:
-    """Sizes of one, two and many chunks, with and without MI-FGSM's momentum; each point flips at a step drawn from 0 (already fooled) or
-    later to ``steps + 1`` (never), so the active set shrinks at the first step, after full steps, mid-run
-    and between restarts."""
+    """Sizes of one, two and many chunks, with and without MI-FGSM's momentum; each point flips at a step
+    drawn from 0 (already fooled) or later to ``steps + 1`` (never), so the active set shrinks at the first
+    step, after full steps, mid-run and between restarts."""
     model = FlipModel()
     chunk = data.draw(st.sampled_from([None, 1, 2, 3, 7, 16, 64, 97, n]).filter(
         lambda c: c is None or c >= max(1, n // 40)), label="chunk_size")
@@ -91,7 +90,7 @@ def test_active_set_shrinking_after_a_full_step_across_default_chunks(norm: str,
     re-attack the survivors."""
     model = FlipModel(side=48)
     x_probe = torch.full((n, 1, 48, 48), 0.5, dtype=torch.float64)
-    assert 1 < math.ceil(n / auto_chunk_size(model, x_probe))  # beyond one chunk by default
+    assert math.ceil(n / auto_chunk_size(model, x_probe)) > 1  # beyond one chunk by default
     steps, alpha = 10, 0.01
     flip = 1 + torch.arange(n) % (steps + 2)  # 1 … steps + 2
     x, y = model.inputs(flip, alpha, norm)

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.isa
 
 SIDE = 48  # 18 KB of activations per sample in float64: auto_chunk_size cuts batches of a few hundred
 
-
 def _points(model: FlipModel, t: Tensor) -> tuple[Tensor, Tensor]:
     x = (0.5 + t[:, None] * model.u.sign()[None, :]).view(len(t), 1, SIDE, SIDE)
     return x, torch.zeros(len(t), dtype=torch.long)

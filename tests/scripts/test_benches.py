@@ -1,0 +1,32 @@
+"""The benchmark scripts run end to end on tiny inputs and write their tables (the figures themselves are
+measured by hand on a quiet machine and committed under results/)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def test_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
+    bench = script("bench_attacks")
+    out = tmp_path / "bench.md"
+    assert bench.main(["--models", "logreg", "--n", "20", "--steps", "2", "--repeats", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "python scripts/bench_attacks.py --models logreg" in text
+    assert all(who in text for who in ("| advgrad |", "| torchattacks |", "| foolbox |", "| floor |"))
+
+
+def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
+    bench = script("bench_chunk_size")
+    out = tmp_path / "chunks.md"
+    assert bench.main(["--models", "logreg,cnn-small", "--n", "40", "--repeats", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "python scripts/bench_chunk_size.py --models logreg,cnn-small" in text
+    assert "**cnn-small**, 40 samples" in text and "| 16 | 32 | one piece * |" in text
+    # Every chunk size gives the one-piece gradient bit for bit (no mark) or to rounding (≠ d, d ≤ 1e-5
+    # relative: fewer rows may get another matrix-multiply kernel on some CPUs).
+    marks = re.findall(r"≠ ([0-9.e+-]+)", text.split("relative to the largest entry")[1])
+    assert all(float(d) <= 1e-5 for d in marks), marks
