@@ -85,6 +85,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
                          f"this advgrad reads format {FORMAT_VERSION}")
     meta = payload.get("meta")
     try:
+        if not isinstance(meta, dict):
+            raise ValueError("no metadata")
         _check_meta(meta)
         _check_shapes(meta, payload.get("state_dict"))
         model = model_from_meta(meta)
@@ -156,7 +158,7 @@ def _int(value: Any, least: int) -> bool:
 
 def _check_meta(meta: Any) -> None:
     """TypeError/ValueError naming the first field of the metadata that is missing or out of range."""
-    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or not isinstance(meta.get("dataset"), dict):
+    if not (isinstance(meta, dict) and isinstance(meta.get("model"), dict) and isinstance(meta.get("dataset"), dict)):
         raise ValueError("meta needs 'model' and 'dataset' blocks")
     model, ds = meta["model"], meta["dataset"]
     if not isinstance(model.get("name"), str) or not isinstance(model.get("kwargs", {}), dict):
@@ -176,7 +178,8 @@ def _check_meta(meta: Any) -> None:
         values = ds.get(key)
         if not (isinstance(values, list) and values and all(_number(v) for v in values)
                 and (key == "mean" or min(values) > 0)):
-            raise ValueError(f"meta dataset {key} {values!r}: expected finite numbers" + (" > 0" if key == "std" else ""))
+            raise ValueError(f"meta dataset {key} {values!r}: expected finite numbers"
+                             + (" > 0" if key == "std" else ""))
     names = ds.get("class_names")
     if names is not None and not (isinstance(names, list) and len(names) == ds["num_classes"]
                                   and all(isinstance(c, str) for c in names)):

@@ -148,7 +148,8 @@ def write_npz(path: str | os.PathLike[str], **arrays: Any) -> Path:
     import numpy as np
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez_compressed(buf, **named)
     return write_bytes(path, buf.getvalue())
 
 
@@ -194,7 +195,8 @@ def provenance(*, seed: int | None = None, model_path: str | os.PathLike[str] | 
         "advgrad_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "machine": (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
+                    f"torch threads {torch.get_num_threads()}"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if model_path is not None:

@@ -130,7 +130,8 @@ def test_a_damaged_width_is_refused_without_allocating_it(tmp_path: Path, mnist5
     model, model_meta = build_for("mlp", mnist5k, seed=0, hidden=[8])
     src = save_checkpoint(tmp_path / "mlp.pt", model, {"model": model_meta, "dataset": mnist5k.meta()})
     bad = _resave(src, tmp_path / "wide.pt", lambda p: p["meta"]["model"]["kwargs"].update(hidden=[10**9]))
-    with pytest.raises(ValueError, match=r"damaged .* weight .2.bias. has shape \(8,\), the model in meta needs \(1000000000,\)"):
+    needs = r"damaged .* weight .2.bias. has shape \(8,\), the model in meta needs \(1000000000,\)"
+    with pytest.raises(ValueError, match=needs):
         load_checkpoint(bad)
 
 
@@ -161,7 +162,8 @@ def test_check_data_warns_about_other_split_sizes_names_and_bounds(mnist5k: Data
     assert "4000 train images here but had 60000" in warnings[0] and "1000 test images here but had 999" in warnings[1]
     renamed = {"dataset": {**mnist5k.meta(), "name": "mnist", "class_names": list("abcdefghij"), "bounds": [0, 255]}}
     warnings = check_data(renamed, mnist5k)
-    assert [w.split(" ")[:4] for w in warnings] == [["the", "model", "was", "trained"], ["the", "model's", "class", "names"],
+    assert [w.split(" ")[:4] for w in warnings] == [["the", "model", "was", "trained"],
+                                                    ["the", "model's", "class", "names"],
                                                     ["the", "model", "was", "trained"]]
     assert "trained on mnist, the data is mnist-5k" in warnings[0] and "bounds (0, 255)" in warnings[2]
     # An older checkpoint that records no split sizes: nothing to compare, no warning.

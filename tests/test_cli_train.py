@@ -83,7 +83,8 @@ def test_unwritable_output_path_exits_2(tmp_path: Path) -> None:
 
 
 def test_missing_fashion_mnist_data_exits_2(tmp_path: Path) -> None:
-    result = invoke("train", "--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--out", str(tmp_path / "m.pt"))
+    result = invoke("train", "--dataset", "fashion-mnist", "--data-root", str(tmp_path),
+                    "--out", str(tmp_path / "m.pt"))
     assert result.exit_code == 2 and "train-images-idx3-ubyte[.gz] not found" in result.output
     assert list(tmp_path.iterdir()) == []
 
