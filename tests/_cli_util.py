@@ -70,3 +70,24 @@ def assert_usage_error(code: int, stderr: str, *fragments: str) -> str:
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file below ``folder`` with its content (to show that nothing was written or changed)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stopped_run(args: Sequence[str]) -> Result:
+    """``advgrad train ARGS`` stopped by Ctrl-C right after its first epoch was saved (what an interrupted
+    run leaves for ``--resume``): the real command, with ``fit``'s checkpoint callback interrupting."""
+    import pytest
+
+    import advgrad.train
+
+    fit = advgrad.train.fit
+
+    def stop_after_one_epoch(*a: Any, on_checkpoint: Any, **k: Any) -> Any:
+        def save_then_stop(state: dict[str, Any]) -> None:
+            on_checkpoint(state)
+            raise KeyboardInterrupt
+
+        return fit(*a, on_checkpoint=save_then_stop, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(advgrad.train, "fit", stop_after_one_epoch)
+        return invoke("train", *args)

@@ -118,3 +118,18 @@ def test_provenance_names_the_typed_command_under_clirunner(tmp_path: Path) -> N
     assert invoke("train", *QUICK, "--out", str(out)).exit_code == 0
     command = json.loads(out.with_suffix(".json").read_text())["provenance"]["command"]
     assert command.startswith("advgrad train --model logreg") and command.endswith(str(out))
+
+
+def test_info_reads_damaged_training_records_and_missing_bounds(trained_small_path: Path, tmp_path: Path) -> None:
+    """Found by the fuzz test: info indexed the training record and the bounds without looking (KeyError,
+    or a format error for a string learning rate). Nothing else reads those: they are reported as damaged."""
+    payload = torch.load(trained_small_path, weights_only=True)
+    payload["meta"]["train_config"] = {"epochs": 2, "lr": "fast"}
+    payload["meta"]["metrics"] = {"test_accuracy": None}
+    del payload["meta"]["dataset"]["bounds"]
+    torch.save(payload, tmp_path / "m.pt")
+    result = invoke("info", "--model", str(tmp_path / "m.pt"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "bounds (0.0, 1.0)" in lines[1] and lines[2] == "training  (damaged record)"
+    assert lines[3] == "metrics   (damaged record)"

@@ -61,7 +61,7 @@ def _examples(files: tuple[Path, ...], n: int, title: str | None) -> Any:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise UsageFail(f"{str(path)!r} does not exist") from None
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # zip, npy-header, EOF and type errors all mean: not an npz file we can read
         raise UsageFail(f"{str(path)!r} is not an .npz file ({type(exc).__name__})") from None
     kwargs: dict[str, Any] = {}
     for key in ("x", "x_adv", "y"):
@@ -74,8 +74,35 @@ def _examples(files: tuple[Path, ...], n: int, title: str | None) -> Any:
         if found is None:
             raise UsageFail(f"{str(path)!r} has none of {', '.join(names)} (keys: {', '.join(arrays)})")
         kwargs[key] = found
+    _check_examples(path, kwargs, arrays.get("class_names"))
     class_names = [str(c) for c in arrays["class_names"]] if "class_names" in arrays else None
     return example_grid(**fooled_first(kwargs), n=n, class_names=class_names, title=title)
+
+
+def _check_examples(path: Path, arrays: dict[str, Any], class_names: Any) -> None:
+    """The arrays ``example_grid`` draws must agree: x and x_adv images of one shape (N, C, H, W) with 1, 3
+    or 4 channels, (N, H, W) or (N, D); labels and predictions N integers; confidences N real numbers."""
+    import numpy as np
+
+    def fail(what: str) -> None:
+        raise UsageFail(f"{str(path)!r}: {what}; write the file with `advgrad attack --save-examples`")
+
+    x, x_adv = arrays["x"], arrays["x_adv"]
+    for key in ("x", "x_adv"):
+        if arrays[key].dtype.kind not in "biuf":
+            fail(f"{key} holds {arrays[key].dtype} values, expected real numbers")
+    if x.shape != x_adv.shape or not 2 <= x.ndim <= 4 or len(x) < 1 or (x.ndim == 4 and x.shape[1] not in (1, 3, 4)):
+        fail(f"x {x.shape} and x_adv {x_adv.shape} must be one shape (N, C, H, W) with C 1, 3 or 4, "
+             "(N, H, W) or (N, D), N ≥ 1")
+    n = len(x)
+    for key in ("y", "pred_clean", "pred_adv", "conf_clean", "conf_adv"):
+        a = arrays[key]
+        kinds = "biu" if key in ("y", "pred_clean", "pred_adv") else "biuf"
+        if a.shape != (n,) or a.dtype.kind not in kinds:
+            fail(f"{key} is {a.dtype} of shape {a.shape}, expected {n} "
+                 + ("integers" if kinds == "biu" else "numbers"))
+    if class_names is not None and (np.ndim(class_names) != 1 or class_names.dtype.kind not in "U"):
+        fail("class_names must be a list of strings")
 
 
 def fooled_first(arrays: dict[str, Any]) -> dict[str, Any]:

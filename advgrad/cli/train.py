@@ -125,8 +125,15 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         # A fixed random subset (data sets may be sorted by class), the same every epoch and on resume.
         pick = torch.randperm(len(ys), generator=torch.Generator().manual_seed(seed))[:probe_n]
         probe = RobustProbe(xs[pick], ys[pick], adv.eps, steps=probe_steps, seed=seed, bounds=data.bounds)
-        if state is not None and state.get("guard") is not None:
-            probe.load_state_dict(state["guard"])
+    if state is not None:
+        from advgrad.cli._resume import check_resume
+
+        used = min(n_train or len(data.y_train), len(data.y_train))
+        try:
+            check_resume(state["resume"], model=model, config=config, n_train=used, objective=objective, probe=probe,
+                         guard=state.get("guard"))
+        except ValueError as exc:
+            raise UsageFail(f"--resume: {out} holds a damaged training state: {exc}") from None
 
     show = not quiet
     done = int(state["resume"]["epoch"]) if state is not None else 0
