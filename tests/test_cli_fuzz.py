@@ -422,19 +422,30 @@ def test_fuzz_corrupted_inputs_long(originals: dict[str, bytes], sandbox: Path, 
     test_fuzz_corrupted_inputs.hypothesis.inner_test(originals, sandbox, repository, data)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("args", [
-    ["info", "--model", "bad.pt"],
-    ["plot", "curve", "bad.json", "--out", "c.png"],
-    ["plot", "examples", "bad.npz", "--out", "x.png"],
-    ["attack", "--model", "bad.pt", "--eps", "0.1", "--n", "3", "--out", "r.json"],
-], ids=["info", "plot-curve", "plot-examples", "attack"])
+def _meta_without_dataset(raw: bytes) -> bytes:
+    payload = torch.load(io.BytesIO(raw), weights_only=True)
+    del payload["meta"]["dataset"]
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("args,damage", [
+    (["info", "--model", "bad.pt"], "cut"),
+    (["info", "--model", "bad.pt"], "meta"),
+    (["plot", "curve", "bad.json", "--out", "c.png"], "cut"),
+    (["plot", "examples", "bad.npz", "--out", "x.png"], "cut"),
+    (["attack", "--model", "bad.pt", "--eps", "0.1", "--n", "3", "--out", "r.json"], "cut"),
+], ids=["info", "info-meta", "plot-curve", "plot-examples", "attack"])
 def test_corrupted_inputs_in_real_processes(originals: dict[str, bytes], sandbox: Path, repository: None,
-                                            args: list[str]) -> None:
-    """Truncated files (the commonest damage: a copy cut short) through real processes."""
+                                            args: list[str], damage: str) -> None:
+    """Truncated files (the commonest damage: a copy cut short), and a checkpoint without its data set
+    block, through real processes."""
     folder = Path(tempfile.mkdtemp(dir=sandbox))
     for name, raw in originals.items():
         (folder / name).write_bytes(raw)
-    (folder / "bad.pt").write_bytes(originals["m.pt"][: len(originals["m.pt"]) // 2])
+    (folder / "bad.pt").write_bytes(originals["m.pt"][: len(originals["m.pt"]) // 2] if damage == "cut"
+                                    else _meta_without_dataset(originals["m.pt"]))
     (folder / "bad.json").write_bytes(originals["e.json"][:-40])
     (folder / "bad.npz").write_bytes(originals["ex.npz"][:100])
     before = tree(folder)

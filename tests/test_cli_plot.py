@@ -144,3 +144,19 @@ def test_truncated_examples_file_exits_2(tmp_path: Path, cut: int) -> None:
     result = invoke("examples", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "f.png"))
     assert result.exit_code == 2 and result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert "is not an .npz file" in result.stderr or "has no 'x" in result.stderr, result.stderr
+
+
+def test_real_process_inconsistent_examples_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with np.load(_examples_npz(tmp_path / "ok.npz")) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez(tmp_path / "bad.npz", **{**arrays, "pred_adv": arrays["pred_adv"][:1]})
+    proc = subprocess.run([sys.executable, "-m", "advgrad", "plot", "examples", str(tmp_path / "bad.npz"), "--out",
+                           str(tmp_path / "f.png")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: '{tmp_path / 'bad.npz'}': pred_adv is int64 of shape (1,), expected 4 integers; "
+        "write the file with `advgrad attack --save-examples`"]
+    assert not (tmp_path / "f.png").exists()

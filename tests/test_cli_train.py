@@ -133,3 +133,6 @@ def test_info_reads_damaged_training_records_and_missing_bounds(trained_small_pa
     lines = result.output.splitlines()
     assert "bounds (0.0, 1.0)" in lines[1] and lines[2] == "training  (damaged record)"
     assert lines[3] == "metrics   (damaged record)"
+    proc = subprocess.run([sys.executable, "-m", "advgrad", "info", "--model", str(tmp_path / "m.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == result.output and proc.stderr == ""
