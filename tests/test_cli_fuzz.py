@@ -72,9 +72,13 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 def repository() -> Iterator[None]:
     """The repository's files (git's view, and the bytes of results/) are the same after the fuzzing."""
     def state() -> tuple[str, dict[str, bytes]]:
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout
-        return status, tree(ROOT / "results") if (ROOT / "results").is_dir() else {}
+        if (ROOT / ".git").exists():
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                                    capture_output=True, text=True, check=True).stdout
+            return status, tree(ROOT / "results") if (ROOT / "results").is_dir() else {}
+        # Not a git checkout (an unpacked source archive): the bytes of the package, scripts and results.
+        return "", {f"{d}/{k}": v for d in ("advgrad", "scripts", "results") if (ROOT / d).is_dir()
+                    for k, v in tree(ROOT / d).items() if "__pycache__" not in k}
 
     before = state()
     yield
