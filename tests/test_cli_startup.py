@@ -76,9 +76,11 @@ def test_help_does_not_import_torch(spy: Path) -> None:
 def test_group_help_shows_each_command_s_own_summary() -> None:
     """The summaries written in COMMANDS are the commands' own first paragraphs: cut to any width they
     read as click would cut the command's help, and the whole --help equals an eagerly built group's."""
-    commands = {name: main.get_command(click.Context(main), name) for name in COMMANDS}
-    for name, cmd in commands.items():
+    commands: dict[str, click.Command] = {}
+    for name in COMMANDS:
+        cmd = main.get_command(click.Context(main), name)
         assert cmd is not None and cmd.name == name
+        commands[name] = cmd
         for limit in (20, 45, 58, 74, 120, 400):
             summary = click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)
             assert summary == cmd.get_short_help_str(limit)
