@@ -16,6 +16,11 @@
 
 Everything runs on the model's device, in eval mode, with the parameters' gradients off (the attacks
 restore mode and flags). ε is an L∞ radius by default (``norm``) on the pixel scale of ``bounds``.
+
+``progress`` (optional, on ``sweep``, ``minimal_eps``, ``sanity_report``, ``evaluate_model``) is called as
+``progress(done, total)``: samples processed so far and in all, where every pass of an attack over the N
+samples counts N (the samples a pass skips, e.g. those already misclassified, count as done). The
+library never prints; the CLI draws a bar from it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +38,7 @@ from advgrad.losses import cross_entropy, margin
 
 ATTACKS = ("fgsm", "pgd")
 WORST = "worst"  # the record of points that survive every attack
+Progress = Callable[[int, int], None]  # (samples done, samples in all), see the module docstring
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,18 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class _Tally:
+    """Counts samples done against a planned total for a ``progress`` callback (a no-op without one)."""
+
+    def __init__(self, progress: Progress | None, total: int, done: int = 0) -> None:
+        self.progress, self.total, self.done = progress, total, done
+
+    def __call__(self, k: int) -> None:
+        self.done += k
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 500) -> Tensor:
     """Predicted classes (N,), in eval mode (the model's mode is restored)."""
@@ -149,13 +167,16 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 500) -> Tensor:
 
 def _attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor, attack: str, *,
                  steps: int, restarts: int, norm: str, bounds: tuple[float, float], batch_size: int,
-                 seed: int) -> Tensor:
+                 seed: int, tally: _Tally | None = None) -> Tensor:
     """Success (N,) bool of ``attack`` on the samples where ``candidates`` is True (others: False).
-    ``eps`` is a float or an (N,) tensor of per-sample radii."""
+    ``eps`` is a float or an (N,) tensor of per-sample radii. ``tally`` counts the pass's N samples."""
+    tally = tally or _Tally(None, 0)
     success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     if not isinstance(eps, Tensor) and eps == 0:
+        tally(len(x))
         return success  # nothing moves at ε = 0
     idx = candidates.nonzero().squeeze(1)
+    tally(len(x) - len(idx))  # not attacked: done
     generator = _generator(x.device, seed)
     for b in _chunks(idx, batch_size):
         e = eps[b] if isinstance(eps, Tensor) else eps
@@ -166,6 +187,7 @@ def _attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps
             res = run_attack(model, x[b], y[b], e, steps=steps, norm=norm, restarts=restarts, bounds=bounds,
                              early_stop=True, generator=generator)
         success[b] = res.success
+        tally(len(b))
     return success
 
 
@@ -173,22 +195,26 @@ def _attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps
 
 def sweep(model: nn.Module, x: Tensor, y: Tensor, eps: Sequence[float] = EvalConfig.eps,
           attacks: Sequence[str] = ATTACKS, *, steps: int = 20, restarts: int = 1, norm: str = "inf",
-          bounds: tuple[float, float] = (0.0, 1.0), batch_size: int = 500, seed: int = 0) -> SweepResult:
-    """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them)."""
+          bounds: tuple[float, float] = (0.0, 1.0), batch_size: int = 500, seed: int = 0,
+          progress: Progress | None = None) -> SweepResult:
+    """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them).
+    ``progress``: one pass per (ε, attack)."""
     EvalConfig(eps=tuple(eps), attacks=tuple(attacks), steps=steps, restarts=restarts, norm=norm,
                bounds=bounds, batch_size=batch_size, seed=seed).validate()
     device = _device(model)
     x, y = x.to(device), y.to(device)
     n = len(y)
+    grid = sorted(set(float(v) for v in eps))
+    tally = _Tally(progress, n * len(grid) * len(attacks))
     correct = predict(model, x, batch_size) == y
     records: list[dict[str, Any]] = []
     robust: dict[tuple[str, float], Tensor] = {}
-    for e in sorted(set(float(v) for v in eps)):
+    for e in grid:
         survivors = correct.clone()
         for attack in attacks:
             start = time.perf_counter()
             mask = correct & ~_attack_mask(model, x, y, correct, e, attack, steps=steps, restarts=restarts,
-                                           norm=norm, bounds=bounds, batch_size=batch_size, seed=seed)
+                                           norm=norm, bounds=bounds, batch_size=batch_size, seed=seed, tally=tally)
             robust[(attack, e)] = mask
             survivors &= mask
             records.append({"attack": attack, "eps": e, "accuracy": float(mask.float().mean()), "n": n,
@@ -222,12 +248,13 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: Sequence[float]
 
 def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, *, eps_max: float | None = None, precision: float = 0.005,
                 steps: int = 20, restarts: int = 1, norm: str = "inf", bounds: tuple[float, float] = (0.0, 1.0),
-                batch_size: int = 500, seed: int = 0) -> Tensor:
+                batch_size: int = 500, seed: int = 0, progress: Progress | None = None) -> Tensor:
     """Per-sample minimal ε at which PGD (``steps``, ``restarts``, α = 2.5·ε/steps) finds an adversarial
     example, by bisection on a per-sample ε: every sample's interval [lo, hi] halves each round until it
     is narrower than ``precision``. Returns hi (N,) float64 — an ε at which PGD succeeded — with 0 for
     points misclassified already and ``inf`` for points PGD cannot break at ``eps_max`` (default: the
-    full bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉."""
+    full bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉; ``progress``: one pass at eps_max and
+    one per round."""
     lo_b, hi_b = bounds
     eps_max = float(hi_b - lo_b) if eps_max is None else float(eps_max)
     if not (math.isfinite(eps_max) and eps_max > 0):
@@ -237,17 +264,18 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, *, eps_max: float | None
     device = _device(model)
     x, y = x.to(device), y.to(device)
     kw = dict(steps=steps, restarts=restarts, norm=norm, bounds=bounds, batch_size=batch_size)
+    rounds = max(0, math.ceil(math.log2(eps_max / precision)))
+    tally = _Tally(progress, len(y) * (1 + rounds))
     correct = predict(model, x, batch_size) == y
     result = torch.zeros(len(y), dtype=torch.float64, device=device)
-    broken = _attack_mask(model, x, y, correct, eps_max, "pgd", seed=seed, **kw)  # type: ignore[arg-type]
+    broken = _attack_mask(model, x, y, correct, eps_max, "pgd", seed=seed, tally=tally, **kw)  # type: ignore[arg-type]
     result[correct & ~broken] = math.inf
     active = correct & broken
     lo = torch.zeros(len(y), dtype=torch.float64, device=device)
     hi = torch.full((len(y),), eps_max, dtype=torch.float64, device=device)
-    rounds = max(0, math.ceil(math.log2(eps_max / precision)))
     for r in range(rounds):
         mid = (lo + hi) / 2
-        ok = _attack_mask(model, x, y, active, mid.to(x.dtype), "pgd", seed=seed + 1 + r, **kw)  # type: ignore[arg-type]
+        ok = _attack_mask(model, x, y, active, mid.to(x.dtype), "pgd", seed=seed + 1 + r, tally=tally, **kw)  # type: ignore[arg-type]
         hi = torch.where(active & ok, mid, hi)
         lo = torch.where(active & ~ok, mid, lo)
     result[active] = hi[active]
@@ -334,7 +362,8 @@ def _lower_median(values: Sequence[float]) -> float:
 
 
 def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | None = None, *,
-                  config: EvalConfig | None = None, check_eps: float | None = None) -> list[SanityCheck]:
+                  config: EvalConfig | None = None, check_eps: float | None = None,
+                  progress: Progress | None = None) -> list[SanityCheck]:
     """Checks that flag gradient masking and broken evaluations; each is ok or warn with its numbers.
 
     ``result`` is a ``sweep`` over (x, y) with ``config``'s attacks and ε (computed if absent). The checks
@@ -351,6 +380,9 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
        is all zero or not finite.
     6. ``sign-noise``: random sign noise at ε fools no point that PGD left standing.
     7. ``black-box``: the score-based ``square_search`` fools no point that PGD left standing.
+
+    ``progress`` covers the six passes of checks 2, 4 (PGD at ``check_eps`` and the stronger PGD), 5, 6
+    and 7, not the sweep computed when ``result`` is absent.
     """
     config = (config or EvalConfig()).validate()
     device = _device(model)
@@ -359,6 +391,7 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
         result = sweep(model, x, y, config.eps, config.attacks, steps=config.steps, restarts=config.restarts,
                        norm=config.norm, bounds=config.bounds, batch_size=config.batch_size, seed=config.seed)
     n, tol = len(y), config.tolerance
+    tally = _Tally(progress, 6 * n)
     kw = dict(steps=config.steps, restarts=config.restarts, norm=config.norm, bounds=config.bounds,
               batch_size=config.batch_size)
     acc = {(r["attack"], r["eps"]): r["accuracy"] for r in result.records}
@@ -383,7 +416,8 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
     # 2. full bounds range → at or below chance
     full = float(hi - lo)
     k = int(_logits_width(model, x[:1]))
-    robust_full = result.correct & ~_attack_mask(model, x, y, result.correct, full, "pgd", seed=config.seed, **kw)  # type: ignore[arg-type]
+    robust_full = result.correct & ~_attack_mask(model, x, y, result.correct, full, "pgd", seed=config.seed,
+                                                 tally=tally, **kw)  # type: ignore[arg-type]
     acc_full = float(robust_full.float().mean())
     checks.append(SanityCheck(
         "full-range", acc_full <= 1.0 / k + tol,
@@ -401,11 +435,11 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
             {"largest_gap": max((d for _, d in gaps), default=0.0)}))
 
     # 4. more steps and restarts
-    base = _pgd_robust(result, config, check_eps, model, x, y, kw)
+    base = _pgd_robust(result, config, check_eps, model, x, y, kw, tally)
     acc_base = float(base.float().mean())
     strong_kw = {**kw, "steps": 2 * config.steps, "restarts": config.restarts + 1}
     strong = result.correct & ~_attack_mask(model, x, y, result.correct, check_eps, "pgd", seed=config.seed + 7919,
-                                           **strong_kw)  # type: ignore[arg-type]
+                                           tally=tally, **strong_kw)  # type: ignore[arg-type]
     acc_strong = float(strong.float().mean())
     ok = acc_base - 3 * tol <= acc_strong <= acc_base + tol
     checks.append(SanityCheck(
@@ -418,10 +452,12 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
 
     # 5. zero or non-finite input gradients
     idx = result.correct.nonzero().squeeze(1)
+    tally(n - len(idx))
     bad = 0
     for b in _chunks(idx, config.batch_size):
         g = input_gradient(model, x[b], y[b]).flatten(1)
         bad += int(((g == 0).all(1) | ~torch.isfinite(g).all(1)).sum())
+        tally(len(b))
     share = bad / max(1, len(idx))
     checks.append(SanityCheck(
         "gradients", share <= tol,
@@ -433,13 +469,17 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
     survivors = base.nonzero().squeeze(1)
     noise_fooled = torch.zeros(len(y), dtype=torch.bool, device=device)
     box_fooled = torch.zeros(len(y), dtype=torch.bool, device=device)
+    tally(n - len(idx))
     for b in _chunks(result.correct.nonzero().squeeze(1), config.batch_size):
         noise_fooled[b] = predict(model, sign_noise(x[b], check_eps, bounds=config.bounds, generator=generator),
                                   config.batch_size) != y[b]
+        tally(len(b))
+    tally(n - len(survivors))
     for b in _chunks(survivors, config.batch_size):
         x_box = square_search(model, x[b], y[b], check_eps, queries=config.queries, bounds=config.bounds,
                               generator=generator)
         box_fooled[b] = predict(model, x_box, config.batch_size) != y[b]
+        tally(len(b))
     acc_noise = float((result.correct & ~noise_fooled).float().mean())
     extra_noise = float((base & noise_fooled).float().mean())
     checks.append(SanityCheck(
@@ -465,35 +505,48 @@ def _logits_width(model: nn.Module, x: Tensor) -> int:
 
 
 def _pgd_robust(result: SweepResult, config: EvalConfig, eps: float, model: nn.Module, x: Tensor, y: Tensor,
-                kw: dict[str, Any]) -> Tensor:
+                kw: dict[str, Any], tally: _Tally) -> Tensor:
     """PGD's robustness mask at ``eps``: from the sweep when it ran PGD there, else computed now."""
     mask = result.robust.get(("pgd", eps))
     if mask is not None:
+        tally(len(y))  # this pass is already done
         return mask
-    return result.correct & ~_attack_mask(model, x, y, result.correct, eps, "pgd", seed=config.seed, **kw)
+    return result.correct & ~_attack_mask(model, x, y, result.correct, eps, "pgd", seed=config.seed, tally=tally, **kw)
 
 
 # --- the whole evaluation ----------------------------------------------------------------------------
 
 def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
-             sanity: bool = True) -> Evaluation:
-    """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report."""
+             sanity: bool = True, progress: Progress | None = None) -> Evaluation:
+    """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report.
+    ``progress`` runs over all three: (done, total) with total = N × (passes of each part)."""
     config = (config or EvalConfig()).validate()
+    n = len(y)
+    eps_max = max(config.eps) if max(config.eps) > 0 else float(config.bounds[1] - config.bounds[0])
+    parts = [n * len(set(float(e) for e in config.eps)) * len(config.attacks),
+             n * (1 + max(0, math.ceil(math.log2(eps_max / config.precision)))) if config.min_eps else 0,
+             6 * n if sanity else 0]
+    total = sum(parts)
+
+    def part(i: int) -> Progress | None:  # a part's own (done, total) as a point of the whole run
+        return None if progress is None else (lambda done, _: progress(sum(parts[:i]) + done, total))
+
     result = sweep(model, x, y, config.eps, config.attacks, steps=config.steps, restarts=config.restarts,
-                   norm=config.norm, bounds=config.bounds, batch_size=config.batch_size, seed=config.seed)
+                   norm=config.norm, bounds=config.bounds, batch_size=config.batch_size, seed=config.seed,
+                   progress=part(0))
     records = list(result.records)
-    min_eps, eps_max = None, None
+    min_eps = None
     if config.min_eps:
-        eps_max = max(config.eps) if max(config.eps) > 0 else float(config.bounds[1] - config.bounds[0])
         start = time.perf_counter()
         min_eps = minimal_eps(model, x, y, eps_max=eps_max, precision=config.precision, steps=config.steps,
                               restarts=config.restarts, norm=config.norm, bounds=config.bounds,
-                              batch_size=config.batch_size, seed=config.seed)
+                              batch_size=config.batch_size, seed=config.seed, progress=part(1))
         seconds = time.perf_counter() - start
         records += [{**r, "seconds": seconds, "steps": config.steps, "restarts": config.restarts}
                     for r in curve_from_min_eps(min_eps, config.eps)]
-    checks = sanity_report(model, x, y, result, config=config) if sanity else []
-    return Evaluation(config, float(result.correct.float().mean()), records, checks, min_eps, eps_max)
+    checks = sanity_report(model, x, y, result, config=config, progress=part(2)) if sanity else []
+    return Evaluation(config, float(result.correct.float().mean()), records, checks, min_eps,
+                      eps_max if config.min_eps else None)
 
 
 # --- loss landscape ----------------------------------------------------------------------------------
