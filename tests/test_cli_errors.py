@@ -134,8 +134,6 @@ def test_ctrl_c_while_a_command_module_is_imported_is_aborted() -> None:
     assert proc.returncode == 130 and proc.stderr.strip() == "Aborted." and proc.stdout == "", proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="advgrad/__init__.py imports torch before the CLI's handler runs; "
-                                       "needs the lazy __init__ (see the i10-cli report)")
 def test_ctrl_c_while_torch_is_imported_is_aborted(tmp_path: Path) -> None:
     proc = run_python(CTRL_C_AT_IMPORT.format(module="torch"), ["info", "--model", str(tmp_path / "m.pt")])
     assert proc.returncode == 130 and proc.stderr.strip() == "Aborted." and proc.stdout == "", proc.stderr
