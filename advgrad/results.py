@@ -1,6 +1,9 @@
 """The one place that writes files: every write goes to a temporary file in the target folder and is
 moved into place with ``os.replace``, so a crash or Ctrl-C never leaves a half-written file behind.
-Also builds the provenance block that every result record carries."""
+Also builds the provenance block that every result record carries.
+
+numpy and torch are imported where they are needed, not here: the CLI imports this module to start up,
+and ``advgrad --help`` must not wait for torch."""
 
 from __future__ import annotations
 
@@ -14,16 +17,11 @@ import platform
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import numpy as np
-import torch
-
-from advgrad._version import __version__
 
 # The command line of the CLI invocation in progress (set by advgrad.cli), so that provenance names the
 # command the user typed even when the CLI runs inside another program (click's CliRunner, a script).
@@ -31,17 +29,50 @@ current_command: ContextVar[list[str] | None] = ContextVar("current_command", de
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Fail early (ValueError) if ``path`` cannot be written, before any long computation runs."""
+    """Prove that ``path`` can be written, before any long computation runs; ValueError if not.
+
+    ``os.access`` is not proof (root is granted W_OK on /proc, where nothing can be created), so this does
+    what the write will do: create the missing parent folders and a temporary file in the target folder
+    (named like the writer's own temporaries, so a leftover is swept by the next write), then remove both.
+    """
     p = Path(path)
-    if p.exists() and p.is_dir():
-        raise ValueError(f"output path {str(p)!r} is a directory, expected a file path")
-    parent = p.parent if str(p.parent) else Path(".")
-    # Walk up to the first existing ancestor: missing folders are created at write time.
-    ancestor = parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"output path {str(p)!r} is not writable ({str(ancestor)!r} cannot be written)")
+    created: list[Path] = []
+    try:
+        if p.is_dir():
+            raise ValueError(f"output path {str(p)!r} is a directory, expected a file path")
+        if p.exists() and not p.is_file():  # os.replace would put a file where a device or pipe was
+            raise ValueError(f"output path {str(p)!r} exists and is not a regular file")
+        parent = p.parent  # Path("m.pt").parent is Path(".")
+        missing: list[Path] = []
+        folder = parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"output path {str(p)!r} is not writable ({str(folder)!r} is a file, not a folder)")
+        for new in reversed(missing):  # outermost first
+            new.mkdir()
+            created.append(new)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+        except OSError as exc:
+            raise ValueError(f"output path {str(p)!r} is not writable (cannot create a file in "
+                             f"{str(parent)!r}: {exc.strerror or exc})") from None
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:  # a folder that cannot be made or looked into, a name too long
+        where = f"{exc.filename!r}: " if exc.filename is not None else ""
+        raise ValueError(f"output path {str(p)!r} is not writable ({where}{exc.strerror or exc})") from None
+    except ValueError as exc:
+        if str(exc).startswith("output path"):
+            raise
+        raise ValueError(f"output path {str(p)!r} is not a usable file name ({exc})") from None  # a NUL byte
+    finally:
+        for new in reversed(created):  # innermost first; a folder that gained files meanwhile stays
+            try:
+                new.rmdir()
+            except OSError:
+                pass
     return p
 
 
@@ -73,10 +104,7 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], N
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    def write(f: io.BufferedWriter) -> None:
-        f.write(data)
-
-    return _atomic(path, write)
+    return _atomic(path, lambda f: f.write(data))  # type: ignore[arg-type,return-value]
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -84,11 +112,13 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, (np.floating, np.integer)):
+    # An object of a numpy or torch type exists only if that library is imported: look, don't import.
+    np, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    if np is not None and isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+    if torch is not None and isinstance(obj, torch.Tensor) and obj.numel() == 1:
         return obj.item()
-    if isinstance(obj, (Path,)):
+    if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, (tuple, set)):
         return list(obj)
@@ -115,12 +145,17 @@ def write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]],
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: Any) -> Path:
+    import numpy as np
+
     buf = io.BytesIO()
-    np.savez_compressed(buf, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez_compressed(buf, **named)
     return write_bytes(path, buf.getvalue())
 
 
 def write_torch(path: str | os.PathLike[str], obj: Any) -> Path:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     return write_bytes(path, buf.getvalue())
@@ -145,6 +180,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def provenance(*, seed: int | None = None, model_path: str | os.PathLike[str] | None = None,
                argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Who made a record and how: the command line, seed, model file hash, versions, machine, time."""
+    import torch
+
+    from advgrad._version import __version__
+
     if argv is None:
         argv = current_command.get() or sys.argv
     args = list(argv)
@@ -156,8 +195,8 @@ def provenance(*, seed: int | None = None, model_path: str | os.PathLike[str] | 
         "advgrad_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
-                   f"torch threads {torch.get_num_threads()}",
+        "machine": (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
+                    f"torch threads {torch.get_num_threads()}"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if model_path is not None:

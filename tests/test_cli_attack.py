@@ -33,7 +33,8 @@ def test_fgsm_writes_a_record_with_every_field(trained_small_path: Path, mnist5k
     assert "adversarial accuracy" in stdout and f"wrote {out}" in stdout
     rec = json.loads(out.read_text())
     assert all(f in rec for f in FIELDS)
-    assert (rec["method"], rec["norm"], rec["eps"], rec["alpha"], rec["steps"], rec["n"]) == ("fgsm", "inf", 0.1, 0.1, 1, 120)
+    assert (rec["method"], rec["norm"], rec["eps"], rec["alpha"], rec["steps"], rec["n"]) == (
+        "fgsm", "inf", 0.1, 0.1, 1, 120)
     model = load_model(trained_small_path)
     with torch.no_grad():
         clean = float((model(mnist5k.x_test[:120]).argmax(1) == mnist5k.y_test[:120]).double().mean())

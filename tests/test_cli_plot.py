@@ -108,3 +108,55 @@ def test_fooled_examples_come_first() -> None:
     out = fooled_first(arrays)
     assert list(out["x"]) == [1, 4, 0, 2, 3]  # fooled (1, 4), then the rest in file order
     assert list(out["y"]) == [1, 4, 0, 2, 3]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a: a.update(x=a["x"][:, :, :, :, None]), "must be one shape"),
+    (lambda a: a.update(x=np.zeros((4, 2, 28, 28)), x_adv=np.zeros((4, 2, 28, 28))), "with C 1, 3 or 4"),
+    (lambda a: a.update(x_adv=a["x_adv"][:2]), "must be one shape"),
+    (lambda a: a.update(x=a["x"][:0], x_adv=a["x_adv"][:0]), "N ≥ 1"),
+    (lambda a: a.update(x=a["x"].astype(np.complex64)), "x holds complex64 values"),
+    (lambda a: a.update(pred_adv=a["pred_adv"][:1]), "pred_adv is int64 of shape (1,), expected 4 integers"),
+    (lambda a: a.update(y=a["y"].astype(float)), "y is float64 of shape (4,), expected 4 integers"),
+    (lambda a: a.update(conf_clean=np.array(["x"] * 4)), "conf_clean is <U1 of shape (4,), expected 4 numbers"),
+    (lambda a: a.update(class_names=np.arange(10)), "class_names must be a list of strings"),
+], ids=["5-d", "2-channels", "lengths", "empty", "complex", "short", "float-labels", "strings", "class-names"])
+def test_examples_with_inconsistent_arrays_exit_2(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    """Found by the fuzz test. Before the check, four of these ended in internal errors while drawing
+    (IndexError; imshow's TypeError for 2 channels), four drew a figure from wrong data, and strings gave
+    numpy's message ("could not convert string to float") instead of one naming the file and array."""
+    with np.load(_examples_npz(tmp_path / "ok.npz")) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    result = invoke("examples", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "f.png"))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+    assert not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("cut", [0, 30, 200, -20])
+def test_truncated_examples_file_exits_2(tmp_path: Path, cut: int) -> None:
+    """A cut-short .npz raised BadZipFile or EOFError, which the command did not expect (internal error)."""
+    raw = _examples_npz(tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "bad.npz").write_bytes(raw[:cut])
+    result = invoke("examples", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "f.png"))
+    assert result.exit_code == 2 and result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert "is not an .npz file" in result.stderr or "has no 'x" in result.stderr, result.stderr
+
+
+def test_real_process_inconsistent_examples_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with np.load(_examples_npz(tmp_path / "ok.npz")) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez(tmp_path / "bad.npz", **{**arrays, "pred_adv": arrays["pred_adv"][:1]})
+    proc = subprocess.run([sys.executable, "-m", "advgrad", "plot", "examples", str(tmp_path / "bad.npz"), "--out",
+                           str(tmp_path / "f.png")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: '{tmp_path / 'bad.npz'}': pred_adv is int64 of shape (1,), expected 4 integers; "
+        "write the file with `advgrad attack --save-examples`"]
+    assert not (tmp_path / "f.png").exists()

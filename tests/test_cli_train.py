@@ -83,7 +83,8 @@ def test_unwritable_output_path_exits_2(tmp_path: Path) -> None:
 
 
 def test_missing_fashion_mnist_data_exits_2(tmp_path: Path) -> None:
-    result = invoke("train", "--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--out", str(tmp_path / "m.pt"))
+    result = invoke("train", "--dataset", "fashion-mnist", "--data-root", str(tmp_path),
+                    "--out", str(tmp_path / "m.pt"))
     assert result.exit_code == 2 and "train-images-idx3-ubyte[.gz] not found" in result.output
     assert list(tmp_path.iterdir()) == []
 
@@ -117,3 +118,21 @@ def test_provenance_names_the_typed_command_under_clirunner(tmp_path: Path) -> N
     assert invoke("train", *QUICK, "--out", str(out)).exit_code == 0
     command = json.loads(out.with_suffix(".json").read_text())["provenance"]["command"]
     assert command.startswith("advgrad train --model logreg") and command.endswith(str(out))
+
+
+def test_info_reads_damaged_training_records_and_missing_bounds(trained_small_path: Path, tmp_path: Path) -> None:
+    """Found by the fuzz test: info indexed the training record and the bounds without looking (KeyError,
+    or a format error for a string learning rate). Nothing else reads those: they are reported as damaged."""
+    payload = torch.load(trained_small_path, weights_only=True)
+    payload["meta"]["train_config"] = {"epochs": 2, "lr": "fast"}
+    payload["meta"]["metrics"] = {"test_accuracy": None}
+    del payload["meta"]["dataset"]["bounds"]
+    torch.save(payload, tmp_path / "m.pt")
+    result = invoke("info", "--model", str(tmp_path / "m.pt"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "bounds (0.0, 1.0)" in lines[1] and lines[2] == "training  (damaged record)"
+    assert lines[3] == "metrics   (damaged record)"
+    proc = subprocess.run([sys.executable, "-m", "advgrad", "info", "--model", str(tmp_path / "m.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == result.output and proc.stderr == ""

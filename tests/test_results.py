@@ -53,3 +53,40 @@ def test_a_rewrite_sweeps_temporary_files_left_by_a_killed_writer(tmp_path: Path
     (tmp_path / ".other.json.x.tmp").write_bytes(b"")  # another target's: not ours to touch
     results.write_json(tmp_path / "r.json", {"ok": True})
     assert sorted(os.listdir(tmp_path)) == [".other.json.x.tmp", "r.json"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("path", ["/proc/advgrad/model.pt", "/proc/model.pt"])
+def test_check_writable_proves_it_by_writing(path: str) -> None:
+    """os.access says /proc is writable (to root it is, in mode bits), yet nothing can be created there:
+    only an actual file created and removed is proof."""
+    with pytest.raises(ValueError, match=f"output path '{path}' is not writable"):
+        results.check_writable(path)
+    assert not Path("/proc/advgrad").exists()
+
+
+def test_check_writable_leaves_nothing_behind(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "c.json"
+    assert results.check_writable(target) == target
+    assert list(tmp_path.iterdir()) == []  # the folders it made to prove it are gone again
+    (tmp_path / "keep").mkdir()
+    results.check_writable(tmp_path / "keep" / "x.json")
+    assert [p.name for p in tmp_path.rglob("*")] == ["keep"]  # an existing folder stays, empty
+
+
+def test_check_writable_refuses_files_in_the_way_devices_and_bad_names(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"is not writable \('.*file' is a file, not a folder\)"):
+        results.check_writable(tmp_path / "file" / "deeper" / "x.json")
+    with pytest.raises(ValueError, match="exists and is not a regular file"):
+        results.check_writable("/dev/null")  # os.replace would swap the device for a file
+    with pytest.raises(ValueError, match="not a usable file name"):
+        results.check_writable(tmp_path / "a\0b.json")
+    with pytest.raises(ValueError, match="not writable"):
+        results.check_writable(tmp_path / ("x" * 300 + ".json"))  # longer than a file name may be
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_json_takes_numpy_scalars_of_every_kind(tmp_path: Path) -> None:
+    text = results.to_json({"b": np.bool_(True), "f": np.float16(0.5), "i": np.uint8(7)})
+    assert json.loads(text) == {"b": True, "f": 0.5, "i": 7}

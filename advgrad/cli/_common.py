@@ -1,16 +1,27 @@
-"""What every command shares: one-line errors with exit 2, the device choice, checkpoint loading."""
+"""What every command shares: one-line errors with exit 2, the device choice, checkpoint loading, the
+checks every output path passes before any work starts, the data check, the progress bar.
+
+Nothing heavy is imported at module level (torch, numpy, the library): a command imports what it needs
+when it runs, so that ``advgrad --help`` and ``advgrad CMD --help`` answer at once."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import sys
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import click
-import torch
 
-from advgrad._runtime import DEVICES
-from advgrad._runtime import resolve_device as _resolve_device
-from advgrad.checkpoint import Checkpoint, load_checkpoint
+from advgrad.cli._names import DEVICES
+from advgrad.results import check_writable
+
+if TYPE_CHECKING:
+    import torch
+
+    from advgrad.checkpoint import Checkpoint
+    from advgrad.data import Dataset
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MODEL = Path("runs/model.pt")
@@ -23,6 +34,8 @@ class UsageFail(click.ClickException):
 
 
 def resolve_device(name: str) -> torch.device:
+    from advgrad.train import resolve_device as _resolve_device
+
     try:
         return _resolve_device(name)
     except ValueError:
@@ -41,10 +54,25 @@ def model_option(f: F) -> F:
 
 def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a checkpoint, turning a missing or foreign file into a one-line usage error."""
+    from advgrad.checkpoint import load_checkpoint
+
     try:
         return load_checkpoint(path, map_location=device)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageFail(str(exc)) from None
+
+
+def check_data(ckpt: Checkpoint, data: Dataset) -> None:
+    """The data must be what the checkpoint's model was trained on: exit 2 when the model cannot run on
+    it (input shape, classes), one ``warning:`` line on stderr per difference that only changes numbers."""
+    from advgrad.checkpoint import check_data as _check_data
+
+    try:
+        warnings = _check_data(ckpt, data)
+    except ValueError as exc:
+        raise UsageFail(str(exc)) from None
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def parse_widths(option: str, value: str, example: str) -> list[int]:
@@ -56,3 +84,58 @@ def parse_widths(option: str, value: str, example: str) -> list[int]:
     if not widths or any(w < 1 for w in widths):
         raise UsageFail(f"{option} {value!r}: expected comma-separated positive integers such as {example}")
     return widths
+
+
+def refuse_directory(path: Path) -> None:
+    """Exit 2 if an output path is a folder (the message ``results.check_writable`` gives)."""
+    if path.is_dir():
+        raise UsageFail(f"output path {str(path)!r} is a directory, expected a file path")
+
+
+def _entry(path: Path) -> str:
+    """The folder entry a write to ``path`` replaces: results' writers ``os.replace`` a new file onto the
+    name, so a symlink there is replaced, never followed; the folders above are resolved."""
+    return os.path.join(os.path.realpath(path.parent), path.name)
+
+
+def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[str, Path]] = ()) -> None:
+    """Before any work: no two outputs are one file, no output is one of the inputs, and each output's
+    folder provably takes a new file (``results.check_writable``). Each pair is (what the user calls it,
+    path). Called after a command's own suffix rules; one-line usage error otherwise.
+
+    Two outputs collide when they name one folder entry (``runs/../m.json`` and ``m.json``). An output
+    destroys an input when it names the input's entry or, for an input given through a symlink, the file
+    the link points to."""
+    try:
+        entries = [_entry(path) for _, path in outputs]
+        sources = [{_entry(path), os.path.realpath(path)} for _, path in inputs]
+    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+        raise UsageFail(f"unusable path: {exc}") from None
+    for (i, (name_a, a)), (j, (name_b, b)) in itertools.combinations(enumerate(outputs), 2):
+        if entries[i] == entries[j]:
+            raise UsageFail(f"{name_a} {str(a)!r} and {name_b} {str(b)!r} are the same file: one would "
+                            "overwrite the other; choose another path")
+    for (name_out, out), entry in zip(outputs, entries):
+        for (name_in, _), source in zip(inputs, sources):
+            if entry in source:
+                raise UsageFail(f"{name_out} {str(out)!r} is the input {name_in}: writing it would destroy "
+                                "the input; choose another path")
+    for _, out in outputs:
+        try:
+            check_writable(out)
+        except ValueError as exc:
+            raise UsageFail(str(exc)) from None
+
+
+def progress_bar(total: int, desc: str, unit: str) -> Any:
+    """A tqdm bar on stderr while stderr is a terminal; a disabled one in pipes, logs and tests. Only the
+    CLI draws it: the library reports progress through a callback."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    try:
+        show = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        show = False
+    # delay: nothing flashes up for a run shorter than that; leave=False: the finished bar is erased.
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show, leave=False,
+                dynamic_ncols=True, delay=0.3)

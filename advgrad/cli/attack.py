@@ -1,21 +1,26 @@
-"""``advgrad attack``: FGSM or PGD against a trained model on its dataset's test split."""
+"""``advgrad attack``: FGSM or PGD against a trained model on its dataset's test split.
+
+--out (.json) and --save-examples (.npz) are checked before the checkpoint is read: neither may be the
+other or the --model file, and both folders must take a new file. torch and the library are imported
+when the command runs (``advgrad attack --help`` answers at once)."""
 
 from __future__ import annotations
 
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
-import torch
-from torch import Tensor, nn
 
-from advgrad import data as data_mod
-from advgrad.attacks import fgsm, pgd
-from advgrad.cli._common import UsageFail, device_option, model_option, open_checkpoint, resolve_device
-from advgrad.losses import LOSSES, output_activation, probabilities
-from advgrad.results import check_writable, provenance, to_json, write_json, write_npz
+from advgrad.cli._common import (
+    UsageFail, check_data, check_outputs, device_option, model_option, open_checkpoint, progress_bar, resolve_device,
+)
+from advgrad.cli._names import LOSSES
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
 METHODS = ("fgsm", "pgd")
 NORM_CHOICES = ("inf", "2", "1")
@@ -25,6 +30,10 @@ PGD_ONLY = ("steps", "alpha", "restarts", "random_start")
 
 def _predict(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     """Predicted class and its probability, shape (N,) each."""
+    import torch
+
+    from advgrad.losses import output_activation, probabilities
+
     with torch.no_grad():
         conf, pred = probabilities(model(x), output_activation(model)).max(dim=1)
     return pred, conf
@@ -32,21 +41,17 @@ def _predict(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
 
 def _targets(y: Tensor, num_classes: int, target_class: int | None, generator: torch.Generator) -> Tensor:
     """--target-class K: K for every sample; --target random: a uniformly drawn class other than y."""
+    import torch
+
     if target_class is not None:
         return torch.full_like(y, target_class)
     shift = torch.randint(1, num_classes, y.shape, generator=generator)
     return (y + shift) % num_classes
 
 
-def _writable(option: str, path: Path | None, suffix: str) -> None:
-    if path is None:
-        return
-    if path.suffix.lower() != suffix:
+def _suffix(option: str, path: Path | None, suffix: str) -> None:
+    if path is not None and path.suffix.lower() != suffix:
         raise UsageFail(f"{option} {str(path)!r}: expected a {suffix} file")
-    try:
-        check_writable(path)
-    except ValueError as exc:
-        raise UsageFail(str(exc)) from None
 
 
 @click.command()
@@ -72,9 +77,9 @@ def _writable(option: str, path: Path | None, suffix: str) -> None:
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the checkpoint's data set files (torchvision's layout).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/attack.json"), show_default=True,
-              help="JSON record of the attack.")
+              help="JSON record of the attack (a .json file, not the --model file).")
 @click.option("--save-examples", "save_examples", type=click.Path(path_type=Path), default=None,
-              help="Also write x, x_adv, y, predictions and confidences (.npz).")
+              help="Also write x, x_adv, y, predictions and confidences (a .npz file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON record to stdout instead of the table.")
 @click.pass_context
 def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: str, steps: int,
@@ -102,8 +107,14 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
         raise UsageFail("--targeted needs exactly one of --target-class K or --target random")
     if not targeted and (target_class is not None or target_mode is not None):
         raise UsageFail("--target-class/--target need --targeted")
-    _writable("--out", out, ".json")
-    _writable("--save-examples", save_examples, ".npz")
+    _suffix("--out", out, ".json")
+    _suffix("--save-examples", save_examples, ".npz")
+    check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
+                  inputs=[("--model", model_path)])
+    import torch
+
+    from advgrad import data as data_mod
+    from advgrad.results import provenance, to_json, write_json, write_npz
 
     dev = resolve_device(device)
     ckpt = open_checkpoint(model_path, dev)
@@ -112,6 +123,7 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
         data = data_mod.load_dataset(ckpt.meta["dataset"]["name"], data_root)
     except data_mod.DataNotFound as exc:
         raise UsageFail(str(exc)) from None
+    check_data(ckpt, data)
     if target_class is not None and not 0 <= target_class < data.num_classes:
         raise UsageFail(f"--target-class {target_class} is out of range: {data.name} has classes "
                         f"0..{data.num_classes - 1}")
@@ -127,25 +139,14 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
     elif alpha is None:
         alpha = 2.5 * eps / steps
 
-    pred_clean, conf_clean, pred_adv, conf_adv, x_adv = [], [], [], [], []
     start = time.perf_counter()
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size].to(dev), labels[i:i + batch_size].to(dev)
-        if method == "fgsm":
-            xa = fgsm(model, xb, yb, eps, norm=norm, targeted=targeted, loss=loss, bounds=ckpt.bounds)
-        else:
-            xa = pgd(model, xb, yb, eps, alpha=alpha if eps > 0 else None, steps=steps, norm=norm,
-                     random_start=random_start, restarts=restarts, targeted=targeted, loss=loss,
-                     bounds=ckpt.bounds, generator=generator)
-        for store, value in zip((pred_clean, conf_clean), _predict(model, xb)):
-            store.append(value.cpu())
-        for store, value in zip((pred_adv, conf_adv), _predict(model, xa)):
-            store.append(value.cpu())
-        x_adv.append(xa.cpu())
+    with progress_bar(len(y), "attack", "image") as bar:
+        p_clean, c_clean, p_adv, c_adv, xs_adv = _run(model, x, labels, batch_size, dev, bar.update, method=method,
+                                                    eps=eps, alpha=alpha, steps=steps, norm=norm,
+                                                    random_start=random_start, restarts=restarts, targeted=targeted,
+                                                    loss=loss, bounds=ckpt.bounds, generator=generator)
     seconds = time.perf_counter() - start
 
-    p_clean, c_clean, p_adv, c_adv = (torch.cat(v) for v in (pred_clean, conf_clean, pred_adv, conf_adv))
-    xs_adv = torch.cat(x_adv)
     delta = (xs_adv - x).flatten(1)
     correct = p_clean == y
     eligible = correct & (labels != y) if targeted else correct
@@ -175,19 +176,58 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
     if as_json:
         click.echo(to_json(record), nl=False)
         return
+    _print_table(record, model_path, ckpt.meta["model"]["name"], data.name, seed)
+    click.echo(f"wrote {out}" + (f" and {save_examples}" if save_examples is not None else ""))
+
+
+def _run(model: nn.Module, x: Tensor, labels: Tensor, batch_size: int, dev: torch.device,
+         done: Callable[[int], Any], *, method: str, eps: float, alpha: float, steps: int, norm: str,
+         random_start: bool, restarts: int, targeted: bool, loss: str, bounds: tuple[float, float],
+         generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The attack, batch by batch: clean and adversarial predictions and confidences (N,) and x_adv
+    (N, C, H, W), on the CPU; ``done(k)`` after each batch of k images."""
+    import torch
+
+    from advgrad.attacks import fgsm, pgd
+
+    pred_clean: list[Tensor] = []
+    conf_clean: list[Tensor] = []
+    pred_adv: list[Tensor] = []
+    conf_adv: list[Tensor] = []
+    x_adv: list[Tensor] = []
+    for i in range(0, len(labels), batch_size):
+        xb, yb = x[i:i + batch_size].to(dev), labels[i:i + batch_size].to(dev)
+        if method == "fgsm":
+            xa = fgsm(model, xb, yb, eps, norm=norm, targeted=targeted, loss=loss, bounds=bounds)
+        else:
+            xa = pgd(model, xb, yb, eps, alpha=alpha if eps > 0 else None, steps=steps, norm=norm,
+                     random_start=random_start, restarts=restarts, targeted=targeted, loss=loss,
+                     bounds=bounds, generator=generator)
+        for store, value in zip((pred_clean, conf_clean), _predict(model, xb)):
+            store.append(value.cpu())
+        for store, value in zip((pred_adv, conf_adv), _predict(model, xa)):
+            store.append(value.cpu())
+        x_adv.append(xa.cpu())
+        done(len(yb))
+    p_clean, c_clean, p_adv, c_adv, xs_adv = (torch.cat(v) for v in (pred_clean, conf_clean, pred_adv, conf_adv, x_adv))
+    return p_clean, c_clean, p_adv, c_adv, xs_adv
+
+
+def _print_table(record: dict[str, Any], model_path: Path, model_name: str, dataset: str, seed: int) -> None:
+    method, steps, restarts = record["method"], record["steps"], record["restarts"]
     name = "FGSM" if method == "fgsm" else f"PGD-{steps}" + (f"×{restarts}" if restarts > 1 else "")
-    goal = "" if not targeted else f", targeted ({record['target']})"
-    click.echo(f"model {model_path} ({ckpt.meta['model']['name']}), {data.name} test, n = {len(y)}; "
-               f"{name} {NORM_SYMBOL[norm]} ε = {eps:g}" + (f", α = {alpha:g}" if method == "pgd" else "")
-               + f", loss {loss}{goal}, seed {seed}")
+    goal = "" if not record["targeted"] else f", targeted ({record['target']})"
+    click.echo(f"model {model_path} ({model_name}), {dataset} test, n = {record['n']}; "
+               f"{name} {NORM_SYMBOL[record['norm']]} ε = {record['eps']:g}"
+               + (f", α = {record['alpha']:g}" if method == "pgd" else "")
+               + f", loss {record['loss']}{goal}, seed {seed}")
     rate = record["attack_success_rate"]
     rows = [("clean accuracy", f"{record['clean_accuracy']:.2%}"),
             ("adversarial accuracy", f"{record['adversarial_accuracy']:.2%}"),
             ("attack success rate", "n/a" if rate is None else f"{rate:.2%} of {record['attacked']} attacked"),
             ("mean confidence (adv)", f"{record['mean_confidence_adv']:.3f}"),
             ("max ‖x′ − x‖∞ / mean ‖x′ − x‖₂", f"{record['max_linf']:.4g} / {record['mean_l2']:.4g}"),
-            ("time", f"{seconds:.2f} s ({record['images_per_second'] or 0:.0f} images/s)")]
+            ("time", f"{record['seconds']:.2f} s ({record['images_per_second'] or 0:.0f} images/s)")]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
-    click.echo(f"wrote {out}" + (f" and {save_examples}" if save_examples is not None else ""))

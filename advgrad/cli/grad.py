@@ -1,27 +1,32 @@
-"""``advgrad grad``: ∂J/∂W and ∂J/∂X for a few test samples, by hand, by autograd and by finite differences."""
+"""``advgrad grad``: ∂J/∂W and ∂J/∂X for a few test samples, by hand, by autograd and by finite differences.
+
+torch, matplotlib and the library are imported when the command runs (``advgrad grad --help`` answers at
+once); --plot is checked before any of it (not the --model file, its folder takes a new file)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import torch
-from torch import nn
 
-from advgrad import data as data_mod
-from advgrad.backprop import HAND_LOSSES
-from advgrad.gradcheck import check_gradients
-from advgrad.cli._common import UsageFail, model_option, open_checkpoint, parse_widths
-from advgrad.losses import output_activation, probabilities
-from advgrad.results import check_writable, write_figure
+from advgrad.cli._common import UsageFail, check_data, check_outputs, model_option, open_checkpoint, parse_widths
+from advgrad.cli._names import HAND_LOSSES
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from advgrad import data as data_mod
+
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
 RANDOM_DATASET = "mnist-5k"  # what --random-sigmoid networks are fed: its 1×28×28 test digits, 10 classes
 
 
 def _random_sigmoid(spec: str, data: data_mod.Dataset, seed: int) -> nn.Module:
     """A seeded mlp-sigmoid with a sigmoid output layer, widths D,H₁,…,K (D = 784, K = 10 for mnist-5k)."""
-    from advgrad.models import build_for
+    from advgrad.train import build_for
 
     widths = parse_widths("--random-sigmoid", spec, "784,64,10")
     if len(widths) < 2:
@@ -35,6 +40,10 @@ def _random_sigmoid(spec: str, data: data_mod.Dataset, seed: int) -> nn.Module:
 
 
 def _predict(model: nn.Module, x: torch.Tensor, class_names: tuple[str, ...]) -> list[tuple[str, float]]:
+    import torch
+
+    from advgrad.losses import output_activation, probabilities
+
     with torch.no_grad():
         p = probabilities(model(x), output_activation(model))
     conf, pred = p.max(dim=1)
@@ -58,7 +67,8 @@ def _predict(model: nn.Module, x: torch.Tensor, class_names: tuple[str, ...]) ->
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the checkpoint's data set files (torchvision's layout).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
-              help="Figure: input, ∂J/∂X, sign(∂J/∂X), x + ε·sign(∂J/∂X) with predictions (.png/.svg/.pdf).")
+              help="Figure: input, ∂J/∂X, sign(∂J/∂X), x + ε·sign(∂J/∂X) with predictions (.png/.svg/.pdf; "
+                   "not the --model file).")
 @click.pass_context
 def grad(ctx: click.Context, model_path: Path, random_sigmoid: str | None, seed: int, indices: tuple[int, ...],
          loss: str | None, eps: float, fd_coords: int, data_root: Path | None, plot: Path | None) -> None:
@@ -73,10 +83,14 @@ def grad(ctx: click.Context, model_path: Path, random_sigmoid: str | None, seed:
     if fd_coords < 0:
         raise UsageFail(f"--fd-coords must be ≥ 0, got {fd_coords}")
     if plot is not None:
-        try:
-            check_writable(plot)
-        except ValueError as exc:
-            raise UsageFail(str(exc)) from None
+        if plot.suffix.lower() not in FIGURE_FORMATS:
+            raise UsageFail(f"--plot {str(plot)!r}: the suffix picks the format, one of {', '.join(FIGURE_FORMATS)}")
+        check_outputs([("--plot", plot)], inputs=[] if random_sigmoid is not None else [("--model", model_path)])
+    import torch
+
+    from advgrad import data as data_mod
+    from advgrad.backprop import check_gradients
+
     bounds = (0.0, 1.0)
     if random_sigmoid is not None:
         if ctx.get_parameter_source("model_path") is not click.core.ParameterSource.DEFAULT:
@@ -91,6 +105,7 @@ def grad(ctx: click.Context, model_path: Path, random_sigmoid: str | None, seed:
             data = data_mod.load_dataset(ckpt.meta["dataset"]["name"], data_root)
         except data_mod.DataNotFound as exc:
             raise UsageFail(str(exc)) from None
+        check_data(ckpt, data)
         kwargs = ckpt.meta["model"].get("kwargs", {})
         name = f"{model_path} ({ckpt.meta['model']['name']}{', ' + str(kwargs) if kwargs else ''})"
     n_test = len(data.y_test)
@@ -131,9 +146,10 @@ def grad(ctx: click.Context, model_path: Path, random_sigmoid: str | None, seed:
     for i, (pb, cb), (pa, ca) in zip(indices, before, after):
         click.echo(f"index {i}: predicted {pb} ({cb:.1%}) → after x + {eps:g}·sign(∂J/∂X): {pa} ({ca:.1%})")
     if plot is not None:
-        from advgrad.plots import input_gradient_figure
+        from advgrad.backprop import plot_input_gradient
+        from advgrad.results import write_figure
 
-        fig = input_gradient_figure(x, check.input_grad, x_adv, eps=eps, before=before, after=after,
+        fig = plot_input_gradient(x, check.input_grad, x_adv, eps=eps, before=before, after=after,
                                   labels=[names[int(c)] for c in y])
         write_figure(plot, fig)
         click.echo(f"wrote {plot}")

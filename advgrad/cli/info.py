@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -20,16 +21,25 @@ def info(model_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(meta), nl=False)
         return
-    ds, model, cfg = meta["dataset"], meta["model"], meta.get("train_config", {})
+    ds, model = meta["dataset"], meta["model"]  # both checked when the checkpoint was loaded
     n_params = sum(p.numel() for p in ckpt.model.parameters())
     kwargs = ", ".join(f"{k}={v}" for k, v in model.get("kwargs", {}).items())
     click.echo(f"model     {model['name']}{f' ({kwargs})' if kwargs else ''}, {n_params:,} parameters")
     click.echo(f"dataset   {ds['name']}, input {tuple(ds['input_shape'])}, {ds['num_classes']} classes, "
-               f"bounds {tuple(ds['bounds'])}")
-    if cfg:
-        click.echo(f"training  {cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']:g} ({cfg['schedule']}), "
-                   f"batch {cfg['batch_size']}, loss {cfg['loss']}, seed {cfg['seed']}")
-    metrics = meta.get("metrics", {})
-    if "test_accuracy" in metrics:
-        click.echo(f"metrics   test accuracy {metrics['test_accuracy']:.2%}")
+               f"bounds {ckpt.bounds}")
+    cfg, metrics = meta.get("train_config"), meta.get("metrics")
+    if cfg is not None:
+        click.echo("training  " + _line(lambda: f"{cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']:g} "
+                                        f"({cfg['schedule']}), batch {cfg['batch_size']}, loss {cfg['loss']}, "
+                                        f"seed {cfg['seed']}"))
+    if isinstance(metrics, dict) and "test_accuracy" in metrics:
+        click.echo("metrics   " + _line(lambda: f"test accuracy {metrics['test_accuracy']:.2%}"))
     click.echo(f"versions  advgrad {meta.get('advgrad_version')}, torch {meta.get('torch_version')}")
+
+
+def _line(text: Callable[[], str]) -> str:
+    """A line about the training record, which nothing else reads: a damaged record is said to be one."""
+    try:
+        return text()
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "(damaged record)"

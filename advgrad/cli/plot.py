@@ -6,6 +6,9 @@
 - ``training MODEL.json``: loss and accuracy per epoch (the metrics JSON ``advgrad train`` writes).
 - ``min-eps EVAL.json...``: histogram and CDF of the minimal ε (``advgrad eval --min-eps``).
 - ``landscape MODEL.pt``: loss along sign(∂J/∂X) vs random sign directions, for a few test images.
+
+--out must not be one of FILES and its folder must take a new file; both are checked before any file is
+read. numpy, matplotlib and torch are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -15,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
-from advgrad.cli._common import UsageFail, open_checkpoint
-from advgrad.results import check_writable, write_figure
+from advgrad.cli._common import UsageFail, check_data, check_outputs, open_checkpoint
 
 KINDS = ("examples", "curve", "training", "min-eps", "landscape")
 FORMATS = (".png", ".svg", ".pdf")
@@ -50,6 +51,8 @@ def _one(kind: str, files: tuple[Path, ...]) -> Path:
 
 
 def _examples(files: tuple[Path, ...], n: int, title: str | None) -> Any:
+    import numpy as np
+
     from advgrad.plots import example_grid
 
     path = _one("examples", files)
@@ -58,7 +61,7 @@ def _examples(files: tuple[Path, ...], n: int, title: str | None) -> Any:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise UsageFail(f"{str(path)!r} does not exist") from None
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # zip, npy-header, EOF and type errors all mean: not an npz file we can read
         raise UsageFail(f"{str(path)!r} is not an .npz file ({type(exc).__name__})") from None
     kwargs: dict[str, Any] = {}
     for key in ("x", "x_adv", "y"):
@@ -71,14 +74,43 @@ def _examples(files: tuple[Path, ...], n: int, title: str | None) -> Any:
         if found is None:
             raise UsageFail(f"{str(path)!r} has none of {', '.join(names)} (keys: {', '.join(arrays)})")
         kwargs[key] = found
+    _check_examples(path, kwargs, arrays.get("class_names"))
     class_names = [str(c) for c in arrays["class_names"]] if "class_names" in arrays else None
     return example_grid(**fooled_first(kwargs), n=n, class_names=class_names, title=title)
+
+
+def _check_examples(path: Path, arrays: dict[str, Any], class_names: Any) -> None:
+    """The arrays ``example_grid`` draws must agree: x and x_adv images of one shape (N, C, H, W) with 1, 3
+    or 4 channels, (N, H, W) or (N, D); labels and predictions N integers; confidences N real numbers."""
+    import numpy as np
+
+    def fail(what: str) -> None:
+        raise UsageFail(f"{str(path)!r}: {what}; write the file with `advgrad attack --save-examples`")
+
+    x, x_adv = arrays["x"], arrays["x_adv"]
+    for key in ("x", "x_adv"):
+        if arrays[key].dtype.kind not in "biuf":
+            fail(f"{key} holds {arrays[key].dtype} values, expected real numbers")
+    if x.shape != x_adv.shape or not 2 <= x.ndim <= 4 or len(x) < 1 or (x.ndim == 4 and x.shape[1] not in (1, 3, 4)):
+        fail(f"x {x.shape} and x_adv {x_adv.shape} must be one shape (N, C, H, W) with C 1, 3 or 4, "
+             "(N, H, W) or (N, D), N ≥ 1")
+    n = len(x)
+    for key in ("y", "pred_clean", "pred_adv", "conf_clean", "conf_adv"):
+        a = arrays[key]
+        kinds = "biu" if key in ("y", "pred_clean", "pred_adv") else "biuf"
+        if a.shape != (n,) or a.dtype.kind not in kinds:
+            fail(f"{key} is {a.dtype} of shape {a.shape}, expected {n} "
+                 + ("integers" if kinds == "biu" else "numbers"))
+    if class_names is not None and (np.ndim(class_names) != 1 or class_names.dtype.kind not in "U"):
+        fail("class_names must be a list of strings")
 
 
 def fooled_first(arrays: dict[str, Any]) -> dict[str, Any]:
     """The same arrays reordered so that the examples the attack fooled (clean prediction right,
     adversarial prediction wrong) come first, each group in file order: the figure shows what the attack
     did, even when most points survive it."""
+    import numpy as np
+
     y = np.asarray(arrays["y"])
     fooled = (np.asarray(arrays["pred_clean"]) == y) & (np.asarray(arrays["pred_adv"]) != y)
     order = np.argsort(~fooled, kind="stable")
@@ -138,18 +170,20 @@ def _landscape(files: tuple[Path, ...], n: int, eps_max: float, seed: int, data_
         data = data_mod.load_dataset(ckpt.meta["dataset"]["name"], data_root)
     except data_mod.DataNotFound as exc:
         raise UsageFail(str(exc)) from None
+    check_data(ckpt, data)
     x, y = data.x_test[:n], data.y_test[:n]
     t, along, rand = loss_landscape(ckpt.model, x, y, eps_max=eps_max, bounds=ckpt.bounds,
                                     generator=torch.Generator().manual_seed(seed))
     labels = [f"#{i} ({data.class_names[int(c)]})" for i, c in enumerate(y)]
-    return landscape_figure(t.numpy(), along.numpy(), rand.numpy(), labels=labels,
+    return landscape_figure(t.tolist(), along.numpy(), rand.numpy(), labels=labels,
                             title=title or f"Loss along sign(∂J/∂X) vs random signs: {ckpt.meta['model']['name']}")
 
 
 @click.command()
 @click.argument("kind", type=click.Choice(KINDS))
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Figure file: .png, .svg or .pdf.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Figure file: .png, .svg or .pdf (not one of FILES).")
 @click.option("--title", default=None, help="Replace the figure's title.")
 @click.option("--n", "n", type=int, default=None, help="examples: images shown (8); landscape: samples (3).")
 @click.option("--eps-max", type=float, default=0.3, show_default=True, help="landscape: the largest step.")
@@ -164,10 +198,7 @@ def plot(kind: str, files: tuple[Path, ...], out: Path, title: str | None, n: in
         raise UsageFail(f"--n must be a positive integer, got {n}")
     if not (0 < eps_max < float("inf")):
         raise UsageFail(f"--eps-max must be a finite number > 0, got {eps_max}")
-    try:
-        check_writable(out)
-    except ValueError as exc:
-        raise UsageFail(str(exc)) from None
+    check_outputs([("--out", out)], inputs=[("FILES", path) for path in files])
     if kind == "examples":
         fig = _examples(files, n or 8, title)
     elif kind == "curve":
@@ -180,5 +211,7 @@ def plot(kind: str, files: tuple[Path, ...], out: Path, title: str | None, n: in
         fig = _min_eps(files, title)
     else:
         fig = _landscape(files, n or 3, eps_max, seed, data_root, title)
+    from advgrad.results import write_figure
+
     write_figure(out, fig)
     click.echo(f"wrote {out}")

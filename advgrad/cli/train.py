@@ -4,53 +4,55 @@ With ``--adv METHOD --eps E`` the batches are perturbed with the input gradient 
 training, see advgrad.adversarial); each epoch a PGD probe on a fixed training batch records robust
 accuracy, the best epoch is kept in OUT.best.pt beside the last (OUT), and a collapse is warned about.
 OUT carries the optimizer and RNG states after every epoch: ``--resume`` continues an interrupted run
-(kill -9 loses at most the epoch in progress; Ctrl-C saves exactly where it stopped)."""
+(kill -9 loses at most the epoch in progress; Ctrl-C saves exactly where it stopped).
+
+OUT must be a .pt file, so that OUT, OUT.json and OUT.best.pt are three files; all three are checked
+before any data is loaded (see cli._common.check_outputs). torch and the library are imported when the
+command runs, not with the module: ``advgrad train --help`` answers at once."""
 
 from __future__ import annotations
 
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 
-from advgrad import data as data_mod
-from advgrad import models
-from advgrad.adversarial import DEFAULT_BETA, METHODS, AdvConfig, RobustProbe, make_objective
-from advgrad.checkpoint import load_checkpoint, save_checkpoint
-from advgrad.cli._common import UsageFail, device_option, parse_widths
-from advgrad.results import check_writable, provenance, write_json
-from advgrad.checkpoint import checkpoint_meta
-from advgrad.models import build_for
-from advgrad.train import OPTIMIZERS, SCHEDULES, History, TrainConfig, fit
+from advgrad.cli._common import UsageFail, check_outputs, device_option, parse_widths, refuse_directory
+from advgrad.cli._names import ADV_METHODS, DATASETS, DEFAULT_BETA, HEADS, MODEL_NAMES, OPTIMIZERS, SCHEDULES
+from advgrad.cli._names import TRAIN as DEFAULTS
+
+if TYPE_CHECKING:
+    from advgrad.adversarial import AdvConfig
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(data_mod.DATASETS), default="mnist-5k", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist-5k", show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the data set's files (torchvision's layout).")
 @click.option("--download", is_flag=True, help="Let torchvision download the data set into --data-root.")
-@click.option("--model", "model_name", type=click.Choice(models.MODEL_NAMES), default="cnn", show_default=True)
+@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="cnn", show_default=True)
 @click.option("--hidden", default=None, help="Hidden widths for mlp / mlp-sigmoid, e.g. 256,256.")
-@click.option("--head", type=click.Choice(models.HEADS), default="softmax", show_default=True,
+@click.option("--head", type=click.Choice(HEADS), default="softmax", show_default=True,
               help="Output layer of mlp-sigmoid: softmax logits or sigmoid units.")
-@click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=TrainConfig.optimizer, show_default=True)
-@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True, help="Peak learning rate.")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=TrainConfig.schedule, show_default=True)
-@click.option("--weight-decay", type=float, default=TrainConfig.weight_decay, show_default=True)
-@click.option("--momentum", type=float, default=TrainConfig.momentum, show_default=True, help="SGD momentum.")
+@click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS["optimizer"], show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Peak learning rate.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS["schedule"], show_default=True)
+@click.option("--weight-decay", type=float, default=DEFAULTS["weight_decay"], show_default=True)
+@click.option("--momentum", type=float, default=DEFAULTS["momentum"], show_default=True, help="SGD momentum.")
 @click.option("--loss", type=click.Choice(["ce", "mse"]), default="ce", show_default=True,
               help="ce, or mse: J = ½‖onehot(y) − ŷ‖² on the model's output probabilities.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @click.option("--n-train", type=int, default=None, help="Use only the first N training images.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/model.pt"), show_default=True,
-              help="Checkpoint path; the metrics JSON goes beside it (same name, .json).")
-@click.option("--adv", "adv_method", type=click.Choice(("none",) + METHODS), default="none", show_default=True,
+              help="Checkpoint path, a .pt file. The metrics JSON goes beside it (same name, .json), and with "
+                   "--adv the best epoch's checkpoint too (same name, .best.pt); none of them may be an "
+                   "existing folder or the same file as another.")
+@click.option("--adv", "adv_method", type=click.Choice(("none",) + ADV_METHODS), default="none", show_default=True,
               help="Adversarial training: fgsm (Goodfellow), fgsm-rs (Wong), pgd (Madry), trades (Zhang).")
 @click.option("--eps", type=float, default=None, help="L∞ radius of the training attack (needed with --adv).")
 @click.option("--adv-steps", type=int, default=None, help="Attack steps K for pgd/trades  [default: 7]")
@@ -71,10 +73,19 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
           adv_method: str, eps: float | None, adv_steps: int | None, adv_alpha: float | None,
           beta: float | None, eps_warmup: int, probe_n: int, probe_steps: int, resume: bool,
           quiet: bool) -> None:
-    """Train a model (∂J/∂W by autograd) and write OUT (default runs/model.pt) plus OUT.json."""
+    """Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default runs/model.pt) plus the
+    metrics OUT.json beside it."""
+    import torch
+
+    from advgrad import data as data_mod
+    from advgrad.adversarial import RobustProbe, make_objective
+    from advgrad.checkpoint import save_checkpoint
+    from advgrad.train import History, TrainConfig, build_for, checkpoint_meta, fit
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule,
+                         weight_decay=weight_decay, momentum=momentum, seed=seed, device=device, loss=loss)
     try:
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule,
-                             weight_decay=weight_decay, momentum=momentum, seed=seed, device=device, loss=loss)
+        config.validate()
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
     if n_train is not None and n_train < 1:
@@ -87,15 +98,7 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
     adv = _adv_config(adv_method, eps, adv_steps, adv_alpha, beta, eps_warmup)
     if probe_n < 1 or probe_steps < 1:
         raise UsageFail(f"--probe-n and --probe-steps must be ≥ 1, got {probe_n} and {probe_steps}")
-    metrics_path = out.with_suffix(".json")
-    best_path = best_path_for(out)
-    try:
-        check_writable(out)
-        check_writable(metrics_path)
-        if adv is not None:
-            check_writable(best_path)
-    except ValueError as exc:
-        raise UsageFail(str(exc)) from None
+    metrics_path, best_path = _outputs(out, adv is not None)
     from advgrad.cli._common import resolve_device
 
     resolve_device(device)  # fail before loading data if cuda is asked for and absent
@@ -122,8 +125,15 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         # A fixed random subset (data sets may be sorted by class), the same every epoch and on resume.
         pick = torch.randperm(len(ys), generator=torch.Generator().manual_seed(seed))[:probe_n]
         probe = RobustProbe(xs[pick], ys[pick], adv.eps, steps=probe_steps, seed=seed, bounds=data.bounds)
-        if state is not None and state.get("guard") is not None:
-            probe.load_state_dict(state["guard"])
+    if state is not None:
+        from advgrad.cli._resume import check_resume
+
+        used = min(n_train or len(data.y_train), len(data.y_train))
+        try:
+            check_resume(state["resume"], model=model, config=config, n_train=used, objective=objective, probe=probe,
+                         guard=state.get("guard"))
+        except ValueError as exc:
+            raise UsageFail(f"--resume: {out} holds a damaged training state: {exc}") from None
 
     show = not quiet
     done = int(state["resume"]["epoch"]) if state is not None else 0
@@ -181,7 +191,7 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         _write_metrics(metrics_path, identity, history_epochs, complete, seed, out,
                        best_epoch=probe.best_epoch if probe is not None else None)
 
-    progress = show and sys.stdout.isatty()
+    progress = show and sys.stderr.isatty()  # tqdm draws on stderr: never into a pipe or a log
     try:
         history = fit(model, data, config, objective=objective, on_epoch_end=on_epoch_end, progress=progress,
                       max_train=n_train, resume=state["resume"] if state is not None else None,
@@ -201,8 +211,22 @@ def best_path_for(out: Path) -> Path:
     return out.with_name(out.stem + ".best" + (out.suffix or ".pt"))
 
 
+def _outputs(out: Path, adversarial: bool) -> tuple[Path, Path]:
+    """The metrics JSON and best-checkpoint paths of OUT, once all the files the run writes are known to be
+    three different, writable files (exit 2 otherwise, before any data is loaded)."""
+    refuse_directory(out)
+    if out.suffix.lower() != ".pt":
+        raise UsageFail(f"--out {str(out)!r}: expected a .pt file (the metrics JSON goes beside it, same name .json)")
+    metrics_path, best_path = out.with_suffix(".json"), best_path_for(out)
+    check_outputs([("--out", out), ("the metrics JSON", metrics_path)]
+                  + ([("the best checkpoint", best_path)] if adversarial else []))
+    return metrics_path, best_path
+
+
 def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float | None, beta: float | None,
                 eps_warmup: int) -> AdvConfig | None:
+    from advgrad.adversarial import AdvConfig
+
     if method == "none":
         given = [name for name, v in (("--eps", eps), ("--adv-steps", steps), ("--adv-alpha", alpha),
                                       ("--beta", beta)) if v is not None] + (["--eps-warmup"] if eps_warmup else [])
@@ -215,9 +239,10 @@ def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float 
         raise UsageFail(f"--adv-steps applies to pgd and trades; {method} takes one step")
     if beta is not None and method != "trades":
         raise UsageFail("--beta applies to --adv trades only")
+    config = AdvConfig(method=method, eps=eps, steps=steps, alpha=alpha,
+                       beta=DEFAULT_BETA if beta is None else beta, eps_warmup=eps_warmup)
     try:
-        return AdvConfig(method=method, eps=eps, steps=steps, alpha=alpha,
-                         beta=DEFAULT_BETA if beta is None else beta, eps_warmup=eps_warmup)
+        return config.validate()
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
 
@@ -238,6 +263,8 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 def _resume_state(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     """Load OUT for --resume, or None if it does not exist; exit 2 if it is from another configuration."""
+    from advgrad.checkpoint import load_checkpoint
+
     if not out.exists():
         click.echo(f"--resume: no checkpoint at {out} yet; starting from the beginning", err=True)
         return None
@@ -269,6 +296,8 @@ def _metrics_epochs(path: Path) -> int | None:
 
 def _write_metrics(path: Path, identity: dict[str, Any], history: list[dict[str, Any]], complete: bool,
                    seed: int, out: Path, best_epoch: int | None) -> None:
+    from advgrad.results import provenance, write_json
+
     record = {**identity, "history": history, "final": dict(history[-1]) if history else {},
               "complete": complete, "best_epoch": best_epoch,
               "robust_accuracy": [r.get("robust_accuracy") for r in history] if identity["adversarial"] else None,

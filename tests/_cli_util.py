@@ -1,0 +1,93 @@
+"""Helpers shared by the CLI tests: small checkpoints with chosen metadata, the CLI in-process and as a
+real process, and what every failing command must look like."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from click.testing import CliRunner, Result
+
+from advgrad.checkpoint import save_checkpoint
+from advgrad.cli import main
+from advgrad.data import Dataset
+from advgrad.train import build_for
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def logreg_checkpoint(path: Path, data: Dataset, **dataset_meta: Any) -> Path:
+    """An untrained (seeded) logreg checkpoint for ``data``; ``dataset_meta`` overrides entries of the
+    recorded dataset block (what a checkpoint says it was trained on)."""
+    model, model_meta = build_for("logreg", data, seed=0)
+    save_checkpoint(path, model.eval(), {"model": model_meta, "dataset": {**data.meta(), **dataset_meta}})
+    return path
+
+
+def fake_dataset(data: Dataset, *, channels: int = 1, size: int = 28, classes: int = 10, name: str | None = None,
+                 n: int = 8) -> Dataset:
+    """A data set of another shape or class count that calls itself ``name`` (default: data's name)."""
+    x = torch.zeros(n, channels, size, size)
+    y = torch.arange(n) % classes
+    return Dataset(name or data.name, x, y, x, y, tuple(str(c) for c in range(classes)),
+                   data.mean * channels, data.std * channels)
+
+
+def invoke(*args: str, **kwargs: Any) -> Result:
+    return CliRunner().invoke(main, list(args), **kwargs)
+
+
+def run(args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m advgrad ARGS`` in a real process (PYTHONPATH = this checkout)."""
+    return subprocess.run([sys.executable, "-m", "advgrad", *args], cwd=cwd, env=env or ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def run_python(code: str, args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE ARGS`` in a real process: CODE patches something, then runs advgrad's main."""
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env or ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_usage_error(code: int, stderr: str, *fragments: str) -> str:
+    """Exit 2, stderr exactly one line ``Error: ...`` holding every fragment; returns that line."""
+    lines = stderr.strip("\n").splitlines()
+    assert code == 2, (code, stderr)
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its content (to show that nothing was written or changed)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stopped_run(args: Sequence[str]) -> Result:
+    """``advgrad train ARGS`` stopped by Ctrl-C right after its first epoch was saved (what an interrupted
+    run leaves for ``--resume``): the real command, with ``fit``'s checkpoint callback interrupting."""
+    import pytest
+
+    import advgrad.train
+
+    fit = advgrad.train.fit
+
+    def stop_after_one_epoch(*a: Any, on_checkpoint: Any, **k: Any) -> Any:
+        def save_then_stop(state: dict[str, Any]) -> None:
+            on_checkpoint(state)
+            raise KeyboardInterrupt
+
+        return fit(*a, on_checkpoint=save_then_stop, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(advgrad.train, "fit", stop_after_one_epoch)
+        return invoke("train", *args)

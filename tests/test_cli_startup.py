@@ -1,0 +1,112 @@
+"""Start-up: the group imports a command's module only when it runs or shows its help, and help imports
+nothing heavy. Checked on sys.modules of a real ``python -m advgrad ...`` process (not on timing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from advgrad.cli import COMMANDS, _names, main
+
+from _cli_util import ENV, assert_usage_error, invoke
+
+HEAVY = ("torch", "matplotlib", "numpy", "tqdm")
+
+
+# Python imports ``sitecustomize`` at start-up if it is on the path: this one writes sys.modules at exit.
+SITECUSTOMIZE = """import atexit, json, os, sys
+atexit.register(lambda: open(os.environ["MODULES_FILE"], "w").write(json.dumps(sorted(sys.modules))))
+"""
+
+
+@pytest.fixture(scope="module")
+def spy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("spy")
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return folder
+
+
+def imported(spy: Path, *args: str) -> set[str]:
+    """sys.modules at the end of a real ``python -m advgrad ARGS``."""
+    out = spy / "modules.json"
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(spy), ENV["PYTHONPATH"]]), "MODULES_FILE": str(out)}
+    proc = subprocess.run([sys.executable, "-m", "advgrad", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Usage:" in proc.stdout
+    modules = set(json.loads(out.read_text()))
+    assert "advgrad.cli" in modules and "sitecustomize" in modules
+    return modules
+
+
+def top(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_help_imports_no_other_command_and_no_plotting(spy: Path) -> None:
+    """What holds with advgrad/__init__.py as it is: `--help` imports no command module, `CMD --help`
+    only that command's, and neither imports matplotlib or the plotting module (tqdm comes with torch)."""
+    group = imported(spy, "--help")
+    assert not {m for m in group if m.startswith("advgrad.cli.") and m[12:] in COMMANDS}
+    assert "matplotlib" not in top(group) and "advgrad.plots" not in group
+    for name in ("train", "eval", "plot"):
+        modules = imported(spy, name, "--help")
+        commands = {m[12:] for m in modules if m.startswith("advgrad.cli.") and m[12:] in COMMANDS}
+        assert commands == {name}
+        assert "matplotlib" not in top(modules) and "advgrad.plots" not in modules
+
+
+def test_help_does_not_import_torch(spy: Path) -> None:
+    for args in (["--help"], ["train", "--help"], ["attack", "--help"], ["eval", "--help"], ["grad", "--help"],
+                 ["plot", "--help"], ["info", "--help"]):
+        modules = imported(spy, *args)
+        assert not set(HEAVY) & top(modules), (args, set(HEAVY) & top(modules))
+
+
+def test_group_help_shows_each_command_s_own_summary() -> None:
+    """The summaries written in COMMANDS are the commands' own first paragraphs: cut to any width they
+    read as click would cut the command's help, and the whole --help equals an eagerly built group's."""
+    commands: dict[str, click.Command] = {}
+    for name in COMMANDS:
+        cmd = main.get_command(click.Context(main), name)
+        assert cmd is not None and cmd.name == name
+        commands[name] = cmd
+        for limit in (20, 45, 58, 74, 120, 400):
+            summary = click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)
+            assert summary == cmd.get_short_help_str(limit)
+    eager = click.Group("advgrad", commands=commands, help=main.help, params=main.params,
+                        context_settings=main.context_settings)
+    for width in (60, 80, 120):
+        lazy_help = CliRunner().invoke(main, ["--help"], prog_name="advgrad", terminal_width=width).output
+        assert lazy_help == CliRunner().invoke(eager, ["--help"], prog_name="advgrad", terminal_width=width).output
+    assert "train   Train a model" in invoke("--help").output
+
+
+def test_the_copied_choices_and_defaults_equal_the_library_s() -> None:
+    from advgrad import adversarial, backprop, data, losses, models, train
+    from advgrad.evaluate import EvalConfig
+
+    assert _names.DATASETS == data.DATASETS and _names.MODEL_NAMES == models.MODEL_NAMES
+    assert _names.HEADS == models.HEADS and _names.DEVICES == train.DEVICES
+    assert (_names.OPTIMIZERS, _names.SCHEDULES) == (train.OPTIMIZERS, train.SCHEDULES)
+    assert (_names.ADV_METHODS, _names.DEFAULT_BETA) == (adversarial.METHODS, adversarial.DEFAULT_BETA)
+    assert (_names.LOSSES, _names.HAND_LOSSES) == (losses.LOSSES, backprop.HAND_LOSSES)
+    defaults = train.TrainConfig()
+    assert _names.TRAIN == {k: getattr(defaults, k) for k in _names.TRAIN}
+    assert _names.EVAL == {k: getattr(EvalConfig(), k) for k in _names.EVAL}
+
+
+def test_unknown_command_bare_group_and_version() -> None:
+    result = invoke("nope")
+    assert_usage_error(result.exit_code, result.stderr, "No such command 'nope'.")
+    bare = invoke()
+    assert bare.exit_code == 2 and bare.stdout == "" and bare.stderr.startswith("Usage: main [OPTIONS] COMMAND")
+    assert "Error" not in bare.stderr and "train   Train a model" in bare.stderr
+    assert invoke("--version").output == "advgrad, version 0.1.0\n"
