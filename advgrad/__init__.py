@@ -4,72 +4,104 @@ Training differentiates the loss with respect to the parameters, ∂J/∂W; an a
 differentiates the same loss with respect to the input, ∂J/∂X. One step along sign(∂J/∂X) is FGSM
 (Goodfellow et al. 2015); many projected steps are PGD (Madry et al. 2018).
 
-The public API is re-exported here; ``advgrad.plots`` stays a module of its own so that importing
-advgrad does not import matplotlib.
+The public API is re-exported here, lazily (PEP 562): ``import advgrad`` imports neither torch nor the
+library, and ``advgrad.fgsm`` imports ``advgrad.attacks`` on first use, so that the ``advgrad`` command
+answers ``--help`` at once. ``advgrad.plots`` stays a module of its own (matplotlib).
 """
 
-from advgrad._runtime import frozen_eval, predict
-from advgrad._version import __version__
-from advgrad.adversarial import METHODS as ADV_METHODS
-from advgrad.adversarial import OBJECTIVES, AdvConfig, AdversarialObjective, RobustProbe, make_objective
-from advgrad.attacks import (
-    ATTACKS,
-    AttackConfig,
-    AttackResult,
-    fgsm,
-    get_attack,
-    input_gradient,
-    mifgsm,
-    perturb,
-    pgd,
-    run_attack,
-)
-from advgrad.attacks.noise import sign_noise, square_search
-from advgrad.backprop import (
-    ForwardPass,
-    HandGradients,
-    backward_pass,
-    forward_pass,
-    hand_gradients,
-    hand_input_gradient,
-)
-from advgrad.checkpoint import Checkpoint, checkpoint_meta, load_checkpoint, load_model, save_checkpoint
-from advgrad.data import DATASETS, Dataset, load_dataset
-from advgrad.evaluate import (
-    CHECKS,
-    EvalConfig,
-    Evaluation,
-    SanityCheck,
-    SweepResult,
-    curve_from_min_eps,
-    evaluate_model,
-    loss_landscape,
-    minimal_eps,
-    robust_accuracy,
-    sanity_report,
-    sweep,
-)
-from advgrad.gradcheck import GradientCheck, central_differences, check_gradients
-from advgrad.losses import LOSSES, resolve_loss
-from advgrad.models import MODEL_NAMES, MODELS, Normalize, build_for, build_model
-from advgrad.norms import NORMS, Norm, get_norm
-from advgrad.train import History, TrainConfig, accuracy, fit
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    # attacks: the input gradient and what is built on it
-    "input_gradient", "fgsm", "pgd", "mifgsm", "perturb", "run_attack", "AttackConfig", "AttackResult", "ATTACKS",
-    "get_attack", "Norm", "NORMS", "get_norm", "LOSSES", "resolve_loss", "sign_noise", "square_search",
-    # models, data, training (the parameter gradient), checkpoints
-    "MODELS", "MODEL_NAMES", "Normalize", "build_model", "build_for", "DATASETS", "Dataset", "load_dataset",
-    "TrainConfig", "History", "fit", "accuracy", "predict", "frozen_eval",
-    "Checkpoint", "save_checkpoint", "load_checkpoint", "load_model", "checkpoint_meta",
-    # adversarial training
-    "ADV_METHODS", "OBJECTIVES", "AdvConfig", "AdversarialObjective", "make_objective", "RobustProbe",
-    # evaluation
-    "EvalConfig", "Evaluation", "SanityCheck", "SweepResult", "CHECKS", "sweep", "robust_accuracy", "minimal_eps",
-    "curve_from_min_eps", "sanity_report", "evaluate_model", "loss_landscape",
-    # the backward pass by hand, and gradient checking
-    "ForwardPass", "HandGradients", "forward_pass", "backward_pass", "hand_gradients", "hand_input_gradient",
-    "GradientCheck", "central_differences", "check_gradients",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from advgrad._version import __version__
+
+# module → the public names it defines (the one table of the API; ``__all__`` is its union)
+_API: dict[str, tuple[str, ...]] = {
+    "advgrad.catalog": ("ATTACKS", "DATASETS", "LOSSES", "MODELS", "NORMS", "OBJECTIVES"),
+    "advgrad.configs": ("AdvConfig", "AttackConfig", "EvalConfig", "TrainConfig"),
+    "advgrad._runtime": ("frozen_eval", "predict"),
+    "advgrad.attacks": ("AttackResult", "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd",
+                        "run_attack"),
+    "advgrad.attacks.noise": ("sign_noise", "square_search"),
+    "advgrad.norms": ("Norm", "get_norm"),
+    "advgrad.losses": ("resolve_loss",),
+    "advgrad.models": ("MODEL_NAMES", "Normalize", "build_for", "build_model"),
+    "advgrad.data": ("Dataset", "load_dataset"),
+    "advgrad.train": ("History", "accuracy", "fit"),
+    "advgrad.checkpoint": ("Checkpoint", "checkpoint_meta", "load_checkpoint", "load_model", "save_checkpoint"),
+    "advgrad.adversarial": ("AdversarialObjective", "RobustProbe", "make_objective"),
+    "advgrad.evaluate": ("CHECKS", "Evaluation", "SanityCheck", "SweepResult", "curve_from_min_eps",
+                         "evaluate_model", "loss_landscape", "minimal_eps", "robust_accuracy", "sanity_report",
+                         "sweep"),
+    "advgrad.backprop": ("ForwardPass", "HandGradients", "backward_pass", "forward_pass", "hand_gradients",
+                         "hand_input_gradient"),
+    "advgrad.gradcheck": ("GradientCheck", "central_differences", "check_gradients"),
+}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+__all__ = ["__version__", *_WHERE]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'advgrad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # the same names for type checkers and IDEs
+    from advgrad._runtime import frozen_eval, predict  # noqa: F401
+    from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective  # noqa: F401
+    from advgrad.attacks import (  # noqa: F401
+        AttackResult,
+        fgsm,
+        get_attack,
+        input_gradient,
+        mifgsm,
+        perturb,
+        pgd,
+        run_attack,
+    )
+    from advgrad.attacks.noise import sign_noise, square_search  # noqa: F401
+    from advgrad.backprop import (  # noqa: F401
+        ForwardPass,
+        HandGradients,
+        backward_pass,
+        forward_pass,
+        hand_gradients,
+        hand_input_gradient,
+    )
+    from advgrad.catalog import ATTACKS, DATASETS, LOSSES, MODELS, NORMS, OBJECTIVES  # noqa: F401
+    from advgrad.checkpoint import (  # noqa: F401
+        Checkpoint,
+        checkpoint_meta,
+        load_checkpoint,
+        load_model,
+        save_checkpoint,
+    )
+    from advgrad.configs import AdvConfig, AttackConfig, EvalConfig, TrainConfig  # noqa: F401
+    from advgrad.data import Dataset, load_dataset  # noqa: F401
+    from advgrad.evaluate import (  # noqa: F401
+        CHECKS,
+        Evaluation,
+        SanityCheck,
+        SweepResult,
+        curve_from_min_eps,
+        evaluate_model,
+        loss_landscape,
+        minimal_eps,
+        robust_accuracy,
+        sanity_report,
+        sweep,
+    )
+    from advgrad.gradcheck import GradientCheck, central_differences, check_gradients  # noqa: F401
+    from advgrad.losses import resolve_loss  # noqa: F401
+    from advgrad.models import MODEL_NAMES, Normalize, build_for, build_model  # noqa: F401
+    from advgrad.norms import Norm, get_norm  # noqa: F401
+    from advgrad.train import History, accuracy, fit  # noqa: F401

@@ -4,8 +4,8 @@
 adversarial objective first moves the batch uphill with the input gradient ∂J/∂X (an attack from
 ``advgrad.attacks``, run with the parameters' ``requires_grad`` off, so nothing is accumulated in parameter
 ``.grad``), then returns the loss at the moved batch, whose parameter gradient ``fit`` takes. The
-perturbation is a constant for the parameter gradient (x′ is detached), as in all four papers. ``OBJECTIVES``
-is the one list of their names:
+perturbation is a constant for the parameter gradient (x′ is detached), as in all four papers
+(``catalog.OBJECTIVES`` lists them; ``configs.AdvConfig`` configures one):
 
 - ``fgsm``    Goodfellow et al. (2015): J̃ = ½·J(x) + ½·J(x + ε·sign ∇ₓJ).
 - ``fgsm-rs`` Wong et al. (2020) "fast" training: uniform random start in the ε-ball, one signed step
@@ -25,8 +25,6 @@ after each epoch, with a warning when it collapses (Wong et al. saw it fall to 0
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -36,15 +34,11 @@ from torch import Tensor, nn
 from advgrad import _validate
 from advgrad._runtime import frozen_eval, model_device, predict
 from advgrad.attacks import AttackConfig, fgsm, perturb
+from advgrad.catalog import OBJECTIVES
+from advgrad.configs import DEFAULT_BETA, DEFAULT_STEPS, AdvConfig
 from advgrad.losses import LossFn, resolve_loss
-from advgrad.norms import get_norm
 
-DEFAULT_STEPS = 7
-DEFAULT_BETA = 6.0
 COLLAPSE_DROP = 0.2  # a fall of the probe's robust accuracy by more than this below its best → warning
-
-TrainLoss = Callable[[nn.Module, Tensor, Tensor, Tensor, LossFn, float], tuple[Tensor, Tensor]]
-
 
 def _half_clean_half_adversarial(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, loss_fn: LossFn,
                                  beta: float) -> tuple[Tensor, Tensor]:
@@ -67,80 +61,9 @@ def _trades(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, loss_fn: Loss
     return loss_fn(logits_clean, y).mean() + beta * kl, logits_adv
 
 
-@dataclass(frozen=True)
-class ObjectiveEntry:
-    """How a method perturbs the batch (``multi_step``: K steps, else one; step α = alpha_factor·ε/K;
-    ``random_start``; ``kl``: the attack climbs KL(p(x) ‖ p(x′)) instead of the training loss) and the loss
-    it then trains on."""
-
-    summary: str
-    multi_step: bool
-    alpha_factor: float
-    random_start: bool
-    train_loss: TrainLoss
-    kl: bool = False
-
-
-OBJECTIVES: dict[str, ObjectiveEntry] = {
-    "fgsm": ObjectiveEntry("½·J(x) + ½·J(x + ε·sign ∇ₓJ) (Goodfellow et al. 2015)", False, 1.0, False,
-                           _half_clean_half_adversarial),
-    "fgsm-rs": ObjectiveEntry("J(x′), random start + one step of 1.25·ε (Wong et al. 2020)", False, 1.25, True,
-                              _adversarial),
-    "pgd": ObjectiveEntry("J(x′), K-step PGD, random start, α = 2.5·ε/K (Madry et al. 2018)", True, 2.5, True,
-                          _adversarial),
-    "trades": ObjectiveEntry("CE(x) + β·KL(p(x) ‖ p(x′)), x′ from K-step PGD on the KL (Zhang et al. 2019)", True,
-                             2.5, True, _trades, kl=True),
-}
 METHODS = tuple(OBJECTIVES)
-
-
-@dataclass(frozen=True)
-class AdvConfig:
-    """How the training batch is perturbed; valid once constructed. ``steps``/``alpha`` None mean the
-    method's defaults."""
-
-    method: str
-    eps: float
-    steps: int | None = None   # pgd, trades: K (default 7)
-    alpha: float | None = None  # step size (fgsm: ε; fgsm-rs: 1.25·ε; pgd/trades: 2.5·ε/K)
-    beta: float = DEFAULT_BETA  # trades only
-    eps_warmup: int = 0         # epochs over which ε grows linearly from 0 (0: none)
-    norm: str = "inf"
-
-    def __post_init__(self) -> None:
-        if self.method not in OBJECTIVES:
-            raise ValueError(f"unknown adversarial method {self.method!r}: expected one of {', '.join(OBJECTIVES)}")
-        _validate.number("eps", self.eps, minimum=0.0, phrase="a finite number ≥ 0")
-        _validate.optional_count("adversarial steps", self.steps)
-        if self.alpha is not None:
-            _validate.number("adversarial step size alpha", self.alpha, minimum=0.0, strict=True, phrase="> 0")
-        _validate.number("beta", self.beta, minimum=0.0, phrase="a finite number ≥ 0")
-        _validate.count("eps warm-up", self.eps_warmup, minimum=0, phrase="a whole number of epochs ≥ 0")
-        object.__setattr__(self, "norm", get_norm(self.norm).name)
-
-    @property
-    def entry(self) -> ObjectiveEntry:
-        return OBJECTIVES[self.method]
-
-    @property
-    def k(self) -> int:
-        """The number of attack steps per batch."""
-        return int(self.steps or DEFAULT_STEPS) if self.entry.multi_step else 1
-
-    def step_size(self, eps: float) -> float:
-        """α for radius ``eps`` (the explicit ``alpha`` scales with ε during warm-up)."""
-        if self.alpha is not None:
-            return self.alpha * (eps / self.eps if self.eps > 0 else 1.0)
-        return self.entry.alpha_factor * eps / self.k
-
-    def eps_at(self, progress: float, epochs: int) -> float:
-        """ε at training progress ∈ [0, 1] of a run of ``epochs`` epochs (linear warm-up)."""
-        if self.eps_warmup <= 0:
-            return float(self.eps)
-        return float(self.eps) * min(1.0, progress * epochs / self.eps_warmup)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["COLLAPSE_DROP", "DEFAULT_BETA", "DEFAULT_STEPS", "METHODS", "OBJECTIVES", "AdvConfig",
+           "AdversarialObjective", "RobustProbe", "make_objective"]
 
 
 def _kl_per_sample(p_clean: Tensor, logits: Tensor) -> Tensor:
@@ -192,7 +115,9 @@ class AdversarialObjective:
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, progress: float) -> tuple[Tensor, Tensor]:
         x_adv = self.perturb(model, x, y, progress).detach()  # a constant for ∂J/∂W
-        return self.config.entry.train_loss(model, x, x_adv, y, resolve_loss(self.loss, model), self.config.beta)
+        train_loss = self.config.entry.impl  # catalog.OBJECTIVES: (model, x, x_adv, y, loss_fn, beta) → (loss, logits)
+        result: tuple[Tensor, Tensor] = train_loss(model, x, x_adv, y, resolve_loss(self.loss, model), self.config.beta)
+        return result
 
 
 def make_objective(config: AdvConfig, *, epochs: int, seed: int = 0, loss: str = "ce",

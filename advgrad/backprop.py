@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from advgrad.catalog import HAND_LOSSES, LOSSES, resolve
 from advgrad.losses import output_activation
 from advgrad.models import SigmoidMLP
 
@@ -108,15 +109,12 @@ def _delta_mse(fwd: ForwardPass, onehot: Tensor) -> tuple[Tensor, Tensor]:
     return j, y_hat * (e - (e * y_hat).sum(dim=1, keepdim=True))
 
 
-# (per-sample J, δ⁽ᴸ⁾ = ∂J/∂z⁽ᴸ⁾) for each loss of advgrad.losses the hand pass implements.
-_DELTAS: dict[str, Callable[[ForwardPass, Tensor], tuple[Tensor, Tensor]]] = {"mse": _delta_mse, "ce": _delta_ce}
-HAND_LOSSES = tuple(_DELTAS)
-
-
 def _output_delta(fwd: ForwardPass, onehot: Tensor, loss: str) -> tuple[Tensor, Tensor]:
-    if loss not in _DELTAS:
+    """(per-sample J, δ⁽ᴸ⁾ = ∂J/∂z⁽ᴸ⁾) for a loss of ``catalog.LOSSES`` the hand pass implements (its ``hand``)."""
+    if loss not in HAND_LOSSES:
         raise ValueError(f"unknown loss {loss!r} for the hand-written pass: expected one of {', '.join(HAND_LOSSES)}")
-    return _DELTAS[loss](fwd, onehot)
+    delta: Callable[[ForwardPass, Tensor], tuple[Tensor, Tensor]] = resolve(str(LOSSES[loss].hand))
+    return delta(fwd, onehot)
 
 
 def backward_pass(model: nn.Module, fwd: ForwardPass, y: Tensor, loss: str | None = None) -> HandGradients:

@@ -18,7 +18,7 @@ first (needs internet; never used by the tests).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from advgrad._datafiles import DataError, read_cifar_batch, read_idx, read_npz
+from advgrad.catalog import DATASETS, DatasetEntry
 
 __all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DEFAULT_ROOT", "EMBEDDED", "DataError", "DataNotFound", "Dataset",
            "batches", "load_dataset", "read_idx"]
@@ -36,11 +37,6 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path("data")
 EMBEDDED = Path(__file__).parent / "_data" / "mnist5k.npz"
 
-_MNIST_CLASSES = tuple(str(d) for d in range(10))
-_FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-_CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                  "dog", "frog", "horse", "ship", "truck")
 _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
@@ -136,7 +132,7 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One checked CIFAR-10 batch: images (N, 32, 32, 3) uint8, labels (N,) int64 in 0..9."""
     data, labels = read_cifar_batch(path)  # (N, 3072): R, G, B planes of 32×32
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    _check_split(repr(str(path)), images, labels, (32, 32, 3), len(_CIFAR_CLASSES))
+    _check_split(repr(str(path)), images, labels, (32, 32, 3), len(DATASETS["cifar10"].classes))
     return images, labels
 
 
@@ -189,31 +185,6 @@ def _cifar10(root: Path | None) -> Splits:
     return _load_cifar10(root or DEFAULT_ROOT)
 
 
-@dataclass(frozen=True)
-class DatasetEntry:
-    """``load(root)`` → the four splits; the class names; the per-channel training-set statistics the
-    model's Normalize layer uses; the torchvision class that can download it (None: nothing to download)."""
-
-    load: Callable[[Path | None], Splits]
-    classes: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    torchvision: str | None
-    summary: str
-
-
-# The one list of built-in data set names (the CLI's choices read it).
-DATASETS: dict[str, DatasetEntry] = {
-    "mnist-5k": DatasetEntry(_mnist5k, _MNIST_CLASSES, (0.1307,), (0.3081,), None,
-                             "5,000 MNIST digits embedded in advgrad (4,000 train / 1,000 test)"),
-    "fashion-mnist": DatasetEntry(_fashion, _FASHION_CLASSES, (0.2860,), (0.3530,), "FashionMNIST",
-                                  "Zalando's Fashion-MNIST, 60,000 / 10,000"),
-    "mnist": DatasetEntry(_mnist, _MNIST_CLASSES, (0.1307,), (0.3081,), "MNIST", "MNIST, 60,000 / 10,000"),
-    "cifar10": DatasetEntry(_cifar10, _CIFAR_CLASSES, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-                            "CIFAR10", "CIFAR-10, 50,000 / 10,000"),
-}
-
-
 def _download(entry: DatasetEntry, root: Path) -> None:
     import torchvision.datasets as tvd
 
@@ -224,9 +195,7 @@ def _download(entry: DatasetEntry, root: Path) -> None:
 
 def load_dataset(name: str = "mnist-5k", root: str | Path | None = None, download: bool = False) -> Dataset:
     """Load a dataset by name (see the module docstring for where each one is looked for)."""
-    entry = DATASETS.get(name)
-    if entry is None:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+    entry = DATASETS.get_entry(name)
     root_path = Path(root) if root is not None else None
     if root_path is not None and not root_path.is_dir() and not download:
         raise DataNotFound(f"data root {str(root_path)!r} does not exist")
@@ -237,7 +206,7 @@ def load_dataset(name: str = "mnist-5k", root: str | Path | None = None, downloa
         root_path = root_path or DEFAULT_ROOT
         root_path.mkdir(parents=True, exist_ok=True)
         _download(entry, root_path)
-    x_tr, y_tr, x_te, y_te = entry.load(root_path)
+    x_tr, y_tr, x_te, y_te = entry.impl(root_path)
     return Dataset(name, x_tr, y_tr, x_te, y_te, entry.classes, entry.mean, entry.std)
 
 

@@ -2,7 +2,7 @@
 
 Every loss maps ``(logits (N, K), y (N,)) -> (N,)``: one value per sample, never reduced, so an attack
 can keep the worst restart per sample and the training loop can choose its own reduction. ``LOSSES`` is
-the one list of loss names (the CLI's choices and the configs read it).
+``catalog.LOSSES`` is the one list of their names (the CLI's choices and the configs read it).
 
 A model turns its outputs z (called "logits") into probabilities ŷ by its ``output_activation``:
 "softmax" (every model by default) or "sigmoid" (the classic ``mlp-sigmoid`` network with a sigmoid
@@ -12,7 +12,6 @@ output layer, ŷ = σ(z) per unit). Only the squared loss looks at ŷ; the other
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Union
 
@@ -20,8 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from advgrad.catalog import LOSSES, TRAIN_LOSSES
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LossSpec = Union[str, LossFn]
+__all__ = ["LOSSES", "TRAIN_LOSSES", "LossFn", "LossSpec", "cross_entropy", "dlr", "margin", "output_activation",
+           "probabilities", "resolve_loss", "squared_error"]
 ACTIVATIONS = ("softmax", "sigmoid")
 
 
@@ -72,28 +75,21 @@ def dlr(logits: Tensor, y: Tensor) -> Tensor:
     return -(true - z[:, -2] * top_is_y - z[:, -1] * (1.0 - top_is_y)) / (z[:, -1] - z[:, -3] + 1e-12)
 
 
-@dataclass(frozen=True)
-class LossEntry:
-    """``build(activation) -> LossFn``: the per-sample loss for a model with that output activation;
-    ``trainable``: offered by ``advgrad train`` (the others are attack objectives)."""
-
-    build: Callable[[str], LossFn]
-    summary: str
-    trainable: bool = False
+# The implementations catalog.LOSSES names: each builds the per-sample loss for a model's output activation.
+def _ce(activation: str) -> LossFn:
+    return cross_entropy
 
 
-def _same(fn: LossFn) -> Callable[[str], LossFn]:
-    return lambda activation: fn
+def _mse(activation: str) -> LossFn:
+    return partial(squared_error, activation=activation)
 
 
-LOSSES: dict[str, LossEntry] = {
-    "ce": LossEntry(_same(cross_entropy), "cross-entropy −log softmax(z)_y", trainable=True),
-    "mse": LossEntry(lambda a: partial(squared_error, activation=a), "½‖onehot(y) − ŷ‖² on the model's ŷ",
-                     trainable=True),
-    "margin": LossEntry(_same(margin), "Carlini–Wagner margin max_{j≠y} z_j − z_y"),
-    "dlr": LossEntry(_same(dlr), "difference of logits ratio (Croce & Hein 2020)"),
-}
-TRAIN_LOSSES = tuple(name for name, entry in LOSSES.items() if entry.trainable)
+def _margin(activation: str) -> LossFn:
+    return margin
+
+
+def _dlr(activation: str) -> LossFn:
+    return dlr
 
 
 def resolve_loss(loss: LossSpec, model: nn.Module | None = None) -> LossFn:
@@ -103,7 +99,7 @@ def resolve_loss(loss: LossSpec, model: nn.Module | None = None) -> LossFn:
     """
     if callable(loss):
         return loss
-    entry = LOSSES.get(loss) if isinstance(loss, str) else None
-    if entry is None:
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)} or a callable")
-    return entry.build(output_activation(model))
+    fn: LossFn = LOSSES[loss].impl(output_activation(model))
+    return fn

@@ -15,14 +15,13 @@ the name and keyword arguments are what a checkpoint stores to rebuild the model
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-HEADS = ("softmax", "sigmoid")
+from advgrad.catalog import HEADS, MODELS
 
 
 class Normalize(nn.Module):
@@ -181,27 +180,6 @@ def _resnet(c: int, h: int, w: int, k: int, normalize: Normalize, hidden: Sequen
     return PreActResNet18(c, k, normalize)
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """``build(C, H, W, K, normalize, hidden, head)``; ``hidden``: takes hidden widths; ``heads``: output
-    layers it offers."""
-
-    build: Callable[..., nn.Module]
-    summary: str
-    hidden: bool = False
-    heads: tuple[str, ...] = ("softmax",)
-
-
-# The one list of model names (the CLI's choices, checkpoints, benchmarks read it).
-MODELS: dict[str, ModelEntry] = {
-    "logreg": ModelEntry(_logreg, "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),
-    "mlp-sigmoid": ModelEntry(_mlp_sigmoid, "σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), the classic network", hidden=True,
-                              heads=HEADS),
-    "mlp": ModelEntry(_mlp_relu, "ReLU MLP, default 256-256", hidden=True),
-    "cnn": ModelEntry(_cnn, "Madry et al.'s (2018) MNIST CNN"),
-    "cnn-small": ModelEntry(_cnn_small, "Wong et al.'s (2020) MNIST net"),
-    "preact-resnet18": ModelEntry(_resnet, "pre-activation ResNet-18 (He et al. 2016), for 32×32 images"),
-}
 MODEL_NAMES = tuple(MODELS)
 
 
@@ -214,9 +192,7 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
     ``head`` is "softmax" or "sigmoid" for ``mlp-sigmoid``. Weights follow torch's default init, so
     seed the global RNG (``torch.manual_seed``) first for a reproducible model.
     """
-    entry = MODELS.get(name)
-    if entry is None:
-        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+    entry = MODELS.get_entry(name)
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
     if head not in HEADS:
@@ -227,7 +203,8 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
     normalize = Normalize(mean, std)
     if len(mean) != c:
         raise ValueError(f"mean/std have {len(mean)} channels but inputs have {c}")
-    return entry.build(c, h, w, int(num_classes), normalize, hidden, head)
+    model: nn.Module = entry.impl(c, h, w, int(num_classes), normalize, hidden, head)
+    return model
 
 
 class DataShape(Protocol):

@@ -20,6 +20,8 @@ from typing import Union, overload
 import torch
 from torch import Tensor
 
+from advgrad.catalog import NORMS, norm_name
+
 Radius = Union[float, Tensor]  # a float, or a per-sample (N,) tensor
 NormSpec = Union[str, float, int, "Norm"]
 
@@ -211,20 +213,12 @@ class L1(Norm):
 
 
 LINF, L2_NORM, L1_NORM = Linf(), L2(), L1()
-NORMS: dict[str, Norm] = {"inf": LINF, "2": L2_NORM, "1": L1_NORM}  # the one list of norm names
 
 
 def get_norm(spec: NormSpec) -> Norm:
-    """The ``Norm`` for "inf"/"2"/"1" (also float('inf'), 2, 1, or a ``Norm``); ValueError otherwise."""
+    """The ``Norm`` for "inf"/"2"/"1" (also float('inf'), 2, 1, aliases such as "linf", or a ``Norm``);
+    ValueError otherwise. ``catalog.NORMS`` is the one list of names."""
     if isinstance(spec, Norm):
         return spec
-    key: str | None = None
-    if isinstance(spec, str):
-        key = spec.strip().lower().removeprefix("l")
-        key = {"infinity": "inf", "linf": "inf", "∞": "inf", "2.0": "2", "1.0": "1"}.get(key, key)
-    elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        key = "inf" if spec == math.inf else "2" if spec == 2 else "1" if spec == 1 else None
-    if key not in NORMS:
-        raise ValueError(f"unknown norm {spec!r}: expected one of {', '.join(map(repr, NORMS))} "
-                         "(or float('inf'), 2, 1)")
-    return NORMS[key]
+    norm: Norm = NORMS[norm_name(spec)].impl
+    return norm

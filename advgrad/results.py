@@ -7,6 +7,7 @@ and ``advgrad --help`` must not wait for torch."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
@@ -17,11 +18,11 @@ import platform
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
-
+from typing import Any
 
 # The command line of the CLI invocation in progress (set by advgrad.cli), so that provenance names the
 # command the user typed even when the CLI runs inside another program (click's CliRunner, a script).
@@ -69,10 +70,8 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
         raise ValueError(f"output path {str(p)!r} is not a usable file name ({exc})") from None  # a NUL byte
     finally:
         for new in reversed(created):  # innermost first; a folder that gained files meanwhile stays
-            try:
+            with contextlib.suppress(OSError):
                 new.rmdir()
-            except OSError:
-                pass
     return p
 
 

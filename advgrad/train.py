@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -22,7 +22,6 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import (
-    DEVICES,
     check_batch,
     check_dtype,
     check_labels,
@@ -32,8 +31,18 @@ from advgrad._runtime import (
     resolve_device,
     spans,
 )
+from advgrad.catalog import OPTIMIZERS, SCHEDULES
+from advgrad.configs import TrainConfig
 from advgrad.data import Dataset, batches
-from advgrad.losses import TRAIN_LOSSES, resolve_loss
+from advgrad.losses import resolve_loss
+
+
+def _constant(t: float) -> float:
+    return 1.0
+
+
+def _cosine(t: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def _one_cycle(t: float) -> float:
@@ -43,46 +52,12 @@ def _one_cycle(t: float) -> float:
     return t / peak if t < peak else max(0.0, (1.0 - t) / (1.0 - peak))
 
 
-# Learning-rate multiplier at training progress t ∈ [0, 1], evaluated every step.
-SCHEDULES: dict[str, Callable[[float], float]] = {
-    "constant": lambda t: 1.0,
-    "cosine": lambda t: 0.5 * (1.0 + math.cos(math.pi * t)),
-    "one-cycle": _one_cycle,
-}
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
-    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
-    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
-}
+def _sgd(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run (stored in the checkpoint); valid once constructed."""
-
-    epochs: int = 8
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 2e-3  # peak of the one-cycle schedule; 97.6 % on mnist-5k with the default cnn
-    schedule: str = "one-cycle"
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only
-    seed: int = 0
-    device: str = "auto"
-    loss: str = "ce"  # "ce" or "mse": J = ½‖onehot(y) − ŷ‖², ŷ the model's output probabilities
-
-    def __post_init__(self) -> None:
-        _validate.count("epochs", self.epochs, phrase="a positive integer")
-        _validate.count("batch size", self.batch_size, phrase="a positive integer")
-        _validate.number("lr", self.lr, minimum=0.0, strict=True, phrase="a positive number")
-        _validate.number("weight decay", self.weight_decay, minimum=0.0, phrase="≥ 0")
-        _validate.number("momentum", self.momentum, minimum=0.0, below=1.0, phrase="in [0, 1)")
-        _validate.count("seed", self.seed, minimum=0)
-        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"),
-                                     (self.device, DEVICES, "device"), (self.loss, TRAIN_LOSSES, "loss")):
-            _validate.one_of(what, value, allowed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def _adam(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
 
 @dataclass
@@ -114,12 +89,15 @@ def clean_objective(loss: str, model: nn.Module) -> Objective:
 
 
 def lr_factor(schedule: str, t: float) -> float:
-    """Learning-rate multiplier of ``schedule`` at training progress t ∈ [0, 1]."""
-    return SCHEDULES[_validate.one_of("schedule", schedule, SCHEDULES)](t)
+    """Learning-rate multiplier of ``schedule`` (a name in ``catalog.SCHEDULES``) at progress t ∈ [0, 1]."""
+    factor: float = SCHEDULES.get_entry(schedule).impl(t)
+    return factor
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    return OPTIMIZERS[config.optimizer]([p for p in model.parameters() if p.requires_grad], config)
+    optimizer: torch.optim.Optimizer = OPTIMIZERS[config.optimizer].impl(
+        [p for p in model.parameters() if p.requires_grad], config)
+    return optimizer
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from advgrad.checkpoint import save_checkpoint
 from advgrad.cli import main
 from advgrad.data import Dataset
-from advgrad.train import build_for
+from advgrad.models import build_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

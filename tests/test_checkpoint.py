@@ -13,7 +13,7 @@ from torch import nn
 from advgrad import results
 from advgrad.checkpoint import check_data, load_checkpoint, load_model, save_checkpoint
 from advgrad.data import Dataset
-from advgrad.train import build_for
+from advgrad.models import build_for
 
 from _cli_util import fake_dataset, logreg_checkpoint
 

@@ -5,7 +5,7 @@ the plots read:
 
 - ``gradient``: ∂J/∂X chunk by chunk (``input_gradient``);
 - ``pgd``: the one gradient loop — ``pgd``, ``fgsm`` (one step), ``mifgsm`` (momentum), restarts;
-- ``config``: ``AttackConfig``, frozen and validated; ``registry``: ``ATTACKS``, ``get_attack``;
+- ``AttackConfig`` (``advgrad.configs``) and the names ``ATTACKS`` (``advgrad.catalog``);
 - ``_checks``, ``_chunks``: input validation and the CPU chunking policy.
 
 Every attack is a plain function ``(model, x, y, eps, config, generator) -> AttackResult``. It runs the
@@ -14,11 +14,17 @@ model in eval mode with the parameters' gradients off (both restored afterwards)
 """
 
 from advgrad.attacks._chunks import CHUNK_MAX, CHUNK_MIN, auto_chunk_size
-from advgrad.attacks.config import AttackConfig
 from advgrad.attacks.gradient import input_gradient
 from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack
-from advgrad.attacks.registry import ATTACKS, AttackEntry, get_attack
 from advgrad.attacks.result import AttackResult
+from advgrad.catalog import ATTACKS, AttackEntry
+from advgrad.configs import AttackConfig
+
+
+def get_attack(name: str) -> AttackEntry:
+    """The catalog entry of attack ``name`` (``entry.impl`` is the function); ValueError listing the names."""
+    return ATTACKS.get_entry(name)
+
 
 __all__ = ["ATTACKS", "AttackConfig", "AttackEntry", "AttackResult", "CHUNK_MAX", "CHUNK_MIN", "auto_chunk_size",
            "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd", "run_attack"]

@@ -35,10 +35,10 @@ from advgrad.attacks._checks import (
     take,
 )
 from advgrad.attacks._chunks import chunk_for, slices
-from advgrad.attacks.config import AttackConfig
 from advgrad.attacks.gradient import gradient
-from advgrad.attacks.registry import get_attack, register
 from advgrad.attacks.result import AttackResult
+from advgrad.catalog import ATTACKS
+from advgrad.configs import AttackConfig
 from advgrad.losses import LossFn, resolve_loss
 from advgrad.norms import Norm, Radius, get_norm, per_sample
 
@@ -179,16 +179,10 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackCon
         return x_adv, AttackResult(x_adv, success, losses, logits)
 
 
-@register("mifgsm", "momentum iterative FGSM (Dong et al. 2018): the transfer attack",
-          defaults={"momentum": 1.0, "random_start": False}, alpha_factor=1.0, paper="arXiv 1710.06081")
-@register("pgd", "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
-          alpha_factor=2.5, paper="arXiv 1706.06083")
-@register("fgsm", "fast gradient sign method (Goodfellow et al. 2015): one step of size ε",
-          defaults={"steps": 1, "random_start": False}, alpha_factor=1.0, paper="arXiv 1412.6572")
 def gradient_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
                     generator: torch.Generator | None = None) -> AttackResult:
-    """The registry's entry for the gradient loop: the examples plus per-sample success, loss and logits
-    (one extra forward pass, without gradients)."""
+    """The catalog's implementation of fgsm, pgd and mifgsm (``catalog.ATTACKS``): the examples plus per-sample
+    success, loss and logits (one extra forward pass, without gradients)."""
     _, result = _run(model, x, y, eps, config, generator, evaluate=True)
     assert result is not None
     return result
@@ -208,7 +202,7 @@ def run_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, config: 
     """Any attack of ``ATTACKS`` with its per-sample success, loss and logits at the returned examples.
     ``options`` are ``AttackConfig`` fields (``method`` defaults to "pgd"), or pass a whole ``config``."""
     cfg = _config(options.pop("method", "pgd"), config, options)
-    return get_attack(cfg.method).run(model, x, y, eps, cfg, generator)
+    return ATTACKS.get_entry(cfg.method).impl(model, x, y, eps, cfg, generator)
 
 
 def perturb(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,

@@ -12,11 +12,12 @@ restore mode and flags). ε is an L∞ radius by default (``norm``) on the pixel
 
 from advgrad._runtime import predict
 from advgrad.attacks.noise import sign_noise, square_search
-from advgrad.evaluate.config import WORST, EvalConfig, Progress
+from advgrad.configs import EvalConfig
 from advgrad.evaluate.landscape import loss_landscape
 from advgrad.evaluate.min_eps import curve_from_min_eps, minimal_eps
+from advgrad.evaluate.progress import Progress
 from advgrad.evaluate.report import Evaluation, evaluate_model
-from advgrad.evaluate.robust import SweepResult, robust_accuracy, sweep
+from advgrad.evaluate.robust import WORST, SweepResult, robust_accuracy, sweep
 from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
 
 __all__ = ["CHECKS", "WORST", "EvalConfig", "Evaluation", "Progress", "SanityCheck", "SweepResult",

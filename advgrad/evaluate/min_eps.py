@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import model_device, predict
-from advgrad.evaluate.config import EvalConfig, Progress, Tally
+from advgrad.configs import EvalConfig
+from advgrad.evaluate.progress import Progress, Tally
 from advgrad.evaluate.robust import attack_mask, config_from
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from advgrad.evaluate.config import EvalConfig, Progress, parts
+from advgrad.configs import EvalConfig
 from advgrad.evaluate.min_eps import bisection_rounds, curve_from_min_eps, minimal_eps
+from advgrad.evaluate.progress import Progress, parts
 from advgrad.evaluate.robust import config_from, sweep
 from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
 

@@ -15,8 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from advgrad._runtime import model_device, predict, spans
-from advgrad.attacks import AttackConfig, get_attack
-from advgrad.evaluate.config import WORST, EvalConfig, Progress, Tally
+from advgrad.catalog import ATTACKS
+from advgrad.configs import AttackConfig, EvalConfig
+from advgrad.evaluate.progress import Progress, Tally
+
+WORST = "worst"  # the record of points that survive every attack
 
 
 @dataclass
@@ -49,7 +52,7 @@ def attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps:
     idx = candidates.nonzero().squeeze(1)
     tally(len(x) - len(idx))  # not attacked: done
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    run = get_attack(attack.method).run
+    run = ATTACKS.get_entry(attack.method).impl
     for part in spans(len(idx), batch_size):
         b = idx[part]
         e = eps[b] if isinstance(eps, Tensor) else eps

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from advgrad._runtime import logits, model_device, predict, spans
 from advgrad.attacks import input_gradient
 from advgrad.attacks.noise import sign_noise, square_search
-from advgrad.evaluate.config import EvalConfig, Progress, Tally
+from advgrad.configs import EvalConfig
+from advgrad.evaluate.progress import Progress, Tally
 from advgrad.evaluate.robust import SweepResult, attack_mask, sweep
 
 

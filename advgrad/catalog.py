@@ -1,0 +1,210 @@
+"""The one home of every list of names in advgrad: what each registry offers, as plain data.
+
+Each entry names its implementation by import path ("module:attribute"), resolved on first use, so this
+module imports neither torch nor the library: the CLI builds its choices, ``--help`` and its configs from
+it before torch loads, and the implementation modules look their entries up here. Adding an attack, a
+model, a data set, a loss or a training objective is one implementation plus one line below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+DEVICES = ("auto", "cpu", "cuda")
+
+T = TypeVar("T")
+
+
+def resolve(target: str) -> Any:
+    """The object at "package.module:attribute" (imported now, cached by Python's module cache)."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registry line: the implementation's import path and a one-line summary (for --help and docs)."""
+
+    target: str
+    summary: str
+
+    @property
+    def impl(self) -> Any:
+        return resolve(self.target)
+
+
+@dataclass(frozen=True)
+class AttackEntry(Entry):
+    """``impl(model, x, y, eps, config, generator) -> AttackResult``. ``norms``: the threat models it runs;
+    ``defaults``: AttackConfig fields the method sets unless the user does (FGSM: one step, no random start);
+    ``alpha_factor``: the default step α = alpha_factor·ε/steps (None: the method has no step size);
+    ``gradient_free``: it never asks for ∂J/∂X; ``paper``: where it comes from."""
+
+    norms: tuple[str, ...] = ("inf", "2", "1")
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    alpha_factor: float | None = None
+    gradient_free: bool = False
+    paper: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry(Entry):
+    """``impl(C, H, W, K, normalize, hidden, head) -> nn.Module``; ``hidden``: it takes hidden widths;
+    ``heads``: the output layers it offers."""
+
+    hidden: bool = False
+    heads: tuple[str, ...] = ("softmax",)
+
+
+@dataclass(frozen=True)
+class DatasetEntry(Entry):
+    """``impl(root) -> (x_train, y_train, x_test, y_test)``; the class names; the per-channel training-set
+    statistics the model's Normalize layer uses; the torchvision class that downloads it (None: embedded)."""
+
+    classes: tuple[str, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    torchvision: str | None = None
+
+
+@dataclass(frozen=True)
+class LossEntry(Entry):
+    """``impl(activation) -> (logits, y) -> per-sample loss``; ``trainable``: offered by ``advgrad train``;
+    ``hand``: the delta function of the hand-written backward pass, where it implements this loss."""
+
+    trainable: bool = False
+    hand: str | None = None
+
+
+@dataclass(frozen=True)
+class NormEntry(Entry):
+    """``impl``: the ``Norm`` object; ``symbol`` for tables; ``aliases`` accepted on input."""
+
+    symbol: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObjectiveEntry(Entry):
+    """An adversarial training objective. ``impl``: the training loss (model, x, x_adv, y, loss_fn, beta) →
+    (loss, logits at x_adv). The perturbation: ``multi_step`` (K steps, else one), α = alpha_factor·ε/K,
+    ``random_start``; ``kl``: the attack climbs KL(p(x) ‖ p(x′)) instead of the training loss."""
+
+    multi_step: bool = False
+    alpha_factor: float = 1.0
+    random_start: bool = False
+    kl: bool = False
+
+
+class Registry(dict[str, T], Generic[T]):
+    """A dict of entries by name whose missing key is a ValueError listing the names (``what`` names the
+    kind of thing in the message)."""
+
+    def __init__(self, what: str, entries: Mapping[str, T]) -> None:
+        super().__init__(entries)
+        self.what = what
+
+    def get_entry(self, name: object) -> T:
+        if not isinstance(name, str) or name not in self:
+            raise ValueError(f"unknown {self.what} {name!r}: expected one of {', '.join(self)}")
+        return self[name]
+
+
+_AA = "Croce & Hein 2020, arXiv 2003.01690"
+ATTACKS: Registry[AttackEntry] = Registry("attack", {
+    "fgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
+                        "fast gradient sign method (Goodfellow et al. 2015): one step of size ε",
+                        defaults={"steps": 1, "random_start": False}, alpha_factor=1.0, paper="arXiv 1412.6572"),
+    "pgd": AttackEntry("advgrad.attacks.pgd:gradient_attack",
+                       "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
+                       alpha_factor=2.5, paper="arXiv 1706.06083"),
+    "mifgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
+                          "momentum iterative FGSM (Dong et al. 2018): the transfer attack, α = ε/steps",
+                          defaults={"momentum": 1.0, "random_start": False}, alpha_factor=1.0,
+                          paper="arXiv 1710.06081"),
+})
+
+MODELS: Registry[ModelEntry] = Registry("model", {
+    "logreg": ModelEntry("advgrad.models:_logreg", "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),
+    "mlp-sigmoid": ModelEntry("advgrad.models:_mlp_sigmoid", "σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), the classic network",
+                              hidden=True, heads=("softmax", "sigmoid")),
+    "mlp": ModelEntry("advgrad.models:_mlp_relu", "ReLU MLP, default 256-256", hidden=True),
+    "cnn": ModelEntry("advgrad.models:_cnn", "Madry et al.'s (2018) MNIST CNN"),
+    "cnn-small": ModelEntry("advgrad.models:_cnn_small", "Wong et al.'s (2020) MNIST net"),
+    "preact-resnet18": ModelEntry("advgrad.models:_resnet",
+                                  "pre-activation ResNet-18 (He et al. 2016), for 32×32 images"),
+})
+HEADS = ("softmax", "sigmoid")
+
+_DIGITS = tuple(str(d) for d in range(10))
+DATASETS: Registry[DatasetEntry] = Registry("dataset", {
+    "mnist-5k": DatasetEntry("advgrad.data:_mnist5k", "5,000 MNIST digits embedded in advgrad (4,000 / 1,000)",
+                             _DIGITS, (0.1307,), (0.3081,)),
+    "fashion-mnist": DatasetEntry("advgrad.data:_fashion", "Zalando's Fashion-MNIST, 60,000 / 10,000",
+                                  ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                   "Sneaker", "Bag", "Ankle boot"), (0.2860,), (0.3530,), "FashionMNIST"),
+    "mnist": DatasetEntry("advgrad.data:_mnist", "MNIST, 60,000 / 10,000", _DIGITS, (0.1307,), (0.3081,), "MNIST"),
+    "cifar10": DatasetEntry("advgrad.data:_cifar10", "CIFAR-10, 50,000 / 10,000",
+                            ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                             "truck"), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "CIFAR10"),
+})
+
+LOSSES: Registry[LossEntry] = Registry("loss", {
+    "ce": LossEntry("advgrad.losses:_ce", "cross-entropy −log softmax(z)_y", trainable=True,
+                    hand="advgrad.backprop:_delta_ce"),
+    "mse": LossEntry("advgrad.losses:_mse", "½‖onehot(y) − ŷ‖² on the model's ŷ", trainable=True,
+                     hand="advgrad.backprop:_delta_mse"),
+    "margin": LossEntry("advgrad.losses:_margin", "Carlini–Wagner margin max_{j≠y} z_j − z_y"),
+    "dlr": LossEntry("advgrad.losses:_dlr", "difference of logits ratio (Croce & Hein 2020)"),
+})
+TRAIN_LOSSES = tuple(name for name, entry in LOSSES.items() if entry.trainable)
+HAND_LOSSES = tuple(name for name, entry in LOSSES.items() if entry.hand)
+
+NORMS: Registry[NormEntry] = Registry("norm", {
+    "inf": NormEntry("advgrad.norms:LINF", "L∞: every coordinate within ε", "L∞", ("linf", "infinity", "∞", "l∞")),
+    "2": NormEntry("advgrad.norms:L2_NORM", "L2: Euclidean distance within ε", "L2", ("l2", "2.0")),
+    "1": NormEntry("advgrad.norms:L1_NORM", "L1: total absolute change within ε", "L1", ("l1", "1.0")),
+})
+
+OBJECTIVES: Registry[ObjectiveEntry] = Registry("adversarial method", {
+    "fgsm": ObjectiveEntry("advgrad.adversarial:_half_clean_half_adversarial",
+                           "½·J(x) + ½·J(x + ε·sign ∇ₓJ) (Goodfellow et al. 2015)"),
+    "fgsm-rs": ObjectiveEntry("advgrad.adversarial:_adversarial",
+                              "J(x′), random start + one step of 1.25·ε (Wong et al. 2020)",
+                              alpha_factor=1.25, random_start=True),
+    "pgd": ObjectiveEntry("advgrad.adversarial:_adversarial",
+                          "J(x′), K-step PGD, random start, α = 2.5·ε/K (Madry et al. 2018)",
+                          multi_step=True, alpha_factor=2.5, random_start=True),
+    "trades": ObjectiveEntry("advgrad.adversarial:_trades",
+                             "CE(x) + β·KL(p(x) ‖ p(x′)), x′ from K-step PGD on the KL (Zhang et al. 2019)",
+                             multi_step=True, alpha_factor=2.5, random_start=True, kl=True),
+})
+
+OPTIMIZERS: Registry[Entry] = Registry("optimizer", {
+    "sgd": Entry("advgrad.train:_sgd", "SGD with momentum and weight decay"),
+    "adam": Entry("advgrad.train:_adam", "Adam (Kingma & Ba 2015)"),
+})
+SCHEDULES: Registry[Entry] = Registry("schedule", {
+    "constant": Entry("advgrad.train:_constant", "the peak learning rate throughout"),
+    "cosine": Entry("advgrad.train:_cosine", "½(1 + cos πt) of the peak"),
+    "one-cycle": Entry("advgrad.train:_one_cycle", "linear up to the peak at 40 %, then down to 0 (Smith 2018)"),
+})
+
+
+def norm_name(spec: object) -> str:
+    """The canonical name ("inf", "2", "1") of a norm given as a name, an alias, float("inf"), 2 or 1."""
+    key: str | None = None
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        key = next((name for name, e in NORMS.items() if key == name or key in e.aliases), None)
+    elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        key = "inf" if spec == float("inf") else "2" if spec == 2 else "1" if spec == 1 else None
+    elif getattr(spec, "name", None) in NORMS:  # a Norm object
+        key = str(spec.name)
+    if key is None:
+        raise ValueError(f"unknown norm {spec!r}: expected one of {', '.join(map(repr, NORMS))} "
+                         "(or float('inf'), 2, 1)")
+    return key
