@@ -23,7 +23,7 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad._runtime": ("frozen_eval", "predict"),
     "advgrad.attacks": ("AttackResult", "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd",
                         "run_attack"),
-    "advgrad.attacks.noise": ("sign_noise", "square_search"),
+    "advgrad.attacks.noise": ("sign_noise",),
     "advgrad.norms": ("Norm", "get_norm"),
     "advgrad.losses": ("resolve_loss",),
     "advgrad.models": ("MODEL_NAMES", "Normalize", "build_for", "build_model"),
@@ -68,7 +68,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
         pgd,
         run_attack,
     )
-    from advgrad.attacks.noise import sign_noise, square_search  # noqa: F401
+    from advgrad.attacks.noise import sign_noise  # noqa: F401
     from advgrad.backprop import (  # noqa: F401
         ForwardPass,
         HandGradients,

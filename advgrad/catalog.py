@@ -125,6 +125,22 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                           "momentum iterative FGSM (Dong et al. 2018): the transfer attack, α = ε/steps",
                           defaults={"momentum": 1.0, "random_start": False}, alpha_factor=1.0,
                           paper="arXiv 1710.06081"),
+    "apgd-ce": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the cross-entropy (AutoAttack)",
+                           ("inf", "2"), {"steps": 100}, paper=_AA),
+    "apgd-dlr": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the DLR loss (AutoAttack)",
+                            ("inf", "2"), {"steps": 100}, paper=_AA),
+    "apgd-t": AttackEntry("advgrad.attacks.apgd:apgd_targeted_entry",
+                          "Auto-PGD on the targeted DLR loss, 9 target classes (AutoAttack)",
+                          ("inf", "2"), {"steps": 100}, paper=_AA),
+    "fab-t": AttackEntry("advgrad.attacks.fab:fab_entry", "targeted FAB, minimal-norm boundary steps (AutoAttack)",
+                         ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044"),
+    "square": AttackEntry("advgrad.attacks.square:square_entry",
+                          "Square Attack: score-based random search, 5,000 queries (AutoAttack)",
+                          ("inf", "2"), gradient_free=True, paper="Andriushchenko et al. 2020, arXiv 1912.00049"),
+    "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack_entry",
+                              "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
+                              "survivors",
+                              ("inf", "2"), {"steps": 100}, paper=_AA),
 })
 
 MODELS: Registry[ModelEntry] = Registry("model", {

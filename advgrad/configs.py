@@ -127,7 +127,8 @@ class AttackConfig:
     - ``bounds``: the box the inputs live in; ``early_stop``: fooled samples stop moving (evaluation).
     - ``chunk_size``: samples per forward pass (None: ``auto_chunk_size``); speed and memory only.
     - ``momentum``: MI-FGSM's decay μ of the normalised-gradient velocity (0: plain PGD).
-    - ``targets``: target classes tried by the targeted AutoAttack members; ``queries``: Square's budget.
+    - ``targets``: target classes tried by the targeted AutoAttack members; ``queries``: Square's budget;
+      ``eot``: gradients averaged over that many forward passes (APGD, for randomised models).
     """
 
     method: str = "pgd"
@@ -144,6 +145,7 @@ class AttackConfig:
     momentum: float = 0.0
     targets: int = 9
     queries: int = 5000
+    eot: int = 1
 
     def __post_init__(self) -> None:
         entry = ATTACKS.get_entry(self.method)
@@ -152,7 +154,7 @@ class AttackConfig:
             raise ValueError(f"{self.method} implements the norms {', '.join(entry.norms)}, not {norm!r}")
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "norm", norm)
-        for name in ("steps", "restarts", "targets", "queries"):
+        for name in ("steps", "restarts", "targets", "queries", "eot"):
             _validate.count(name, getattr(self, name))
         if self.alpha is not None:
             set_(self, "alpha", _validate.number("alpha", self.alpha, minimum=0.0, strict=True))

@@ -23,8 +23,8 @@ from advgrad.catalog import LOSSES, TRAIN_LOSSES
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LossSpec = Union[str, LossFn]
-__all__ = ["LOSSES", "TRAIN_LOSSES", "LossFn", "LossSpec", "cross_entropy", "dlr", "margin", "output_activation",
-           "probabilities", "resolve_loss", "squared_error"]
+__all__ = ["LOSSES", "TRAIN_LOSSES", "LossFn", "LossSpec", "cross_entropy", "dlr", "dlr_targeted", "margin",
+           "output_activation", "probabilities", "resolve_loss", "squared_error"]
 ACTIVATIONS = ("softmax", "sigmoid")
 
 
@@ -62,17 +62,32 @@ def margin(logits: Tensor, y: Tensor) -> Tensor:
     return others.amax(dim=1) - true
 
 
+def _true_logit(logits: Tensor, y: Tensor) -> Tensor:
+    """z_y per sample, shape (N,)."""
+    return logits[torch.arange(len(logits), device=logits.device), y]
+
+
 def dlr(logits: Tensor, y: Tensor) -> Tensor:
-    """Difference of logits ratio (Croce & Hein 2020): −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e−12), with
-    z_π1 ≥ z_π2 ≥ … the sorted logits. Invariant to shifting and scaling the logits, positive once x is
-    misclassified; needs at least 3 classes."""
+    """Difference of Logits Ratio (Croce & Hein 2020, eq. 5): −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e−12),
+    with z_π1 ≥ z_π2 ≥ … the sorted logits. Invariant to shifting and positively rescaling the logits (a
+    saturated softmax cannot hide the gradient), positive exactly when x is misclassified; K ≥ 3.
+
+    The same floating-point path as the reference (pyautoattack 0.2.0): a full sort, and max_{i≠y} z_i as
+    a 0/1 blend of the two largest sorted logits rather than a ``where``; the backward pass of the blend is
+    what makes APGD-DLR's iterates equal to the reference's bit for bit."""
     if logits.shape[1] < 3:
         raise ValueError(f"the DLR loss needs at least 3 classes, got {logits.shape[1]}")
-    z, order = logits.sort(dim=1)  # (N, K) ascending: z_π1 = z[:, -1]
-    true = logits.gather(1, y[:, None]).squeeze(1)  # (N,)
-    top_is_y = (order[:, -1] == y).to(logits.dtype)  # then the best other logit is the second largest
-    # The reference's order of operations (AutoAttack's dlr_loss), so that the values agree bit for bit.
-    return -(true - z[:, -2] * top_is_y - z[:, -1] * (1.0 - top_is_y)) / (z[:, -1] - z[:, -3] + 1e-12)
+    zs, order = logits.sort(dim=1)                     # ascending: zs[:, -1] = z_π1, (N, K)
+    y_on_top = (order[:, -1] == y).to(logits.dtype)   # (N,) 1 when the true class has the largest logit
+    gap = _true_logit(logits, y) - zs[:, -2] * y_on_top - zs[:, -1] * (1.0 - y_on_top)
+    return -gap / (zs[:, -1] - zs[:, -3] + 1e-12)
+
+
+def dlr_targeted(logits: Tensor, y: Tensor, target: Tensor) -> Tensor:
+    """Targeted DLR (eq. 6): −(z_y − z_t) / (z_π1 − ½(z_π3 + z_π4) + 1e−12) per sample; K ≥ 4."""
+    zs = logits.sort(dim=1).values                     # ascending, (N, K)
+    gap = _true_logit(logits, y) - _true_logit(logits, target)
+    return -gap / (zs[:, -1] - 0.5 * (zs[:, -3] + zs[:, -4]) + 1e-12)
 
 
 # The implementations catalog.LOSSES names: each builds the per-sample loss for a model's output activation.

@@ -11,7 +11,7 @@ restore mode and flags). ε is an L∞ radius by default (``norm``) on the pixel
 """
 
 from advgrad._runtime import predict
-from advgrad.attacks.noise import sign_noise, square_search
+from advgrad.attacks.noise import sign_noise
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.landscape import loss_landscape
 from advgrad.evaluate.min_eps import curve_from_min_eps, minimal_eps
@@ -22,4 +22,4 @@ from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
 
 __all__ = ["CHECKS", "WORST", "EvalConfig", "Evaluation", "Progress", "SanityCheck", "SweepResult",
            "curve_from_min_eps", "evaluate_model", "loss_landscape", "minimal_eps", "predict", "robust_accuracy",
-           "sanity_report", "sign_noise", "square_search", "sweep"]
+           "sanity_report", "sign_noise", "sweep"]

@@ -28,7 +28,9 @@ from torch import Tensor, nn
 
 from advgrad._runtime import logits, model_device, predict, spans
 from advgrad.attacks import input_gradient
-from advgrad.attacks.noise import sign_noise, square_search
+from advgrad.attacks.noise import sign_noise
+from advgrad.attacks.square import square
+from advgrad.catalog import ATTACKS
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.progress import Progress, Tally
 from advgrad.evaluate.robust import SweepResult, attack_mask, sweep
@@ -72,8 +74,7 @@ class Context:
 
     @cached_property
     def noise(self) -> torch.Generator:
-        """One generator for the gradient-free checks, drawn from in report order (sign noise, then the
-        black-box search)."""
+        """The generator of the sign-noise check's draws."""
         return torch.Generator(device=self.x.device).manual_seed(self.config.seed + 104729)
 
     def pgd_fooled(self, eps: float, seed: int, **changes: Any) -> Tensor:
@@ -167,29 +168,73 @@ def sign_noise_check(c: Context) -> SanityCheck:
 
 
 def black_box(c: Context) -> SanityCheck:
-    generator = c.noise
+    """Square (5,000-query budget in AutoAttack; here ``config.queries``) on the points PGD left standing."""
+    if c.x.ndim != 4 or c.config.norm not in ATTACKS["square"].norms:
+        return SanityCheck("black-box", True, f"skipped: Square attacks images (N, C, H, W) under "
+                           f"{'/'.join(ATTACKS['square'].norms)}; here {tuple(c.x.shape[1:])}, L{c.config.norm}",
+                           {"skipped": True})
     fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
     survivors = c.base.nonzero().squeeze(1)
     for part in spans(len(survivors), c.config.batch_size):
         b = survivors[part]
-        x_box = square_search(c.model, c.x[b], c.y[b], c.check_eps, queries=c.config.queries,
-                              bounds=c.config.bounds, generator=generator)
-        fooled[b] = predict(c.model, x_box, c.config.batch_size) != c.y[b]
+        fooled[b] = square(c.model, c.x[b], c.y[b], c.check_eps, norm=c.config.norm, queries=c.config.queries,
+                           bounds=c.config.bounds, seed=c.config.seed + 104729).success
     acc_base = float(c.base.float().mean())
     extra = float(fooled.float().mean())
     acc_box = float((c.base & ~fooled).float().mean())
     return SanityCheck("black-box", extra <= c.config.tolerance,
-                       f"at ε = {c.check_eps:g}: square search ({c.config.queries} queries) on PGD's survivors fools "
+                       f"at ε = {c.check_eps:g}: Square ({c.config.queries} queries) on PGD's survivors fools "
                        f"{extra:.1%} more (PGD {acc_base:.1%} → PGD + black-box {acc_box:.1%})",
                        {"eps": c.check_eps, "queries": c.config.queries, "accuracy_pgd": acc_base,
                         "accuracy_combined": acc_box, "extra_fooled": extra})
+
+
+def randomised(c: Context) -> SanityCheck:
+    """Two forward passes on the same inputs must agree: a model that draws randomness at test time hides
+    behind it, and needs attacks that average their gradients over draws (AutoAttack's "rand": EOT)."""
+    x = c.x[:c.config.batch_size]
+    first, second = logits(c.model, x), logits(c.model, x)
+    gap = float((first - second).abs().max())
+    return SanityCheck("randomised", gap == 0.0, "two forward passes on the same inputs agree" if gap == 0.0 else
+                       f"two forward passes on the same inputs differ by up to {gap:.3g}: a randomised model? "
+                       "evaluate it with AutoAttack's version 'rand' (gradients averaged over draws)",
+                       {"largest_difference": gap})
+
+
+def logits_check(c: Context) -> SanityCheck:
+    """Attacks climb the loss of the logits; a model that outputs probabilities (softmax inside) flattens
+    the cross-entropy's gradient where it is confident."""
+    z = logits(c.model, c.x[:c.config.batch_size])
+    softmax_like = bool((z >= 0).all()) and bool(torch.allclose(z.sum(1), torch.ones(len(z), dtype=z.dtype),
+                                                                atol=1e-4))
+    in_unit = bool(((z >= 0) & (z <= 1)).all())
+    ok = not (softmax_like or in_unit)
+    return SanityCheck("logits", ok, "the outputs look like logits" if ok else
+                       "the outputs look like probabilities (" + ("rows sum to 1" if softmax_like else "all in [0, 1]")
+                       + "): remove the final softmax/sigmoid and attack the logits", {"probabilities": not ok})
+
+
+def autoattack_vs_pgd(c: Context) -> SanityCheck | None:
+    """AutoAttack includes APGD, a stronger PGD: its accuracy above the best PGD-family attack's is a bug."""
+    rivals = [a for a in c.config.attacks if a in ("fgsm", "pgd", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t")]
+    if "autoattack" not in c.config.attacks or not rivals:
+        return None
+    gaps = [(e, c.accuracy[("autoattack", e)] - min(c.accuracy[(a, e)] for a in rivals)) for e in c.grid
+            if ("autoattack", e) in c.accuracy]
+    worse = [(e, d) for e, d in gaps if d > c.config.tolerance]
+    return SanityCheck("autoattack-vs-pgd", not worse,
+                       f"AutoAttack accuracy ≤ the best of {', '.join(rivals)} at every ε" if not worse else
+                       "AutoAttack is weaker than " + "/".join(rivals) + " at "
+                       + ", ".join(f"ε={e:g} (+{d:.1%})" for e, d in worse) + ": a bug, please report it",
+                       {"largest_gap": max((d for _, d in gaps), default=0.0)})
 
 
 # The report, in order; a check may decline (None) when the evaluation lacks what it compares.
 CHECKS: tuple[tuple[str, Callable[[Context], SanityCheck | None]], ...] = (
     ("monotone", monotone), ("full-range", full_range), ("pgd-vs-fgsm", pgd_vs_fgsm),
     ("steps-restarts", steps_restarts), ("gradients", gradients), ("sign-noise", sign_noise_check),
-    ("black-box", black_box),
+    ("black-box", black_box), ("randomised", randomised), ("logits", logits_check),
+    ("autoattack-vs-pgd", autoattack_vs_pgd),
 )
 
 

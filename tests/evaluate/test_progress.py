@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from advgrad.data import Dataset
-from advgrad.evaluate import EvalConfig, evaluate_model, minimal_eps, sanity_report, sweep
+from advgrad.evaluate import CHECKS, EvalConfig, evaluate_model, minimal_eps, sanity_report, sweep
 
 N = 24
 
@@ -43,9 +43,8 @@ def test_evaluate_model_reports_every_pass_and_changes_nothing(setup, min_eps: b
     torch.manual_seed(0)
     without = evaluate_model(model, x, y, config, sanity=sanity)
     # Passes, counted by hand: 3 distinct ε × 2 attacks; minimal ε: one pass at ε_max = 0.2 and
-    # ⌈log₂(0.2 / 0.03)⌉ = 3 bisection rounds; sanity: N per check (monotone, full range, PGD vs FGSM,
-    # steps and restarts, gradients, sign noise, black box).
-    passes = 3 * 2 + (1 + math.ceil(math.log2(0.2 / 0.03)) if min_eps else 0) + (7 if sanity else 0)
+    # ⌈log₂(0.2 / 0.03)⌉ = 3 bisection rounds; sanity: N per check of CHECKS (a declining one too).
+    passes = 3 * 2 + (1 + math.ceil(math.log2(0.2 / 0.03)) if min_eps else 0) + (len(CHECKS) if sanity else 0)
     assert_counts_to(calls, N * passes)
     # Same process, same ops, same seeds: the callback must not change a single bit of the results.
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in with_bar.records]
@@ -67,4 +66,4 @@ def test_each_part_counts_its_own_passes(setup) -> None:  # type: ignore[no-unty
     calls.clear()
     config = EvalConfig(eps=(0.0, 0.1), attacks=("pgd",), steps=2, queries=3, batch_size=5)
     sanity_report(model, x, y, result, config=config, progress=progress)  # type: ignore[arg-type]
-    assert_counts_to(calls, N * 7)  # N per check; pgd-vs-fgsm declines without FGSM but still counts
+    assert_counts_to(calls, N * len(CHECKS))  # N per check; pgd-vs-fgsm declines without FGSM but still counts

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import evaluate as ev
+from advgrad.evaluate import sanity
 
 N = 100  # test images per evaluation: small enough to keep this file fast
 
@@ -25,7 +26,8 @@ class Quantized(nn.Module):
 
 def test_sanity_report_passes_a_sound_model(sound: ev.Evaluation) -> None:
     names = [c.name for c in sound.checks]
-    assert names == ["monotone", "full-range", "pgd-vs-fgsm", "steps-restarts", "gradients", "sign-noise", "black-box"]
+    assert names == ["monotone", "full-range", "pgd-vs-fgsm", "steps-restarts", "gradients", "sign-noise", "black-box",
+                     "randomised", "logits"]  # autoattack-vs-pgd declines: this evaluation ran no AutoAttack
     assert sound.all_ok, [c.to_dict() for c in sound.checks if not c.ok]
     for c in sound.checks:
         assert c.to_dict()["status"] == "ok" and c.message
@@ -44,3 +46,46 @@ def test_sanity_report_flags_a_masked_model(trained_small, batch) -> None:  # ty
     assert checks["gradients"].status == "warn" and checks["gradients"].values["share"] == 1.0
     assert checks["black-box"].status == "warn" and checks["black-box"].values["extra_fooled"] > 0.05
     assert checks["full-range"].status == "warn"
+
+
+class _Noisy(nn.Module):
+    """A randomised defence: fresh Gaussian noise on the input at every forward pass, in eval mode too."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x + 0.05 * torch.randn_like(x))
+
+
+def _context(model: nn.Module, batch, records: list[dict] | None = None, attacks=("fgsm", "pgd")):  # type: ignore[no-untyped-def]
+    x, y = batch
+    config = ev.EvalConfig(eps=(0.0, 0.1), attacks=attacks, steps=2, queries=10)
+    correct = torch.ones(len(y), dtype=torch.bool)
+    result = ev.SweepResult(records or [], {}, correct)
+    return sanity.Context(model, x, y, result, config, 0.1)
+
+
+def test_randomised_and_probability_outputs_are_flagged(trained_small, batch) -> None:  # type: ignore[no-untyped-def]
+    model, _ = trained_small
+    assert sanity.randomised(_context(model, batch)).ok
+    noisy = sanity.randomised(_context(_Noisy(model).eval(), batch))
+    assert not noisy.ok and "version 'rand'" in noisy.message and noisy.values["largest_difference"] > 0
+    assert sanity.logits_check(_context(model, batch)).ok
+    softmax = sanity.logits_check(_context(nn.Sequential(model, nn.Softmax(dim=1)).eval(), batch))
+    assert not softmax.ok and "rows sum to 1" in softmax.message
+    sigmoid = sanity.logits_check(_context(nn.Sequential(model, nn.Sigmoid()).eval(), batch))
+    assert not sigmoid.ok and "all in [0, 1]" in sigmoid.message
+
+
+def test_autoattack_above_the_best_pgd_is_flagged_as_a_bug(trained_small, batch) -> None:  # type: ignore[no-untyped-def]
+    model, _ = trained_small
+    attacks = ("pgd", "autoattack")
+    records = [{"attack": "pgd", "eps": 0.1, "accuracy": 0.50}, {"attack": "autoattack", "eps": 0.1, "accuracy": 0.47}]
+    assert sanity.autoattack_vs_pgd(_context(model, batch, records, attacks)).ok
+    records[1]["accuracy"] = 0.55
+    check = sanity.autoattack_vs_pgd(_context(model, batch, records, attacks))
+    assert check is not None and not check.ok and "a bug" in check.message
+    assert check.values["largest_gap"] == pytest.approx(0.05)
+    assert sanity.autoattack_vs_pgd(_context(model, batch, records[:1], ("pgd",))) is None  # nothing to compare

@@ -29,7 +29,7 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     commands = (out / "COMMANDS.md").read_text()
     assert commands.count("    advgrad ") == 10 and "advgrad eval" in commands and "advgrad attack" in commands
     record = json.loads((out / "eval.json").read_text())
-    assert record["n"] == 40 and len(record["sanity"]) == 7
+    assert record["n"] == 40 and len(record["sanity"]) == 9
     # Paths are relative to the folder: the records read the same wherever the folder is.
     assert record["provenance"]["command"].startswith("advgrad eval --model model.pt ")
 

@@ -1,0 +1,124 @@
+"""AutoAttack (Croce & Hein, ICML 2020, arXiv 2003.01690): a cascade of parameter-free attacks, each run only
+on the points that survived the ones before it; a point is robust only if it survives them all (the
+per-sample worst case, not an average).
+
+Versions, as the reference (pyautoattack 0.2.0) defines them:
+
+- ``standard``: APGD-CE (100 iterations, 1 restart) → APGD-T (9 target classes) → FAB-T (9 targets) →
+  Square (5,000 queries, p_init 0.8). What RobustBench reports.
+- ``plus``: APGD-CE and APGD-DLR with 5 restarts each → Square → APGD-T → FAB-T. (The reference also runs
+  untargeted FAB with 5 restarts between APGD-DLR and Square; advgrad has only the targeted FAB, so its
+  ``plus`` omits that member: say so when you report it.)
+- ``rand``: APGD-CE and APGD-DLR with the gradient averaged over 20 draws (EOT), for randomised models.
+- ``custom``: any list of names from ``catalog.ATTACKS``.
+
+Each member draws its random starts from its own generator seeded with ``seed`` for every block of points,
+as the reference reseeds every call, and runs in advgrad's fast mode: chunked passes on the CPU and early
+stop (a fooled point is done), which by construction changes no member's verdict on a point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from advgrad import _validate
+from advgrad._runtime import check_batch, logits, model_device, spans
+from advgrad.attacks._checks import EpsSpec, check_radius, seed_of
+from advgrad.attacks.result import AttackResult
+from advgrad.catalog import ATTACKS
+from advgrad.configs import AttackConfig
+from advgrad.losses import margin
+
+# version → the members in order, each with the AttackConfig fields the version sets.
+VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "standard": (("apgd-ce", {}), ("apgd-t", {}), ("fab-t", {}), ("square", {})),
+    "plus": (("apgd-ce", {"restarts": 5}), ("apgd-dlr", {"restarts": 5}), ("square", {}), ("apgd-t", {}),
+             ("fab-t", {})),
+    "rand": (("apgd-ce", {"eot": 20}), ("apgd-dlr", {"eot": 20})),
+}
+BLOCK = 250  # points per call of a member, as the reference's default batch (Square's draws follow the block)
+
+
+@dataclass(frozen=True)
+class AutoAttackResult(AttackResult):
+    """``AttackResult`` of the whole cascade (``success``: broken by some member, or misclassified at x) plus
+    ``broken_by`` (N,): the index into ``stages`` of the member that broke the point, −1 where the model is
+    wrong at x already, ``len(stages)`` where the point survived all; ``stages``: the members run;
+    ``accuracy``: robust accuracy after each member (a dict in cascade order, "clean" first); ``seconds``
+    per member."""
+
+    broken_by: Tensor = field(default_factory=lambda: torch.empty(0))
+    stages: tuple[str, ...] = ()
+    accuracy: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The cascade of ``version`` (``attacks``: the names of a "custom" one)."""
+    if version == "custom":
+        if not attacks:
+            raise ValueError("version 'custom' needs attacks: a list of names from the catalog")
+        names = _validate.names("attacks", attacks, [n for n in ATTACKS if n != "autoattack"])
+        return tuple((name, {}) for name in names)
+    if attacks is not None:
+        raise ValueError(f"attacks apply to version 'custom' only (version {version!r} fixes its own)")
+    return VERSIONS[_validate.one_of("AutoAttack version", version, [*VERSIONS, "custom"])]
+
+
+def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: str = "inf",
+               version: str = "standard", attacks: tuple[str, ...] | None = None, seed: int = 0,
+               bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
+               progress: Callable[[int], None] | None = None, **overrides: Any) -> AutoAttackResult:
+    """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf" or "2"): see the module
+    docstring. ``block``: points per member call; ``progress(k)``: called with the points each call handled;
+    ``overrides``: AttackConfig fields set on every member (``steps``, ``targets``, ``queries``: a cheaper
+    cascade for experiments; AutoAttack proper takes none). The model runs in eval mode with its parameters'
+    gradients off; x and y are not modified."""
+    check_batch(x, y)
+    eps_ = check_radius("eps", eps, x, positive=False)
+    if isinstance(eps_, Tensor):
+        raise ValueError("autoattack takes one radius for every point (a number), not a per-sample tensor")
+    plan = members(version, attacks)
+    configs = [AttackConfig.of(name, **{"norm": norm, "bounds": bounds, "early_stop": True, "chunk_size": chunk_size,
+                                        **extra, **overrides}) for name, extra in plan]
+    _validate.count("block", block)
+    x, y = x.detach(), y.to(x.device)
+    z = logits(model, x, batch_size=max(block, 1)).to(x.device)
+    robust = z.argmax(1) == y  # (N,) still classified correctly
+    broken_by = torch.where(robust, len(plan), -1)
+    x_adv, z_adv = x.clone(), z.clone()
+    accuracy, seconds = {"clean": float(robust.float().mean())}, {}
+    for k, config in enumerate(configs if eps_ > 0 else ()):  # at ε = 0 nothing can move: the clean verdicts
+        start = time.perf_counter()
+        idx = robust.nonzero().squeeze(1)
+        for part in spans(len(idx), block):
+            b = idx[part]
+            generator = torch.Generator().manual_seed(seed)  # reseeded per call, as the reference
+            res = ATTACKS[config.method].impl(model, x[b], y[b], eps_, config, generator)
+            fooled = res.success
+            x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
+            robust[b[fooled]] = False
+            broken_by[b[fooled]] = k
+            if progress is not None:
+                progress(len(b))
+        accuracy[config.method] = float(robust.float().mean())
+        seconds[config.method] = time.perf_counter() - start
+    return AutoAttackResult(x_adv, ~robust, margin(z_adv, y), z_adv, broken_by, tuple(c.method for c in configs),
+                            accuracy, seconds)
+
+
+def autoattack_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
+                     generator: torch.Generator | None = None) -> AutoAttackResult:
+    """``catalog.ATTACKS`` "autoattack": the standard version with the config's norm, bounds and chunks,
+    seeded from the generator (``seed_of``)."""
+    if config.targeted:
+        raise ValueError("autoattack is untargeted: targeted=True is not allowed")
+    device = model_device(model)
+    return autoattack(model, x.to(device), y.to(device), eps, norm=config.norm, seed=seed_of(generator),
+                      bounds=config.bounds, chunk_size=config.chunk_size)

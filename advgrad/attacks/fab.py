@@ -1,0 +1,260 @@
+"""FAB-T: the targeted Fast Adaptive Boundary attack (Croce & Hein, ICML 2020, arXiv 1907.02044), as
+AutoAttack runs it (Croce & Hein, ICML 2020, arXiv 2003.01690; reference implementation pyautoattack 0.2.0).
+
+For each target class t (the 2nd, 3rd, … highest clean logit) and each sample not yet broken, FAB
+linearises the boundary between the true class y and t at the current iterate x′:
+
+    f(z) = z_t − z_y ≈ f(x′) + ⟨w, z − x′⟩,   w = ∇ₓf(x′),   i.e. the hyperplane ⟨w, z⟩ = ⟨w, x′⟩ − f(x′).
+
+Both x′ and the original point x are projected onto that hyperplane inside the box, in the attacked norm
+(δ₁ from x′, δ₂ from x: ``_fab_projections``), and the iterate moves to a combination biased towards x and
+extrapolated by η (the paper's sec. 3):
+
+    x′ ← clip((x′ + η·δ₁)·(1 − α) + (x + η·δ₂)·α),   α = min(‖δ₁‖ / (‖δ₁‖ + ‖δ₂‖), α_max).
+
+Where x′ is then misclassified, ‖x′ − x‖ is recorded if it is the smallest so far and x′ is pulled back
+towards x: x′ ← x + β·(x′ − x). After ``steps`` iterations a sample is broken by this target if its
+smallest adversarial point is within ε and the model still misclassifies it; broken samples keep that
+point and are not attacked with the next targets. Restarts after the first start from a random point at
+distance ε/2 (in the norm), drawn from a private generator seeded with ``seed`` exactly as the reference
+draws from torch's global RNG after ``torch.manual_seed(seed)`` (the global RNG is never touched).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from advgrad import _validate
+from advgrad._runtime import frozen_eval
+from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius, seed_of, untargeted
+from advgrad.attacks._chunks import chunk_for, slices
+from advgrad.attacks._fab_projections import project_l1, project_l2, project_linf
+from advgrad.attacks.result import AttackResult
+from advgrad.configs import AttackConfig
+from advgrad.losses import margin
+from advgrad.norms import NormSpec, Radius, get_norm
+
+NONE_FOUND = 1e10  # the reference's "no adversarial point yet" distance
+
+_PROJECT = {"inf": project_linf, "2": project_l2, "1": project_l1}
+
+
+def _length(name: str) -> Callable[[Tensor], Tensor]:
+    """‖v‖ per row of a (R, D) tensor, with the reference's formula for each norm (same rounding)."""
+    if name == "inf":
+        return lambda v: v.abs().amax(dim=1)
+    if name == "2":
+        return lambda v: v.pow(2).sum(dim=1).sqrt()
+    return lambda v: v.abs().sum(dim=1)
+
+
+def _column(r: Radius, n: int, like: Tensor) -> Tensor:
+    """A radius as an (n, 1, …, 1) tensor in like's dtype and device."""
+    r = r if isinstance(r, Tensor) else torch.full((n,), r, dtype=like.dtype)
+    return r.to(dtype=like.dtype, device=like.device).view(-1, *[1] * (like.ndim - 1))
+
+
+def _random_start(x: Tensor, eps: Radius, name: str, generator: torch.Generator, lo: float, hi: float) -> Tensor:
+    """x plus a random direction scaled to norm ε/2, clipped to the box: U(−1, 1) per coordinate for L∞,
+    Gaussian for L2 and L1, drawn on the CPU generator with the reference's calls and shapes."""
+    if name == "inf":
+        u = (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1).to(x.device)
+    else:
+        u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    scale = _length(name)(u.flatten(1)).view(-1, *[1] * (x.ndim - 1))  # (n, 1, …, 1)
+    return (x + _column(eps, len(x), x) * u / scale * 0.5).clamp(lo, hi)
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: Tensor, chunk: int) -> Tensor:
+    """model(x), ``chunk`` samples at a time, without a graph: (N, K)."""
+    return torch.cat([model(x[part]) for part in slices(len(x), chunk)])
+
+
+def _boundary(model: nn.Module, x: Tensor, y: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """f = z_target − z_y at x, (n,), and its input gradient ∇ₓf, (n, …): one forward and one backward
+    of Σᵢ fᵢ (row i's gradient is its own), never the parameters' gradients."""
+    rows = torch.arange(len(x), device=x.device)
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        z = model(xg)                                  # (n, K)
+        f = -(z[rows, y] - z[rows, target])
+        (g,) = torch.autograd.grad(f.sum(), xg)
+    return f.detach(), g
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The validated options of one ``fab_targeted`` call."""
+
+    norm: str          # "inf", "2" or "1"
+    steps: int
+    alpha_max: float
+    eta: float
+    beta: float
+    lo: float
+    hi: float
+    early_stop: bool
+    chunk: int
+
+
+def _step(cur: Tensor, x: Tensor, f: Tensor, g: Tensor, s: _Settings) -> Tensor:
+    """One FAB step from the iterate ``cur`` (n, …) of the points x, given f = z_t − z_y at cur (n,) and
+    its gradient g (n, …): both cur and x projected onto the linearised boundary in the box (one call for
+    the 2n rows), then the biased, extrapolated combination, clipped to the box."""
+    m, shape = len(cur), (-1, *[1] * (cur.ndim - 1))
+    w = g.flatten(1)                                          # (m, D) the hyperplane ⟨w, z⟩ = b
+    b = (g * cur).flatten(1).sum(dim=-1) - f                  # (m,)
+    d = _PROJECT[s.norm](torch.cat((cur.flatten(1), x.flatten(1))), torch.cat((w, w)), torch.cat((b, b)),
+                         s.lo, s.hi)                          # (2m, D): δ₁ rows, then δ₂ rows
+    size = _length(s.norm)(d).clamp_min(1e-8)                 # (2m,) ‖δ₁‖, then ‖δ₂‖
+    alpha = (size[:m] / (size[:m] + size[m:])).clamp(0, s.alpha_max).view(shape)
+    d1, d2 = d[:m].view_as(cur), d[m:].view_as(cur)
+    return ((cur + s.eta * d1) * (1 - alpha) + (x + d2 * s.eta) * alpha).clamp(s.lo, s.hi)
+
+
+def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor, start: Tensor, eps: Radius,
+             s: _Settings) -> tuple[Tensor, Tensor]:
+    """FAB's iterations towards ``target`` for one chunk, from ``start``. Returns (dist (n,), adv (n, …)):
+    per sample the smallest distance ‖adv − x‖ of an adversarial iterate (NONE_FOUND if none) and that
+    iterate (x if none). With ``early_stop`` a sample stops at its first adversarial iterate within ε
+    and is no longer forwarded: FAB would go on shrinking its perturbation, but it is broken already."""
+    length = _length(s.norm)
+    dist = torch.full((len(x),), NONE_FOUND, dtype=x.dtype, device=x.device)
+    adv = x.clone()
+    pos = torch.arange(len(x), device=x.device)  # (m,) which of the chunk's samples the active rows are
+    xs, ys, ts, e, cur = x, y, target, eps, start
+    for _ in range(s.steps):
+        f, g = _boundary(model, cur, ys, ts)
+        with torch.no_grad():
+            cur = _step(cur, xs, f, g, s)
+            hit = (model(cur).max(dim=1).indices != ys).nonzero().squeeze(1)  # (h,) adversarial rows
+            if len(hit) == 0:
+                continue
+            r = length((cur[hit] - xs[hit]).flatten(1))       # (h,) their distances to x
+            better = r < dist[pos[hit]]
+            adv[pos[hit[better]]], dist[pos[hit[better]]] = cur[hit[better]], r[better]
+            cur[hit] = xs[hit] + (cur[hit] - xs[hit]) * s.beta  # the backward step
+            if s.early_stop:
+                keep = torch.ones(len(cur), dtype=torch.bool, device=x.device)
+                keep[hit[r <= (e[hit] if isinstance(e, Tensor) else e)]] = False
+                if not bool(keep.any()):
+                    break
+                if not bool(keep.all()):
+                    xs, ys, ts, cur, pos = xs[keep], ys[keep], ts[keep], cur[keep], pos[keep]
+                    e = e[keep] if isinstance(e, Tensor) else e
+    return dist, adv
+
+
+def _attack_target(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, k: int, restart: int, s: _Settings,
+                   generator: torch.Generator) -> Tensor:
+    """One run of FAB-T on the samples x (all still unbroken) towards their k-th highest logit: returns
+    x with each sample's smallest adversarial point found (the sample itself where none was found)."""
+    z = _logits(model, x, s.chunk)                            # (n, K)
+    correct = (z.max(dim=1).indices == y).nonzero().squeeze(1)
+    out = x.clone()
+    if len(correct) == 0:
+        return out
+    target = z.sort(dim=-1).indices[:, -k][correct]           # ties broken as the reference's sort does
+    xs, ys = x[correct], y[correct]
+    es = eps[correct] if isinstance(eps, Tensor) else eps
+    start = _random_start(xs, es, s.norm, generator, s.lo, s.hi) if restart > 0 else xs
+    for part in slices(len(xs), s.chunk):
+        dist, adv = _descend(model, xs[part], ys[part], target[part], start[part],
+                             es[part] if isinstance(es, Tensor) else es, s)
+        found = dist < NONE_FOUND
+        out[correct[part][found]] = adv[found]
+    return out
+
+
+def _run(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, targets: int, restarts: int, s: _Settings,
+         seed: int) -> Tensor:
+    """The target and restart loops over the samples still unbroken; returns x_adv (x where
+    ``restarts`` is 0, after the labels and ``targets`` are checked against the model's classes)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    logits = _logits(model, x, s.chunk)
+    n_classes = logits.shape[1]
+    if bool((y >= n_classes).any()):
+        raise ValueError(f"label {int(y.max())} is outside the model's {n_classes} classes (0..{n_classes - 1})")
+    if targets > n_classes - 1:
+        raise ValueError(f"targets must be ≤ {n_classes - 1} (the model has {n_classes} classes), got {targets}")
+    robust = logits.max(dim=1).indices == y                   # (N,) not broken yet
+    x_adv = x.clone()
+    for k in range(2, targets + 2):
+        for restart in range(restarts):
+            idx = robust.nonzero().squeeze(1)
+            if len(idx) == 0:
+                return x_adv
+            xs, ys, es = x[idx], y[idx], eps[idx] if isinstance(eps, Tensor) else eps
+            cand = _attack_target(model, xs, ys, es, k, restart, s, generator)
+            # Broken: misclassified, within ε by the reference's float formula (NaN never counts).
+            fooled = _logits(model, cand, s.chunk).max(dim=1).indices != ys
+            broken = (fooled & ~(_length(s.norm)((xs - cand).flatten(1)) > es)).nonzero().squeeze(1)
+            robust[idx[broken]] = False
+            x_adv[idx[broken]] = cand[broken]
+    return x_adv
+
+
+def _check_float(name: str, value: float, rule: str, ok: Callable[[float], bool]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
+    return float(value)
+
+
+def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
+                 steps: int = 100, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1,
+                 eta: float = 1.05, beta: float = 0.9, bounds: Bounds = (0.0, 1.0), seed: int = 0,
+                 early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
+    """FAB-T (see the module docstring) against ``targets`` target classes, ``restarts`` runs each.
+
+    Returns ``AttackResult``: ``x_adv`` is, for a sample broken by some target, the smallest adversarial
+    point of the run that broke it (with ``early_stop``, its first adversarial iterate within ε), within
+    the ε-ball and the bounds; for every other sample, x itself. ``success``: argmax model(x_adv) ≠ y
+    (samples the model gets wrong at x succeed without an attack); ``loss``: the margin
+    max_{j≠y} z_j − z_y at x_adv; ``logits`` at x_adv.
+
+    - ``norm``: "inf", "2" or "1"; ``eps``: the radius (a float or per-sample (N,) tensor), both the
+      success threshold and the size of the random restarts (ε/2).
+    - ``alpha_max``, ``eta``, ``beta``: the bias towards x, the extrapolation and the backward step.
+    - ``early_stop``: stop iterating a sample once it has an adversarial point within ε (faster; the
+      same successes, a possibly larger x_adv − x).
+    - ``chunk_size``: samples per pass (default ``auto_chunk_size``). With ``chunk_size=len(x)`` and
+      ``early_stop=False`` the result is the reference's (pyautoattack 0.2.0 ``FABAttack_PT`` with
+      ``targeted=True``) bit for bit.
+
+    The model runs in eval mode with its parameters' gradients off (both restored afterwards); only the
+    input gradient is computed. Bad arguments raise ValueError naming the value.
+    """
+    xmin, xmax = check_batch(x, y)
+    name = get_norm(norm).name
+    lo, hi = check_bounds(bounds, xmin, xmax)
+    eps_ = check_radius("eps", eps, x, positive=False)
+    steps, targets, restarts = (_validate.count(n, v) for n, v in
+                                (("steps", steps), ("targets", targets), ("restarts", restarts)))
+    alpha_max = _check_float("alpha_max", alpha_max, "in [0, 1]", lambda v: 0 <= v <= 1)
+    eta = _check_float("eta", eta, "> 0", lambda v: v > 0)
+    beta = _check_float("beta", beta, "in (0, 1]", lambda v: 0 < v <= 1)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
+    x = x.detach()
+    s = _Settings(name, steps, alpha_max, eta, beta, lo, hi, bool(early_stop), chunk_for(chunk_size, model, x))
+    # ε = 0 breaks only the samples misclassified at x: no run is needed (its labels are still checked).
+    zero = bool((eps_ == 0).all()) if isinstance(eps_, Tensor) else eps_ == 0
+    with frozen_eval(model):
+        x_adv = _run(model, x, y, eps_, targets, 0 if zero else restarts, s, seed)
+        logits = _logits(model, x_adv, s.chunk)
+    return AttackResult(x_adv, logits.max(dim=1).indices != y, margin(logits, y), logits)
+
+
+def fab_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
+              generator: torch.Generator | None = None) -> AttackResult:
+    """``catalog.ATTACKS`` "fab-t": ``fab_targeted`` with the config's settings, seeded from the generator."""
+    untargeted(config)
+    return fab_targeted(model, x, y, eps, norm=config.norm, steps=config.steps, targets=config.targets,
+                        restarts=config.restarts, bounds=config.bounds, seed=seed_of(generator),
+                        early_stop=config.early_stop, chunk_size=config.chunk_size)
