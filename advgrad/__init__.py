@@ -58,17 +58,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad._runtime import frozen_eval, predict  # noqa: F401
     from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective  # noqa: F401
-    from advgrad.attacks import (  # noqa: F401
-        AttackResult,
-        fgsm,
-        get_attack,
-        input_gradient,
-        mifgsm,
-        perturb,
-        pgd,
-        run_attack,
-    )
+    from advgrad.attacks import AttackResult, get_attack, input_gradient  # noqa: F401
     from advgrad.attacks.noise import sign_noise, square_search  # noqa: F401
+    from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack  # noqa: F401
     from advgrad.backprop import (  # noqa: F401
         ForwardPass,
         HandGradients,
