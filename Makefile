@@ -2,6 +2,7 @@
 #   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
 #   make test   - venv + install (with test extras) + the whole test suite, then its peer and chunk
 #                 tests again under other CPU instruction sets
+#                 (after ruff and mypy: make lint)
 # Also: make test-fast (the suite without the slow tests, about a minute), make demo-record (rewrites the
 # committed record results/demo/ on purpose), make bench.
 PYTHON ?= python3
@@ -19,7 +20,7 @@ ISA_DEFAULT := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_I
 ISA_AVX512  := ATEN_CPU_CAPABILITY=avx512
 HAS_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
 
-.PHONY: install test test-fast test-isa demo demo-record bench clean
+.PHONY: install lint test test-fast test-isa demo demo-record bench clean
 
 install: $(STAMP)
 
@@ -30,7 +31,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check advgrad tests scripts
+	$(BIN)/mypy advgrad
+
+test: lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-isa
 

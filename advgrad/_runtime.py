@@ -21,6 +21,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from advgrad._validate import ParameterError
+
 DEVICES = ("auto", "cpu", "cuda")
 Progress = Callable[[int], None]  # called with the number of samples just done
 
@@ -50,13 +52,14 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" → cuda if available, else cpu; "cuda" without a CUDA device is a ValueError."""
+    """"auto" → cuda if available, else cpu; "cuda" without a CUDA device is a ValueError (``ParameterError``
+naming ``device``)."""
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}: expected one of {', '.join(DEVICES)}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available (use cpu or auto)")
+        raise ParameterError("device", " 'cuda' requested but no CUDA device is available (use cpu or auto)")
     return torch.device(name)
 
 

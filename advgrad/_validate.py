@@ -10,6 +10,17 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class ParameterError(ValueError):
+    """A bad value of one named parameter: the message is the parameter's name followed by ``text``
+    ("target_class 12 is out of range: ..."). The CLI spells ``parameter`` as its option (--target-class)
+    and names "a/b" as "--a/--b"; Python callers read the name they passed."""
+
+    def __init__(self, parameter: str, text: str) -> None:
+        super().__init__(parameter + text)
+        self.parameter = parameter
+        self.text = text
+
+
 def count(name: str, value: object, minimum: int = 1, *, phrase: str | None = None) -> int:
     """An integer ≥ ``minimum`` (bools are not integers here). ``phrase`` replaces "an integer ≥ minimum"
     in the message."""

@@ -218,8 +218,8 @@ def norm_name(spec: object) -> str:
         key = next((name for name, e in NORMS.items() if key == name or key in e.aliases), None)
     elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
         key = "inf" if spec == float("inf") else "2" if spec == 2 else "1" if spec == 1 else None
-    elif getattr(spec, "name", None) in NORMS:  # a Norm object
-        key = str(spec.name)
+    elif (name := getattr(spec, "name", None)) in NORMS:  # a Norm object
+        key = str(name)
     if key is None:
         raise ValueError(f"unknown norm {spec!r}: expected one of {', '.join(map(repr, NORMS))} "
                          "(or float('inf'), 2, 1)")

@@ -7,19 +7,26 @@ validates the user's options — and answers ``--help`` — before torch loads.
 - ``AttackConfig``: one attack (any name in ``catalog.ATTACKS``); the radius ε is not part of it:
   evaluations sweep it, and the minimal-ε bisection gives every sample its own.
 - ``EvalConfig``: an evaluation (``advgrad.evaluate``); recorded beside its results.
+- ``TrainingPlan``: a whole training run as ``advgrad train`` runs it (``advgrad.runs.training``): data,
+  model, the two configs above, the probe, and the files it writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Union
 
 from advgrad import _validate
+from advgrad._validate import ParameterError
 from advgrad.catalog import (
     ATTACKS,
+    DATASETS,
     DEVICES,
+    HEADS,
     LOSSES,
+    MODELS,
     OBJECTIVES,
     OPTIMIZERS,
     SCHEDULES,
@@ -248,3 +255,64 @@ class EvalConfig:
         d = asdict(self)
         d["eps"], d["attacks"], d["bounds"] = list(self.eps), list(self.attacks), list(self.bounds)
         return d
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """A training run of ``advgrad.runs.training.run_training``: train ``model`` (``hidden`` widths and
+    ``head`` for the MLPs) on the first ``n_train`` images (None: all) of ``dataset`` (files under
+    ``data_root``; ``download`` lets torchvision fetch them) with ``train``, adversarially when ``adv`` is
+    given — then a PGD probe of ``probe_steps`` steps on ``probe_n`` fixed training images tracks the best
+    epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it
+    and, with ``adv``, ``best_path``; ``resume`` continues the run saved in ``out``."""
+
+    out: Path = Path("runs/model.pt")
+    dataset: str = "mnist-5k"
+    model: str = "cnn"
+    hidden: tuple[int, ...] | None = None
+    head: str = "softmax"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    adv: AdvConfig | None = None
+    n_train: int | None = None
+    probe_n: int = 512
+    probe_steps: int = 10
+    data_root: Path | None = None
+    download: bool = False
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise once, here
+        DATASETS.get_entry(self.dataset)
+        entry = MODELS.get_entry(self.model)
+        if self.hidden is not None:
+            set_(self, "hidden", tuple(_validate.count("hidden width", w) for w in self.hidden))
+        _validate.one_of("head", self.head, HEADS)
+        if (self.hidden is not None or self.head != "softmax") and not entry.hidden:
+            takers = " and ".join(sorted(name for name, e in MODELS.items() if e.hidden))
+            raise ParameterError("hidden/head", f" apply to {takers}, not {self.model}")
+        if self.head not in entry.heads:
+            takers = ", ".join(name for name, e in MODELS.items() if self.head in e.heads)
+            raise ParameterError("head", f" {self.head} applies to {takers} only")
+        if not isinstance(self.train, TrainConfig) or not isinstance(self.adv, (AdvConfig, type(None))):
+            raise ValueError(f"train must be a TrainConfig, adv an AdvConfig or None; got {self.train!r}, {self.adv!r}")
+        _validate.optional_count("n_train", self.n_train)
+        _validate.count("probe_n", self.probe_n)
+        _validate.count("probe_steps", self.probe_steps)
+        for name in ("download", "resume"):
+            _flag(name, getattr(self, name))
+        set_(self, "out", Path(self.out))
+        if self.out.suffix.lower() != ".pt":
+            raise ParameterError("out", f" {str(self.out)!r}: expected a .pt file (the metrics JSON goes beside it, "
+                                        "same name .json)")
+        if self.data_root is not None:
+            set_(self, "data_root", Path(self.data_root))
+
+    @property
+    def metrics_path(self) -> Path:
+        """The metrics JSON beside ``out``: runs/model.pt → runs/model.json."""
+        return self.out.with_suffix(".json")
+
+    @property
+    def best_path(self) -> Path:
+        """The best-probe checkpoint beside ``out``: runs/model.pt → runs/model.best.pt."""
+        return self.out.with_name(self.out.stem + ".best" + self.out.suffix)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from advgrad.backprop import HAND_LOSSES, default_loss, hand_gradients
+from advgrad.backprop import default_loss, hand_gradients
+from advgrad.catalog import HAND_LOSSES
 from advgrad.losses import resolve_loss
 from advgrad.models import SigmoidMLP
 

@@ -8,6 +8,7 @@ are drawn, a legend, and is sized to read at README width.
 - ``example_grid``: clean | perturbation (scaled to be visible) | adversarial, with labels and confidences.
 - ``accuracy_curves``: accuracy vs ε, several attacks and several models overlaid.
 - ``training_curves``: loss and train/test (and robust, when recorded) accuracy per epoch.
+- ``epoch_curves``: one value per epoch for several runs overlaid (the robust-accuracy probe).
 - ``min_eps_figure``: histogram and CDF of the per-sample minimal ε.
 - ``landscape_figure``: loss along sign(∂J/∂X) against random sign directions (Goodfellow's linearity).
 - ``input_gradient_figure``: x, ∂J/∂X, sign(∂J/∂X) and x + ε·sign(∂J/∂X) per sample (``advgrad grad``).
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # Attack → line style, so the same attack looks the same across models; models get the colours.
 _STYLES = {"fgsm": "--", "pgd": "-", "worst": ":", "min-eps": "-."}
@@ -88,10 +90,12 @@ def example_grid(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, pred_clean: np
 
 
 def accuracy_curves(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *,
-                    title: str | None = None, percent: bool = True) -> Figure:
+                    title: str | None = None, percent: bool = True, ylabel: str | None = None,
+                    mark: float | None = None) -> Figure:
     """Accuracy against ε: one line per (model, attack). ``series`` holds (model label, records), each
     record a mapping with ``attack``, ``eps`` and ``accuracy`` (as ``advgrad eval`` writes them). Attacks
-    keep their line style across models; models keep their colour across attacks."""
+    keep their line style across models; models keep their colour across attacks. ``mark``: an ε to draw
+    as a vertical line (e.g. the training radius)."""
     if not series:
         raise ValueError("accuracy_curves needs at least one series of records")
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
@@ -109,8 +113,10 @@ def accuracy_curves(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *
             ax.plot(eps, [a * scale for a in acc], linestyle=_STYLES.get(attack, "-"),
                     marker=_MARKERS.get(attack) if len(rows) < 30 else None, color=colours[m % 10],
                     label=f"{label}: {attack}" if several else attack)
+    if mark is not None:
+        ax.axvline(mark, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("ε (L∞ radius, pixel scale)")
-    ax.set_ylabel("accuracy (%)" if percent else "accuracy")
+    ax.set_ylabel(ylabel or ("accuracy (%)" if percent else "accuracy"))
     ax.set_ylim(-0.03 * scale, 1.03 * scale)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
@@ -144,6 +150,26 @@ def training_curves(history: Sequence[Mapping[str, Any]], *, title: str | None =
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title or "Training curves")
+    return fig
+
+
+def epoch_curves(series: Sequence[tuple[str, Sequence[float | None]]], *, ylabel: str,
+                 title: str | None = None) -> Figure:
+    """One line per label through a fraction per epoch 1, 2, … (drawn in %), e.g. the robust-accuracy probe of
+    several training runs; epochs without a value (None) are left out, a series without any is not drawn."""
+    fig = Figure(figsize=(6.0, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    for label, values in series:
+        pts = [(e, 100.0 * float(v)) for e, v in enumerate(values, start=1) if v is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=9)
+    ax.set_title(title or "Accuracy per epoch")
     return fig
 
 

@@ -103,7 +103,10 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], N
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    return _atomic(path, lambda f: f.write(data))  # type: ignore[arg-type,return-value]
+    def write(f: io.BufferedWriter) -> None:
+        f.write(data)
+
+    return _atomic(path, write)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_num_threads(args.threads)
     from advgrad.adversarial import AdvConfig, make_objective
     from advgrad.data import Dataset, load_dataset
+    from advgrad.models import build_for
     from advgrad.results import write_text
     from advgrad.train import TrainConfig, fit
-    from advgrad.models import build_for
 
     full = load_dataset("mnist-5k")
     data = Dataset(full.name, full.x_train[:args.n], full.y_train[:args.n], full.x_test[:500], full.y_test[:500],

@@ -17,8 +17,8 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +102,7 @@ def contenders(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float,
 def measure(runs: dict[str, Runner], repeats: int) -> dict[str, tuple[float, float]]:
     """(median, min) seconds per contender; contenders interleaved so that load drifts hit all alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for name, run in runs.items():
+    for run in runs.values():
         run()  # warm-up: allocator, kernels, lazy imports
     for _ in range(repeats):
         for name, run in runs.items():

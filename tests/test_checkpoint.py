@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cli_util import fake_dataset, logreg_checkpoint
 from torch import nn
 
 from advgrad import results
 from advgrad.checkpoint import check_data, load_checkpoint, load_model, save_checkpoint
 from advgrad.data import Dataset
 from advgrad.models import build_for
-
-from _cli_util import fake_dataset, logreg_checkpoint
 
 
 def test_round_trip_gives_identical_predictions(trained_small: tuple[nn.Module, dict],

@@ -6,7 +6,8 @@ the group's own help is built from the one-line summaries below, so ``advgrad --
 torch nor matplotlib nor the library.
 
 How a command ends: exit 0; a usage error (a bad value, a missing file: click's errors, ValueError,
-FileNotFoundError) is one line ``Error: ...`` and exit 2; Ctrl-C is ``Aborted.`` and exit 130; anything
+FileNotFoundError) is one line ``Error: ...`` and exit 2 — a library ``ParameterError`` names the parameter
+as the command's option (target_class → --target-class); Ctrl-C is ``Aborted.`` and exit 130; anything
 else is a bug: one line ``Error: internal error: ...`` naming a file with the traceback, exit 1."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from advgrad import __version__
+from advgrad._validate import ParameterError
 from advgrad.cli._errors import internal_error_line, one_line
 from advgrad.results import current_command
 
@@ -34,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "Show ∂J/∂Wᵢ, ∂J/∂bᵢ and ∂J/∂X for test samples, by hand vs autograd vs finite differences."),
     "info": ("advgrad.cli.info", "info", "Describe the checkpoint at --model (default runs/model.pt)."),
     "plot": ("advgrad.cli.plot", "plot",
-             "Draw a figure of KIND (examples, curve, training, min-eps, landscape) from FILES into --out."),
+             "Draw a figure (examples, curve, training, min-eps, landscape) from the files the other commands "
+             "write."),
     "train": ("advgrad.cli.train", "train",
               "Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default runs/model.pt) plus the "
               "metrics OUT.json beside it."),
@@ -105,7 +108,7 @@ class _Group(click.Group):
             click.echo(f"Error: {exc.format_message()}", err=True)
             return exc.exit_code
         except (ValueError, FileNotFoundError) as exc:
-            click.echo(f"Error: {one_line(str(exc), sys.maxsize)}", err=True)
+            click.echo(f"Error: {one_line(_as_option(exc), sys.maxsize)}", err=True)
             return 2
         except (click.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort after a newline
             click.echo("Aborted.", err=True)
@@ -117,6 +120,13 @@ class _Group(click.Group):
             click.echo(internal_error_line(exc, argv), err=True)
             return 1
         return rv if isinstance(rv, int) else 0
+
+
+def _as_option(exc: BaseException) -> str:
+    """The message, with the parameter a ``ParameterError`` names spelt as an option: "a/b_c" → "--a/--b-c"."""
+    if isinstance(exc, ParameterError):
+        return "/".join("--" + name.replace("_", "-") for name in exc.parameter.split("/")) + exc.text
+    return str(exc)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

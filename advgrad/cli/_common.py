@@ -1,45 +1,38 @@
-"""What every command shares: one-line errors with exit 2, the device choice, checkpoint loading, the
-checks every output path passes before any work starts, the data check, the progress bar.
+"""What every command shares: one-line usage errors (exit 2), the --device and --model options, warnings,
+the checks every output path passes before any work starts, the progress bar.
 
 Nothing heavy is imported at module level (torch, numpy, the library): a command imports what it needs
-when it runs, so that ``advgrad --help`` and ``advgrad CMD --help`` answer at once."""
+when it runs, so that ``advgrad --help`` and ``advgrad CMD --help`` answer at once. The choices come from
+``advgrad.catalog``, which imports neither."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from advgrad.cli._names import DEVICES
+from advgrad.catalog import DEVICES
 from advgrad.results import check_writable
 
 if TYPE_CHECKING:
     import torch
 
     from advgrad.checkpoint import Checkpoint
-    from advgrad.data import Dataset
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MODEL = Path("runs/model.pt")
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
 class UsageFail(click.ClickException):
     """A bad value from the user: printed as one line ``Error: ...``, exit status 2."""
 
     exit_code = 2
-
-
-def resolve_device(name: str) -> torch.device:
-    from advgrad.train import resolve_device as _resolve_device
-
-    try:
-        return _resolve_device(name)
-    except ValueError:
-        raise UsageFail("--device cuda: no CUDA device is available (use --device cpu or auto)") from None
 
 
 def device_option(f: F) -> F:
@@ -53,37 +46,27 @@ def model_option(f: F) -> F:
 
 
 def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
-    """Load a checkpoint, turning a missing or foreign file into a one-line usage error."""
+    """The checkpoint at ``path`` (a missing or foreign file is a one-line usage error, as every ValueError)."""
     from advgrad.checkpoint import load_checkpoint
 
-    try:
-        return load_checkpoint(path, map_location=device)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageFail(str(exc)) from None
+    return load_checkpoint(path, map_location=device)
 
 
-def check_data(ckpt: Checkpoint, data: Dataset) -> None:
-    """The data must be what the checkpoint's model was trained on: exit 2 when the model cannot run on
-    it (input shape, classes), one ``warning:`` line on stderr per difference that only changes numbers."""
-    from advgrad.checkpoint import check_data as _check_data
-
-    try:
-        warnings = _check_data(ckpt, data)
-    except ValueError as exc:
-        raise UsageFail(str(exc)) from None
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+def warn(text: str) -> None:
+    """A difference that changes numbers but stops nothing: one ``warning:`` line on stderr."""
+    click.echo(f"warning: {text}", err=True)
 
 
-def parse_widths(option: str, value: str, example: str) -> list[int]:
-    """Comma-separated positive integers (layer widths), or a one-line usage error naming the value."""
-    try:
-        widths = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        widths = []
-    if not widths or any(w < 1 for w in widths):
-        raise UsageFail(f"{option} {value!r}: expected comma-separated positive integers such as {example}")
-    return widths
+def suffix(option: str, path: Path | None, wanted: str) -> None:
+    """Exit 2 unless ``path`` (if given) ends in ``wanted``."""
+    if path is not None and path.suffix.lower() != wanted:
+        raise UsageFail(f"{option} {str(path)!r}: expected a {wanted} file")
+
+
+def figure_path(option: str, path: Path) -> None:
+    """Exit 2 unless the suffix of ``path`` names a figure format."""
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        raise UsageFail(f"{option} {str(path)!r}: the suffix picks the format, one of {', '.join(FIGURE_FORMATS)}")
 
 
 def refuse_directory(path: Path) -> None:
@@ -101,7 +84,7 @@ def _entry(path: Path) -> str:
 def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[str, Path]] = ()) -> None:
     """Before any work: no two outputs are one file, no output is one of the inputs, and each output's
     folder provably takes a new file (``results.check_writable``). Each pair is (what the user calls it,
-    path). Called after a command's own suffix rules; one-line usage error otherwise.
+    path). Called after a command's own suffix rules; one-line usage error (exit 2) otherwise.
 
     Two outputs collide when they name one folder entry (``runs/../m.json`` and ``m.json``). An output
     destroys an input when it names the input's entry or, for an input given through a symlink, the file
@@ -121,21 +104,29 @@ def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[st
                 raise UsageFail(f"{name_out} {str(out)!r} is the input {name_in}: writing it would destroy "
                                 "the input; choose another path")
     for _, out in outputs:
-        try:
-            check_writable(out)
-        except ValueError as exc:
-            raise UsageFail(str(exc)) from None
+        check_writable(out)  # ValueError: one line, exit 2
 
 
-def progress_bar(total: int, desc: str, unit: str) -> Any:
+def progress_bar(desc: str, unit: str) -> Any:
     """A tqdm bar on stderr while stderr is a terminal; a disabled one in pipes, logs and tests. Only the
     CLI draws it: the library reports progress through a callback."""
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     try:
         show = sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced or closed stderr
         show = False
     # delay: nothing flashes up for a run shorter than that; leave=False: the finished bar is erased.
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show, leave=False,
+    return tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, disable=not show, leave=False,
                 dynamic_ncols=True, delay=0.3)
+
+
+def follow(bar: Any) -> Callable[[int, int], None]:
+    """The library's progress callback ``progress(done, total)`` drawn on a tqdm bar."""
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update

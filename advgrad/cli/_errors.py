@@ -9,9 +9,9 @@ import platform
 import shlex
 import tempfile
 import traceback
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 MAX_MESSAGE = 500  # characters of the exception's message on the error line; the file has all of it
 

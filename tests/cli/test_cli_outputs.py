@@ -8,12 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
+from _cli_util import assert_usage_error, invoke, logreg_checkpoint, run, run_python, tree
 
 import advgrad.checkpoint
 import advgrad.data
 from advgrad.data import Dataset
-
-from _cli_util import assert_usage_error, invoke, logreg_checkpoint, run, run_python, tree
 
 QUICK = ["--model", "logreg", "--epochs", "1", "--n-train", "100", "--schedule", "constant", "--quiet"]
 EVAL = ["--n", "8", "--steps", "1", "--no-sanity", "--eps", "0.1"]

@@ -6,12 +6,12 @@ state still resumes."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
-
 from _cli_util import assert_usage_error, invoke, run, stopped_run, tree
 
 CLEAN = ["--model", "logreg", "--epochs", "2", "--n-train", "100", "--batch-size", "32", "--quiet"]

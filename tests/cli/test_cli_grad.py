@@ -12,9 +12,10 @@ from click.testing import CliRunner
 
 from advgrad.checkpoint import checkpoint_meta, save_checkpoint
 from advgrad.cli import main
+from advgrad.configs import TrainConfig
 from advgrad.data import Dataset
 from advgrad.models import build_for
-from advgrad.train import TrainConfig, fit
+from advgrad.train import fit
 
 
 @pytest.fixture(scope="module")

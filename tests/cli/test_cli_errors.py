@@ -10,10 +10,9 @@ from pathlib import Path
 
 import click
 import pytest
+from _cli_util import ENV, assert_usage_error, invoke, run_python
 
 import advgrad.cli.info as info_cmd
-
-from _cli_util import ENV, assert_usage_error, invoke, run_python
 
 INTERNAL = re.compile(r"^Error: internal error: (\w+)(?:: (.*))? \(traceback saved in (.+)\)$")
 

@@ -23,18 +23,18 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from _cli_util import ROOT, invoke, run, stopped_run, tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advgrad.checkpoint import load_checkpoint
-
-from _cli_util import ROOT, invoke, run, stopped_run, tree
 
 INPUTS = ["m.pt", "m.json", "a.json", "ex.npz", "e.json", "e.csv", "bad.pt", "bad.json", "bad.npz", "missing.pt",
           "adir", "blocker/x.pt", "", "link.pt"]

@@ -1,22 +1,85 @@
-"""``train --resume`` continues from the training state saved in OUT: an untrusted file, like any
-checkpoint. The state is checked here, part by part, before training continues from it, so that a damaged
-one is a one-line usage error instead of a crash inside ``fit`` (at once, or an epoch later)."""
+"""Resuming a training run (``TrainingPlan.resume``) from the state saved in ``out``: an untrusted file, like
+any checkpoint. It must hold a training state of the same run (the model, data, configs and probe it records
+are compared with the plan's), and that state is checked part by part before training continues from it, so
+that a damaged one is a ``ParameterError`` naming ``resume`` instead of a crash inside ``fit`` (at once, or an
+epoch later)."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from torch import nn
-
-    from advgrad.adversarial import RobustProbe
-    from advgrad.train import TrainConfig
+from advgrad import checkpoint as _checkpoint
+from advgrad._validate import ParameterError
+from advgrad.adversarial import RobustProbe
+from advgrad.configs import TrainConfig
 
 RECORD_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds")
 PARTIAL_KEYS = ("loss_sum", "correct", "seen", "seconds")
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What ``out`` holds to continue from: the weights, ``fit``'s state and the probe's (None without one)."""
+
+    state_dict: dict[str, Any]
+    resume: dict[str, Any]
+    guard: dict[str, Any] | None
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(epochs done, batches of the next epoch done)."""
+        return int(self.resume["epoch"]), int(self.resume["batch"])
+
+
+def load_saved(out: Path, identity: dict[str, Any]) -> Saved | None:
+    """The state saved in ``out``, or None if there is no file; ``ParameterError`` (``resume``) when it cannot
+    be read, holds no training state, or records another run than ``identity``."""
+    if not out.exists():
+        return None
+    try:
+        ckpt = _checkpoint.load_checkpoint(out)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ParameterError("resume", f": {exc}") from None
+    if "resume" not in ckpt.extra:
+        raise ParameterError("resume", f": {out} holds no training state (written by an older advgrad, or a "
+                                       "best-only checkpoint)")
+    diff = first_difference({key: ckpt.meta.get(key) for key in identity}, identity)
+    if diff:
+        raise ParameterError("resume", f": {out} is from a different configuration ({diff}); use the same options "
+                                       "or another --out")
+    return Saved(ckpt.model.state_dict(), ckpt.extra["resume"], ckpt.extra.get("guard"))
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two records first differ ("adversarial.eps: checkpoint has 0.3, this command 0.2"), else None.
+    Lists and tuples compare as lists; a data set's n_train is not compared (the plan's n_train is)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if key == "n_train" and path.endswith("dataset"):
+                continue
+            diff = first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return None if a == b else f"{path}: checkpoint has {a!r}, this command {b!r}"
+
+
+def check_saved(saved: Saved, out: Path, *, model: nn.Module, config: TrainConfig, n_train: int, objective: Any,
+                probe: RobustProbe | None) -> None:
+    """``check_resume`` on the state saved in ``out``, as a ``ParameterError`` naming ``resume``."""
+    try:
+        check_resume(saved.resume, model=model, config=config, n_train=n_train, objective=objective, probe=probe,
+                     guard=saved.guard)
+    except ValueError as exc:
+        raise ParameterError("resume", f": {out} holds a damaged training state: {exc}") from None
 
 
 def _int(value: Any) -> bool:

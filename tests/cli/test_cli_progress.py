@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from _cli_util import ENV, invoke, logreg_checkpoint, run
 
 from advgrad.data import Dataset
-
-from _cli_util import ENV, invoke, logreg_checkpoint, run
 
 
 def on_terminal(args: list[str], cwd: Path, interrupt_when: str | None = None,

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import click
 import pytest
+from _cli_util import ENV, assert_usage_error, invoke
 from click.testing import CliRunner
 
-from advgrad.cli import COMMANDS, _names, main
-
-from _cli_util import ENV, assert_usage_error, invoke
+from advgrad.cli import COMMANDS, main
 
 HEAVY = ("torch", "matplotlib", "numpy", "tqdm")
 
@@ -89,18 +88,47 @@ def test_group_help_shows_each_command_s_own_summary() -> None:
     assert "train   Train a model" in invoke("--help").output
 
 
-def test_the_copied_choices_and_defaults_equal_the_library_s() -> None:
-    from advgrad import adversarial, backprop, data, losses, models, train
-    from advgrad.evaluate import EvalConfig
+def _options(*path: str) -> dict[str, click.Parameter]:
+    """The parameters of ``advgrad PATH...`` (a command, or a plot kind) by name."""
+    command: click.Command | None = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.get_command(click.Context(command), name)
+    assert command is not None
+    return {p.name: p for p in command.params if p.name}
 
-    assert _names.DATASETS == data.DATASETS and _names.MODEL_NAMES == models.MODEL_NAMES
-    assert _names.HEADS == models.HEADS and _names.DEVICES == train.DEVICES
-    assert (_names.OPTIMIZERS, _names.SCHEDULES) == (train.OPTIMIZERS, train.SCHEDULES)
-    assert (_names.ADV_METHODS, _names.DEFAULT_BETA) == (adversarial.METHODS, adversarial.DEFAULT_BETA)
-    assert (_names.LOSSES, _names.HAND_LOSSES) == (losses.LOSSES, backprop.HAND_LOSSES)
-    defaults = train.TrainConfig()
-    assert _names.TRAIN == {k: getattr(defaults, k) for k in _names.TRAIN}
-    assert _names.EVAL == {k: getattr(EvalConfig(), k) for k in _names.EVAL}
+
+def _choices(param: click.Parameter) -> list[str]:
+    assert isinstance(param.type, click.Choice)
+    return list(param.type.choices)
+
+
+def test_choices_and_defaults_are_the_catalog_s_and_the_configs_own() -> None:
+    """The commands hold no copies of names or defaults: their choices are advgrad.catalog's entries and
+    their defaults the configs' (both torch-free, so --help still imports no torch: see above)."""
+    from advgrad import catalog
+    from advgrad.cli._types import Names
+    from advgrad.configs import EvalConfig, TrainConfig
+
+    train, attack, eval_, grad = (_options(name) for name in ("train", "attack", "eval", "grad"))
+    assert _choices(train["dataset"]) == list(catalog.DATASETS) and _choices(train["model_name"]) == list(catalog.MODELS)
+    assert _choices(train["head"]) == list(catalog.HEADS) and _choices(train["device"]) == list(catalog.DEVICES)
+    assert (_choices(train["optimizer"]), _choices(train["schedule"])) == (list(catalog.OPTIMIZERS),
+                                                                          list(catalog.SCHEDULES))
+    assert _choices(train["adv_method"]) == ["none", *catalog.OBJECTIVES]
+    assert _choices(train["loss"]) == list(catalog.TRAIN_LOSSES) and _choices(grad["loss"]) == list(catalog.HAND_LOSSES)
+    assert _choices(attack["loss"]) == list(catalog.LOSSES) and _choices(attack["norm"]) == list(catalog.NORMS)
+    assert set(_choices(attack["method"])) <= set(catalog.ATTACKS)
+    assert isinstance(eval_["attacks"].type, Names) and eval_["attacks"].type.choices == tuple(catalog.ATTACKS)
+    compared = []
+    for params, config in ((train, TrainConfig()), (eval_, EvalConfig())):
+        for name, param in params.items():  # flags default to off; eps and attacks are comma lists (below)
+            if hasattr(config, name) and not getattr(param, "is_flag", False) and name not in ("eps", "attacks"):
+                assert param.default == getattr(config, name), name
+                compared.append(name)
+    assert len(compared) == 16, compared  # train: 10 TrainConfig fields; eval: 6 EvalConfig fields
+    assert eval_["eps"].type.convert(eval_["eps"].default, None, None) == EvalConfig().eps
+    assert eval_["attacks"].type.convert(eval_["attacks"].default, None, None) == EvalConfig().attacks
 
 
 def test_unknown_command_bare_group_and_version() -> None:

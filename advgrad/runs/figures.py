@@ -1,0 +1,58 @@
+"""The figures of ``advgrad plot``, each from the files another command writes (read and checked by
+``advgrad.records``, drawn by ``advgrad.plots``): a matplotlib ``Figure`` for ``results.write_figure``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from advgrad import plots, records
+from advgrad.evaluate import loss_landscape
+from advgrad.runs._inputs import Warn, open_inputs
+
+PathLike = str | os.PathLike[str]
+
+
+def examples(path: PathLike, *, n: int = 8, title: str | None = None) -> Figure:
+    """Clean | perturbation | adversarial for ``n`` examples of ``attack --save-examples``' file, the ones
+    the attack fooled first."""
+    arrays, class_names = records.read_examples(path)
+    return plots.example_grid(**records.fooled_first(arrays), n=n, class_names=class_names, title=title)
+
+
+def curve(paths: Sequence[PathLike], *, title: str | None = None) -> Figure:
+    """Accuracy against ε, every attack of every eval (or attack) record overlaid, labelled by file name."""
+    return plots.accuracy_curves([records.accuracy_records(p) for p in paths], title=title)
+
+
+def training(path: PathLike, *, title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch from the metrics JSON of ``advgrad train``."""
+    name, history = records.training_history(path)
+    return plots.training_curves(history, title=title or f"Training curves: {name or Path(path).stem}")
+
+
+def min_eps(paths: Sequence[PathLike], *, title: str | None = None) -> Figure:
+    """Histogram and CDF of the minimal ε of each ``advgrad eval --min-eps`` record."""
+    series, eps_max = [], 0.0
+    for path in paths:
+        values, top = records.min_eps(path)
+        series.append((Path(path).stem, values))
+        eps_max = max(eps_max, top)
+    return plots.min_eps_figure(series, eps_max=eps_max or None, title=title)
+
+
+def landscape(model_path: PathLike, *, n: int = 3, eps_max: float = 0.3, seed: int = 0,
+              data_root: PathLike | None = None, title: str | None = None, on_warning: Warn | None = None) -> Figure:
+    """The loss along sign(∂J/∂X) against random sign directions (seeded with ``seed``) for the first ``n``
+    test images of the checkpoint at ``model_path``, up to a step of ``eps_max``."""
+    inputs = open_inputs(model_path, data_root=data_root, device="cpu", on_warning=on_warning)
+    x, y = inputs.test_split(n)
+    t, along, rand = loss_landscape(inputs.model, x, y, eps_max=eps_max, bounds=inputs.bounds,
+                                    generator=torch.Generator().manual_seed(seed))
+    labels = [f"#{i} ({inputs.data.class_names[int(c)]})" for i, c in enumerate(y)]
+    return plots.landscape_figure(t.tolist(), along.numpy(), rand.numpy(), labels=labels,
+                                  title=title or f"Loss along sign(∂J/∂X) vs random signs: {inputs.model_name}")
