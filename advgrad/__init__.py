@@ -62,9 +62,9 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad.attacks.apgd import apgd, apgd_targeted  # noqa: F401
     from advgrad.attacks.autoattack import AutoAttackResult, autoattack  # noqa: F401
     from advgrad.attacks.fab import fab_targeted  # noqa: F401
+    from advgrad.attacks.noise import sign_noise  # noqa: F401
     from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack  # noqa: F401
     from advgrad.attacks.square import square  # noqa: F401
-    from advgrad.attacks.noise import sign_noise  # noqa: F401
     from advgrad.backprop import (  # noqa: F401
         ForwardPass,
         HandGradients,
