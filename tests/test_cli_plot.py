@@ -160,3 +160,15 @@ def test_real_process_inconsistent_examples_exit_2(tmp_path: Path) -> None:
         f"Error: '{tmp_path / 'bad.npz'}': pred_adv is int64 of shape (1,), expected 4 integers; "
         "write the file with `advgrad attack --save-examples`"]
     assert not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("value", [None, "0.5", True, float("nan")], ids=["null", "string", "bool", "nan"])
+def test_curve_refuses_a_record_whose_numbers_are_not_numbers(tmp_path: Path, value: object) -> None:
+    """Found by the CLI fuzz test: an attack record whose adversarial accuracy was damaged to null crashed
+    inside the figure (an internal error); it is a one-line usage error."""
+    record = tmp_path / "a.json"
+    record.write_text(json.dumps({"method": "fgsm", "eps": 0.1, "adversarial_accuracy": value}))
+    res = CliRunner().invoke(main, ["plot", "curve", str(record), "--out", str(tmp_path / "c.png")])
+    assert res.exit_code == 2, res.output
+    assert "a record needs a name and finite numbers for eps and accuracy" in res.output
+    assert not (tmp_path / "c.png").exists()

@@ -14,6 +14,7 @@ read. numpy, matplotlib and torch are imported when the command runs.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,12 @@ def _records(path: Path) -> tuple[str, list[dict[str, Any]]]:
     bad = [r for r in records if not isinstance(r, dict) or not {"attack", "eps", "accuracy"} <= set(r)]
     if bad:
         raise UsageFail(f"{str(path)!r}: records need attack, eps and accuracy")
+    for r in records:  # a record from a damaged or foreign file: refuse it here, not inside the figure
+        numbers = [r["eps"], r["accuracy"]]
+        if not isinstance(r["attack"], str) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+            raise UsageFail(f"{str(path)!r}: a record needs a name and finite numbers for eps and accuracy, "
+                            f"got {r['attack']!r}, {r['eps']!r}, {r['accuracy']!r}")
     return path.stem, records
 
 
