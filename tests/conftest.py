@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -17,6 +18,13 @@ matplotlib.use("Agg")
 from advgrad.checkpoint import save_checkpoint  # noqa: E402
 from advgrad.data import Dataset, load_dataset  # noqa: E402
 from advgrad.train import TrainConfig, build_for, checkpoint_meta, fit  # noqa: E402
+
+
+# A shell starts background jobs with SIGINT ignored, and a process that starts so (pytest, and every
+# process it spawns) never turns Ctrl-C into KeyboardInterrupt. The Ctrl-C tests need the ordinary
+# disposition: Python's own handler here, so that spawned processes start with the default one.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
