@@ -10,9 +10,9 @@ from advgrad import evaluate as ev
 N = 100  # test images per evaluation: small enough to keep this file fast
 
 
-def test_gradient_free_attacks_stay_in_the_ball(trained_small, batch) -> None:  # type: ignore[no-untyped-def]
+def test_gradient_free_attacks_stay_in_the_ball(trained_small, mnist5k) -> None:  # type: ignore[no-untyped-def]
     model, _ = trained_small
-    x, y = batch[0][:20], batch[1][:20]
+    x, y = mnist5k.x_test[:20], mnist5k.y_test[:20]
     g = torch.Generator().manual_seed(0)
     for x_adv in (ev.sign_noise(x, 0.1, generator=g), ev.square_search(model, x, y, 0.1, queries=20, generator=g)):
         assert x_adv.shape == x.shape
