@@ -35,7 +35,7 @@ def steps(quick: bool = False) -> list[list[str]]:
     attack = ["attack", "--model", model, "--eps", EPS, *n]
     evaluate = ["eval", "--model", model, "--eps", "0,0.1" if quick else EVAL_EPS, "--min-eps", "--out", "eval.json"]
     evaluate += ["--n", "40", "--steps", "3", "--queries", "10", "--precision", "0.05"] if quick else \
-        ["--n", "500", "--steps", "20", "--queries", "100", "--precision", "0.02"]
+        ["--n", "500", "--steps", "20", "--queries", "100", "--precision", "0.02", "--attacks", "fgsm,pgd,autoattack"]
     return [
         train,
         [*attack, "--method", "fgsm", "--out", "attack_fgsm.json", "--save-examples", "examples_fgsm.npz"],

@@ -123,6 +123,47 @@ def machine(threads: int) -> str:
             f"load average {load:.1f} at the end")
 
 
+AA_N = 1000  # test images for the AutoAttack comparison: its cost on the shared 2-core machine
+
+
+def autoattack_command(method: str, runs: Path, out: Path) -> list[str]:
+    """PGD-50×10 and the standard AutoAttack on the same first AA_N test images, one `advgrad eval` run."""
+    return [sys.executable, "-m", "advgrad", "eval", "--model", str(runs / f"{method}.pt"), "--eps", str(EPS),
+            "--attacks", "pgd,autoattack", "--steps", "50", "--restarts", "10", "--n", str(AA_N), "--no-sanity",
+            "--seed", "0", "--out", str(out / "autoattack" / f"{method}.json")]
+
+
+def autoattack_stage(method: str, runs: Path, out: Path, threads: int) -> None:
+    cmd = autoattack_command(method, runs, out)
+    print("$", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, cwd=ROOT)
+
+
+def autoattack_lines(out: Path) -> list[str]:
+    """The table of PGD-50×10 against AutoAttack (and its cascade) from the eval records, if any."""
+    rows = []
+    for m in METHODS:
+        path = out / "autoattack" / f"{m}.json"
+        if not path.exists():
+            continue
+        rec = json.loads(path.read_text())
+        by = {r["attack"]: r for r in rec["records"] if r["eps"] == EPS}
+        aa, pgd = by["autoattack"], by["pgd"]
+        cascade = " | ".join(f"{v:.2%}" for v in aa["cascade"].values())
+        rows.append(f"| {m} | {rec['clean_accuracy']:.2%} | {pgd['accuracy']:.2%} | {cascade} | "
+                    f"{100 * (pgd['accuracy'] - aa['accuracy']):+.2f} | {aa['seconds']:.0f} |")
+    if not rows:
+        return []
+    return ["", f"## PGD-50×10 against AutoAttack (first {AA_N:,} test images)", "",
+            "Each row is one `advgrad eval --eps 0.1 --attacks pgd,autoattack --steps 50 --restarts 10 "
+            f"--n {AA_N} --no-sanity --seed 0` run (records in [autoattack/](autoattack/)): the standard "
+            "AutoAttack's robust accuracy after each member of its cascade (the last is AutoAttack's), and how "
+            "many points PGD-50×10 over-reports by.", "",
+            "| method | clean | PGD-50×10 | after APGD-CE | after APGD-T | after FAB-T | after Square = AutoAttack "
+            "| PGD − AA (points) | AA seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+
+
 def report(out: Path, restarts: int) -> None:
     import matplotlib
 
@@ -152,6 +193,7 @@ def report(out: Path, restarts: int) -> None:
               "![accuracy vs eps](accuracy_vs_eps.png)", "", "![probe](probe.png)", "",
               "Reproduce: `python scripts/repro_fashion.py --stage all` (see its docstring; needs Debian's "
               "dataset-fashion-mnist).", ""]
+    lines += autoattack_lines(out)
     if recs:
         # Each run records the machine and the load when it ended: seconds compare only at similar load.
         lines += ["Machine and load per run (the 2 cores were shared with other jobs; seconds are wall time):", ""]
@@ -187,7 +229,7 @@ def report(out: Path, restarts: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("train", "eval", "report", "all"), default="all")
+    p.add_argument("--stage", choices=("train", "eval", "autoattack", "report", "all"), default="all")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "repro_fashion")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "repro_fashion")
@@ -209,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
             train(m, args.runs, args.threads)
         if args.stage in ("eval", "all"):
             evaluate(m, args.runs, args.out, args.curve_n, args.restarts, args.restarts_n)
+        if args.stage in ("autoattack", "all"):
+            autoattack_stage(m, args.runs, args.out, args.threads)
     if args.stage in ("report", "all"):
         report(args.out, args.restarts)
 
