@@ -41,10 +41,13 @@ class AttackEntry(Entry):
     """``impl(model, x, y, eps, config, generator) -> AttackResult``. ``norms``: the threat models it runs;
     ``defaults``: AttackConfig fields the method sets unless the user does (FGSM: one step, no random start);
     ``alpha_factor``: the default step α = alpha_factor·ε/steps (None: the method has no step size);
-    ``gradient_free``: it never asks for ∂J/∂X; ``paper``: where it comes from."""
+    ``gradient_free``: it never asks for ∂J/∂X; ``paper``: where it comes from; ``options``: the
+    AttackConfig fields a user may set for it (beyond ``norm``, ``bounds`` and ``chunk_size``, which every
+    attack takes): the CLI refuses the others."""
 
     norms: tuple[str, ...] = ("inf", "2", "1")
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
     alpha_factor: float | None = None
     gradient_free: bool = False
     paper: str = ""
@@ -114,29 +117,38 @@ class Registry(dict[str, T], Generic[T]):
 
 
 _AA = "Croce & Hein 2020, arXiv 2003.01690"
+_GRADIENT = ("targeted", "loss")
 ATTACKS: Registry[AttackEntry] = Registry("attack", {
     "fgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
                         "fast gradient sign method (Goodfellow et al. 2015): one step of size ε",
-                        defaults={"steps": 1, "random_start": False}, alpha_factor=1.0, paper="arXiv 1412.6572"),
+                        defaults={"steps": 1, "random_start": False}, alpha_factor=1.0, paper="arXiv 1412.6572",
+                        options=_GRADIENT),
     "pgd": AttackEntry("advgrad.attacks.pgd:gradient_attack",
                        "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
-                       alpha_factor=2.5, paper="arXiv 1706.06083"),
+                       alpha_factor=2.5, paper="arXiv 1706.06083",
+                       options=(*_GRADIENT, "steps", "alpha", "restarts", "random_start")),
     "mifgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
                           "momentum iterative FGSM (Dong et al. 2018): the transfer attack, α = ε/steps",
                           defaults={"momentum": 1.0, "random_start": False}, alpha_factor=1.0,
-                          paper="arXiv 1710.06081"),
+                          paper="arXiv 1710.06081",
+                          options=(*_GRADIENT, "steps", "alpha", "momentum")),
     "apgd-ce": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the cross-entropy (AutoAttack)",
-                           ("inf", "2"), {"steps": 100}, paper=_AA),
+                           ("inf", "2"), {"steps": 100}, paper=_AA,
+                           options=("steps", "restarts", "eot")),
     "apgd-dlr": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the DLR loss (AutoAttack)",
-                            ("inf", "2"), {"steps": 100}, paper=_AA),
+                            ("inf", "2"), {"steps": 100}, paper=_AA,
+                            options=("steps", "restarts", "eot")),
     "apgd-t": AttackEntry("advgrad.attacks.apgd:apgd_targeted_entry",
                           "Auto-PGD on the targeted DLR loss, 9 target classes (AutoAttack)",
-                          ("inf", "2"), {"steps": 100}, paper=_AA),
+                          ("inf", "2"), {"steps": 100}, paper=_AA,
+                          options=("steps", "restarts", "targets", "eot")),
     "fab-t": AttackEntry("advgrad.attacks.fab:fab_entry", "targeted FAB, minimal-norm boundary steps (AutoAttack)",
-                         ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044"),
+                         ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044",
+                         options=("steps", "restarts", "targets")),
     "square": AttackEntry("advgrad.attacks.square:square_entry",
                           "Square Attack: score-based random search, 5,000 queries (AutoAttack)",
-                          ("inf", "2"), gradient_free=True, paper="Andriushchenko et al. 2020, arXiv 1912.00049"),
+                          ("inf", "2"), gradient_free=True, paper="Andriushchenko et al. 2020, arXiv 1912.00049",
+                          options=("queries", "restarts")),
     "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack_entry",
                               "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
                               "survivors",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -14,13 +15,16 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from advgrad.checkpoint import (
-    checkpoint_meta,  # noqa: E402
-    save_checkpoint,  # noqa: E402
-)
+from advgrad.checkpoint import checkpoint_meta, save_checkpoint  # noqa: E402
 from advgrad.data import Dataset, load_dataset  # noqa: E402
-from advgrad.models import build_for
-from advgrad.train import TrainConfig, fit
+from advgrad.models import build_for  # noqa: E402
+from advgrad.train import TrainConfig, fit  # noqa: E402
+
+# A shell starts background jobs with SIGINT ignored, and a process that starts so (pytest, and every
+# process it spawns) never turns Ctrl-C into KeyboardInterrupt. The Ctrl-C tests need the ordinary
+# disposition: Python's own handler here, so that spawned processes start with the default one.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ from advgrad.results import current_command
 # tests/test_cli_startup.py checks each summary against the command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "attack": ("advgrad.cli.attack", "attack",
-               "Attack the model's test images with FGSM (one step) or PGD and report what survives."),
+               "Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and "
+               "report what survives."),
     "eval": ("advgrad.cli.eval", "eval_cmd",
              "How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε "
              "(only correctly classified points are attacked; \"worst\" = survives every attack), optionally "

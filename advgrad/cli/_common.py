@@ -116,9 +116,11 @@ def progress_bar(desc: str, unit: str) -> Any:
         show = sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced or closed stderr
         show = False
-    # delay: nothing flashes up for a run shorter than that; leave=False: the finished bar is erased.
+    # delay: nothing flashes up for a run shorter than 0.3 s, unless tqdm's own TQDM_DELAY says otherwise
+    # (tqdm reads TQDM_* only for arguments not passed); leave=False: the finished bar is erased.
+    delay = {} if "TQDM_DELAY" in os.environ else {"delay": 0.3}
     return tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, disable=not show, leave=False,
-                dynamic_ncols=True, delay=0.3)
+                dynamic_ncols=True, **delay)
 
 
 def follow(bar: Any) -> Callable[[int, int], None]:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import click
 
-from advgrad.catalog import LOSSES, NORMS
+from advgrad.catalog import ATTACKS, LOSSES, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
@@ -26,24 +26,28 @@ from advgrad.cli._common import (
 from advgrad.cli._types import FloatIn, IntIn
 from advgrad.configs import AttackConfig
 
-# The attacks of catalog.ATTACKS this command runs (tests/cli/test_startup.py checks they are there): FGSM's
-# single step, or PGD with the options below.
-METHODS = ("fgsm", "pgd")
-PGD_ONLY = ("steps", "alpha", "restarts", "random_start")
+# Every attack of catalog.ATTACKS; each takes the options its entry lists (``AttackEntry.options``).
+METHODS = tuple(ATTACKS)
+TUNABLE = ("steps", "alpha", "restarts", "random_start", "targeted", "loss", "queries", "targets")
 POSITIVE = IntIn(min=1, rule="a positive integer")
+NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
+         "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack"}
 
 
 @click.command()
 @model_option
 @click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), required=True,
               help="Budget ε: the largest ‖x′ − x‖ allowed.")
-@click.option("--method", type=click.Choice(METHODS), default="fgsm", show_default=True)
+@click.option("--method", type=click.Choice(METHODS), default="fgsm", show_default=True,
+              help="fgsm, pgd, mifgsm; AutoAttack's members apgd-ce, apgd-dlr, apgd-t, fab-t, square; or the "
+                   "whole autoattack (standard version). `advgrad info --attacks` describes each.")
 @click.option("--norm", type=click.Choice(tuple(NORMS)), default="inf", show_default=True, help="Lp norm of ε.")
-@click.option("--steps", type=POSITIVE, default=10, show_default=True, help="PGD steps.")
+@click.option("--steps", type=POSITIVE, default=None,
+              help="Iterations [default: 10 for pgd and mifgsm, 100 for the AutoAttack members].")
 @click.option("--alpha", type=FloatIn(0.0, min_open=True, rule="a finite number > 0"), default=None,
-              help="PGD step size [default: 2.5·ε/steps].")
+              help="Step size of pgd/mifgsm [default: 2.5·ε/steps for pgd, ε/steps for mifgsm].")
 @click.option("--restarts", type=POSITIVE, default=1, show_default=True,
-              help="PGD random restarts (the worst example per sample is kept).")
+              help="Random restarts (the worst example per sample is kept).")
 @click.option("--random-start/--no-random-start", "random_start", default=True, show_default=True,
               help="PGD: start from a uniform point of the ε-ball.")
 @click.option("--targeted", is_flag=True, help="Push towards a target class (--target-class or --target).")
@@ -51,6 +55,9 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--target", "target_mode", type=click.Choice(["random"]), default=None,
               help="random: a random class other than the label, per sample (seeded).")
 @click.option("--loss", type=click.Choice(tuple(LOSSES)), default="ce", show_default=True)
+@click.option("--queries", type=POSITIVE, default=5000, show_default=True, help="Square's query budget.")
+@click.option("--n-targets", "targets", type=IntIn(min=1, rule="a positive integer"), default=9, show_default=True,
+              help="Target classes tried by apgd-t and fab-t.")
 @click.option("--n", "n", type=POSITIVE, default=None, help="Attack the first N test images (default: all).")
 @click.option("--batch-size", type=POSITIVE, default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random starts and random targets.")
@@ -63,18 +70,20 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
               help="Also write x, x_adv, y, predictions and confidences (a .npz file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON record to stdout instead of the table.")
 @click.pass_context
-def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: str, steps: int,
+def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: str, steps: int | None,
            alpha: float | None, restarts: int, random_start: bool, targeted: bool, target_class: int | None,
-           target_mode: str | None, loss: str, n: int | None, batch_size: int, seed: int, device: str,
-           data_root: Path | None, out: Path, save_examples: Path | None, as_json: bool) -> None:
-    """Attack the model's test images with FGSM (one step) or PGD and report what survives.
+           target_mode: str | None, loss: str, queries: int, targets: int, n: int | None, batch_size: int,
+           seed: int, device: str, data_root: Path | None, out: Path, save_examples: Path | None,
+           as_json: bool) -> None:
+    """Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and report
+    what survives.
 
     FGSM: x′ = clip(x + ε·sign ∂J/∂X) (L∞); PGD: many projected steps, optionally restarted. The attack
     success rate counts only the images the model classified correctly (for targeted attacks: those
     whose label is not the target, now classified as the target).
     """
     config = _config(ctx, method, norm=norm, steps=steps, alpha=alpha, restarts=restarts, random_start=random_start,
-                     targeted=targeted, loss=loss)
+                     targeted=targeted, loss=loss, queries=queries, targets=targets)
     target = _target(targeted, target_class, target_mode)
     suffix("--out", out, ".json")
     suffix("--save-examples", save_examples, ".npz")
@@ -97,13 +106,16 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
 
 
 def _config(ctx: click.Context, method: str, **options: Any) -> AttackConfig:
-    """The ``AttackConfig`` of the options; FGSM takes none of PGD's."""
-    if method == "fgsm":
-        given = [p for p in PGD_ONLY if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT]
-        if given:
-            raise UsageFail(f"--{given[0].replace('_', '-')} applies to --method pgd only")
-        options = {k: v for k, v in options.items() if k not in PGD_ONLY}
-    return AttackConfig.of(method, **options)
+    """The ``AttackConfig`` of the options: the ones given on the command line must be ones the method takes
+    (``AttackEntry.options``); the method's own defaults fill the rest."""
+    takes = ATTACKS[method].options
+    given = [p for p in TUNABLE if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT
+             and options.get(p) is not None]
+    wrong = [p for p in given if p not in takes]
+    if wrong:
+        allowed = ", ".join(f"--{p.replace('_', '-')}" for p in takes) or "none of these"
+        raise UsageFail(f"--{wrong[0].replace('_', '-')} does not apply to --method {method} (it takes: {allowed})")
+    return AttackConfig.of(method, norm=options["norm"], **{p: options[p] for p in given})
 
 
 def _target(targeted: bool, target_class: int | None, target_mode: str | None) -> int | Literal["random"] | None:
@@ -117,12 +129,14 @@ def _target(targeted: bool, target_class: int | None, target_mode: str | None) -
 
 def _print_table(record: dict[str, Any], model_path: Path) -> None:
     method, steps, restarts = record["method"], record["steps"], record["restarts"]
-    name = "FGSM" if method == "fgsm" else f"PGD-{steps}" + (f"×{restarts}" if restarts > 1 else "")
+    name = NAMES.get(method, method) + (f"-{steps}" if "steps" in ATTACKS[method].options else "") \
+        + (f"×{restarts}" if restarts > 1 else "")
     goal = "" if not record["targeted"] else f", targeted ({record['target']})"
     click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']} test, n = {record['n']}; "
                f"{name} {NORMS[record['norm']].symbol} ε = {record['eps']:g}"
-               + (f", α = {record['alpha']:g}" if method == "pgd" else "")
-               + f", loss {record['loss']}{goal}, seed {record['provenance']['seed']}")
+               + (f", α = {record['alpha']:g}" if "alpha" in ATTACKS[method].options else "")
+               + (f", loss {record['loss']}" if "loss" in ATTACKS[method].options else "")
+               + f"{goal}, seed {record['provenance']['seed']}")
     rate = record["attack_success_rate"]
     rows = [("clean accuracy", f"{record['clean_accuracy']:.2%}"),
             ("adversarial accuracy", f"{record['adversarial_accuracy']:.2%}"),
@@ -130,6 +144,7 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
             ("mean confidence (adv)", f"{record['mean_confidence_adv']:.3f}"),
             ("max ‖x′ − x‖∞ / mean ‖x′ − x‖₂", f"{record['max_linf']:.4g} / {record['mean_l2']:.4g}"),
             ("time", f"{record['seconds']:.2f} s ({record['images_per_second'] or 0:.0f} images/s)")]
+    rows += [(f"  accuracy after {member}", f"{acc:.2%}") for member, acc in record.get("cascade", {}).items()]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")

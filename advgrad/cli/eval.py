@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from advgrad.catalog import ATTACKS
+from advgrad.catalog import ATTACKS, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
@@ -33,9 +33,12 @@ DEFAULTS = EvalConfig()
 @click.command("eval")
 @model_option
 @click.option("--eps", type=Floats(), default=",".join(f"{e:g}" for e in DEFAULTS.eps), show_default=True,
-              help="Comma-separated L∞ radii.")
+              help="Comma-separated radii (in the --norm).")
+@click.option("--norm", type=click.Choice(tuple(NORMS)), default=DEFAULTS.norm, show_default=True,
+              help="Lp norm of the threat model.")
 @click.option("--attacks", type=Names(tuple(ATTACKS)), default=",".join(DEFAULTS.attacks), show_default=True,
-              help=f"Comma-separated: {', '.join(ATTACKS)}.")
+              help=f"Comma-separated: {', '.join(ATTACKS)} (autoattack: the standard ensemble, "
+                   "APGD-CE → APGD-T → FAB-T → Square).")
 @click.option("--steps", type=int, default=DEFAULTS.steps, show_default=True, help="PGD steps (α = 2.5·ε/steps).")
 @click.option("--restarts", type=int, default=DEFAULTS.restarts, show_default=True, help="PGD random restarts.")
 @click.option("--n", "n", type=IntIn(min=1, rule="a positive integer"), default=None,
@@ -55,14 +58,14 @@ DEFAULTS = EvalConfig()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/eval.json"), show_default=True,
               help="JSON record, a .json file; the CSV table goes beside it (same name, .csv). Neither may be "
                    "the --model file.")
-def eval_cmd(model_path: Path, eps: tuple[float, ...], attacks: tuple[str, ...], steps: int, restarts: int,
+def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple[str, ...], steps: int, restarts: int,
              n: int | None, batch_size: int, min_eps: bool, precision: float, queries: int, no_sanity: bool,
              seed: int, device: str, data_root: Path | None, out: Path) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
     per-sample minimal ε, and a sanity report that flags gradient masking."""
-    config = EvalConfig(eps=eps, attacks=attacks, steps=steps, restarts=restarts, batch_size=batch_size, seed=seed,
-                        min_eps=min_eps, precision=precision, queries=queries)
+    config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, batch_size=batch_size,
+                        seed=seed, min_eps=min_eps, precision=precision, queries=queries)
     csv_path = out.with_suffix(".csv")
     if out.suffix.lower() != ".json":
         raise UsageFail(f"--out {str(out)!r}: expected a .json file (the CSV goes beside it)")
@@ -85,12 +88,16 @@ def _print_report(report: EvalReport, model_path: Path) -> None:
     """The header, one line per accuracy record, and the sanity report."""
     record, evaluation, config = report.record, report.evaluation, report.evaluation.config
     click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']} test, n = {record['n']}, "
-               f"clean accuracy {evaluation.clean_accuracy:.2%}; PGD-{config.steps}×{config.restarts}, L∞, "
-               f"seed {config.seed}")
-    click.echo(f"{'attack':>8}  {'ε':>6}  {'accuracy':>8}  {'seconds':>7}")
+               f"clean accuracy {evaluation.clean_accuracy:.2%}; PGD-{config.steps}×{config.restarts}, "
+               f"{NORMS[config.norm].symbol}, seed {config.seed}")
+    w = max(8, *(len(r["attack"]) for r in evaluation.records))
+    click.echo(f"{'attack':>{w}}  {'ε':>6}  {'accuracy':>8}  {'seconds':>7}")
     for r in evaluation.records:
-        click.echo(f"{r['attack']:>8}  {r['eps']:>6g}  {r['accuracy']:>8.2%}  {r['seconds']:>7.1f}")
+        click.echo(f"{r['attack']:>{w}}  {r['eps']:>6g}  {r['accuracy']:>8.2%}  {r['seconds']:>7.1f}")
+        if "cascade" in r:  # an ensemble: robust accuracy after each member
+            click.echo(" " * (w + 2) + " → ".join(f"{m} {a:.2%}" for m, a in r["cascade"].items()))
     if evaluation.checks:
         click.echo("sanity report:")
+        width = max(len(c.name) for c in evaluation.checks)
         for c in evaluation.checks:
-            click.echo(f"  {c.status:<4}  {c.name:<14}  {c.message}")
+            click.echo(f"  {c.status:<4}  {c.name:<{width}}  {c.message}")

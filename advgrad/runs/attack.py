@@ -22,6 +22,8 @@ from advgrad._runtime import logits as logits_of
 from advgrad._runtime import spans
 from advgrad._validate import ParameterError
 from advgrad.attacks import run_attack
+from advgrad.attacks.autoattack import AutoAttackResult
+from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import provenance
@@ -58,18 +60,23 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
 
 def _attack_batches(model: nn.Module, x: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
                     batch_size: int, device: torch.device, generator: torch.Generator,
-                    done: Callable[[int], None]) -> dict[str, Tensor]:
+                    done: Callable[[int], None]) -> dict[str, Any]:
     """The attack, batch by batch: x_adv and the clean and adversarial predictions and confidences, on the
     CPU; ``done(k)`` after each batch of k images."""
     parts: dict[str, list[Tensor]] = {k: [] for k in ("x_adv", "pred_clean", "conf_clean", "pred_adv", "conf_adv")}
+    stages: tuple[str, ...] = ()
     for part in spans(len(labels), batch_size):
         xb, yb = x[part].to(device), labels[part].to(device)
         result = run_attack(model, xb, yb, eps, config=config, generator=generator)
         clean = _predict(model, logits_of(model, xb, batch_size=len(xb)))
         for key, value in zip(parts, (result.x_adv.cpu(), *clean, *_predict(model, result.logits))):
             parts[key].append(value)
+        if isinstance(result, AutoAttackResult):  # an ensemble: which member broke each point
+            stages = result.stages
+            parts.setdefault("broken_by", []).append(result.broken_by.cpu())
         done(len(yb))
-    return {k: torch.cat(v) for k, v in parts.items()}
+    out = {k: torch.cat(v) for k, v in parts.items()}
+    return {**out, "stages": stages} if stages else out
 
 
 def attack_report(model_path: str | os.PathLike[str], eps: float, config: AttackConfig, *, target: Target = None,
@@ -119,7 +126,14 @@ def _counter(progress: Progress | None, total: int) -> Callable[[int], None]:
     return done
 
 
-def _record(out: dict[str, Tensor], x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig,
+def _cascade(out: dict[str, Any]) -> dict[str, float]:
+    """An ensemble's robust accuracy after each of its members, in cascade order (``broken_by``: the index
+    of the member that broke a point, −1 where the model is wrong already, the member count where none did)."""
+    broken_by = out["broken_by"]
+    return {name: float((broken_by > k).double().mean()) for k, name in enumerate(out["stages"])}
+
+
+def _record(out: dict[str, Any], x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig,
             target: Target, inputs: Inputs, seconds: float) -> dict[str, Any]:
     """The JSON record, its fields in the order ``advgrad attack`` has always written them."""
     delta = (out["x_adv"] - x).flatten(1)  # (N, D)
@@ -128,7 +142,8 @@ def _record(out: dict[str, Tensor], x: Tensor, y: Tensor, labels: Tensor, eps: f
     eligible = correct & (labels != y) if targeted else correct
     fooled = (out["pred_adv"] == labels) if targeted else (out["pred_adv"] != y)
     return {
-        "method": config.method, "norm": config.norm, "eps": eps, "alpha": config.step_size(eps),
+        "method": config.method, "norm": config.norm, "eps": eps,
+        "alpha": config.step_size(eps) if ATTACKS[config.method].alpha_factor is not None else None,
         "steps": config.steps, "restarts": config.restarts, "random_start": config.random_start,
         "targeted": targeted, "target": target, "loss": config.to_dict()["loss"],
         "model": inputs.checkpoint.meta["model"], "dataset": inputs.data.name, "bounds": list(inputs.bounds),
@@ -141,4 +156,5 @@ def _record(out: dict[str, Tensor], x: Tensor, y: Tensor, labels: Tensor, eps: f
         "mean_l2": float(delta.norm(dim=1).double().mean()),
         "seconds": seconds, "images_per_second": len(y) / seconds if seconds > 0 else None,
         "device": str(inputs.device),
+        **({"cascade": _cascade(out)} if "stages" in out else {}),
     }

@@ -85,7 +85,7 @@ def test_same_seed_same_record(trained_small_path: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize("args,message", [
     (["--eps", "-1"], "--eps must be a finite number ≥ 0, got -1.0"),
     (["--eps", "nan"], "--eps must be a finite number ≥ 0, got nan"),
-    (["--eps", "0.1", "--steps", "5"], "--steps applies to --method pgd only"),
+    (["--eps", "0.1", "--steps", "5"], "--steps does not apply to --method fgsm (it takes: --targeted, --loss)"),
     (["--eps", "0.1", "--method", "pgd", "--steps", "0"], "--steps must be a positive integer, got 0"),
     (["--eps", "0.1", "--method", "pgd", "--restarts", "0"], "--restarts must be a positive integer, got 0"),
     (["--eps", "0.1", "--method", "pgd", "--alpha", "0"], "--alpha must be a finite number > 0, got 0.0"),

@@ -27,8 +27,10 @@ def on_terminal(args: list[str], cwd: Path, interrupt_when: str | None = None,
     with ``interrupt_when``, send SIGINT once that text has appeared on the terminal."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "advgrad", *args], cwd=cwd, env=ENV, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=slave)
+    # TQDM_DELAY=0: the bar appears at once, however fast this machine finishes the run (a fast CI
+    # machine finished before the 0.3 s delay and drew nothing).
+    proc = subprocess.Popen([sys.executable, "-m", "advgrad", *args], cwd=cwd, env={**ENV, "TQDM_DELAY": "0"},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     seen, sent, deadline = b"", False, time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,0 +1,111 @@
+"""``advgrad attack --method`` over every attack of the catalog, and ``advgrad eval --attacks autoattack``:
+the CLI's numbers are the library's on the same points (the library's own tests compare it with the
+reference AutoAttack), the per-member cascade is recorded, and options a method does not take are usage
+errors that name what it does take."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import advgrad
+from advgrad.catalog import ATTACKS, NORMS
+from advgrad.checkpoint import load_model, save_checkpoint
+from advgrad.cli import main
+from advgrad.data import Dataset
+from advgrad.models import build_for
+
+N = 24  # test images: a mix of robust and broken points for the seeded logreg below at ε = 0.05
+
+
+@pytest.fixture(scope="module")
+def logreg(mnist5k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logreg trained two epochs (seeded, ~5 s): correct on most of the first N test images; AutoAttack
+    breaks some of them at ε = 0.05 (L∞) and 1.0 (L2), not all."""
+    model, meta = build_for("logreg", mnist5k, seed=0)
+    advgrad.fit(model, mnist5k, advgrad.TrainConfig(epochs=2, batch_size=50, lr=3e-3, device="cpu", seed=0))
+    path = tmp_path_factory.mktemp("aa") / "m.pt"
+    save_checkpoint(path, model.eval(), {"model": meta, "dataset": mnist5k.meta()})
+    return path
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("method", [m for m in ATTACKS if m != "autoattack"])
+def test_every_method_runs_and_keeps_the_budget(logreg: Path, tmp_path: Path, method: str) -> None:
+    out = tmp_path / "a.json"
+    extra = ["--steps", "5"] if "steps" in ATTACKS[method].options else []
+    extra += ["--queries", "50"] if "queries" in ATTACKS[method].options else []
+    code, output = _invoke("attack", "--model", str(logreg), "--eps", "0.1", "--method", method, "--n", str(N),
+                           *extra, "--out", str(out))
+    assert code == 0, output
+    rec = json.loads(out.read_text())
+    assert rec["method"] == method and rec["n"] == N
+    assert rec["max_linf"] <= 0.1 + 1e-6  # every method stays in the L∞ ball
+    assert rec["adversarial_accuracy"] <= rec["clean_accuracy"]
+    assert (rec["alpha"] is None) == (ATTACKS[method].alpha_factor is None)
+
+
+@pytest.mark.slow
+def test_attack_autoattack_equals_the_library_and_records_its_cascade(logreg: Path, mnist5k: Dataset,
+                                                                      tmp_path: Path) -> None:
+    out = tmp_path / "aa.json"
+    code, output = _invoke("attack", "--model", str(logreg), "--eps", "0.05", "--method", "autoattack", "--n",
+                           str(N), "--out", str(out))
+    assert code == 0, output
+    rec = json.loads(out.read_text())
+    model = load_model(logreg)
+    x, y = mnist5k.x_test[:N], mnist5k.y_test[:N]
+    library = advgrad.autoattack(model, x, y, 0.05, seed=0)  # the same points, seed and version
+    assert rec["adversarial_accuracy"] == pytest.approx(float((~library.success).double().mean()))
+    assert list(rec["cascade"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert rec["cascade"] == pytest.approx({k: v for k, v in library.accuracy.items() if k != "clean"})
+    after = list(rec["cascade"].values())
+    assert after == sorted(after, reverse=True) and after[-1] == pytest.approx(rec["adversarial_accuracy"])
+    assert 0 < rec["adversarial_accuracy"] < rec["clean_accuracy"]  # the fixture's premise: a mix
+    assert "accuracy after square" in output
+
+
+@pytest.mark.slow
+def test_eval_autoattack_in_l2_records_the_cascade(logreg: Path, mnist5k: Dataset, tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    code, output = _invoke("eval", "--model", str(logreg), "--eps", "0,1.0", "--norm", "2", "--attacks",
+                           "pgd,autoattack", "--n", str(N), "--steps", "5", "--no-sanity", "--out", str(out))
+    assert code == 0, output
+    rec = json.loads(out.read_text())
+    assert rec["config"]["norm"] == "2" and NORMS["2"].symbol in output.splitlines()[0]
+    aa = next(r for r in rec["records"] if r["attack"] == "autoattack" and r["eps"] == 1.0)
+    worst = next(r for r in rec["records"] if r["attack"] == "worst" and r["eps"] == 1.0)
+    library = advgrad.autoattack(load_model(logreg), mnist5k.x_test[:N], mnist5k.y_test[:N], 1.0, norm="2",
+                                 seed=0)
+    assert aa["accuracy"] == pytest.approx(float((~library.success).double().mean()))
+    assert list(aa["cascade"].values())[-1] == pytest.approx(aa["accuracy"]) and worst["accuracy"] <= aa["accuracy"]
+    assert "apgd-ce" in output and "→" in output
+
+
+@pytest.mark.parametrize("method,option,takes", [
+    ("square", ["--steps", "5"], "--queries, --restarts"),
+    ("autoattack", ["--restarts", "2"], "none of these"),
+    ("apgd-ce", ["--alpha", "0.1"], "--steps, --restarts"),
+    ("apgd-t", ["--targeted", "--target-class", "1"], "--steps, --restarts"),
+    ("fgsm", ["--queries", "10"], "--targeted, --loss"),
+])
+def test_an_option_the_method_does_not_take_is_a_usage_error(logreg: Path, tmp_path: Path, method: str,
+                                                             option: list[str], takes: str) -> None:
+    code, output = _invoke("attack", "--model", str(logreg), "--eps", "0.1", "--method", method, *option,
+                           "--out", str(tmp_path / "a.json"))
+    assert code == 2 and f"does not apply to --method {method}" in output and takes in output, output
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_a_norm_the_method_does_not_implement_is_a_usage_error(logreg: Path, tmp_path: Path) -> None:
+    code, output = _invoke("attack", "--model", str(logreg), "--eps", "0.1", "--method", "apgd-ce", "--norm", "1",
+                           "--out", str(tmp_path / "a.json"))
+    assert code == 2 and "apgd-ce implements the norms inf, 2, not '1'" in output, output
+    assert output.count("\n") == 1
