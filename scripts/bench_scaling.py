@@ -78,8 +78,10 @@ def run(config: str, args: argparse.Namespace) -> dict[str, float]:
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
         options = ["--worker", str(out), "--threads", str(threads), "--n-train", str(args.n_train),
                    "--n-eval", str(args.n_eval), "--model", args.model, "--steps", str(args.steps)]
-        subprocess.run([*launcher, str(Path(__file__).resolve()), *options], env=env, check=True,
-                       capture_output=True, timeout=3600)
+        proc = subprocess.run([*launcher, str(Path(__file__).resolve()), *options], env=env, capture_output=True,
+                              text=True, timeout=3600)
+        if proc.returncode != 0:  # say why: the launcher's and the workers' last words
+            raise SystemExit(f"{config} failed with exit status {proc.returncode}:\n{proc.stderr[-3000:]}")
         return json.loads(out.read_text())
 
 
