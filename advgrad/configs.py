@@ -59,6 +59,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     loss: str = "ce"  # "ce" or "mse": J = ½‖onehot(y) − ŷ‖², ŷ the model's output probabilities
+    # Accelerator options, off by default (each changes the bits, so each is part of the run's identity):
+    amp: bool = False            # the training forward under bf16 autocast (the attacks stay float32)
+    channels_last: bool = False  # conv models and their 4-D batches in channels-last memory format
+    compile: bool = False        # the training forward through torch.compile
 
     def __post_init__(self) -> None:
         _validate.count("epochs", self.epochs, phrase="a positive integer")
@@ -70,9 +74,16 @@ class TrainConfig:
         for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"),
                                      (self.device, DEVICES, "device"), (self.loss, TRAIN_LOSSES, "loss")):
             _validate.one_of(what, value, allowed)
+        for name in ACCELERATION:
+            _flag(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; an accelerator option only when on, so that a run without them has the same record
+        (and checkpoint identity for ``--resume``) as before they existed."""
+        return {k: v for k, v in asdict(self).items() if k not in ACCELERATION or v}
+
+
+ACCELERATION = ("amp", "channels_last", "compile")  # TrainConfig's accelerator flags
 
 
 @dataclass(frozen=True)

@@ -5,36 +5,32 @@ respect to the input instead; see ``advgrad.attacks``.)
 adversarial training is ``objective``: a function (model, x, y, progress) → (loss, logits) that computes
 the scalar loss whose parameter gradient is taken for one batch. The default is the clean loss
 J(f(x), y); adversarial objectives (``advgrad.adversarial``) perturb x with ∂J/∂X inside theirs.
+
+The epoch loop is ``advgrad.train_loop``. Past one process (``advgrad.distributed.setup`` under torchrun),
+``fit`` trains with PyTorch's DistributedDataParallel: every process draws the same shuffled order and
+takes its share of each global batch, DDP averages ∂J/∂W over the processes, and only process 0
+checkpoints (``advgrad._ddp``).
 """
 
 from __future__ import annotations
 
 import math
-import signal
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from advgrad import _validate
-from advgrad._runtime import (
-    check_batch,
-    check_dtype,
-    check_labels,
-    forward,
-    frozen_eval,
-    model_device,
-    resolve_device,
-    spans,
-)
-from advgrad.catalog import OPTIMIZERS, SCHEDULES
+from advgrad import _ddp, _validate, distributed
+from advgrad._runtime import check_batch, check_dtype, model_device, resolve_device, spans
+from advgrad.catalog import OPTIMIZERS
 from advgrad.configs import TrainConfig
-from advgrad.data import Dataset, batches
+from advgrad.data import Dataset
 from advgrad.losses import resolve_loss
+from advgrad.train_loop import EpochCallback as EpochCallback
+from advgrad.train_loop import History as History
+from advgrad.train_loop import Run, count_correct, epochs
+from advgrad.train_loop import StateCallback as StateCallback
+from advgrad.train_loop import lr_factor as lr_factor
 
 
 def _constant(t: float) -> float:
@@ -60,17 +56,6 @@ def _adam(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
 
-@dataclass
-class History:
-    """Per-epoch records: epoch, train_loss, train_accuracy, test_accuracy, lr, seconds (+ extras)."""
-
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return dict(self.epochs[-1]) if self.epochs else {}
-
-
 class Objective(Protocol):
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, progress: float) -> tuple[Tensor, Tensor]:
         """Return (scalar loss to differentiate with respect to the parameters, logits on x)."""
@@ -88,19 +73,12 @@ def clean_objective(loss: str, model: nn.Module) -> Objective:
     return objective
 
 
-def lr_factor(schedule: str, t: float) -> float:
-    """Learning-rate multiplier of ``schedule`` (a name in ``catalog.SCHEDULES``) at progress t ∈ [0, 1]."""
-    factor: float = SCHEDULES.get_entry(schedule).impl(t)
-    return factor
-
-
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     optimizer: torch.optim.Optimizer = OPTIMIZERS[config.optimizer].impl(
         [p for p in model.parameters() if p.requires_grad], config)
     return optimizer
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
              device: torch.device | str | None = None) -> float:
     """Fraction of x classified as y, in frozen eval mode (the model's mode is restored, also on errors).
@@ -109,105 +87,7 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
     check_batch(x, y)
     _validate.count("batch_size", batch_size)
     check_dtype(model, x)
-    device = device or model_device(model)
-    correct = 0
-    with frozen_eval(model):
-        for part in spans(len(y), batch_size):
-            yb = y[part].to(device)
-            logits = forward(model, x[part].to(device))
-            check_labels(logits, yb)
-            correct += int((logits.argmax(1) == yb).sum())
-    return correct / len(y)
-
-
-EpochCallback = Callable[[int, dict[str, Any]], None]
-StateCallback = Callable[[dict[str, Any]], None]
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples → lists, recursively: a checkpoint holds only tensors, dicts, lists and scalars, so that
-    ``torch.load(weights_only=True)`` reads it."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-class _InterruptFlag:
-    """While training, the first Ctrl-C (SIGINT) only raises a flag, read at the next batch boundary, where
-    a consistent state can be saved; a second Ctrl-C interrupts at once."""
-
-    def __init__(self, active: bool) -> None:
-        self.raised = False
-        self.active = active
-        self._previous: Any = None
-
-    def __enter__(self) -> _InterruptFlag:
-        if self.active and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised:
-            raise KeyboardInterrupt
-        self.raised = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-@dataclass
-class _Run:
-    """The mutable state of one training run: what a checkpoint must hold to continue it bit for bit."""
-
-    model: nn.Module
-    config: TrainConfig
-    objective: Objective
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    total_steps: int
-    history: History = field(default_factory=History)
-    step: int = 0
-    first_epoch: int = 1
-    skip: int = 0  # batches of the first epoch done before an interruption
-    partial: dict[str, Any] = field(default_factory=lambda: {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0})
-
-    def restore(self, resume: dict[str, Any]) -> None:
-        # Keep this optimizer's hyper-parameters; take the saved per-parameter state (moments, steps).
-        self.optimizer.load_state_dict({"state": resume["optimizer"]["state"],
-                                        "param_groups": self.optimizer.state_dict()["param_groups"]})
-        self.generator.set_state(resume["shuffle_rng"])
-        torch.set_rng_state(resume["torch_rng"])
-        load = getattr(self.objective, "load_state_dict", None)
-        if resume.get("objective") is not None and load is not None:
-            load(resume["objective"])
-        self.history.epochs = [dict(r) for r in resume["history"]]
-        self.step, self.first_epoch, self.skip = int(resume["step"]), int(resume["epoch"]) + 1, int(resume["batch"])
-        if self.skip:
-            self.partial = dict(resume["partial"])
-
-    def state(self, epoch_done: int, batch: int, shuffle_rng: Tensor, part: dict[str, Any]) -> dict[str, Any]:
-        get_obj = getattr(self.objective, "state_dict", None)
-        return _plain({"epoch": epoch_done, "batch": batch, "step": self.step,
-                       "optimizer": self.optimizer.state_dict(), "shuffle_rng": shuffle_rng,
-                       "torch_rng": torch.get_rng_state(), "objective": get_obj() if get_obj else None,
-                       "history": self.history.epochs, "partial": part})
-
-    def lr(self, step: int) -> float:
-        return self.config.lr * lr_factor(self.config.schedule, step / self.total_steps)
-
-    def batch(self, xb: Tensor, yb: Tensor) -> tuple[float, int]:
-        """One step on ∂J/∂W; returns (summed loss, correct predictions) of the batch."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.step)
-        loss, logits = self.objective(self.model, xb, yb, self.step / self.total_steps)
-        self.optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)  # ∂J/∂W into .grad: the parameters' gradient, the one training needs
-        self.optimizer.step()
-        self.step += 1
-        return float(loss.detach()) * len(yb), int((logits.detach().argmax(1) == yb).sum())
+    return count_correct(model, x, y, list(spans(len(y), batch_size)), device or model_device(model)) / len(y)
 
 
 def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Objective | None = None,
@@ -227,56 +107,38 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Obje
     objective's ``state_dict()`` if it has one, the history so far and the position inside the epoch. Pass
     that dict (with the model's weights restored) as ``resume`` and training continues where it stopped,
     with bit-identical weights.
+
+    Under torch.distributed (``advgrad.distributed.setup``; every process calls ``fit`` with the same
+    arguments): DistributedDataParallel. ``config.batch_size`` is the global batch, which the number of
+    processes W must divide (else ValueError); each process takes its share of every global batch of the
+    one shuffled order (``_ddp.shards``), DDP averages ∂J/∂W, the loss and accuracy sums are added up over
+    the processes and the test accuracy is shared out, so every process gets the same record.
+    ``on_epoch_end`` runs on every process (a robustness probe there gives the same numbers everywhere:
+    same weights, process 0's BatchNorm statistics); ``on_checkpoint`` on process 0 only, and Ctrl-C stops
+    every process at the same batch. Adversarial objectives attack the local share through the model
+    itself (``_ddp.TrainView``), with a random-start stream of each process's own (``_ddp.own_stream``;
+    their states are saved, so a resume needs the same W). ``config.amp``/``channels_last``/``compile``:
+    bf16 autocast of the training forward, channels-last memory, torch.compile (``_ddp.trainee``).
     """
-    device = resolve_device(config.device)
+    distributed.check_batch_size(config.batch_size)  # before any collective call: the same error on every process
+    device = _ddp.process_device(resolve_device(config.device))
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     x_train, y_train = data.x_train[:max_train], data.y_train[:max_train]
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
-    run = _Run(model, config, objective or clean_objective(config.loss, model), make_optimizer(model, config),
-               torch.Generator().manual_seed(config.seed), config.epochs * steps_per_epoch)
+    objective = objective or clean_objective(config.loss, model)
+    trainee = _ddp.trainee(model, device, amp=config.amp, compile=config.compile)
+    run = Run(model, config, objective, make_optimizer(model, config), torch.Generator().manual_seed(config.seed),
+              config.epochs * steps_per_epoch, trainee)
+    if distributed.world_size() > 1:
+        _ddp.own_stream(objective)
     if resume is not None:
         run.restore(resume)
-    with _InterruptFlag(active=on_checkpoint is not None) as interrupt:
-        for epoch in range(run.first_epoch, config.epochs + 1):
-            record = _epoch(run, epoch, (x_train, y_train), data, device, interrupt, progress, on_checkpoint)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, record)
-            run.history.epochs.append(record)
-            if on_checkpoint is not None:
-                on_checkpoint(run.state(epoch, 0, run.generator.get_state(), {}))
-                if interrupt.raised and epoch < config.epochs:
-                    raise KeyboardInterrupt
+    try:
+        epochs(run, (x_train, y_train), data, device, progress, on_epoch_end, on_checkpoint)
+    finally:
+        if config.channels_last:
+            model.to(memory_format=torch.contiguous_format)
     model.eval()
     return run.history
-
-
-def _epoch(run: _Run, epoch: int, train: tuple[Tensor, Tensor], data: Dataset, device: torch.device,
-           interrupt: _InterruptFlag, progress: bool, on_checkpoint: StateCallback | None) -> dict[str, Any]:
-    """One pass over the shuffled training set (from batch ``run.skip`` when resuming inside it), then the
-    test accuracy; the epoch's record."""
-    from tqdm.auto import tqdm
-
-    x_train, y_train = train
-    start = time.perf_counter()
-    epoch_rng = run.generator.get_state()  # the shuffling order of this epoch is drawn from here
-    run.model.train()
-    part = run.partial if run.skip else {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-    loss_sum, correct, seen, done_seconds = part["loss_sum"], part["correct"], part["seen"], part["seconds"]
-    bar = tqdm(batches(x_train, y_train, run.config.batch_size, shuffle=True, generator=run.generator),
-               total=math.ceil(len(y_train) / run.config.batch_size), desc=f"epoch {epoch}/{run.config.epochs}",
-               leave=False, disable=not progress, unit="batch", initial=run.skip)
-    for b, (xb, yb) in enumerate(bar):
-        if b < run.skip:
-            continue  # done before the interruption
-        if interrupt.raised and on_checkpoint is not None:
-            now = {"loss_sum": loss_sum, "correct": correct, "seen": seen,
-                   "seconds": done_seconds + time.perf_counter() - start}
-            on_checkpoint(run.state(epoch - 1, b, epoch_rng, now))
-            raise KeyboardInterrupt
-        batch_loss, batch_correct = run.batch(xb.to(device), yb.to(device))
-        loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-    run.skip = 0
-    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-            "test_accuracy": accuracy(run.model, data.x_test, data.y_test, device=device),
-            "lr": run.lr(run.step - 1), "seconds": done_seconds + time.perf_counter() - start}

@@ -41,8 +41,9 @@ DEFAULTS = EvalConfig()
                    "APGD-CE → APGD-T → FAB-T → Square).")
 @click.option("--steps", type=int, default=DEFAULTS.steps, show_default=True, help="PGD steps (α = 2.5·ε/steps).")
 @click.option("--restarts", type=int, default=DEFAULTS.restarts, show_default=True, help="PGD random restarts.")
-@click.option("--n", "n", type=IntIn(min=1, rule="a positive integer"), default=None,
-              help="Evaluate the first N test images (default: all).")
+@click.option("--n", "--n-test", "n", type=IntIn(min=1, rule="a positive integer"), default=None,
+              help="Evaluate the first N test images (default: all); --n-test under torchrun, whose own options "
+                   "--n... would take --n.")
 @click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
 @click.option("--min-eps", "min_eps", is_flag=True,
               help="Also bisect each sample's minimal ε with PGD (up to the largest --eps).")
@@ -70,12 +71,15 @@ def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple
     if out.suffix.lower() != ".json":
         raise UsageFail(f"--out {str(out)!r}: expected a .json file (the CSV goes beside it)")
     check_outputs([("--out", out), ("the CSV beside --out", csv_path)], inputs=[("--model", model_path)])
+    from advgrad.distributed import is_main
     from advgrad.results import write_csv, write_json
     from advgrad.runs.evaluation import CSV_FIELDS, run_eval
 
     with progress_bar("eval", "image") as bar:
         report = run_eval(model_path, config, n=n, sanity=not no_sanity, device=device, data_root=data_root,
                           on_warning=warn, progress=follow(bar))
+    if not is_main():  # under torchrun: process 0 alone prints and writes
+        return
     _print_report(report, model_path)
     write_json(out, report.record)
     write_csv(csv_path, report.rows, CSV_FIELDS)

@@ -89,6 +89,7 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
                         resume=resume)
     check_outputs([("--out", plan.out), ("the metrics JSON", plan.metrics_path)]
                   + ([("the best checkpoint", plan.best_path)] if plan.adv is not None else []))
+    from advgrad.distributed import is_main
     from advgrad.runs.training import run_training
 
     table = _Table(plan, show=not quiet)
@@ -96,9 +97,11 @@ def train(dataset: str, data_root: Path | None, download: bool, model_name: str,
         result = run_training(plan, on_start=table.start, on_epoch=table.row, on_warning=warn,
                               progress=table.show and sys.stderr.isatty())  # tqdm: never into a pipe or a log
     except KeyboardInterrupt:
-        click.echo(f"interrupted: state saved in {out}; continue with the same command plus --resume", err=True)
+        if is_main():  # under torchrun: process 0 alone prints
+            click.echo(f"interrupted: state saved in {out}; continue with the same command plus --resume", err=True)
         sys.exit(130)
-    table.end(result)
+    if is_main():
+        table.end(result)
 
 
 def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float | None, beta: float | None,

@@ -28,16 +28,16 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     narrower than ``config.precision``. Returns hi (N,) float64 — an ε at which PGD succeeded — with 0 for
     points misclassified already and ``inf`` for points PGD cannot break at ``eps_max`` (default: the full
     bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉; ``progress``: one pass at eps_max and one
-    per round."""
+    per round. Each pass is ``attack_mask`` (random starts per block of samples, seeded by (seed + pass,
+    block)); under torch.distributed every process must call it and gets the same values."""
     config = config_from(config, options)
     lo_b, hi_b = config.bounds
     eps_max = _validate.number("eps_max", hi_b - lo_b if eps_max is None else eps_max, minimum=0.0, strict=True)
-    device = model_device(model)
-    x, y = x.to(device), y.to(device)
+    device = model_device(model)  # x stays where it is: attack_mask moves it in batches
     attack = config.attack("pgd")
     rounds = bisection_rounds(eps_max, config.precision)
     tally = Tally(progress, len(y) * (1 + rounds))
-    correct = predict(model, x, config.batch_size) == y
+    correct = (predict(model, x, config.batch_size) == y.to(x.device)).to(device)
     result = torch.zeros(len(y), dtype=torch.float64, device=device)
     broken = attack_mask(model, x, y, correct, eps_max, attack, batch_size=config.batch_size, seed=config.seed,
                          tally=tally)

@@ -33,7 +33,14 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
                    sanity: bool = True, progress: Progress | None = None, **options: Any) -> Evaluation:
     """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report.
     ``progress(done, total)`` runs over all three: the sweep's and the bisection's passes of N samples,
-    then N per sanity check."""
+    then N per sanity check.
+
+    Under torch.distributed (``advgrad.distributed.setup``, as ``advgrad eval`` under torchrun) every
+    process calls it with the same arguments and gets the same ``Evaluation``, bit for bit the one of a
+    single process: every attack pass (``attack_mask``: the sweep, the bisection, the sanity report's PGD
+    passes) shares its blocks of samples out; the clean predictions and the sanity report's other checks
+    (gradients, sign noise, Square, ...) run whole on every process. Only process 0 should write the
+    records (``distributed.is_main()``)."""
     config = config_from(config, options)
     n = len(y)
     eps_max = max(config.eps) if max(config.eps) > 0 else float(config.bounds[1] - config.bounds[0])

@@ -1,6 +1,12 @@
 """The evaluation of ``advgrad eval``: ``advgrad.evaluate.evaluate_model`` on the first N test images of a
 saved model's data set, and its record — the JSON (model, data, config, accuracy records, sanity report,
-minimal ε, timing, provenance) and the CSV rows (one per accuracy record)."""
+minimal ε, timing, provenance) and the CSV rows (one per accuracy record).
+
+Under torchrun (``torchrun --nproc_per_node N -m advgrad eval ...``) every process evaluates: the attack
+passes share blocks of 256 test points out and every process ends with the one-process record, bit for bit
+(``evaluate_model``); the sanity report runs on every process (its PGD passes sharded, its other checks
+whole). Only process 0 reports (warnings, progress); the caller writes on process 0 only
+(``distributed.is_main()``)."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any
 
 import torch
 
+from advgrad import distributed
 from advgrad.configs import EvalConfig
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
 from advgrad.results import provenance
@@ -60,7 +67,10 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
              progress: Progress | None = None) -> EvalReport:
     """Evaluate the checkpoint at ``model_path`` on its first ``n`` test images (all with None) under
     ``config`` (its bounds replaced by the checkpoint's), with the sanity report unless ``sanity`` is False.
-    The global RNG is seeded with ``config.seed``."""
+    The global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring."""
+    distributed.setup(device)  # under torchrun: join the group (else: nothing)
+    if not distributed.is_main():  # process 0 alone reports
+        on_warning = progress = None
     inputs = open_inputs(model_path, data_root=data_root, device=device, on_warning=on_warning)
     config = config.but(bounds=inputs.bounds)
     x, y = inputs.test_split(n)

@@ -11,6 +11,10 @@ adversarially when the plan says so, writing after every epoch
 A run resumed after its last epoch trains nothing: it only catches up a metrics JSON that lags behind
 ``out`` (a kill between the two writes). Nothing here prints: ``on_start``, ``on_epoch(record)`` and
 ``on_warning(text)`` report, and the result says what was done.
+
+Under torchrun (``torchrun --nproc_per_node N -m advgrad train ...``) every process runs the plan:
+``distributed.setup`` joins the group, the global batch size is checked against N (ValueError on every
+process), ``fit`` trains with DDP, and only process 0 reports (the callbacks) and writes files.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from torch import nn
 
 # ``fit`` and ``load_dataset`` are called through their modules: a test replacing one sees every call.
 from advgrad import data as _data
+from advgrad import distributed
 from advgrad import train as _train
 from advgrad._runtime import resolve_device
 from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective
@@ -179,11 +184,15 @@ def run_training(plan: TrainingPlan, *, on_start: Callable[[TrainingStart], None
     """Run ``plan`` (see the module docstring); ``progress``: ``fit``'s per-epoch bar on stderr. Bad plans and
     damaged or foreign saved states raise ValueError (``ParameterError`` naming ``resume`` for the latter)
     before anything is written; Ctrl-C saves the state in ``out`` and raises ``KeyboardInterrupt``."""
+    distributed.setup(plan.train.device)  # under torchrun: join the group (else: nothing)
+    distributed.check_batch_size(plan.train.batch_size)  # before the data: one line on every process
+    if not distributed.is_main():  # process 0 alone reports
+        on_start = on_epoch = on_warning = None
     session = prepare(plan)
     saved, probe = session.saved, session.probe
     if saved is not None and saved.position[0] >= plan.train.epochs:
         done = list(saved.resume["history"])
-        if epochs_recorded(plan.metrics_path) != len(done):  # killed between OUT and its JSON
+        if distributed.is_main() and epochs_recorded(plan.metrics_path) != len(done):  # killed between OUT and JSON
             session.write_metrics(done, True)
         return TrainingResult(done, True, session.best_epoch, probe.best if probe is not None else None)
     if on_start is not None:
