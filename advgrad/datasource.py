@@ -218,7 +218,8 @@ def _read_arrays(path: Path) -> TensorSource:
     return replace(source, sha256=sha256_file(path))
 
 
-def _subset(source: TensorSource, keep: list[int] | None) -> TensorSource:
+def subset(source: TensorSource, keep: list[int] | None) -> TensorSource:
+    """The samples ``keep`` of ``source`` (``select``'s indices; None: all of it, the same object)."""
     if keep is None:
         return source
     idx = torch.tensor(keep, dtype=torch.long)
@@ -259,4 +260,4 @@ def load_data(spec: str | os.PathLike[str], *, root: str | os.PathLike[str] | No
     else:
         raise ValueError(f"unknown data set {text!r}: expected one of {', '.join(DATASETS)}, a folder of images "
                          "(ImageFolder layout) or an .npz/.pt file")
-    return _subset(source, select(source.y, source.num_classes, n, classes))
+    return subset(source, select(source.y, source.num_classes, n, classes))

@@ -219,8 +219,11 @@ def check_model_fits(model: nn.Module, sample_shape: Sequence[int], num_classes:
 class _DataShape(Protocol):
     """What ``check_model_data`` reads of a data source (``advgrad.datasource.DataSource`` has it)."""
 
-    classes_known: bool
-    bounds: tuple[float, float]
+    @property
+    def classes_known(self) -> bool: ...
+
+    @property
+    def bounds(self) -> tuple[float, float]: ...
 
     @property
     def input_shape(self) -> tuple[int, int, int]: ...
