@@ -92,9 +92,14 @@ def _check(where: str, x_adv: Tensor, y: Tensor, x: Tensor | None, meta: dict[st
 def save_examples(path: str | os.PathLike[str], x_adv: Tensor, y: Tensor, *, attack: str, eps: float,
                   norm: str = "inf", seed: int | None = None, model_sha256: str | None = None,
                   x: Tensor | None = None, bounds: tuple[float, float] = (0.0, 1.0),
-                  **extra: Any) -> Path:
+                  arrays: dict[str, np.ndarray] | None = None, **extra: Any) -> Path:
     """Write the examples and their provenance to one ``.npz`` (see the module docstring); ``extra``: more
-    JSON-able provenance (e.g. ``num_classes``, ``data``). Checked first: nothing is written for bad input."""
+    JSON-able provenance (e.g. ``num_classes``, ``data``); ``arrays``: more numeric arrays stored beside them
+    (``advgrad attack`` adds its predictions and confidences). Checked first: nothing is written for bad input."""
+    clash = sorted(set(arrays or {}) & {"x_adv", "y", "x", "meta"})
+    if clash or any(a.dtype.kind not in "biuf" for a in (arrays or {}).values()):
+        raise ValueError("arrays must be numeric arrays named other than x_adv, y, x, meta; "
+                         f"got {sorted(arrays or {})}")
     if not isinstance(attack, str) or not attack:
         raise ValueError(f"attack must be the attack's name, got {attack!r}")
     if model_sha256 is not None and not (isinstance(model_sha256, str) and len(model_sha256) == 64):
@@ -110,10 +115,11 @@ def save_examples(path: str | os.PathLike[str], x_adv: Tensor, y: Tensor, *, att
     x = None if x is None else x.detach().cpu()
     _check("", x_adv, y, x, meta)
     check_writable(path)
-    arrays: dict[str, Any] = {"x_adv": x_adv.float().numpy(), "y": y.long().numpy(), "meta": np.array(text)}
+    stored: dict[str, Any] = {**(arrays or {}), "x_adv": x_adv.float().numpy(), "y": y.long().numpy(),
+                              "meta": np.array(text)}
     if x is not None:
-        arrays["x"] = x.float().numpy()
-    return write_npz(path, **arrays)
+        stored["x"] = x.float().numpy()
+    return write_npz(path, **stored)
 
 
 def load_examples(path: str | os.PathLike[str]) -> Examples:

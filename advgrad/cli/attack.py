@@ -16,9 +16,11 @@ from advgrad.catalog import LOSSES, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
+    data_option,
     device_option,
     follow,
     model_option,
+    model_source_options,
     progress_bar,
     suffix,
     warn,
@@ -28,20 +30,22 @@ from advgrad.configs import AttackConfig
 
 # The attacks of catalog.ATTACKS this command runs (tests/cli/test_startup.py checks they are there): FGSM's
 # single step, or PGD with the options below.
-METHODS = ("fgsm", "pgd")
+METHODS = ("fgsm", "pgd", "mifgsm")
 PGD_ONLY = ("steps", "alpha", "restarts", "random_start")
 POSITIVE = IntIn(min=1, rule="a positive integer")
 
 
 @click.command()
 @model_option
+@model_source_options
+@data_option
 @click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), required=True,
               help="Budget ε: the largest ‖x′ − x‖ allowed.")
 @click.option("--method", type=click.Choice(METHODS), default="fgsm", show_default=True)
 @click.option("--norm", type=click.Choice(tuple(NORMS)), default="inf", show_default=True, help="Lp norm of ε.")
 @click.option("--steps", type=POSITIVE, default=10, show_default=True, help="PGD steps.")
 @click.option("--alpha", type=FloatIn(0.0, min_open=True, rule="a finite number > 0"), default=None,
-              help="PGD step size [default: 2.5·ε/steps].")
+              help="PGD step size [default: 2.5·ε/steps; mifgsm: ε/steps].")
 @click.option("--restarts", type=POSITIVE, default=1, show_default=True,
               help="PGD random restarts (the worst example per sample is kept).")
 @click.option("--random-start/--no-random-start", "random_start", default=True, show_default=True,
@@ -63,10 +67,10 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
               help="Also write x, x_adv, y, predictions and confidences (a .npz file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON record to stdout instead of the table.")
 @click.pass_context
-def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: str, steps: int,
+def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, norm: str, steps: int,
            alpha: float | None, restarts: int, random_start: bool, targeted: bool, target_class: int | None,
            target_mode: str | None, loss: str, n: int | None, batch_size: int, seed: int, device: str,
-           data_root: Path | None, out: Path, save_examples: Path | None, as_json: bool) -> None:
+           data_root: Path | None, out: Path, save_examples: Path | None, as_json: bool, **sources: Any) -> None:
     """Attack the model's test images with FGSM (one step) or PGD and report what survives.
 
     FGSM: x′ = clip(x + ε·sign ∂J/∂X) (L∞); PGD: many projected steps, optionally restarted. The attack
@@ -80,15 +84,15 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
     suffix("--save-examples", save_examples, ".npz")
     check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
                   inputs=[("--model", model_path)])
-    from advgrad.results import to_json, write_json, write_npz
-    from advgrad.runs.attack import attack_report
+    from advgrad.results import to_json, write_json
+    from advgrad.runs.attack import attack_report, write_examples
 
     with progress_bar("attack", "image") as bar:
         report = attack_report(model_path, eps, config, target=target, n=n, batch_size=batch_size, seed=seed,
-                               device=device, data_root=data_root, on_warning=warn, progress=follow(bar))
+                               device=device, data_root=data_root, on_warning=warn, progress=follow(bar), **sources)
     write_json(out, report.record)
     if save_examples is not None:
-        write_npz(save_examples, **report.examples)
+        write_examples(save_examples, report)
     if as_json:
         click.echo(to_json(report.record), nl=False)
         return
@@ -103,6 +107,8 @@ def _config(ctx: click.Context, method: str, **options: Any) -> AttackConfig:
         if given:
             raise UsageFail(f"--{given[0].replace('_', '-')} applies to --method pgd only")
         options = {k: v for k, v in options.items() if k not in PGD_ONLY}
+    elif method == "mifgsm" and ctx.get_parameter_source("random_start") is click.core.ParameterSource.DEFAULT:
+        options.pop("random_start")  # MI-FGSM starts at x (Dong et al. 2018) unless asked otherwise
     return AttackConfig.of(method, **options)
 
 
@@ -117,11 +123,11 @@ def _target(targeted: bool, target_class: int | None, target_mode: str | None) -
 
 def _print_table(record: dict[str, Any], model_path: Path) -> None:
     method, steps, restarts = record["method"], record["steps"], record["restarts"]
-    name = "FGSM" if method == "fgsm" else f"PGD-{steps}" + (f"×{restarts}" if restarts > 1 else "")
+    name = "FGSM" if method == "fgsm" else f"{method.upper()}-{steps}" + (f"×{restarts}" if restarts > 1 else "")
     goal = "" if not record["targeted"] else f", targeted ({record['target']})"
-    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']} test, n = {record['n']}; "
+    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}; "
                f"{name} {NORMS[record['norm']].symbol} ε = {record['eps']:g}"
-               + (f", α = {record['alpha']:g}" if method == "pgd" else "")
+               + (f", α = {record['alpha']:g}" if method != "fgsm" else "")
                + f", loss {record['loss']}{goal}, seed {record['provenance']['seed']}")
     rate = record["attack_success_rate"]
     rows = [("clean accuracy", f"{record['clean_accuracy']:.2%}"),

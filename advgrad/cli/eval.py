@@ -7,7 +7,7 @@ file; both folders must take a new file). torch and the library are imported whe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,9 +15,11 @@ from advgrad.catalog import ATTACKS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
+    data_option,
     device_option,
     follow,
     model_option,
+    model_source_options,
     progress_bar,
     warn,
 )
@@ -32,6 +34,8 @@ DEFAULTS = EvalConfig()
 
 @click.command("eval")
 @model_option
+@model_source_options
+@data_option
 @click.option("--eps", type=Floats(), default=",".join(f"{e:g}" for e in DEFAULTS.eps), show_default=True,
               help="Comma-separated L∞ radii.")
 @click.option("--attacks", type=Names(tuple(ATTACKS)), default=",".join(DEFAULTS.attacks), show_default=True,
@@ -57,7 +61,7 @@ DEFAULTS = EvalConfig()
                    "the --model file.")
 def eval_cmd(model_path: Path, eps: tuple[float, ...], attacks: tuple[str, ...], steps: int, restarts: int,
              n: int | None, batch_size: int, min_eps: bool, precision: float, queries: int, no_sanity: bool,
-             seed: int, device: str, data_root: Path | None, out: Path) -> None:
+             seed: int, device: str, data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
     per-sample minimal ε, and a sanity report that flags gradient masking."""
@@ -72,7 +76,7 @@ def eval_cmd(model_path: Path, eps: tuple[float, ...], attacks: tuple[str, ...],
 
     with progress_bar("eval", "image") as bar:
         report = run_eval(model_path, config, n=n, sanity=not no_sanity, device=device, data_root=data_root,
-                          on_warning=warn, progress=follow(bar))
+                          on_warning=warn, progress=follow(bar), **sources)
     _print_report(report, model_path)
     write_json(out, report.record)
     write_csv(csv_path, report.rows, CSV_FIELDS)
@@ -84,7 +88,7 @@ def eval_cmd(model_path: Path, eps: tuple[float, ...], attacks: tuple[str, ...],
 def _print_report(report: EvalReport, model_path: Path) -> None:
     """The header, one line per accuracy record, and the sanity report."""
     record, evaluation, config = report.record, report.evaluation, report.evaluation.config
-    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']} test, n = {record['n']}, "
+    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}, "
                f"clean accuracy {evaluation.clean_accuracy:.2%}; PGD-{config.steps}×{config.restarts}, L∞, "
                f"seed {config.seed}")
     click.echo(f"{'attack':>8}  {'ε':>6}  {'accuracy':>8}  {'seconds':>7}")

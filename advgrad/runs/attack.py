@@ -114,6 +114,22 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     return AttackReport(record, examples)
 
 
+def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
+    """The examples of ``report`` as a ``transfer.save_examples`` file (readable by ``load_examples`` and
+    ``advgrad transfer``): x_adv, y, x and the provenance record (attack, ε, norm, seed, bounds, the model's
+    sha256, data, class count), beside the predictions and confidences (and targets) ``advgrad attack`` saves."""
+    from advgrad.transfer import save_examples
+
+    r, ex = report.record, report.examples
+    name = "fgsm" if r["method"] == "fgsm" else f"{r['method']}-{r['steps']}" + (
+        f"x{r['restarts']}" if r["restarts"] > 1 else "")
+    extra = {k: v for k, v in ex.items() if k not in ("x", "x_adv", "y")}
+    save_examples(path, torch.from_numpy(ex["x_adv"]), torch.from_numpy(ex["y"]), attack=name, eps=r["eps"],
+                  norm=r["norm"], seed=r["provenance"]["seed"], model_sha256=r["provenance"].get("model_sha256"),
+                  x=torch.from_numpy(ex["x"]), bounds=tuple(r["bounds"]), arrays=extra, targeted=r["targeted"],
+                  loss=r["loss"], data=r["dataset"], num_classes=r["num_classes"], model=r["model"].get("name"))
+
+
 def _labels(source: TensorSource | FolderSource) -> Tensor:
     """All labels (N,) of ``source`` without reading its images (a folder knows them from its file names)."""
     if isinstance(source, FolderSource):
@@ -165,7 +181,7 @@ def _record(out: dict[str, Tensor], eps: float, config: AttackConfig, target: Ta
         "steps": config.steps, "restarts": config.restarts, "random_start": config.random_start,
         "targeted": targeted, "target": target, "loss": config.to_dict()["loss"],
         "model": inputs.model_meta, "dataset": inputs.dataset_name, "bounds": list(inputs.bounds),
-        "n": len(y), "clean_accuracy": float(correct.double().mean()),
+        "n": len(y), "num_classes": inputs.source.num_classes, "clean_accuracy": float(correct.double().mean()),
         "adversarial_accuracy": float((out["pred_adv"] == y).double().mean()),
         "attack_success_rate": float(fooled[eligible].double().mean()) if bool(eligible.any()) else None,
         "attacked": int(eligible.sum()),
