@@ -26,10 +26,14 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad.attacks.noise": ("sign_noise",),
     "advgrad.norms": ("Norm", "get_norm"),
     "advgrad.losses": ("resolve_loss",),
-    "advgrad.models": ("MODEL_NAMES", "Normalize", "build_for", "build_model"),
+    "advgrad.models": ("MODEL_NAMES", "Normalize", "OutputLogits", "build_for", "build_model"),
     "advgrad.data": ("Dataset", "load_dataset"),
     "advgrad.train": ("History", "accuracy", "fit"),
-    "advgrad.checkpoint": ("Checkpoint", "checkpoint_meta", "load_checkpoint", "load_model", "save_checkpoint"),
+    "advgrad.checkpoint": ("Checkpoint", "checkpoint_meta", "load_checkpoint", "save_checkpoint"),
+    # your model, your data: any classifier, any image data, transfer attacks
+    "advgrad.model_loading": ("LoadedModel", "check_model_data", "check_model_fits", "load_model", "open_model"),
+    "advgrad.datasource": ("DataSource", "FolderSource", "TensorSource", "load_data", "source_of"),
+    "advgrad.transfer": ("Examples", "export_png", "load_examples", "save_examples", "transfer_success"),
     "advgrad.adversarial": ("AdversarialObjective", "RobustProbe", "make_objective"),
     "advgrad.evaluate": ("CHECKS", "Evaluation", "SanityCheck", "SweepResult", "curve_from_min_eps",
                          "evaluate_model", "loss_landscape", "minimal_eps", "robust_accuracy", "sanity_report",
@@ -78,11 +82,11 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
         Checkpoint,
         checkpoint_meta,
         load_checkpoint,
-        load_model,
         save_checkpoint,
     )
     from advgrad.configs import AdvConfig, AttackConfig, EvalConfig, TrainConfig  # noqa: F401
     from advgrad.data import Dataset, load_dataset  # noqa: F401
+    from advgrad.datasource import DataSource, FolderSource, TensorSource, load_data, source_of  # noqa: F401
     from advgrad.evaluate import (  # noqa: F401
         CHECKS,
         Evaluation,
@@ -98,6 +102,14 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     )
     from advgrad.gradcheck import GradientCheck, central_differences, check_gradients  # noqa: F401
     from advgrad.losses import resolve_loss  # noqa: F401
-    from advgrad.models import MODEL_NAMES, Normalize, build_for, build_model  # noqa: F401
+    from advgrad.model_loading import (  # noqa: F401
+        LoadedModel,
+        check_model_data,
+        check_model_fits,
+        load_model,
+        open_model,
+    )
+    from advgrad.models import MODEL_NAMES, Normalize, OutputLogits, build_for, build_model  # noqa: F401
     from advgrad.norms import Norm, get_norm  # noqa: F401
     from advgrad.train import History, accuracy, fit  # noqa: F401
+    from advgrad.transfer import Examples, export_png, load_examples, save_examples, transfer_success  # noqa: F401

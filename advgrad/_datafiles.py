@@ -1,7 +1,8 @@
 """Readers for the file formats behind advgrad's datasets: IDX (``.gz`` or raw), CIFAR-10's pickled
-python batches, and ``.npz`` archives. Data files are untrusted input: a reader returns plain numpy
-arrays or raises :class:`DataError` with one line naming the file and what is wrong. No library error
-(EOFError, zlib.error, struct.error, UnpicklingError, KeyError, ...) escapes, and no file runs code:
+python batches, ``.npz`` archives, and ``.pt`` files of tensors (``torch.load(weights_only=True)``). Data
+files are untrusted input: a reader returns plain numpy arrays (tensors for ``.pt``) or raises
+:class:`DataError` with one line naming the file and what is wrong. No library error (EOFError,
+zlib.error, struct.error, UnpicklingError, KeyError, ...) escapes, and no file runs code:
 CIFAR-10 batches go through an unpickler that knows only the globals of a pickled numpy array and calls
 none of them; the arrays are rebuilt with ``np.frombuffer`` from checked parts.
 """
@@ -274,9 +275,10 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def read_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named arrays of an ``.npz`` archive (a zip of ``.npy`` files). Object arrays are refused
-    (``allow_pickle`` stays False), and a file that is not a zip never reaches numpy's pickle fallback."""
+def read_npz(path: str | Path, keys: Sequence[str], optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz`` archive (a zip of ``.npy`` files), and those of ``optional`` that it
+    holds. Object arrays are refused (``allow_pickle`` stays False), and a file that is not a zip never
+    reaches numpy's pickle fallback."""
     path = Path(path)
     raw = _read_bytes(path)
     if not raw.startswith(b"PK\x03\x04"):
@@ -286,7 +288,7 @@ def read_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
             missing = [k for k in keys if k not in archive.files]
             if missing:
                 raise fail(path, f"has no array {missing[0]!r} (holds {', '.join(archive.files) or 'nothing'})")
-            arrays = {k: archive[k] for k in keys}
+            arrays = {k: archive[k] for k in [*keys, *optional] if k in archive.files}
     except DataError:
         raise
     # zipfile and numpy's .npy parser raise many types for a damaged archive (BadZipFile, EOFError,
@@ -297,3 +299,24 @@ def read_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
         if not isinstance(value, np.ndarray):  # NpzFile hands back raw bytes for a member without the .npy magic
             raise fail(path, f"member {key}.npy is not a .npy array")
     return arrays
+
+
+def read_torch_arrays(path: str | Path, keys: Sequence[str], optional: Sequence[str] = ()) -> dict[str, object]:
+    """The named entries of a ``.pt`` file holding a dict (tensors, lists of str), read with
+    ``torch.load(weights_only=True)``: tensors, containers, strings and numbers only, no pickled objects."""
+    import torch
+
+    path = Path(path)
+    raw = _read_bytes(path)
+    try:
+        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    # A refused global (UnpicklingError), a damaged zip or pickle, torch's own format errors: a broken file.
+    except Exception as exc:
+        raise fail(path, f"cannot be read with torch.load(weights_only=True) ({_why(exc)})") from exc
+    if not isinstance(obj, dict):
+        raise fail(path, f"holds a {type(obj).__name__}, not a dict with entries {', '.join(map(repr, keys))}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        held = ", ".join(repr(k) for k in list(obj)[:6]) or "nothing"
+        raise fail(path, f"has no entry {missing[0]!r} (holds {held})")
+    return {k: obj[k] for k in [*keys, *optional] if k in obj}

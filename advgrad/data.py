@@ -66,6 +66,12 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def source(self, split: str = "test") -> Any:
+        """The split as a ``advgrad.datasource.TensorSource``: the batch interface every data set has."""
+        from advgrad.datasource import source_of  # datasource builds on this module
+
+        return source_of(self, split)
+
     def meta(self) -> dict[str, Any]:
         """What a checkpoint records about the data its model was trained on."""
         return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,

@@ -15,7 +15,7 @@ the name and keyword arguments are what a checkpoint stores to rebuild the model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -42,6 +42,39 @@ class Normalize(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+def output_logits(out: object) -> Tensor:
+    """The logits tensor in a model's output: the tensor itself; the first element of a tuple or list
+    (``(logits, features)``); a mapping's ``"logits"`` entry, or its only value; an object's ``.logits``
+    attribute (Hugging Face's ``ModelOutput``). Anything else is a ValueError naming what came back."""
+    if isinstance(out, Tensor):
+        return out
+    found: object = None
+    if isinstance(out, (tuple, list)) and out:
+        found = out[0]
+    elif isinstance(out, Mapping):
+        values = list(out.values())
+        found = out["logits"] if "logits" in out else values[0] if len(values) == 1 else None
+    else:
+        found = getattr(out, "logits", None)
+    if isinstance(found, Tensor):
+        return found
+    what = f"a mapping with keys {sorted(map(str, out))[:5]}" if isinstance(out, Mapping) else type(out).__name__
+    raise ValueError(f"the model returned {what}; expected logits: a tensor, a tuple/list whose first element "
+                     "is one, a mapping with a 'logits' entry (or a single tensor), or an object with .logits")
+
+
+class OutputLogits(nn.Module):
+    """``output_logits(model(x))``: a model whose forward returns a tuple, a dict or an output object, seen
+    as one that returns the logits (N, K). A tensor output passes through untouched (same object)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return output_logits(self.model(x))
 
 
 class SigmoidMLP(nn.Module):

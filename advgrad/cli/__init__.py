@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("advgrad.cli.plot", "plot",
              "Draw a figure (examples, curve, training, min-eps, landscape) from the files the other commands "
              "write."),
+    "transfer": ("advgrad.cli.transfer", "transfer",
+                 "Evaluate adversarial examples made on one model on another: its accuracy on the clean and the "
+                 "adversarial inputs and the transfer success rate (of the points it classifies correctly when "
+                 "clean, the share the examples fool)."),
     "train": ("advgrad.cli.train", "train",
               "Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default runs/model.pt) plus the "
               "metrics OUT.json beside it."),

@@ -42,7 +42,47 @@ def device_option(f: F) -> F:
 
 def model_option(f: F) -> F:
     return click.option("--model", "model_path", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
-                        show_default=True, help="Checkpoint written by `advgrad train`.")(f)
+                        show_default=True, help="Checkpoint written by `advgrad train`; with the options of "
+                        "`your model` also path/file.py:factory (the .py file RUNS), package.module:factory, "
+                        "torchvision:NAME, a TorchScript file or a torch.export .pt2.")(f)
+
+
+def model_source_options(f: F) -> F:
+    """--model-args, --weights, --weights-key, --mean, --std: how ``advgrad.model_loading.open_model`` builds a
+    model that is not an advgrad checkpoint."""
+    options = [
+        click.option("--model-args", "model_args", default=None, metavar="JSON",
+                     help='Keyword arguments of the factory / torchvision model, e.g. \'{"num_classes": 10}\'.'),
+        click.option("--weights", type=click.Path(path_type=Path), default=None,
+                     help="State dict for a factory or torchvision model (read with weights_only=True; a "
+                          "module./model. prefix is stripped)."),
+        click.option("--weights-key", "weights_key", default=None, metavar="KEY",
+                     help="The entry of --weights holding the state dict, e.g. state_dict."),
+        click.option("--mean", default=None, metavar="M1,M2,..", help="Per-channel mean: Normalize in front."),
+        click.option("--std", default=None, metavar="S1,S2,..",
+                     help="Per-channel std. Inputs stay in [0, 1]; the model sees (x − mean)/std."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def data_option(f: F) -> F:
+    """--data, --image-size, --grayscale, --workers, --classes: the data ``advgrad.datasource.load_data`` reads."""
+    options = [
+        click.option("--data", default=None, metavar="NAME|FOLDER|FILE",
+                     help="A built-in data set, a folder of images (one sub-folder per class) or an .npz/.pt "
+                          "file with x and y [default: the checkpoint's own test split]."),
+        click.option("--image-size", "image_size", default=None, metavar="H[,W]",
+                     help="Folder images: resize to cover, then centre crop."),
+        click.option("--grayscale", is_flag=True, help="Folder images: one channel."),
+        click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Folder images: reader processes."),
+        click.option("--classes", default=None, metavar="0,3,5|0-4", help="Only these class indices."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:

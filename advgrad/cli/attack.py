@@ -16,9 +16,11 @@ from advgrad.catalog import ATTACKS, LOSSES, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
+    data_option,
     device_option,
     follow,
     model_option,
+    model_source_options,
     progress_bar,
     suffix,
     warn,
@@ -36,6 +38,8 @@ NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE"
 
 @click.command()
 @model_option
+@model_source_options
+@data_option
 @click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), required=True,
               help="Budget ε: the largest ‖x′ − x‖ allowed.")
 @click.option("--method", type=click.Choice(METHODS), default="fgsm", show_default=True,
@@ -70,11 +74,11 @@ NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE"
               help="Also write x, x_adv, y, predictions and confidences (a .npz file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON record to stdout instead of the table.")
 @click.pass_context
-def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: str, steps: int | None,
+def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, norm: str, steps: int | None,
            alpha: float | None, restarts: int, random_start: bool, targeted: bool, target_class: int | None,
            target_mode: str | None, loss: str, queries: int, targets: int, n: int | None, batch_size: int,
            seed: int, device: str, data_root: Path | None, out: Path, save_examples: Path | None,
-           as_json: bool) -> None:
+           as_json: bool, **sources: Any) -> None:
     """Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and report
     what survives.
 
@@ -89,15 +93,15 @@ def attack(ctx: click.Context, model_path: Path, eps: float, method: str, norm: 
     suffix("--save-examples", save_examples, ".npz")
     check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
                   inputs=[("--model", model_path)])
-    from advgrad.results import to_json, write_json, write_npz
-    from advgrad.runs.attack import attack_report
+    from advgrad.results import to_json, write_json
+    from advgrad.runs.attack import attack_report, write_examples
 
     with progress_bar("attack", "image") as bar:
         report = attack_report(model_path, eps, config, target=target, n=n, batch_size=batch_size, seed=seed,
-                               device=device, data_root=data_root, on_warning=warn, progress=follow(bar))
+                               device=device, data_root=data_root, on_warning=warn, progress=follow(bar), **sources)
     write_json(out, report.record)
     if save_examples is not None:
-        write_npz(save_examples, **report.examples)
+        write_examples(save_examples, report)
     if as_json:
         click.echo(to_json(report.record), nl=False)
         return
@@ -132,7 +136,7 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
     name = NAMES.get(method, method) + (f"-{steps}" if "steps" in ATTACKS[method].options else "") \
         + (f"×{restarts}" if restarts > 1 else "")
     goal = "" if not record["targeted"] else f", targeted ({record['target']})"
-    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']} test, n = {record['n']}; "
+    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}; "
                f"{name} {NORMS[record['norm']].symbol} ε = {record['eps']:g}"
                + (f", α = {record['alpha']:g}" if "alpha" in ATTACKS[method].options else "")
                + (f", loss {record['loss']}" if "loss" in ATTACKS[method].options else "")

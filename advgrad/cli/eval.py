@@ -7,7 +7,7 @@ file; both folders must take a new file). torch and the library are imported whe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,9 +15,11 @@ from advgrad.catalog import ATTACKS, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
+    data_option,
     device_option,
     follow,
     model_option,
+    model_source_options,
     progress_bar,
     warn,
 )
@@ -32,6 +34,8 @@ DEFAULTS = EvalConfig()
 
 @click.command("eval")
 @model_option
+@model_source_options
+@data_option
 @click.option("--eps", type=Floats(), default=",".join(f"{e:g}" for e in DEFAULTS.eps), show_default=True,
               help="Comma-separated radii (in the --norm).")
 @click.option("--norm", type=click.Choice(tuple(NORMS)), default=DEFAULTS.norm, show_default=True,
@@ -61,7 +65,7 @@ DEFAULTS = EvalConfig()
                    "the --model file.")
 def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple[str, ...], steps: int, restarts: int,
              n: int | None, batch_size: int, min_eps: bool, precision: float, queries: int, no_sanity: bool,
-             seed: int, device: str, data_root: Path | None, out: Path) -> None:
+             seed: int, device: str, data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
     per-sample minimal ε, and a sanity report that flags gradient masking."""
@@ -77,7 +81,7 @@ def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple
 
     with progress_bar("eval", "image") as bar:
         report = run_eval(model_path, config, n=n, sanity=not no_sanity, device=device, data_root=data_root,
-                          on_warning=warn, progress=follow(bar))
+                          on_warning=warn, progress=follow(bar), **sources)
     if not is_main():  # under torchrun: process 0 alone prints and writes
         return
     _print_report(report, model_path)
@@ -91,7 +95,7 @@ def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple
 def _print_report(report: EvalReport, model_path: Path) -> None:
     """The header, one line per accuracy record, and the sanity report."""
     record, evaluation, config = report.record, report.evaluation, report.evaluation.config
-    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']} test, n = {record['n']}, "
+    click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}, "
                f"clean accuracy {evaluation.clean_accuracy:.2%}; PGD-{config.steps}×{config.restarts}, "
                f"{NORMS[config.norm].symbol}, seed {config.seed}")
     w = max(8, *(len(r["attack"]) for r in evaluation.records))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -19,15 +19,16 @@ import torch
 from torch import Tensor, nn
 
 from advgrad._runtime import logits as logits_of
-from advgrad._runtime import spans
 from advgrad._validate import ParameterError
 from advgrad.attacks import run_attack
 from advgrad.attacks.autoattack import AutoAttackResult
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
+from advgrad.datasource import FolderSource, TensorSource
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import provenance
-from advgrad.runs._inputs import Inputs, Warn, open_inputs
+from advgrad.runs._inputs import Warn
+from advgrad.runs._sources import Sources, open_sources
 
 Target = Union[int, Literal["random"], None]
 Progress = Callable[[int, int], None]  # progress(images done, images in all)
@@ -58,18 +59,21 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
     return pred.cpu(), conf.cpu()
 
 
-def _attack_batches(model: nn.Module, x: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
-                    batch_size: int, device: torch.device, generator: torch.Generator,
+def _attack_batches(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], eps: float, config: AttackConfig,
+                    *, relabel: Callable[[Tensor], Tensor], device: torch.device, generator: torch.Generator,
                     done: Callable[[int], None]) -> dict[str, Any]:
-    """The attack, batch by batch: x_adv and the clean and adversarial predictions and confidences, on the
-    CPU; ``done(k)`` after each batch of k images."""
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("x_adv", "pred_clean", "conf_clean", "pred_adv", "conf_adv")}
+    """The attack, one batch of the data at a time (a folder is never read whole): x, y, the attack's labels
+    (``relabel(y)``: y, or the targets), x_adv and the clean and adversarial predictions and confidences, on
+    the CPU; ``done(k)`` after each batch of k images."""
+    keys = ("x", "y", "labels", "x_adv", "pred_clean", "conf_clean", "pred_adv", "conf_adv")
+    parts: dict[str, list[Tensor]] = {k: [] for k in keys}
     stages: tuple[str, ...] = ()
-    for part in spans(len(labels), batch_size):
-        xb, yb = x[part].to(device), labels[part].to(device)
+    for x, y in batches:
+        labels = relabel(y)
+        xb, yb = x.to(device), labels.to(device)
         result = run_attack(model, xb, yb, eps, config=config, generator=generator)
         clean = _predict(model, logits_of(model, xb, batch_size=len(xb)))
-        for key, value in zip(parts, (result.x_adv.cpu(), *clean, *_predict(model, result.logits))):
+        for key, value in zip(keys, (x, y, labels, result.x_adv.cpu(), *clean, *_predict(model, result.logits))):
             parts[key].append(value)
         if isinstance(result, AutoAttackResult):  # an ensemble: which member broke each point
             stages = result.stages
@@ -82,36 +86,80 @@ def _attack_batches(model: nn.Module, x: Tensor, labels: Tensor, eps: float, con
 def attack_report(model_path: str | os.PathLike[str], eps: float, config: AttackConfig, *, target: Target = None,
                   n: int | None = None, batch_size: int = 500, seed: int = 0, device: str = "auto",
                   data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
-                  progress: Progress | None = None) -> AttackReport:
-    """Attack the first ``n`` test images (all with None) of the checkpoint at ``model_path`` with ``config``
-    at radius ``eps``, ``batch_size`` images at a time; random starts and random targets come from a
-    generator seeded with ``seed`` (the global RNG is seeded with it too). A targeted ``config`` needs
-    ``target``: a class index or "random". The attack success rate counts only the images the model
-    classified correctly (targeted: those whose label is not the target, now classified as the target)."""
+                  progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
+                  classes: str | Sequence[int] | None = None, **options: Any) -> AttackReport:
+    """Attack the first ``n`` images (all with None) of ``data`` (default: the test split of the data set the
+    checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``batch_size`` images at a
+    time; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
+    mean, std, and load_data's image_size, grayscale, workers; ``runs._sources.open_sources``). Random starts
+    and random targets come from a generator seeded with ``seed`` (the global RNG is seeded with it too). A
+    targeted ``config`` needs ``target``: a class index or "random". The attack success rate counts only the
+    images the model classified correctly (targeted: those whose label is not the target, now classified as
+    the target)."""
     if config.targeted != (target is not None):
         raise ValueError(f"a targeted attack needs a target (a class or 'random') and only a targeted one takes "
                          f"one; got targeted={config.targeted} and target={target!r}")
-    inputs = open_inputs(model_path, data_root=data_root, device=device, on_warning=on_warning)
-    classes = inputs.data.num_classes
-    if isinstance(target, int) and not 0 <= target < classes:
-        raise ParameterError("target_class", f" {target} is out of range: {inputs.data.name} has classes "
-                                             f"0..{classes - 1}")
-    x, y = inputs.test_split(n)
+    inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
+                          on_warning=on_warning, **options)
+    k = inputs.source.num_classes
+    if isinstance(target, int) and not 0 <= target < k:
+        raise ParameterError("target_class", f" {target} is out of range: {inputs.dataset_name} has classes "
+                                             f"0..{k - 1}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # CPU draws, moved to the device: same on any device
-    labels = targets(y, classes, target, generator) if target is not None else y
     config = config.but(bounds=inputs.bounds)
+    goals = None if target is None else targets(_labels(inputs.source), k, target, generator)  # (N,)
     start = time.perf_counter()
-    out = _attack_batches(inputs.model, x, labels, eps, config, batch_size=batch_size, device=inputs.device,
-                          generator=generator, done=_counter(progress, len(y)))
+    out = _attack_batches(inputs.model, inputs.source.batches(batch_size), eps, config, relabel=_relabel(goals),
+                          device=inputs.device, generator=generator, done=_counter(progress, len(inputs.source)))
     seconds = time.perf_counter() - start
-    record = {**_record(out, x, y, labels, eps, config, target, inputs, seconds),
-              "provenance": provenance(seed=seed, model_path=model_path)}
-    examples = {"x": x.numpy(), "x_adv": out["x_adv"].numpy(), "y": y.numpy(),
-                **{k: out[k].numpy() for k in ("pred_clean", "pred_adv", "conf_clean", "conf_adv")}}
+    record = {**_record(out, eps, config, target, inputs, seconds),
+              "provenance": provenance(seed=seed, model_path=_model_file(model_path))}
+    examples = {k: out[k].numpy() for k in ("x", "x_adv", "y", "pred_clean", "pred_adv", "conf_clean", "conf_adv")}
     if target is not None:
-        examples["target"] = labels.numpy()
+        examples["target"] = out["labels"].numpy()
     return AttackReport(record, examples)
+
+
+def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
+    """The examples of ``report`` as a ``transfer.save_examples`` file (readable by ``load_examples`` and
+    ``advgrad transfer``): x_adv, y, x and the provenance record (attack, ε, norm, seed, bounds, the model's
+    sha256, data, class count), beside the predictions and confidences (and targets) ``advgrad attack`` saves."""
+    from advgrad.transfer import save_examples
+
+    r, ex = report.record, report.examples
+    name = "fgsm" if r["method"] == "fgsm" else f"{r['method']}-{r['steps']}" + (
+        f"x{r['restarts']}" if r["restarts"] > 1 else "")
+    extra = {k: v for k, v in ex.items() if k not in ("x", "x_adv", "y")}
+    save_examples(path, torch.from_numpy(ex["x_adv"]), torch.from_numpy(ex["y"]), attack=name, eps=r["eps"],
+                  norm=r["norm"], seed=r["provenance"]["seed"], model_sha256=r["provenance"].get("model_sha256"),
+                  x=torch.from_numpy(ex["x"]), bounds=tuple(r["bounds"]), arrays=extra, targeted=r["targeted"],
+                  loss=r["loss"], data=r["dataset"], num_classes=r["num_classes"], model=r["model"].get("name"))
+
+
+def _labels(source: TensorSource | FolderSource) -> Tensor:
+    """All labels (N,) of ``source`` without reading its images (a folder knows them from its file names)."""
+    if isinstance(source, FolderSource):
+        return torch.tensor(source.labels, dtype=torch.long)
+    return source.tensors()[1]
+
+
+def _relabel(goals: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """The attack's labels of each batch in turn: the true labels, or the next slice of ``goals``."""
+    taken = [0]
+
+    def labels(y: Tensor) -> Tensor:
+        if goals is None:
+            return y
+        taken[0] += len(y)
+        return goals[taken[0] - len(y):taken[0]]
+
+    return labels
+
+
+def _model_file(spec: str | os.PathLike[str]) -> str | os.PathLike[str] | None:
+    """The model's file for the provenance record (its sha256), None for a model built from code alone."""
+    return spec if os.path.isfile(spec) else None
 
 
 def _counter(progress: Progress | None, total: int) -> Callable[[int], None]:
@@ -133,10 +181,11 @@ def _cascade(out: dict[str, Any]) -> dict[str, float]:
     return {name: float((broken_by > k).double().mean()) for k, name in enumerate(out["stages"])}
 
 
-def _record(out: dict[str, Any], x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig,
-            target: Target, inputs: Inputs, seconds: float) -> dict[str, Any]:
+def _record(out: dict[str, Any], eps: float, config: AttackConfig, target: Target, inputs: Sources,
+            seconds: float) -> dict[str, Any]:
     """The JSON record, its fields in the order ``advgrad attack`` has always written them."""
-    delta = (out["x_adv"] - x).flatten(1)  # (N, D)
+    y, labels = out["y"], out["labels"]
+    delta = (out["x_adv"] - out["x"]).flatten(1)  # (N, D)
     correct = out["pred_clean"] == y
     targeted = target is not None
     eligible = correct & (labels != y) if targeted else correct
@@ -146,8 +195,8 @@ def _record(out: dict[str, Any], x: Tensor, y: Tensor, labels: Tensor, eps: floa
         "alpha": config.step_size(eps) if ATTACKS[config.method].alpha_factor is not None else None,
         "steps": config.steps, "restarts": config.restarts, "random_start": config.random_start,
         "targeted": targeted, "target": target, "loss": config.to_dict()["loss"],
-        "model": inputs.checkpoint.meta["model"], "dataset": inputs.data.name, "bounds": list(inputs.bounds),
-        "n": len(y), "clean_accuracy": float(correct.double().mean()),
+        "model": inputs.model_meta, "dataset": inputs.dataset_name, "bounds": list(inputs.bounds),
+        "n": len(y), "num_classes": inputs.source.num_classes, "clean_accuracy": float(correct.double().mean()),
         "adversarial_accuracy": float((out["pred_adv"] == y).double().mean()),
         "attack_success_rate": float(fooled[eligible].double().mean()) if bool(eligible.any()) else None,
         "attacked": int(eligible.sum()),

@@ -13,16 +13,20 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+from torch import nn
 
 from advgrad import distributed
 from advgrad.configs import EvalConfig
+from advgrad.datasource import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
 from advgrad.results import provenance
-from advgrad.runs._inputs import Warn, open_inputs
+from advgrad.runs._inputs import Warn
+from advgrad.runs._sources import open_sources
 
 CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
 
@@ -62,23 +66,72 @@ def csv_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
     return [{k: r.get(k) for k in CSV_FIELDS} for r in evaluation.records]
 
 
+def _merge(parts: list[Evaluation]) -> Evaluation:
+    """One evaluation of the concatenated chunks: per (attack, ε) record the counts add up (accuracy = the
+    number of survivors over all n, from each chunk's count round(accuracy·n), exact for n < 2²³) and the
+    seconds add; the per-sample minimal ε concatenate; the sanity report is the first chunk's."""
+    first = parts[0]
+    records = []
+    for i, record in enumerate(first.records):
+        rows = [p.records[i] for p in parts]
+        total = sum(int(r["n"]) for r in rows)
+        survivors = sum(round(float(r["accuracy"]) * int(r["n"])) for r in rows)
+        merged = {**record, "accuracy": survivors / total, "n": total}
+        if "seconds" in record:
+            merged["seconds"] = sum(float(r["seconds"]) for r in rows)
+        if "cascade" in record:  # an ensemble's accuracy after each member: counts add up the same way
+            merged["cascade"] = {m: sum(round(float(r["cascade"][m]) * int(r["n"])) for r in rows) / total
+                                 for m in record["cascade"]}
+            merged["seconds_per_attack"] = {m: sum(float(r["seconds_per_attack"][m]) for r in rows)
+                                            for m in record["seconds_per_attack"]}
+        records.append(merged)
+    sizes = [int(p.records[0]["n"]) for p in parts]  # every sweep record of a chunk carries its size
+    clean = sum(round(p.clean_accuracy * k) for p, k in zip(parts, sizes)) / sum(sizes)
+    min_eps = None if first.min_eps is None else torch.cat([p.min_eps for p in parts if p.min_eps is not None])
+    return replace(first, clean_accuracy=clean, records=records, min_eps=min_eps)
+
+
+def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, config: EvalConfig, *,
+                    device: torch.device, sanity: bool = True, progress: Progress | None = None) -> Evaluation:
+    """``evaluate_model`` on a data source. A ``TensorSource`` (in memory already) in one call; a folder
+    of images one chunk of ``config.batch_size`` images at a time, so that it is never read whole: the
+    chunks' records merged by ``_merge``, the sanity report run on the first chunk alone."""
+    if isinstance(source, TensorSource):
+        x, y = source.tensors()
+        return evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity, progress=progress)
+    parts: list[Evaluation] = []
+    done = 0
+    for x, y in source.batches(config.batch_size):
+        parts.append(evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity and not parts))
+        done += len(y)
+        if progress is not None:
+            progress(done, len(source))
+    return _merge(parts)
+
+
 def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int | None = None, sanity: bool = True,
              device: str = "auto", data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
-             progress: Progress | None = None) -> EvalReport:
-    """Evaluate the checkpoint at ``model_path`` on its first ``n`` test images (all with None) under
-    ``config`` (its bounds replaced by the checkpoint's), with the sanity report unless ``sanity`` is False.
-    The global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring."""
+             progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
+             classes: str | Sequence[int] | None = None, **options: Any) -> EvalReport:
+    """Evaluate the model ``model_path`` (any model ``open_model`` takes; ``options``: model_args, weights,
+    weights_key, mean, std, image_size, grayscale, workers as in ``runs._sources.open_sources``) on the first
+    ``n`` images (all with None) of ``data`` (default: the test split of a checkpoint's own data set) under
+    ``config`` (its bounds replaced by the model's), with the sanity report unless ``sanity`` is False. The
+    global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring."""
     distributed.setup(device)  # under torchrun: join the group (else: nothing)
     if not distributed.is_main():  # process 0 alone reports
         on_warning = progress = None
-    inputs = open_inputs(model_path, data_root=data_root, device=device, on_warning=on_warning)
+    inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
+                          on_warning=on_warning, **options)
     config = config.but(bounds=inputs.bounds)
-    x, y = inputs.test_split(n)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    evaluation = evaluate_model(inputs.model, x.to(inputs.device), y.to(inputs.device), config, sanity=sanity,
-                                progress=progress)
+    evaluation = evaluate_source(inputs.model, inputs.source, config, device=inputs.device, sanity=sanity,
+                                 progress=progress)
     seconds = time.perf_counter() - start
-    record = eval_record(evaluation, model=inputs.checkpoint.meta["model"], dataset=inputs.data.name, n=len(y),
-                         seconds=seconds, provenance=provenance(seed=config.seed, model_path=model_path))
+    model_file = model_path if os.path.isfile(model_path) else None
+    record = eval_record(evaluation, model=inputs.model_meta, dataset=inputs.dataset_name, n=len(inputs.source),
+                         seconds=seconds, provenance=provenance(seed=config.seed, model_path=model_file))
+    if isinstance(inputs.source, FolderSource) and evaluation.checks:
+        record["sanity_n"] = min(config.batch_size, len(inputs.source))  # the report ran on the first chunk
     return EvalReport(evaluation, record, csv_rows(evaluation))

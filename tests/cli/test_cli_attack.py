@@ -56,7 +56,7 @@ def test_pgd_json_to_stdout_and_examples_file(trained_small_path: Path, tmp_path
     assert rec == json.loads(out.read_text())
     assert (rec["method"], rec["steps"], rec["restarts"], rec["alpha"]) == ("pgd", 5, 2, pytest.approx(0.05))
     ex = np.load(npz)
-    assert set(ex.files) == {"x", "x_adv", "y", "pred_clean", "pred_adv", "conf_clean", "conf_adv"}
+    assert set(ex.files) == {"x", "x_adv", "y", "pred_clean", "pred_adv", "conf_clean", "conf_adv", "meta"}
     assert ex["x"].shape == ex["x_adv"].shape == (60, 1, 28, 28)
     assert float(np.abs(ex["x_adv"] - ex["x"]).max()) <= 0.1 + 1e-6
     assert rec["adversarial_accuracy"] == pytest.approx(float((ex["pred_adv"] == ex["y"]).mean()))

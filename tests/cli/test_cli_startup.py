@@ -85,7 +85,7 @@ def test_group_help_shows_each_command_s_own_summary() -> None:
     for width in (60, 80, 120):
         lazy_help = CliRunner().invoke(main, ["--help"], prog_name="advgrad", terminal_width=width).output
         assert lazy_help == CliRunner().invoke(eager, ["--help"], prog_name="advgrad", terminal_width=width).output
-    assert "train   Train a model" in invoke("--help").output
+    assert "  train     Train a model" in invoke("--help").output  # column width: the longest name, transfer
 
 
 def _options(*path: str) -> dict[str, click.Parameter]:
@@ -136,5 +136,5 @@ def test_unknown_command_bare_group_and_version() -> None:
     assert_usage_error(result.exit_code, result.stderr, "No such command 'nope'.")
     bare = invoke()
     assert bare.exit_code == 2 and bare.stdout == "" and bare.stderr.startswith("Usage: main [OPTIONS] COMMAND")
-    assert "Error" not in bare.stderr and "train   Train a model" in bare.stderr
+    assert "Error" not in bare.stderr and "  train     Train a model" in bare.stderr
     assert invoke("--version").output == "advgrad, version 0.1.0\n"
