@@ -116,9 +116,10 @@ def test_random_restarts_draw_the_references_numbers(trained_small, mnist5k, nor
 @pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_autoattack_setting_is_bit_identical_to_the_reference(trained_small, mnist5k, norm: str) -> None:
-    """AutoAttack's FAB-T: 100 iterations, 9 target classes, one restart."""
+    """AutoAttack's FAB-T: 100 iterations, 9 target classes, one restart (16 digits: the full setting costs
+    ~2,000 forward-backward passes per digit, in both implementations)."""
     model, _ = trained_small
-    x, y = mnist5k.x_test[600:632].clone(), mnist5k.y_test[600:632].clone()
+    x, y = mnist5k.x_test[600:616].clone(), mnist5k.y_test[600:616].clone()
     eps = {"inf": 0.1, "2": 1.0}[norm]
     theirs = _reference(model, x, y, eps, norm, steps=100, targets=9)
     ours = fab_targeted(model, x, y, eps, norm=norm, chunk_size=len(x))
