@@ -23,7 +23,10 @@ them concurrently, each with its share of torch's intra-op threads (on 2 cores, 
 each beat one block on two threads: a small batch keeps the second thread mostly idle). The model is put in
 frozen eval mode once, outside the workers, so no thread flips a train/eval flag under another; torch's
 thread count is restored afterwards, also when a member raises. Later members see only the survivors of
-earlier ones, and the clean logits are computed once.
+earlier ones, and the clean logits are computed once. A block's result is the serial cascade's bit for bit
+when it runs on as many intra-op threads (a worker has torch.get_num_threads() // workers, a lone block all
+of them): torch's CPU kernels may round differently with another thread count, which can move a last bit
+but not, beyond rounding at a decision boundary, a verdict.
 """
 
 from __future__ import annotations
@@ -128,8 +131,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
                **overrides: Any) -> AutoAttackResult:
     """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf" or "2"): see the module
     docstring. ``block``: points per member call; ``workers``: blocks of a member run at once on the CPU
-    (default ``default_workers()``; 1: one after the other; the results are the same, see the module
-    docstring); ``progress(k)``: called with the points each call handled; ``overrides``: AttackConfig
+    (default ``default_workers()``; 1: one after the other; the same results, see the module docstring
+    for the bits); ``progress(k)``: called with the points each call handled; ``overrides``: AttackConfig
     fields set on every member (``steps``, ``targets``, ``queries``: a cheaper cascade for experiments;
     AutoAttack proper takes none). The model runs in eval mode with its parameters' gradients off; x and y
     are not modified."""
