@@ -15,12 +15,26 @@ Versions, as the reference (pyautoattack 0.2.0) defines them:
 Each member draws its random starts from its own generator seeded with ``seed`` for every block of points,
 as the reference reseeds every call, and runs in advgrad's fast mode: chunked passes on the CPU and early
 stop (a fooled point is done), which by construction changes no member's verdict on a point.
+
+Speed without changing a result: the blocks are fixed (``block`` points, 250 as the reference's batch), so
+what a member does to a point depends only on its block, never on the machine. Blocks of one member are
+independent (each has its own generator and its own forward passes), so on the CPU ``workers`` threads run
+them concurrently, each with its share of torch's intra-op threads (on 2 cores, two blocks on one thread
+each beat one block on two threads: a small batch keeps the second thread mostly idle). The model is put in
+frozen eval mode once, outside the workers, so no thread flips a train/eval flag under another; torch's
+thread count is restored afterwards, also when a member raises. Later members see only the survivors of
+earlier ones, and the clean logits are computed once. A block's result is the serial cascade's bit for bit
+when it runs on as many intra-op threads (a worker has torch.get_num_threads() // workers, a lone block all
+of them): torch's CPU kernels may round differently with another thread count, which can move a last bit
+but not, beyond rounding at a decision boundary, a verdict.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
-from advgrad._runtime import check_batch, logits, model_device, spans
+from advgrad._runtime import check_batch, frozen_eval, logits, model_device, spans
 from advgrad.attacks._checks import EpsSpec, check_radius, seed_of
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS
@@ -71,15 +85,57 @@ def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple
     return VERSIONS[_validate.one_of("AutoAttack version", version, [*VERSIONS, "custom"])]
 
 
+def default_workers() -> int:
+    """Two workers where torch may use two threads or more, else one: the blocks share torch's thread budget
+    (``torch.get_num_threads()``, e.g. set by OMP_NUM_THREADS), so a single-thread budget runs serially."""
+    return min(2, torch.get_num_threads())
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """``workers`` threads (None for one), each with torch.get_num_threads() // workers intra-op threads
+    (at least 1); torch's thread count is restored on exit, also when the body raises."""
+    if workers == 1:
+        yield None
+        return
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="autoattack",
+                              initializer=torch.set_num_threads, initargs=(max(1, threads // workers),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)  # a worker's set_num_threads also changes the default of new threads
+
+
+Member = Callable[..., AttackResult]  # the catalog's impl: (model, x, y, eps, config, generator) → result
+
+
+def _blocks(impl: Member, model: nn.Module, x: Tensor, y: Tensor, eps: float, config: AttackConfig, seed: int,
+            parts: list[Tensor], pool: ThreadPoolExecutor | None) -> Iterator[tuple[Tensor, AttackResult]]:
+    """(indices of a block (b,), the member's result on x[b]) for each block in order, each block with its
+    own generator seeded ``seed`` (as the reference reseeds each call); in the pool when there are two
+    blocks or more, else in this thread (with all of torch's threads)."""
+    def one(b: Tensor) -> AttackResult:
+        return impl(model, x[b], y[b], eps, config, torch.Generator().manual_seed(seed))
+
+    if pool is None or len(parts) < 2 or x.device.type != "cpu":
+        return ((b, one(b)) for b in parts)
+    return zip(parts, pool.map(one, parts))
+
+
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: str = "inf",
                version: str = "standard", attacks: tuple[str, ...] | None = None, seed: int = 0,
                bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
-               progress: Callable[[int], None] | None = None, **overrides: Any) -> AutoAttackResult:
+               workers: int | None = None, progress: Callable[[int], None] | None = None,
+               **overrides: Any) -> AutoAttackResult:
     """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf" or "2"): see the module
-    docstring. ``block``: points per member call; ``progress(k)``: called with the points each call handled;
-    ``overrides``: AttackConfig fields set on every member (``steps``, ``targets``, ``queries``: a cheaper
-    cascade for experiments; AutoAttack proper takes none). The model runs in eval mode with its parameters'
-    gradients off; x and y are not modified."""
+    docstring. ``block``: points per member call; ``workers``: blocks of a member run at once on the CPU
+    (default ``default_workers()``; 1: one after the other; the same results, see the module docstring
+    for the bits); ``progress(k)``: called with the points each call handled; ``overrides``: AttackConfig
+    fields set on every member (``steps``, ``targets``, ``queries``: a cheaper cascade for experiments;
+    AutoAttack proper takes none). The model runs in eval mode with its parameters' gradients off; x and y
+    are not modified."""
     check_batch(x, y)
     eps_ = check_radius("eps", eps, x, positive=False)
     if isinstance(eps_, Tensor):
@@ -88,27 +144,27 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     configs = [AttackConfig.of(name, **{"norm": norm, "bounds": bounds, "early_stop": True, "chunk_size": chunk_size,
                                         **extra, **overrides}) for name, extra in plan]
     _validate.count("block", block)
+    workers = default_workers() if workers is None else _validate.count("workers", workers)
     x, y = x.detach(), y.to(x.device)
     z = logits(model, x, batch_size=max(block, 1)).to(x.device)
     robust = z.argmax(1) == y  # (N,) still classified correctly
     broken_by = torch.where(robust, len(plan), -1)
     x_adv, z_adv = x.clone(), z.clone()
     accuracy, seconds = {"clean": float(robust.float().mean())}, {}
-    for k, config in enumerate(configs if eps_ > 0 else ()):  # at ε = 0 nothing can move: the clean verdicts
-        start = time.perf_counter()
-        idx = robust.nonzero().squeeze(1)
-        for part in spans(len(idx), block):
-            b = idx[part]
-            generator = torch.Generator().manual_seed(seed)  # reseeded per call, as the reference
-            res = ATTACKS[config.method].impl(model, x[b], y[b], eps_, config, generator)
-            fooled = res.success
-            x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
-            robust[b[fooled]] = False
-            broken_by[b[fooled]] = k
-            if progress is not None:
-                progress(len(b))
-        accuracy[config.method] = float(robust.float().mean())
-        seconds[config.method] = time.perf_counter() - start
+    with frozen_eval(model), _pool(workers) as pool:
+        for k, config in enumerate(configs if eps_ > 0 else ()):  # at ε = 0 nothing can move: the clean verdicts
+            start = time.perf_counter()
+            idx = robust.nonzero().squeeze(1)
+            parts = [idx[part] for part in spans(len(idx), block)]
+            for b, res in _blocks(ATTACKS[config.method].impl, model, x, y, eps_, config, seed, parts, pool):
+                fooled = res.success
+                x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
+                robust[b[fooled]] = False
+                broken_by[b[fooled]] = k
+                if progress is not None:
+                    progress(len(b))
+            accuracy[config.method] = float(robust.float().mean())
+            seconds[config.method] = time.perf_counter() - start
     return AutoAttackResult(x_adv, ~robust, margin(z_adv, y), z_adv, broken_by, tuple(c.method for c in configs),
                             accuracy, seconds)
 

@@ -30,3 +30,18 @@ def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path, script) -> 
     # relative: fewer rows may get another matrix-multiply kernel on some CPUs).
     marks = re.findall(r"≠ ([0-9.e+-]+)", text.split("relative to the largest entry")[1])
     assert all(float(d) <= 1e-5 for d in marks), marks
+
+
+def test_autoattack_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
+    """Both AutoAttacks on 12 digits at ε = 0.3 (APGD-CE breaks them all, so the run is short) with a
+    cnn-small trained one epoch: the table, the command, the machine and 0 disagreements are written."""
+    pytest.importorskip("pyautoattack")
+    bench = script("bench_autoattack")
+    out = tmp_path / "aa.md"
+    argv = ["--n", "12", "--eps", "0.3", "--epochs", "1", "--repeats", "2", "--threads", "1", "--out", str(out)]
+    assert bench.main(argv) == 0
+    text = out.read_text()
+    assert "python scripts/bench_autoattack.py --n 12 --eps 0.3" in text
+    assert "| reference |" in text and "| advgrad |" in text and "Ratio advgrad / reference" in text
+    assert "Robust flags agree: 0 disagreements out of 12 points." in text
+    assert re.search(r"Machine: .+, \d+ CPUs, torch .+ with 1 threads", text)
