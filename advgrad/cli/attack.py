@@ -30,7 +30,10 @@ from advgrad.configs import AttackConfig
 
 # Every attack of catalog.ATTACKS; each takes the options its entry lists (``AttackEntry.options``).
 METHODS = tuple(ATTACKS)
-TUNABLE = ("steps", "alpha", "restarts", "random_start", "targeted", "loss", "queries", "targets")
+# AttackConfig field → this command's option for it (the fields an AttackEntry may list as its options)
+FLAGS = {"steps": "--steps", "alpha": "--alpha", "restarts": "--restarts", "random_start": "--random-start",
+         "targeted": "--targeted", "loss": "--loss", "queries": "--queries", "targets": "--n-targets"}
+TUNABLE = tuple(FLAGS)
 POSITIVE = IntIn(min=1, rule="a positive integer")
 NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
          "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack"}
@@ -117,9 +120,13 @@ def _config(ctx: click.Context, method: str, **options: Any) -> AttackConfig:
              and options.get(p) is not None]
     wrong = [p for p in given if p not in takes]
     if wrong:
-        allowed = ", ".join(f"--{p.replace('_', '-')}" for p in takes) or "none of these"
-        raise UsageFail(f"--{wrong[0].replace('_', '-')} does not apply to --method {method} (it takes: {allowed})")
+        raise UsageFail(f"{FLAGS[wrong[0]]} does not apply to --method {method} (it takes: {flags_of(method)})")
     return AttackConfig.of(method, norm=options["norm"], **{p: options[p] for p in given})
+
+
+def flags_of(method: str) -> str:
+    """The options of this command that ``method`` takes, for messages and ``advgrad info --attacks``."""
+    return ", ".join(FLAGS[o] for o in ATTACKS[method].options if o in FLAGS) or "none of these"
 
 
 def _target(targeted: bool, target_class: int | None, target_mode: str | None) -> int | Literal["random"] | None:

@@ -1,4 +1,5 @@
-"""``advgrad info``: what a checkpoint holds (model, data, training, metrics, versions)."""
+"""``advgrad info``: what a checkpoint holds (model, data, training, metrics, versions); with --attacks, the
+attack catalog (read from ``advgrad.catalog``, no torch)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from advgrad.results import to_json
 @click.command()
 @model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
-def info(model_path: Path, as_json: bool) -> None:
+@click.option("--attacks", "list_attacks", is_flag=True,
+              help="List the attacks `attack --method` and `eval --attacks` take, with their options.")
+def info(model_path: Path, as_json: bool, list_attacks: bool) -> None:
     """Describe the checkpoint at --model (default runs/model.pt)."""
+    if list_attacks:
+        _attacks()
+        return
     ckpt = open_checkpoint(model_path)
     meta = ckpt.meta
     if as_json:
@@ -35,6 +41,16 @@ def info(model_path: Path, as_json: bool) -> None:
     if isinstance(metrics, dict) and "test_accuracy" in metrics:
         click.echo("metrics   " + _line(lambda: f"test accuracy {metrics['test_accuracy']:.2%}"))
     click.echo(f"versions  advgrad {meta.get('advgrad_version')}, torch {meta.get('torch_version')}")
+
+
+def _attacks() -> None:
+    from advgrad.catalog import ATTACKS
+    from advgrad.cli.attack import flags_of
+
+    for name, entry in ATTACKS.items():
+        options = flags_of(name).replace("none of these", "none")
+        click.echo(f"{name:<11} {entry.summary}")
+        click.echo(f"{'':<11} norms {', '.join(entry.norms)}; options {options}; {entry.paper}")
 
 
 def _line(text: Callable[[], str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -109,3 +110,17 @@ def test_a_norm_the_method_does_not_implement_is_a_usage_error(logreg: Path, tmp
                            "--out", str(tmp_path / "a.json"))
     assert code == 2 and "apgd-ce implements the norms inf, 2, not '1'" in output, output
     assert output.count("\n") == 1
+
+
+def test_info_lists_every_attack_with_options_the_attack_command_has() -> None:
+    code, output = _invoke("info", "--attacks")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert [line.split()[0] for line in lines[::2]] == list(ATTACKS)
+    attack_cmd = main.get_command(click.Context(main), "attack")
+    assert attack_cmd is not None
+    flags = {opt for p in attack_cmd.params for opt in p.opts}
+    for name, detail in zip(ATTACKS, lines[1::2]):
+        listed = detail.split("options ")[1].split(";")[0]
+        assert listed == "none" or set(listed.split(", ")) <= flags, (name, listed)  # real options only
+        assert f"norms {', '.join(ATTACKS[name].norms)}" in detail
