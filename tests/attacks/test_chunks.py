@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-from conftest import make_batch as _batch
-from conftest import well_conditioned
+from batches import make_batch as _batch
+from batches import well_conditioned
 from torch import Tensor, nn
 
 from advgrad.attacks import fgsm, input_gradient, pgd, run_attack

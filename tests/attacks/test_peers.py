@@ -21,7 +21,7 @@ from __future__ import annotations
 import eagerpy as ep
 import pytest
 import torch
-from conftest import well_conditioned
+from batches import well_conditioned
 from torch import Tensor
 
 from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd, run_attack
