@@ -22,14 +22,18 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path, timeout=600, env=ENV)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for name in ("model.pt", "model.json", "attack_fgsm.json", "attack_pgd.json", "examples_pgd.npz", "eval.json",
+                 "eval_autoattack.json",
                  "eval.csv", "training.png", "examples_fgsm.png", "examples_pgd.png", "accuracy_vs_eps.png",
                  "min_eps.png", "landscape.png", "COMMANDS.md"):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left behind
     commands = (out / "COMMANDS.md").read_text()
-    assert commands.count("    advgrad ") == 10 and "advgrad eval" in commands and "advgrad attack" in commands
+    assert commands.count("    advgrad ") == 11 and "advgrad eval" in commands and "advgrad attack" in commands
     record = json.loads((out / "eval.json").read_text())
     assert record["n"] == 40 and len(record["sanity"]) == 9
+    ensemble = json.loads((out / "eval_autoattack.json").read_text())
+    aa = [r for r in ensemble["records"] if r["attack"] == "autoattack"]
+    assert [r["eps"] for r in aa] == [0.0, 0.1] and list(aa[-1]["cascade"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     # Paths are relative to the folder: the records read the same wherever the folder is.
     assert record["provenance"]["command"].startswith("advgrad eval --model model.pt ")
 
