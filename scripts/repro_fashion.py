@@ -158,7 +158,9 @@ def autoattack_lines(out: Path) -> list[str]:
             "Each row is one `advgrad eval --eps 0.1 --attacks pgd,autoattack --steps 50 --restarts 10 "
             f"--n {AA_N} --no-sanity --seed 0` run (records in [autoattack/](autoattack/)): the standard "
             "AutoAttack's robust accuracy after each member of its cascade (the last is AutoAttack's), and how "
-            "many points PGD-50×10 over-reports by.", "",
+            "many points PGD-50×10 over-reports by. The checkpoints were trained again with the commands above "
+            "for this table (runs/ is not committed), so their clean accuracy on these images is given here; "
+            "it differs from the table above by up to a few tenths of a point.", "",
             "| method | clean | PGD-50×10 | after APGD-CE | after APGD-T | after FAB-T | after Square = AutoAttack "
             "| PGD − AA (points) | AA seconds |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
