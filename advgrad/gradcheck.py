@@ -82,6 +82,34 @@ class GradientCheck:
         return bool(self.layers)
 
 
+def _fd_errors(f: Callable[[], float], targets: list[tuple[Tensor, Tensor]], hand_all: list[Tensor],
+               fd_coords: int, h: float, generator: torch.Generator | None) -> tuple[float, float, int]:
+    """Central differences of ``f`` on ``fd_coords`` random coordinates of each tensor of ``targets`` (tensor,
+    its autograd gradient), against autograd and (where ``hand_all`` holds the hand pass's gradients, one per
+    target) the hand pass: (max |autograd − fd|, max |hand − fd|, kinks left out). With a hand pass the net
+    is a sigmoid network, smooth everywhere, so every coordinate is compared."""
+    by_hand = bool(hand_all)
+    hand_fd = auto_fd = 0.0
+    kinks = 0
+    for n, (t, grad) in enumerate(targets):
+        idx = torch.randperm(t.numel(), generator=generator)[:fd_coords].tolist()
+        if not idx:
+            continue
+        fwd, bwd = one_sided_differences(f, t, idx, h)
+        fd = (fwd + bwd) / 2
+        # A sigmoid network is smooth everywhere: every coordinate is compared. Elsewhere a gap between the
+        # one-sided slopes that does not shrink with h is a kink, where no derivative exists.
+        gap = (fwd - bwd).abs()
+        smooth = gap <= KINK_TOL * torch.maximum(fwd.abs(), bwd.abs()) + 1e-8 if not by_hand else gap >= 0
+        kinks += int((~smooth).sum())
+        if bool(smooth.any()):
+            keep = torch.tensor(idx)[smooth]
+            auto_fd = max(auto_fd, float((grad.reshape(-1)[keep] - fd[smooth]).abs().max()))
+            if by_hand:
+                hand_fd = max(hand_fd, float((hand_all[n].reshape(-1)[keep] - fd[smooth]).abs().max()))
+    return auto_fd, hand_fd, kinks
+
+
 def check_gradients(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = None, *, fd_coords: int = 16,
                     h: float = 1e-6, generator: torch.Generator | None = None) -> GradientCheck:
     """Compute ∂J/∂X (and, for mlp-sigmoid, every ∂J/∂Wᵢ, ∂J/∂bᵢ) by hand, by autograd and by central
@@ -122,24 +150,7 @@ def check_gradients(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = N
         diffs = {"W": max(float((hw - aw).abs().max()) for hw, aw in zip(hand.weights, auto_params[0::2])),
                  "b": max(float((hb - ab).abs().max()) for hb, ab in zip(hand.biases, auto_params[1::2])),
                  "X": float((hand.input - auto_x).abs().max())}
-    hand_fd = auto_fd = 0.0
-    kinks = 0
-    for n, (t, grad) in enumerate(targets):
-        idx = torch.randperm(t.numel(), generator=generator)[:fd_coords].tolist()
-        if not idx:
-            continue
-        fwd, bwd = one_sided_differences(total, t, idx, h)
-        fd = (fwd + bwd) / 2
-        # A sigmoid network is smooth everywhere: every coordinate is compared. Elsewhere a gap between the
-        # one-sided slopes that does not shrink with h is a kink, where no derivative exists.
-        gap = (fwd - bwd).abs()
-        smooth = gap <= KINK_TOL * torch.maximum(fwd.abs(), bwd.abs()) + 1e-8 if not by_hand else gap >= 0
-        kinks += int((~smooth).sum())
-        if bool(smooth.any()):
-            keep = torch.tensor(idx)[smooth]
-            auto_fd = max(auto_fd, float((grad.reshape(-1)[keep] - fd[smooth]).abs().max()))
-            if by_hand:
-                hand_fd = max(hand_fd, float((hand_all[n].reshape(-1)[keep] - fd[smooth]).abs().max()))
+    auto_fd, hand_fd, kinks = _fd_errors(total, targets, hand_all, fd_coords, h, generator)
     return GradientCheck(loss=loss, losses=per_sample.detach(), layers=layers,
                          input_grad=hand_all[0] if by_hand else auto_x,
                          hand_vs_autograd=diffs, hand_vs_fd=hand_fd if by_hand else None,
