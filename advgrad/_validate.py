@@ -21,6 +21,12 @@ class ParameterError(ValueError):
         self.text = text
 
 
+def flag(name: str, value: object) -> None:
+    """A bool (True or False; 0 and 1 are not flags here)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def count(name: str, value: object, minimum: int = 1, *, phrase: str | None = None) -> int:
     """An integer ≥ ``minimum`` (bools are not integers here). ``phrase`` replaces "an integer ≥ minimum"
     in the message."""

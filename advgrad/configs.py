@@ -9,129 +9,32 @@ validates the user's options — and answers ``--help`` — before torch loads.
 - ``EvalConfig``: an evaluation (``advgrad.evaluate``); recorded beside its results.
 - ``TrainingPlan``: a whole training run as ``advgrad train`` runs it (``advgrad.runs.training``): data,
   model, the two configs above, the probe, and the files it writes.
+
+The training side (``TrainConfig``, ``AdvConfig``, ``TrainingPlan``) lives in ``advgrad._train_configs``;
+import all of them from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Union
 
 from advgrad import _validate
-from advgrad._validate import ParameterError
-from advgrad.catalog import (
-    ATTACKS,
-    DATASETS,
-    DEVICES,
-    HEADS,
-    LOSSES,
-    MODELS,
-    OBJECTIVES,
-    OPTIMIZERS,
-    SCHEDULES,
-    TRAIN_LOSSES,
-    ObjectiveEntry,
-    norm_name,
+from advgrad._train_configs import (
+    ACCELERATION,
+    DEFAULT_BETA,
+    DEFAULT_STEPS,
+    AdvConfig,
+    TrainConfig,
+    TrainingPlan,
 )
+from advgrad.catalog import ATTACKS, LOSSES, norm_name
+
+__all__ = ["ACCELERATION", "DEFAULT_BETA", "DEFAULT_STEPS", "AdvConfig", "AttackConfig", "EvalConfig", "LossSpec",
+           "TrainConfig", "TrainingPlan"]
 
 LossSpec = Union[str, Callable[..., Any]]  # a name in catalog.LOSSES, or (logits, y) → per-sample loss
-DEFAULT_STEPS = 7    # adversarial training's K for pgd and trades
-DEFAULT_BETA = 6.0   # TRADES' β
-
-
-def _flag(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run (stored in the checkpoint)."""
-
-    epochs: int = 8
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 2e-3  # peak of the one-cycle schedule; 97.6 % on mnist-5k with the default cnn
-    schedule: str = "one-cycle"
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only
-    seed: int = 0
-    device: str = "auto"
-    loss: str = "ce"  # "ce" or "mse": J = ½‖onehot(y) − ŷ‖², ŷ the model's output probabilities
-    # Accelerator options, off by default (each changes the bits, so each is part of the run's identity):
-    amp: bool = False            # the training forward under bf16 autocast (the attacks stay float32)
-    channels_last: bool = False  # conv models and their 4-D batches in channels-last memory format
-    compile: bool = False        # the training forward through torch.compile
-
-    def __post_init__(self) -> None:
-        _validate.count("epochs", self.epochs, phrase="a positive integer")
-        _validate.count("batch size", self.batch_size, phrase="a positive integer")
-        _validate.number("lr", self.lr, minimum=0.0, strict=True, phrase="a positive number")
-        _validate.number("weight decay", self.weight_decay, minimum=0.0, phrase="≥ 0")
-        _validate.number("momentum", self.momentum, minimum=0.0, below=1.0, phrase="in [0, 1)")
-        _validate.count("seed", self.seed, minimum=0)
-        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"),
-                                     (self.device, DEVICES, "device"), (self.loss, TRAIN_LOSSES, "loss")):
-            _validate.one_of(what, value, allowed)
-        for name in ACCELERATION:
-            _flag(name, getattr(self, name))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields; an accelerator option only when on, so that a run without them has the same record
-        (and checkpoint identity for ``--resume``) as before they existed."""
-        return {k: v for k, v in asdict(self).items() if k not in ACCELERATION or v}
-
-
-ACCELERATION = ("amp", "channels_last", "compile")  # TrainConfig's accelerator flags
-
-
-@dataclass(frozen=True)
-class AdvConfig:
-    """How the training batch is perturbed. ``steps``/``alpha`` None mean the method's defaults: K = 7 for
-    pgd/trades; α = ε (fgsm), 1.25·ε (fgsm-rs, Wong et al.), 2.5·ε/K (pgd, trades)."""
-
-    method: str
-    eps: float
-    steps: int | None = None
-    alpha: float | None = None
-    beta: float = DEFAULT_BETA  # trades only
-    eps_warmup: int = 0         # epochs over which ε grows linearly from 0 (0: none)
-    norm: str = "inf"
-
-    def __post_init__(self) -> None:
-        OBJECTIVES.get_entry(self.method)
-        _validate.number("eps", self.eps, minimum=0.0, phrase="a finite number ≥ 0")
-        _validate.optional_count("adversarial steps", self.steps)
-        if self.alpha is not None:
-            _validate.number("adversarial step size alpha", self.alpha, minimum=0.0, strict=True, phrase="> 0")
-        _validate.number("beta", self.beta, minimum=0.0, phrase="a finite number ≥ 0")
-        _validate.count("eps warm-up", self.eps_warmup, minimum=0, phrase="a whole number of epochs ≥ 0")
-        object.__setattr__(self, "norm", norm_name(self.norm))
-
-    @property
-    def entry(self) -> ObjectiveEntry:
-        return OBJECTIVES[self.method]
-
-    @property
-    def k(self) -> int:
-        """The number of attack steps per batch."""
-        return int(self.steps or DEFAULT_STEPS) if self.entry.multi_step else 1
-
-    def step_size(self, eps: float) -> float:
-        """α for radius ``eps`` (the explicit ``alpha`` scales with ε during warm-up)."""
-        if self.alpha is not None:
-            return self.alpha * (eps / self.eps if self.eps > 0 else 1.0)
-        return self.entry.alpha_factor * eps / self.k
-
-    def eps_at(self, progress: float, epochs: int) -> float:
-        """ε at training progress ∈ [0, 1] of a run of ``epochs`` epochs (linear warm-up)."""
-        if self.eps_warmup <= 0:
-            return float(self.eps)
-        return float(self.eps) * min(1.0, progress * epochs / self.eps_warmup)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -177,7 +80,7 @@ class AttackConfig:
         if self.alpha is not None:
             set_(self, "alpha", _validate.number("alpha", self.alpha, minimum=0.0, strict=True))
         for name in ("random_start", "targeted", "early_stop"):
-            _flag(name, getattr(self, name))
+            _validate.flag(name, getattr(self, name))
         if not callable(self.loss):
             _validate.one_of("loss", self.loss, LOSSES)
         set_(self, "bounds", _validate.bounds(self.bounds))
@@ -240,7 +143,7 @@ class EvalConfig:
         _validate.count("seed", self.seed, minimum=0)
         set_(self, "norm", norm_name(self.norm))
         set_(self, "bounds", _validate.bounds(self.bounds))
-        _flag("min_eps", self.min_eps)
+        _validate.flag("min_eps", self.min_eps)
         set_(self, "precision", _validate.number("precision", self.precision, minimum=0.0, strict=True))
         set_(self, "tolerance", _validate.number("tolerance", self.tolerance, minimum=0.0, below=1.0))
         for name in self.attacks:  # every attack can run this threat model with these settings
@@ -266,64 +169,3 @@ class EvalConfig:
         d = asdict(self)
         d["eps"], d["attacks"], d["bounds"] = list(self.eps), list(self.attacks), list(self.bounds)
         return d
-
-
-@dataclass(frozen=True)
-class TrainingPlan:
-    """A training run of ``advgrad.runs.training.run_training``: train ``model`` (``hidden`` widths and
-    ``head`` for the MLPs) on the first ``n_train`` images (None: all) of ``dataset`` (files under
-    ``data_root``; ``download`` lets torchvision fetch them) with ``train``, adversarially when ``adv`` is
-    given — then a PGD probe of ``probe_steps`` steps on ``probe_n`` fixed training images tracks the best
-    epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it
-    and, with ``adv``, ``best_path``; ``resume`` continues the run saved in ``out``."""
-
-    out: Path = Path("runs/model.pt")
-    dataset: str = "mnist-5k"
-    model: str = "cnn"
-    hidden: tuple[int, ...] | None = None
-    head: str = "softmax"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    adv: AdvConfig | None = None
-    n_train: int | None = None
-    probe_n: int = 512
-    probe_steps: int = 10
-    data_root: Path | None = None
-    download: bool = False
-    resume: bool = False
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__  # frozen: normalise once, here
-        DATASETS.get_entry(self.dataset)
-        entry = MODELS.get_entry(self.model)
-        if self.hidden is not None:
-            set_(self, "hidden", tuple(_validate.count("hidden width", w) for w in self.hidden))
-        _validate.one_of("head", self.head, HEADS)
-        if (self.hidden is not None or self.head != "softmax") and not entry.hidden:
-            takers = " and ".join(sorted(name for name, e in MODELS.items() if e.hidden))
-            raise ParameterError("hidden/head", f" apply to {takers}, not {self.model}")
-        if self.head not in entry.heads:
-            takers = ", ".join(name for name, e in MODELS.items() if self.head in e.heads)
-            raise ParameterError("head", f" {self.head} applies to {takers} only")
-        if not isinstance(self.train, TrainConfig) or not isinstance(self.adv, (AdvConfig, type(None))):
-            raise ValueError(f"train must be a TrainConfig, adv an AdvConfig or None; got {self.train!r}, {self.adv!r}")
-        _validate.optional_count("n_train", self.n_train)
-        _validate.count("probe_n", self.probe_n)
-        _validate.count("probe_steps", self.probe_steps)
-        for name in ("download", "resume"):
-            _flag(name, getattr(self, name))
-        set_(self, "out", Path(self.out))
-        if self.out.suffix.lower() != ".pt":
-            raise ParameterError("out", f" {str(self.out)!r}: expected a .pt file (the metrics JSON goes beside it, "
-                                        "same name .json)")
-        if self.data_root is not None:
-            set_(self, "data_root", Path(self.data_root))
-
-    @property
-    def metrics_path(self) -> Path:
-        """The metrics JSON beside ``out``: runs/model.pt → runs/model.json."""
-        return self.out.with_suffix(".json")
-
-    @property
-    def best_path(self) -> Path:
-        """The best-probe checkpoint beside ``out``: runs/model.pt → runs/model.best.pt."""
-        return self.out.with_name(self.out.stem + ".best" + self.out.suffix)
