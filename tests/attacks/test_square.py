@@ -18,15 +18,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad.attacks import input_gradient, run_attack
-from advgrad.attacks.square import (
-    SquareResult,
-    _bump,
-    _eta,
-    _index,
-    p_schedule,
-    square,
-    window_side,
-)
+from advgrad.attacks._square_steps import _bump, _eta, _index
+from advgrad.attacks.square import SquareResult, p_schedule, square, window_side
 from advgrad.losses import margin
 from advgrad.norms import get_norm
 
