@@ -10,7 +10,7 @@ as int64 (N,); normalization lives inside the model, never here.
 
 A file that is there but broken raises :class:`DataError` (a ``ValueError``) with one line naming the
 file and the fault; a missing one raises :class:`DataNotFound`. No file runs code: CIFAR-10's pickles are
-read by an unpickler that refuses every global but a numpy array's and calls none (``advgrad._datafiles``).
+read by an unpickler that refuses every global but a numpy array's and calls none (``advgrad._cifar_pickle``).
 
 ``download=True`` asks torchvision to fetch ``mnist``/``fashion-mnist``/``cifar10`` into ``root``
 first (needs internet; never used by the tests).
@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from advgrad._datafiles import DataError, read_cifar_batch, read_idx, read_npz
+from advgrad._cifar_pickle import read_cifar_batch
+from advgrad._datafiles import DataError, read_idx, read_npz
 from advgrad.catalog import DATASETS, DatasetEntry
 
 __all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DEFAULT_ROOT", "EMBEDDED", "DataError", "DataNotFound", "Dataset",

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from advgrad import data as data_mod
-from advgrad._datafiles import read_cifar_batch
+from advgrad._cifar_pickle import read_cifar_batch
 from advgrad.data import DataNotFound, load_dataset, read_idx
 
 

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from test_data import make_cifar_folder, make_idx_set, make_npz
 
 from advgrad import data as data_mod
-from advgrad._datafiles import read_cifar_batch, read_idx
+from advgrad._cifar_pickle import read_cifar_batch
+from advgrad._datafiles import read_idx
 from advgrad.cli import main
 from advgrad.data import DataError, load_dataset
 
