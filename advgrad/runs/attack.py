@@ -116,10 +116,11 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``batch_size`` images at a
     time; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
     mean, std, and load_data's image_size, grayscale, workers; ``runs._sources.open_sources``). Random starts
-    and random targets come from a generator seeded with ``seed`` (the global RNG is seeded with it too). A
-    targeted ``config`` needs ``target``: a class index or "random". The attack success rate counts only the
-    images the model classified correctly (targeted: those whose label is not the target, now classified as
-    the target)."""
+    come from one generator per block of 256 images seeded by (``seed``, block), random targets from one
+    seeded with ``seed`` (the global RNG is seeded with it too); under torchrun every process must call it
+    and every process returns the one-process report (see the module docstring). A targeted ``config`` needs
+    ``target``: a class index or "random". The attack success rate counts only the images the model
+    classified correctly (targeted: those whose label is not the target, now classified as the target)."""
     if config.targeted != (target is not None):
         raise ValueError(f"a targeted attack needs a target (a class or 'random') and only a targeted one takes "
                          f"one; got targeted={config.targeted} and target={target!r}")
