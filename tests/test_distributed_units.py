@@ -5,6 +5,7 @@ the evaluation (against a plain per-block draw) and the accelerator options of T
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,3 +243,27 @@ def test_compile_trains_the_same_model_to_rounding(mnist5k: Dataset) -> None:
     for a, b in zip(plain.parameters(), compiled.parameters()):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
     assert h1[0]["train_loss"] == pytest.approx(h0[0]["train_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(("env", "probes"), [({}, True), ({"WORLD_SIZE": "2", "RANK": "0"}, True),
+                                             ({"WORLD_SIZE": "2", "RANK": "1"}, False),
+                                             ({"WORLD_SIZE": "1", "RANK": "0"}, True)])
+def test_only_the_writing_process_probes_the_output_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            env: dict[str, str], probes: bool) -> None:
+    """Under torchrun every process checks its outputs before the work, but only process 0 writes, so only
+    it creates and removes a missing folder to prove it writable: two processes doing so raced ("File
+    exists", 2 of 6 `torchrun ... train --out NEW/runs/model.pt` runs here before). The path rules
+    (two outputs one file) still hold on every process."""
+    from advgrad.cli import _common
+
+    for key in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    probed: list[Path] = []
+    monkeypatch.setattr(_common, "check_writable", lambda path: probed.append(path))
+    out = tmp_path / "new" / "a.json"
+    _common.check_outputs([("--out", out)])
+    assert probed == ([out] if probes else [])
+    with pytest.raises(_common.UsageFail, match="are the same file"):
+        _common.check_outputs([("--out", out), ("--save-examples", out)])

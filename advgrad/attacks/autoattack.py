@@ -32,7 +32,7 @@ but not, beyond rounding at a decision boundary, a verdict.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +71,14 @@ class AutoAttackResult(AttackResult):
     stages: tuple[str, ...] = ()
     accuracy: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def robust_after(broken_by: Tensor, stages: Sequence[str], dtype: torch.dtype = torch.float64) -> dict[str, float]:
+    """Robust accuracy after each member of a cascade, in cascade order, from the per-sample ``broken_by``
+    (N,) of ``AutoAttackResult``: a point is still robust after member k when neither it nor a member before
+    it broke the point, i.e. broken_by > k (−1: misclassified at x, ``len(stages)``: survived all). The
+    share is a mean in ``dtype`` (float32 or float64, as the caller's other accuracies)."""
+    return {stage: float((broken_by > k).to(dtype).mean()) for k, stage in enumerate(stages)}
 
 
 def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple[str, dict[str, Any]], ...]:

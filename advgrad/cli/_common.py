@@ -143,8 +143,23 @@ def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[st
             if entry in source:
                 raise UsageFail(f"{name_out} {str(out)!r} is the input {name_in}: writing it would destroy "
                                 "the input; choose another path")
+    if not writes():  # under torchrun, process 0 alone writes, and alone proves the folders take a file
+        return
     for _, out in outputs:
         check_writable(out)  # ValueError: one line, exit 2
+
+
+def writes() -> bool:
+    """False in a process torchrun started as rank ≠ 0 of several (RANK, WORLD_SIZE in the environment; read
+    here, before the process group is up and without importing torch): it writes nothing, and probing a
+    missing output folder from every process would race (one creates and removes the folder while another
+    creates or probes it: "File exists", or a folder gone). Malformed values are left to
+    ``distributed.setup``, which reports them."""
+    env = os.environ
+    try:
+        return int(env.get("WORLD_SIZE", "1")) <= 1 or int(env.get("RANK", "0")) == 0
+    except ValueError:
+        return True
 
 
 def progress_bar(desc: str, unit: str) -> Any:

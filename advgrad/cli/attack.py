@@ -2,7 +2,8 @@
 record (and the examples file) → a table.
 
 --out (.json) and --save-examples (.npz) are checked before the checkpoint is read: neither may be the
-other or the --model file, and both folders must take a new file. torch and the library are imported
+other or the --model file, and both folders must take a new file. Under torchrun every process attacks its
+blocks of images and process 0 alone prints and writes (``advgrad.runs.attack``). torch and the library are imported
 when the command runs (``advgrad attack --help`` answers at once)."""
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE"
 @click.option("--queries", type=POSITIVE, default=5000, show_default=True, help="Square's query budget.")
 @click.option("--n-targets", "targets", type=IntIn(min=1, rule="a positive integer"), default=9, show_default=True,
               help="Target classes tried by apgd-t and fab-t.")
-@click.option("--n", "n", type=POSITIVE, default=None, help="Attack the first N test images (default: all).")
+@click.option("--n", "--n-test", "n", type=POSITIVE, default=None,
+              help="Attack the first N test images (default: all); --n-test under torchrun, whose own options "
+                   "--n... would take --n.")
 @click.option("--batch-size", type=POSITIVE, default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random starts and random targets.")
 @device_option
@@ -96,12 +99,15 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, nor
     suffix("--save-examples", save_examples, ".npz")
     check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
                   inputs=[("--model", model_path)])
+    from advgrad.distributed import is_main
     from advgrad.results import to_json, write_json
     from advgrad.runs.attack import attack_report, write_examples
 
     with progress_bar("attack", "image") as bar:
         report = attack_report(model_path, eps, config, target=target, n=n, batch_size=batch_size, seed=seed,
                                device=device, data_root=data_root, on_warning=warn, progress=follow(bar), **sources)
+    if not is_main():  # under torchrun: process 0 alone prints and writes
+        return
     write_json(out, report.record)
     if save_examples is not None:
         write_examples(save_examples, report)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from advgrad import distributed
 from advgrad._runtime import model_device, predict, spans
 from advgrad.attacks import AttackResult, AutoAttackResult
+from advgrad.attacks.autoattack import robust_after
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.distributed import stream_seed
@@ -42,7 +43,7 @@ class SweepResult:
     correct: Tensor  # (N,) bool, clean predictions
 
 
-class _Cascade:
+class Cascade:
     """Collects an ensemble's per-member breakdown (``AutoAttackResult.broken_by``) over the batches of a
     pass: robust accuracy after each member, in cascade order, and the members' seconds."""
 
@@ -58,7 +59,7 @@ class _Cascade:
             for stage, seconds in result.seconds.items():
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
-    def shared(self) -> _Cascade:
+    def shared(self) -> Cascade:
         """Every process's batches in one breakdown (a collective call under torch.distributed; identity in
         one process): ``broken_by`` assembled from the blocks' owners, the members' seconds summed."""
         if distributed.world_size() == 1:
@@ -69,13 +70,13 @@ class _Cascade:
         self.seconds = {s: sum(seconds.get(s, 0.0) for _, seconds in parts) for s in self.stages}
         return self
 
-    def record(self, correct: Tensor) -> dict[str, Any]:
-        """{"cascade": {member: accuracy after it}, "seconds_per_attack": {...}}, or {} for a lone attack.
-        A point the batch attacked counts as robust after member k when member k and those before it
-        failed (broken_by > k); points never attacked were misclassified clean."""
+    def record(self) -> dict[str, Any]:
+        """{"cascade": {member: accuracy after it}, "seconds_per_attack": {...}}, or {} for a lone attack
+        (``robust_after``; points never attacked keep broken_by −1: they were misclassified clean). float32
+        means, as the sweep's other accuracies."""
         if not self.stages:
             return {}
-        after = {stage: float((correct & (self.broken_by > k)).float().mean()) for k, stage in enumerate(self.stages)}
+        after = robust_after(self.broken_by, self.stages, torch.float32)
         return {"cascade": after, "seconds_per_attack": dict(self.seconds)}
 
 
@@ -179,7 +180,7 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
         for name in config.attacks:
             attack = config.attack(name)
             start = time.perf_counter()
-            cascade = _Cascade(len(y), device)
+            cascade = Cascade(len(y), device)
             mask = correct & ~attack_mask(model, x, y, correct, e, attack, batch_size=config.batch_size,
                                           seed=config.seed, tally=tally, on_result=cascade)
             cascade.shared()
@@ -187,7 +188,7 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
             survivors &= mask
             records.append({"attack": name, "eps": e, "accuracy": float(mask.float().mean()), "n": n,
                             "seconds": time.perf_counter() - start, "steps": attack.steps,
-                            "restarts": attack.restarts if attack.random_start else 1, **cascade.record(correct)})
+                            "restarts": attack.restarts if attack.random_start else 1, **cascade.record()})
         if len(config.attacks) > 1:
             robust[(WORST, e)] = survivors
             records.append({"attack": WORST, "eps": e, "accuracy": float(survivors.float().mean()), "n": n,

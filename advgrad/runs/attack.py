@@ -3,14 +3,22 @@ of a saved model's data set, batch by batch — the JSON record (accuracies, suc
 of the perturbations, timing, provenance) and the examples arrays of ``--save-examples``.
 
 Targeted attacks aim every image at one class (``target=K``) or each at a class drawn uniformly among the
-others (``target="random"``, from the seeded generator, before the attack's random starts draw from it).
+others (``target="random"``, from a generator seeded with the seed). The attack runs as ``advgrad eval``'s
+passes do (``evaluate.robust.attack_blocks``): blocks of 256 consecutive images, each with random starts
+from a generator seeded by (seed, block), in batches of at most ``batch_size`` within a block.
+
+Under torchrun (``torchrun --nproc_per_node N -m advgrad attack ...``) process k attacks the blocks k, k + N,
+...; the examples, the adversarial logits and an ensemble's per-sample cascade are then gathered from the
+blocks' owners (``distributed.share``), so every process ends with the one-process record and examples,
+bit for bit. Only process 0 reports (warnings, progress); the caller writes on process 0 only
+(``distributed.is_main()``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -18,13 +26,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from advgrad import distributed
 from advgrad._runtime import logits as logits_of
 from advgrad._validate import ParameterError
-from advgrad.attacks import run_attack
-from advgrad.attacks.autoattack import AutoAttackResult
+from advgrad.attacks import AttackResult
+from advgrad.attacks.autoattack import members, robust_after
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
 from advgrad.datasource import FolderSource, TensorSource
+from advgrad.evaluate.progress import Tally
+from advgrad.evaluate.robust import BLOCK, Cascade, attack_blocks
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import provenance
 from advgrad.runs._inputs import Warn
@@ -59,28 +70,41 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
     return pred.cpu(), conf.cpu()
 
 
-def _attack_batches(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], eps: float, config: AttackConfig,
-                    *, relabel: Callable[[Tensor], Tensor], device: torch.device, generator: torch.Generator,
-                    done: Callable[[int], None]) -> dict[str, Any]:
-    """The attack, one batch of the data at a time (a folder is never read whole): x, y, the attack's labels
-    (``relabel(y)``: y, or the targets), x_adv and the clean and adversarial predictions and confidences, on
-    the CPU; ``done(k)`` after each batch of k images."""
-    keys = ("x", "y", "labels", "x_adv", "pred_clean", "conf_clean", "pred_adv", "conf_adv")
-    parts: dict[str, list[Tensor]] = {k: [] for k in keys}
-    stages: tuple[str, ...] = ()
-    for x, y in batches:
-        labels = relabel(y)
-        xb, yb = x.to(device), labels.to(device)
-        result = run_attack(model, xb, yb, eps, config=config, generator=generator)
-        clean = _predict(model, logits_of(model, xb, batch_size=len(xb)))
-        for key, value in zip(keys, (x, y, labels, result.x_adv.cpu(), *clean, *_predict(model, result.logits))):
-            parts[key].append(value)
-        if isinstance(result, AutoAttackResult):  # an ensemble: which member broke each point
-            stages = result.stages
-            parts.setdefault("broken_by", []).append(result.broken_by.cpu())
-        done(len(yb))
-    out = {k: torch.cat(v) for k, v in parts.items()}
-    return {**out, "stages": stages} if stages else out
+def _read(source: TensorSource | FolderSource, batch_size: int) -> tuple[Tensor, Tensor]:
+    """All images (N, C, H, W) and labels (N,) of ``source`` on the CPU (a folder read batch by batch)."""
+    if isinstance(source, TensorSource):
+        return source.tensors()
+    parts = list(source.batches(batch_size))
+    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+
+
+def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
+                batch_size: int, seed: int, progress: Progress | None) -> dict[str, Any]:
+    """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
+    ``attack_blocks`` (per-block generators, shared out under torch.distributed): x, y, labels, x_adv, the
+    clean and adversarial predictions and confidences (N,) on the CPU, and an ensemble's ``broken_by`` (N,)
+    and ``stages``. The clean logits are one pass in batches of ``batch_size`` on every process."""
+    clean = logits_of(model, x, batch_size=batch_size)  # (N, K) on the CPU
+    z_adv = clean.clone()  # (N, K): each attacked row replaced by the attack's logits at x_adv
+    cascade = Cascade(len(x), torch.device("cpu"))
+
+    def collect(idx: Tensor, result: AttackResult) -> None:
+        z_adv[idx.cpu()] = result.logits.detach().to("cpu", z_adv.dtype)
+        cascade(idx.cpu(), result)
+
+    everyone = torch.ones(len(x), dtype=torch.bool)
+    _, x_adv = attack_blocks(model, x, labels, everyone, eps, config, batch_size=batch_size, seed=seed,
+                             tally=Tally(progress, len(x)), examples=True, on_result=collect)
+    assert x_adv is not None  # examples=True
+    z_adv = distributed.share(z_adv, BLOCK)
+    cascade.shared()
+    out = {"x": x, "y": y, "labels": labels, "x_adv": x_adv}
+    out.update(zip(("pred_clean", "conf_clean", "pred_adv", "conf_adv"),
+                   (*_predict(model, clean), *_predict(model, z_adv))))
+    if config.method == "autoattack" and not cascade.stages:  # ε = 0: nothing ran, every member keeps x
+        cascade.stages = tuple(name for name, _ in members("standard"))
+        cascade.broken_by = torch.where(out["pred_clean"] == labels, len(cascade.stages), -1)
+    return {**out, "broken_by": cascade.broken_by, "stages": cascade.stages} if cascade.stages else out
 
 
 def attack_report(model_path: str | os.PathLike[str], eps: float, config: AttackConfig, *, target: Target = None,
@@ -92,13 +116,17 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``batch_size`` images at a
     time; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
     mean, std, and load_data's image_size, grayscale, workers; ``runs._sources.open_sources``). Random starts
-    and random targets come from a generator seeded with ``seed`` (the global RNG is seeded with it too). A
-    targeted ``config`` needs ``target``: a class index or "random". The attack success rate counts only the
-    images the model classified correctly (targeted: those whose label is not the target, now classified as
-    the target)."""
+    come from one generator per block of 256 images seeded by (``seed``, block), random targets from one
+    seeded with ``seed`` (the global RNG is seeded with it too); under torchrun every process must call it
+    and every process returns the one-process report (see the module docstring). A targeted ``config`` needs
+    ``target``: a class index or "random". The attack success rate counts only the images the model
+    classified correctly (targeted: those whose label is not the target, now classified as the target)."""
     if config.targeted != (target is not None):
         raise ValueError(f"a targeted attack needs a target (a class or 'random') and only a targeted one takes "
                          f"one; got targeted={config.targeted} and target={target!r}")
+    distributed.setup(device)  # under torchrun: join the group (else: nothing)
+    if not distributed.is_main():  # process 0 alone reports
+        on_warning = progress = None
     inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
                           on_warning=on_warning, **options)
     k = inputs.source.num_classes
@@ -106,12 +134,12 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
         raise ParameterError("target_class", f" {target} is out of range: {inputs.dataset_name} has classes "
                                              f"0..{k - 1}")
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)  # CPU draws, moved to the device: same on any device
     config = config.but(bounds=inputs.bounds)
-    goals = None if target is None else targets(_labels(inputs.source), k, target, generator)  # (N,)
+    x, y = _read(inputs.source, batch_size)
+    # Random targets: CPU draws from their own seeded generator, the same on any device and process.
+    labels = y if target is None else targets(y, k, target, torch.Generator().manual_seed(seed))  # (N,)
     start = time.perf_counter()
-    out = _attack_batches(inputs.model, inputs.source.batches(batch_size), eps, config, relabel=_relabel(goals),
-                          device=inputs.device, generator=generator, done=_counter(progress, len(inputs.source)))
+    out = _attack_all(inputs.model, x, y, labels, eps, config, batch_size=batch_size, seed=seed, progress=progress)
     seconds = time.perf_counter() - start
     record = {**_record(out, eps, config, target, inputs, seconds),
               "provenance": provenance(seed=seed, model_path=_model_file(model_path))}
@@ -137,48 +165,9 @@ def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
                   loss=r["loss"], data=r["dataset"], num_classes=r["num_classes"], model=r["model"].get("name"))
 
 
-def _labels(source: TensorSource | FolderSource) -> Tensor:
-    """All labels (N,) of ``source`` without reading its images (a folder knows them from its file names)."""
-    if isinstance(source, FolderSource):
-        return torch.tensor(source.labels, dtype=torch.long)
-    return source.tensors()[1]
-
-
-def _relabel(goals: Tensor | None) -> Callable[[Tensor], Tensor]:
-    """The attack's labels of each batch in turn: the true labels, or the next slice of ``goals``."""
-    taken = [0]
-
-    def labels(y: Tensor) -> Tensor:
-        if goals is None:
-            return y
-        taken[0] += len(y)
-        return goals[taken[0] - len(y):taken[0]]
-
-    return labels
-
-
 def _model_file(spec: str | os.PathLike[str]) -> str | os.PathLike[str] | None:
     """The model's file for the provenance record (its sha256), None for a model built from code alone."""
     return spec if os.path.isfile(spec) else None
-
-
-def _counter(progress: Progress | None, total: int) -> Callable[[int], None]:
-    """``done(k)`` per batch of k images → ``progress(images so far, total)``."""
-    count = [0]
-
-    def done(k: int) -> None:
-        count[0] += k
-        if progress is not None:
-            progress(count[0], total)
-
-    return done
-
-
-def _cascade(out: dict[str, Any]) -> dict[str, float]:
-    """An ensemble's robust accuracy after each of its members, in cascade order (``broken_by``: the index
-    of the member that broke a point, −1 where the model is wrong already, the member count where none did)."""
-    broken_by = out["broken_by"]
-    return {name: float((broken_by > k).double().mean()) for k, name in enumerate(out["stages"])}
 
 
 def _record(out: dict[str, Any], eps: float, config: AttackConfig, target: Target, inputs: Sources,
@@ -205,5 +194,5 @@ def _record(out: dict[str, Any], eps: float, config: AttackConfig, target: Targe
         "mean_l2": float(delta.norm(dim=1).double().mean()),
         "seconds": seconds, "images_per_second": len(y) / seconds if seconds > 0 else None,
         "device": str(inputs.device),
-        **({"cascade": _cascade(out)} if "stages" in out else {}),
+        **({"cascade": robust_after(out["broken_by"], out["stages"])} if "stages" in out else {}),
     }

@@ -1,0 +1,122 @@
+"""``advgrad attack`` as one plain process and under ``torchrun --standalone --nproc_per_node 2`` and ``3``
+(gloo, this CPU): process 0 alone prints and writes, and the JSON record, the printed table and the saved
+adversarial examples are the one-process ones bit for bit (wall-clock seconds and provenance aside).
+
+Why bits: the images are cut into blocks of 256 (``evaluate.robust.BLOCK``); each block is attacked with the
+same inputs, batch shapes and generator — seeded by (seed, block) — whatever the number of processes, in
+processes pinned to one thread (OMP_NUM_THREADS=1: the same kernels), and the results travel between the
+processes as raw bytes. 600 images are three blocks (256 + 256 + 88): with 2 processes process 0 attacks
+blocks 0 and 2, with 3 each attacks one; 300 images (256 + 44) leave the third process without a block.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import advgrad
+from advgrad.checkpoint import save_checkpoint
+from advgrad.data import Dataset
+from advgrad.models import build_for
+from tests._cli_util import ENV, run
+
+PGD = ["attack", "--method", "pgd", "--eps", "0.1", "--steps", "4", "--restarts", "2", "--n-test", "600",
+       "--batch-size", "100", "--device", "cpu", "--seed", "4"]
+AUTOATTACK = ["attack", "--method", "autoattack", "--eps", "0.1", "--n-test", "300", "--batch-size", "128",
+              "--device", "cpu", "--seed", "1"]
+
+
+def launch(args: list[str], cwd: Path, world: int) -> subprocess.CompletedProcess[str]:
+    """World 1: ``python -m advgrad ARGS`` (no torchrun). Else ``torchrun --standalone --nproc_per_node
+    WORLD -m advgrad ARGS`` (a free port of its own)."""
+    if world == 1:
+        return run(args, cwd=cwd)
+    env = {k: v for k, v in ENV.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           str(world), "-m", "advgrad", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def timeless(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without wall-clock fields and provenance (host, time, file hashes): what must be equal."""
+    return {k: v for k, v in record.items() if k not in ("seconds", "images_per_second", "provenance")}
+
+
+def table(stdout: str) -> list[str]:
+    """The printed table without its time row and the "wrote PATH" line (each run has its own folder)."""
+    return [ln for ln in stdout.splitlines() if "time" not in ln and not ln.startswith("wrote ")]
+
+
+@pytest.fixture(scope="module")
+def logreg(mnist5k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logreg trained one epoch (seeded, ~1 s): right on most test digits, and PGD/AutoAttack at ε = 0.1
+    break many of them but not all."""
+    model, meta = build_for("logreg", mnist5k, seed=0)
+    advgrad.fit(model, mnist5k, advgrad.TrainConfig(epochs=1, batch_size=50, lr=3e-3, device="cpu", seed=0))
+    path = tmp_path_factory.mktemp("model") / "m.pt"
+    save_checkpoint(path, model.eval(), {"model": meta, "dataset": mnist5k.meta()})
+    return path
+
+
+@pytest.fixture(scope="module")
+def pgd_runs(logreg: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, str]]:
+    """PGD-4×2 with random starts on 600 digits, examples saved, by 1, 2 and 3 processes: (folder, stdout)."""
+    out = {}
+    for world in (1, 2, 3):
+        cwd = tmp_path_factory.mktemp(f"pgd{world}")
+        proc = launch([*PGD, "--model", str(logreg), "--out", str(cwd / "a.json"), "--save-examples",
+                       str(cwd / "ex.npz")], cwd, world)
+        assert proc.returncode == 0, (world, proc.stdout[-2000:], proc.stderr[-3000:])
+        out[world] = (cwd, proc.stdout)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.isa
+@pytest.mark.parametrize("world", [2, 3])
+def test_sharded_attack_writes_the_one_process_record_and_examples_bit_for_bit(pgd_runs: dict[int, Any],
+                                                                              world: int) -> None:
+    (one, out1), (many, out_many) = pgd_runs[1], pgd_runs[world]
+    assert sorted(p.name for p in many.iterdir()) == sorted(p.name for p in one.iterdir()) == ["a.json", "ex.npz"]
+    r1, rn = json.loads((one / "a.json").read_text()), json.loads((many / "a.json").read_text())
+    assert timeless(rn) == timeless(r1)
+    with np.load(one / "ex.npz") as a, np.load(many / "ex.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            if key != "meta":  # its provenance carries the time
+                assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), key
+        x, x_adv = a["x"], a["x_adv"]
+    # Process 0 alone prints: the one-process table, line for line, the time line aside.
+    assert out_many.count("wrote ") == 1
+    assert table(out_many) == table(out1)
+    # Not vacuous: all 600 points moved (random starts), within ε, and PGD broke some points, not all.
+    assert r1["n"] == 600 and len(x_adv) == 600
+    assert bool((np.abs(x_adv - x).reshape(600, -1).max(axis=1) > 0).all()) and r1["max_linf"] <= 0.1 + 1e-6
+    assert 0 < r1["adversarial_accuracy"] < r1["clean_accuracy"]
+
+
+@pytest.mark.slow
+def test_sharded_autoattack_gathers_the_cascade(logreg: Path, tmp_path: Path) -> None:
+    """300 digits are two blocks: with 3 processes the third attacks none and must still write nothing, while
+    process 0's record holds the cascade of both blocks, the one-process record exactly."""
+    records, outs = [], []
+    for world in (1, 3):
+        cwd = tmp_path / str(world)
+        cwd.mkdir()
+        proc = launch([*AUTOATTACK, "--model", str(logreg), "--out", str(cwd / "aa.json")], cwd, world)
+        assert proc.returncode == 0, (world, proc.stdout[-2000:], proc.stderr[-3000:])
+        assert [p.name for p in cwd.iterdir()] == ["aa.json"] and proc.stdout.count("wrote ") == 1
+        records.append(json.loads((cwd / "aa.json").read_text()))
+        outs.append(table(proc.stdout))
+    assert timeless(records[1]) == timeless(records[0]) and outs[1] == outs[0]
+    cascade = records[0]["cascade"]
+    assert list(cascade) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    after = list(cascade.values())
+    assert after == sorted(after, reverse=True) and after[-1] == records[0]["adversarial_accuracy"]
+    assert records[0]["clean_accuracy"] > after[0] and after[-1] > 0  # the cascade decides something, not all
