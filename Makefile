@@ -3,7 +3,7 @@
 #   make test   - venv + install (with test extras) + the whole test suite, then its peer and chunk
 #                 tests again under other CPU instruction sets
 #                 (after ruff and mypy: make lint)
-# Also: make test-fast (the suite without the slow tests, about a minute), make demo-record (rewrites the
+# Also: make test-fast (the suite without the slow tests, under a minute), make demo-record (rewrites the
 # committed record results/demo/ on purpose), make bench.
 PYTHON ?= python3
 VENV   ?= .venv

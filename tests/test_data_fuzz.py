@@ -123,6 +123,7 @@ def test_undamaged_files_load(kind: str, monkeypatch: pytest.MonkeyPatch) -> Non
             assert _load_or_fail(lambda: load_dataset("mnist-5k"), root, (1, 28, 28)) == "ok"
 
 
+@pytest.mark.slow
 @FUZZ
 @given(name=st.sampled_from(sorted(IDX)), inside=st.booleans(), data=st.data())
 def test_damaged_idx_set(name: str, inside: bool, data: st.DataObject) -> None:
@@ -137,6 +138,7 @@ def test_damaged_idx_set(name: str, inside: bool, data: st.DataObject) -> None:
         _load_or_fail(lambda: load_dataset("fashion-mnist", root), root, (1, 28, 28))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(name=st.sampled_from(CIFAR_NAMES), py2=st.booleans(), data=st.data())
 def test_damaged_cifar_folder(name: str, py2: bool, data: st.DataObject) -> None:
@@ -148,6 +150,7 @@ def test_damaged_cifar_folder(name: str, py2: bool, data: st.DataObject) -> None
         _load_or_fail(lambda: load_dataset("cifar10", root), root, (3, 32, 32))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(member=st.sampled_from([None, "x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"]), data=st.data())
 def test_damaged_npz(member: str | None, data: st.DataObject) -> None:

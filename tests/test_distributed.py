@@ -60,6 +60,7 @@ def load(path: Path) -> Any:
 WORLDS = [2, pytest.param(3, marks=pytest.mark.slow)]
 
 
+@pytest.mark.slow
 @pytest.mark.isa
 @pytest.mark.parametrize("world", WORLDS)
 def test_sharded_evaluation_is_bit_identical_to_one_process(runs: Any, world: int) -> None:
@@ -82,6 +83,7 @@ def test_sharded_evaluation_is_bit_identical_to_one_process(runs: Any, world: in
     assert sum(v is None for v in record["min_eps"]) < len(record["min_eps"])
 
 
+@pytest.mark.slow
 @pytest.mark.isa
 @pytest.mark.parametrize("world", WORLDS)
 def test_sharded_autoattack_cascade_is_the_one_process_record(runs: Any, world: int) -> None:
@@ -109,6 +111,7 @@ def comparable(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("optimizer,atol", [("sgd", 1e-6), ("adam", 1e-4)])
 def test_ddp_epoch_gives_the_one_process_weights_to_rounding(runs: Any, world: int, optimizer: str,
@@ -137,6 +140,7 @@ def test_ddp_epoch_gives_the_one_process_weights_to_rounding(runs: Any, world: i
     assert record["lr"] == reference["lr"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 def test_only_process_0_writes_checkpoints(runs: Any, world: int) -> None:
     folder = runs(world)
@@ -155,6 +159,7 @@ def test_a_batch_the_processes_cannot_share_is_one_line_on_every_process(runs: A
     assert messages[0].startswith("batch size 64 is not divisible by 3 processes: use a multiple of 3")
 
 
+@pytest.mark.slow
 @pytest.mark.isa
 @pytest.mark.parametrize("world", [1, *WORLDS])
 def test_adversarial_ddp_probe_and_resume(runs: Any, world: int) -> None:
@@ -172,6 +177,7 @@ def test_adversarial_ddp_probe_and_resume(runs: Any, world: int) -> None:
     assert all("robust_accuracy" in r and "probe_clean_accuracy" in r for r in straight[0]["history"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 def test_batchnorm_statistics_are_process_0s_everywhere(runs: Any, world: int) -> None:
     ranks = [load(runs(world) / f"bn-rank{r}.pt") for r in range(world)]

@@ -137,6 +137,7 @@ class ZeroGradient(nn.Module):
         return torch.zeros(len(x), 2, dtype=x.dtype) + 0.0 * x.flatten(1)[:, :1]
 
 
+@pytest.mark.slow
 @pytest.mark.isa
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 700), batch_size=st.sampled_from([1, 7, 100, 256, 300, 1000]), seed=st.integers(0, 50),

@@ -111,6 +111,7 @@ def _same_function(loaded: nn.Module, reference: nn.Module, x: torch.Tensor, y: 
     assert 0.0 < strip[-1]["accuracy"] < 1.0  # the attacks fool some points and not others: a real comparison
 
 
+@pytest.mark.slow
 @ISA
 @pytest.mark.parametrize("variant", ["plain", "ddp", "lightning"])
 def test_factory_with_weights_is_the_trained_model(variant: str, factory: Path, tmp_path: Path,
@@ -134,6 +135,7 @@ def test_factory_with_weights_is_the_trained_model(variant: str, factory: Path, 
     assert not (tmp_path / "__pycache__").exists()  # running the factory file left nothing beside it
 
 
+@pytest.mark.slow
 @ISA
 @pytest.mark.parametrize("kind", ["torchscript", "export"])
 def test_programs_are_the_module_they_were_saved_from(kind: str, tmp_path: Path,
@@ -154,6 +156,7 @@ def test_programs_are_the_module_they_were_saved_from(kind: str, tmp_path: Path,
     _same_function(loaded.model, model, *digits)
 
 
+@pytest.mark.slow
 @ISA
 def test_torchvision_resnet18_with_a_ddp_state_dict(tmp_path: Path) -> None:
     import torchvision

@@ -34,6 +34,7 @@ def _examples(n: int = 5, c: int = 1):  # type: ignore[no-untyped-def]
                 conf_clean=np.full(n, 0.99), conf_adv=np.full(n, 0.8))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 3], ids=["grey", "rgb"])
 def test_example_grid_has_three_images_per_sample(channels: int) -> None:
     fig = plots.example_grid(**_examples(5, channels), n=4, class_names=[str(k) for k in range(10)])
@@ -75,6 +76,7 @@ def test_accuracy_curves_single_model_labels_attacks_only() -> None:
         plots.accuracy_curves([])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("robust", [False, True], ids=["clean", "with-robust"])
 def test_training_curves_draws_robust_accuracy_when_present(robust: bool) -> None:
     history = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.9, "test_accuracy": 0.88, "lr": 1e-3,
@@ -88,6 +90,7 @@ def test_training_curves_draws_robust_accuracy_when_present(robust: bool) -> Non
     _render(fig)
 
 
+@pytest.mark.slow
 def test_min_eps_figure_histogram_and_cdf() -> None:
     values = [0.0, 0.05, 0.08, None, 0.12, float("inf")]
     fig = plots.min_eps_figure([("cnn", values), ("mlp", [0.02, 0.03])], eps_max=0.3)
@@ -115,6 +118,7 @@ def test_landscape_figure_gradient_and_random_lines() -> None:
     _render(fig)
 
 
+@pytest.mark.slow
 def test_input_gradient_figure_shows_x_gradient_sign_and_step() -> None:
     g = np.random.default_rng(0)
     x = g.random((2, 1, 5, 5))

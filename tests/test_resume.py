@@ -92,6 +92,7 @@ def comparable(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interrupt_at", [3, 8, 9], ids=["mid-epoch-1", "last-batch-of-epoch-1", "mid-epoch-2"])
 def test_ctrl_c_then_resume_is_bit_identical(mnist5k: Dataset, interrupt_at: int) -> None:
     data = small(mnist5k)  # 256 images, batch 32: 8 batches per epoch
@@ -212,6 +213,7 @@ def test_ctrl_c_saves_then_resume_matches(uninterrupted: Path, tmp_path: Path) -
     assert_same_run(uninterrupted, out)
 
 
+@pytest.mark.slow
 def test_resume_with_another_configuration_exits_2_and_touches_nothing(uninterrupted: Path,
                                                                       tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
@@ -231,12 +233,14 @@ def test_resume_with_another_configuration_exits_2_and_touches_nothing(uninterru
     assert {p.name: sha256_file(p) for p in tmp_path.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_checkpoint_state_is_plain_data(uninterrupted: Path) -> None:
     payload = torch.load(uninterrupted, weights_only=True)
     assert only_plain(payload)
     assert {"optimizer", "shuffle_rng", "torch_rng", "objective", "history", "step"} <= set(payload["resume"])
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_catches_up_a_lagging_metrics_file(uninterrupted: Path, tmp_path: Path) -> None:
     """kill -9 between writing OUT and its JSON at the last epoch: --resume rewrites the JSON only."""
     out = tmp_path / "m.pt"

@@ -100,6 +100,7 @@ def test_checkpoints_are_where_the_reference_checks(steps: int, tiny_mlp: nn.Mod
 
 # --- DLR ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dlr_hand_computed() -> None:
     z = torch.tensor([[1.0, 4.0, 2.0, 3.0], [1.0, 4.0, 2.0, 3.0], [0.5, -1.0, 2.0, 0.0]], dtype=torch.float64)
     # row 0, y=0: max_{i≠y} = 4, π1 − π3 = 4 − 2: −(1 − 4)/2; row 1, y=1: −(4 − 3)/2;
@@ -146,6 +147,7 @@ def test_dlr_and_its_gradient_equal_the_references_bit_for_bit() -> None:
 
 # --- parity with the reference --------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 @pytest.mark.parametrize("loss", ATTACKS)
 def test_exact_mode_is_the_reference_bit_for_bit(trained_small, digits, reference, norm: str, loss: str) -> None:
@@ -176,6 +178,7 @@ def test_full_settings_are_the_reference_bit_for_bit(trained_small, digits, refe
     assert torch.equal(ours.success, _fooled(model, theirs, y))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("norm", "loss"), [("inf", "ce"), ("2", "dlr")])
 def test_eot_on_a_randomised_model_is_the_reference_bit_for_bit(trained_small, digits, reference, norm: str,
                                                                 loss: str) -> None:
@@ -189,6 +192,7 @@ def test_eot_on_a_randomised_model_is_the_reference_bit_for_bit(trained_small, d
     assert bool(ours.success.any()) and not bool(ours.success.all())
 
 
+@pytest.mark.slow
 def test_the_first_checkpoints_quirk_is_reproduced(trained_small, digits, reference, monkeypatch) -> None:
     """The reference's first check compares the loss after the first step with a zero-initialised slot of
     its loss history; a reference whose first window counts only real pairs of losses gives other
@@ -212,6 +216,7 @@ def test_the_first_checkpoints_quirk_is_reproduced(trained_small, digits, refere
 
 # --- the fast mode, restarts, strength ------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "chunk", "norm", "loss"),
                          [(300, 64, "inf", "ce"), (450, 100, "2", "dlr"), (600, 128, "inf", "t")])
 def test_early_stop_in_chunks_flags_equal_the_exact_mode(trained_small, digits, n: int, chunk: int, norm: str,
@@ -236,6 +241,7 @@ def test_early_stop_in_chunks_flags_equal_the_exact_mode(trained_small, digits, 
     assert sum(counting.sizes) < (1 + 2 * 13) * n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_restarts_attack_only_the_survivors_and_keep_the_first_example(trained_small, digits,
                                                                        norm: str) -> None:
@@ -269,6 +275,7 @@ def _five_classes() -> nn.Sequential:
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Dropout(0.3), nn.Linear(12, 5))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 40), norm=st.sampled_from(["inf", "2"]), loss=st.sampled_from(ATTACKS),
        eps_frac=st.floats(0.01, 1.0), lo=st.floats(-1.0, 0.0), width=st.floats(0.5, 2.0),
@@ -330,6 +337,7 @@ def test_an_eps_per_sample_bounds_each_sample_by_its_own(norm: str) -> None:
     assert torch.equal(same.x_adv, apgd(model, x, y, 0.2, norm=norm, steps=6, chunk_size=30).x_adv)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 24), norm=st.sampled_from(["inf", "2"]), loss=st.sampled_from(ATTACKS),
        eps_frac=st.floats(0.02, 1.0), seed=st.integers(0, 2**32), steps=st.integers(1, 12),

@@ -42,6 +42,7 @@ def _reference(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, ch
         return model(x_ref).argmax(1) == y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,eps", [("inf", 0.1), ("2", 1.5)])
 def test_cheap_cascade_gives_the_reference_verdicts(trained_small, digits, norm: str, eps: float) -> None:
     """Every member is the reference's algorithm with the reference's random draws (seeded per call), run on
@@ -70,6 +71,7 @@ def test_standard_autoattack_matches_the_reference_on_100_digits(trained_small, 
     assert abs(float((~ours.success).float().mean()) - float(theirs.float().mean())) <= 0.005
 
 
+@pytest.mark.slow
 def test_cascade_bookkeeping(trained_small, digits, monkeypatch) -> None:
     """Each member attacks exactly the survivors of the ones before it; the accuracies after each member
     fall; broken_by says who broke whom; the examples are within the ball and the bounds."""
@@ -116,6 +118,7 @@ def test_autoattack_is_at_least_as_strong_as_each_single_attack(robust_small, mn
     assert aa["cascade"]["square"] == pytest.approx(aa["accuracy"])
 
 
+@pytest.mark.slow
 def test_a_standard_model_falls_to_zero_where_pgd_100_does(trained_small, digits) -> None:
     model, _ = trained_small
     x, y = digits[0][:60], digits[1][:60]

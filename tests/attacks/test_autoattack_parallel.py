@@ -89,6 +89,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch, log: Log, fail_on: int | None = None) 
         monkeypatch.setattr(importlib.import_module(module), attribute, spy)
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 24), block=st.sampled_from([1, 4, 7]), workers=st.integers(2, 4),
        version=st.sampled_from(["standard", "plus", "rand"]), norm=st.sampled_from(["inf", "2"]),

@@ -19,6 +19,7 @@ NORMS = ["inf", "2", "1"]
 
 # --- chunks: a speed knob that never changes a bit -------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.isa
 @pytest.mark.parametrize("norm", NORMS)
 def test_chunk_size_changes_nothing_in_float64(trained_small, mnist5k, norm: str) -> None:
@@ -49,6 +50,7 @@ def test_chunk_size_changes_nothing_in_float64(trained_small, mnist5k, norm: str
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * float(b.abs().max()), msg=str(chunk))
 
 
+@pytest.mark.slow
 @pytest.mark.isa
 def test_chunked_float32_gradient_equals_one_piece_to_rounding(trained_small, mnist5k) -> None:
     """In float32, the precision users run at: every chunk size gives each well-conditioned sample's

@@ -80,6 +80,7 @@ def _exact_and_reference(trained_small, mnist5k, norm: str) -> tuple[Tensor, Ten
     return _CACHE[key]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_one_piece_is_bit_identical_to_the_reference(trained_small, mnist5k, norm: str) -> None:
     model, _ = trained_small
@@ -93,6 +94,7 @@ def test_one_piece_is_bit_identical_to_the_reference(trained_small, mnist5k, nor
     assert int(ours.success.sum()) > int(first.success.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,eps", [("inf", 0.5), ("2", 5.0), ("1", 50.0)])
 def test_random_restarts_draw_the_references_numbers(trained_small, mnist5k, norm: str, eps: float) -> None:
     """Runs after the first start from x + (ε/2)·u/‖u‖, u drawn from the generator: the same bits as the
@@ -143,6 +145,7 @@ class _Counting(nn.Module):
         return self.model(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_fast_mode_breaks_the_same_samples_as_the_exact_mode(trained_small, mnist5k, norm: str) -> None:
     """320 digits in chunks of 64 (five chunks), breaking at different iterations and targets.
@@ -256,6 +259,7 @@ def _l1_by_enumeration(t: Tensor, w: Tensor, b: Tensor, lo: float, hi: float) ->
     return best
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10**6), rows=st.integers(1, 4), d=st.integers(1, 5),
        box=st.sampled_from([(0.0, 1.0), (-1.0, 2.0)]), norm=st.sampled_from(["inf", "2", "1"]))
@@ -313,6 +317,7 @@ def _small_batch(n: int, seed: int, lo: float, hi: float, dtype: torch.dtype) ->
 RADII = {"inf": (0.02, 0.5), "2": (0.1, 3.0), "1": (0.5, 12.0)}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), n=st.integers(1, 24), norm=st.sampled_from(["inf", "2", "1"]),
        box=st.sampled_from([(0.0, 1.0), (-1.0, 2.0)]), seed=st.integers(0, 2**32), early_stop=st.booleans(),
@@ -354,6 +359,7 @@ def test_invariants(data, n: int, norm: str, box: tuple[float, float], seed: int
     assert torch.equal(result.loss, margin(result.logits, y))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 40), norm=st.sampled_from(["inf", "2", "1"]), seed=st.integers(0, 999),
        steps=st.integers(1, 8), targets=st.integers(1, 4), scale=st.floats(0.2, 1.0), chunk=st.integers(1, 40))

@@ -47,6 +47,7 @@ def _assert_same(norm: str, ours: Tensor, theirs: Tensor) -> None:
 
 # --- the loop against the plain reference, over the whole state space -------------------------------
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), n=st.one_of(st.integers(1, 40), st.integers(41, 420)), norm=st.sampled_from(NORMS),
        steps=st.integers(1, 7), random_start=st.booleans(), restarts=st.integers(1, 3), targeted=st.booleans(),
@@ -81,6 +82,7 @@ def test_loop_matches_the_plain_reference(data: st.DataObject, n: int, norm: str
         assert torch.equal(ours.success, flip <= steps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("n", [300, 700])
 def test_active_set_shrinking_after_a_full_step_across_default_chunks(norm: str, n: int) -> None:
@@ -106,6 +108,7 @@ def test_active_set_shrinking_after_a_full_step_across_default_chunks(norm: str,
             assert torch.equal(ours.success, flip <= steps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 17, 300, 1000])
 def test_minimal_eps_matches_its_closed_form_on_flip_model(n: int) -> None:
     """On FlipModel, PGD with α = 2.5ε/K reaches the corner x + ε·sign(u) of the L∞ ball within K steps, so

@@ -81,6 +81,7 @@ def test_targeted_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batc
     assert torch.equal(fgsm(model, x, target, 0.1, targeted=True), atk(x, target))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eps,alpha,steps", [(0.1, 0.01, 10), (0.3, 0.02, 20), (8 / 255, 2 / 255, 7),
                                              (0.2, 0.05, 5)])
 def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, alpha: float,
@@ -92,6 +93,7 @@ def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: fl
     assert torch.equal(ours, theirs)
 
 
+@pytest.mark.slow
 def test_linf_pgd_agrees_with_foolbox(trained_small, batch) -> None:
     """Foolbox differentiates the summed loss, advgrad (like torchattacks) the mean: a gradient coordinate
     within rounding of zero can take opposite signs, and from there that sample's path differs. The
@@ -117,6 +119,7 @@ def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch
                        atk(x, target))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eps,steps", [(0.1, 10), (0.3, 5), (8 / 255, 10)])
 def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, steps: int) -> None:
     """Both divide ∇J by mean|∇J| per sample, add μ·v (μ = 1), step α·sign(v), project and clip: the same
@@ -128,6 +131,7 @@ def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: floa
     assert torch.equal(ours, theirs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
 def test_l2_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, alpha: float,
                                                  steps: int) -> None:
@@ -143,6 +147,7 @@ def test_l2_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: floa
     assert torch.equal(ours, theirs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
 def test_l2_pgd_agrees_with_foolbox(trained_small, batch, eps: float, alpha: float, steps: int) -> None:
     """Foolbox differentiates the sum: its direction g/‖g‖ equals advgrad's to rounding, except on samples

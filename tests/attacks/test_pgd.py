@@ -72,6 +72,7 @@ def test_pgd_climbs_higher_than_fgsm_on_a_trained_model(trained_small, mnist5k) 
 
 
 # L1 moves one pixel per step (the exact steepest step), so it fools fewer samples at these budgets.
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,eps,rate", [("inf", 0.3, 0.95), ("2", 3.0, 0.9), ("1", 15.0, 0.15)])
 def test_pgd_fools_a_standard_model(trained_small, mnist5k, norm: str, eps: float, rate: float) -> None:
     model, _ = trained_small

@@ -54,6 +54,7 @@ def digits(mnist5k: Any) -> tuple[Tensor, Tensor]:
 
 # --- parity with the reference ----------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("norm", "eps", "queries"), [("inf", 0.2, 300), ("2", 2.0, 150)])
 def test_bit_identical_to_reference(trained_small: Any, digits: tuple[Tensor, Tensor], norm: str, eps: float,
                                     queries: int) -> None:
@@ -70,6 +71,7 @@ def test_bit_identical_to_reference(trained_small: Any, digits: tuple[Tensor, Te
     assert len(fooled_at.unique()) > 20  # fooled at many different queries
 
 
+@pytest.mark.slow
 def test_restarts_and_query_counts_match_reference(trained_small: Any, digits: tuple[Tensor, Tensor]) -> None:
     """Restarts continue the reference's random stream; per-point query counts are its attack_single_run's."""
     ref_square = pytest.importorskip("pyautoattack.square")
@@ -140,6 +142,7 @@ def tiny_batch(model: nn.Module, n: int, c: int, h: int, w: int, k: int, seed: i
     return x, torch.where(wrong, (y + 1) % k, y)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(norm=st.sampled_from(["inf", "2"]), n=st.integers(1, 9), c=st.integers(1, 3), h=st.integers(1, 11),
        w=st.integers(1, 11), eps=st.floats(0.02, 0.6), queries=st.integers(1, 40), restarts=st.integers(1, 3),
@@ -220,6 +223,7 @@ def test_window_sides() -> None:
     assert window_side(0.8 / 512, 1, 28, 28) == 1 and window_side(1.0, 1, 5, 9) == 5  # ≥ 1, ≤ min(h, w)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("span", [6, 10, 19, 27, 31])
 def test_window_position_rounds_like_torch(span: int) -> None:
     """The reference draws the window's corner as long(span · u) in float32; over every float32 uniform
@@ -279,6 +283,7 @@ class Recorder(nn.Module):
         return out
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(norm=st.sampled_from(["inf", "2"]), n=st.integers(1, 12), c=st.integers(1, 3), h=st.integers(5, 9),
        w=st.integers(5, 9), eps=st.floats(0.0, 0.8),
@@ -383,6 +388,7 @@ def test_bad_shapes_and_labels() -> None:
 
 # --- chunks, strength, gradient masking ---------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("norm", "eps", "queries"), [("inf", 0.2, 100), ("2", 2.0, 60)])
 def test_chunked_forward_passes_agree(trained_small: Any, mnist5k: Any, norm: str, eps: float,
                                       queries: int) -> None:
@@ -401,6 +407,7 @@ def test_chunked_forward_passes_agree(trained_small: Any, mnist5k: Any, norm: st
         assert torch.equal(part.queries, one.queries)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("norm", "eps"), [("inf", 0.3), ("2", 5.0)])
 def test_large_eps_breaks_a_standard_model(trained_small: Any, mnist5k: Any, norm: str, eps: float) -> None:
     """A standard (not adversarially trained) cnn-small at ε = 0.3 (L∞) / 5 (L2) on MNIST: 1,000 queries
@@ -418,6 +425,7 @@ class Quantize(nn.Module):
         return torch.round(x * 255) / 255
 
 
+@pytest.mark.slow
 def test_square_breaks_a_gradient_masking_model(trained_small: Any, mnist5k: Any) -> None:
     """Input quantisation masks the gradient: PGD (with its random start) fools almost nothing, while
     Square, which never looks at a gradient, fools nearly every digit the plain model loses to PGD.

@@ -114,6 +114,7 @@ def test_missing_model_says_how_to_train_one(tmp_path: Path, monkeypatch: pytest
     assert code == 2 and "runs/model.pt" in stderr and "advgrad train" in stderr and stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_installed_entry_point_runs(trained_small_path: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("advgrad")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "advgrad"]

@@ -39,6 +39,7 @@ def _invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [m for m in ATTACKS if m != "autoattack"])
 def test_every_method_runs_and_keeps_the_budget(logreg: Path, tmp_path: Path, method: str) -> None:
     out = tmp_path / "a.json"

@@ -58,6 +58,7 @@ def test_other_split_sizes_are_a_warning_and_the_command_goes_on(tmp_path: Path,
     assert "warning" not in result.stdout
 
 
+@pytest.mark.slow
 def test_real_process_refuses_and_warns(tmp_path: Path, mnist5k: Dataset) -> None:
     bad = claims(tmp_path / "bad.pt", mnist5k, fake_dataset(mnist5k, classes=5))
     proc = run(commands(bad, tmp_path)["attack"])

@@ -100,6 +100,7 @@ def patched(replacement: str) -> str:
             "from advgrad.cli import main\nmain(prog_name='advgrad')\n")
 
 
+@pytest.mark.slow
 def test_real_process_internal_error_and_eof(tmp_path: Path) -> None:
     env = {**ENV, "TMPDIR": str(tmp_path)}
     proc = run_python(patched("1 / 0"), ["info"], env=env)

@@ -343,6 +343,7 @@ FUZZ = settings(deadline=None, print_blob=True,
                                        HealthCheck.data_too_large])
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_fuzz_cli_in_process(originals: dict[str, bytes], sandbox: Path, repository: None, data: st.DataObject) -> None:
@@ -363,6 +364,7 @@ def test_fuzz_cli_in_process_long(originals: dict[str, bytes], sandbox: Path, re
     test_fuzz_cli_in_process.hypothesis.inner_test(originals, sandbox, repository, data)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=3)
 @given(data=st.data())
 def test_fuzz_cli_real_processes(originals: dict[str, bytes], sandbox: Path, repository: None,
@@ -393,6 +395,7 @@ READERS = {
 }
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=100)
 @given(data=st.data())
 def test_fuzz_corrupted_inputs(originals: dict[str, bytes], sandbox: Path, repository: None,
@@ -434,6 +437,7 @@ def _meta_without_dataset(raw: bytes) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,damage", [
     (["info", "--model", "bad.pt"], "cut"),
     (["info", "--model", "bad.pt"], "meta"),

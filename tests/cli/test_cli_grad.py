@@ -111,6 +111,7 @@ def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path
     assert not fig.exists()
 
 
+@pytest.mark.slow
 def test_installed_entry_point_runs() -> None:
     """One real process: ``python -m advgrad grad`` (the same main as the ``advgrad`` script)."""
     proc = subprocess.run([sys.executable, "-m", "advgrad", "grad", "--random-sigmoid", "784,8,10",

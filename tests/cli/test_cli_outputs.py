@@ -110,6 +110,7 @@ main(prog_name="advgrad")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["train", *QUICK, "--out", "m/c.json"], "--out 'm/c.json': expected a .pt file"),
     (["train", *QUICK, "--out", "/proc/advgrad/model.pt"], "output path '/proc/advgrad/model.pt' is not writable"),
@@ -123,6 +124,7 @@ def test_real_process_refuses_before_any_work(ws: Path, args: list[str], message
     assert proc.stdout == "" and tree(ws) == before
 
 
+@pytest.mark.slow
 def test_real_process_eval_writes_json_and_csv_beside_it(ws: Path) -> None:
     """The checks let a good command through: a real eval writes its two files and touches its input."""
     before = tree(ws)

@@ -45,6 +45,7 @@ def test_curve_overlays_models(tmp_path: Path) -> None:
     assert out.read_text().lstrip().startswith("<?xml") and "wrote" in result.output
 
 
+@pytest.mark.slow
 def test_examples_and_min_eps(tmp_path: Path) -> None:
     out = tmp_path / "ex.png"
     result = invoke("examples", str(_examples_npz(tmp_path / "ex.npz")), "--out", str(out), "--n", "3")
@@ -146,6 +147,7 @@ def test_truncated_examples_file_exits_2(tmp_path: Path, cut: int) -> None:
     assert "is not an .npz file" in result.stderr or "has no 'x" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_real_process_inconsistent_examples_exit_2(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -63,6 +63,7 @@ EVAL = ["eval", "--n", "200", "--eps", "0,0.1", "--steps", "2", "--queries", "5"
 ATTACK = ["attack", "--eps", "0.1", "--method", "pgd", "--steps", "2", "--n", "200", "--batch-size", "50"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,bar", [(EVAL, "eval: "), (ATTACK, "attack: ")], ids=["eval", "attack"])
 def test_a_bar_on_a_terminal_none_in_a_pipe(model: Path, tmp_path: Path, args: list[str], bar: str) -> None:
     full = [*args, "--model", str(model), "--out", str(tmp_path / "r.json")]
@@ -76,6 +77,7 @@ def test_a_bar_on_a_terminal_none_in_a_pipe(model: Path, tmp_path: Path, args: l
     assert in_process.exit_code == 0 and in_process.stderr == ""
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_the_bar_runs_is_aborted(model: Path, tmp_path: Path) -> None:
     slow = ["eval", "--model", str(model), "--steps", "50", "--restarts", "3", "--eps", "0,0.05,0.1,0.2,0.3",
             "--min-eps", "--out", str(tmp_path / "e.json")]

@@ -61,6 +61,7 @@ DAMAGE: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(DAMAGE))
 def test_a_damaged_training_state_is_refused(stopped: dict[str, bytes], tmp_path: Path, case: str) -> None:
     run_name, edit, message = DAMAGE[case]
@@ -81,6 +82,7 @@ def test_the_undamaged_state_resumes(stopped: dict[str, bytes], tmp_path: Path, 
     assert torch.load(out, weights_only=True)["resume"]["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_real_process_refuses_a_damaged_state(stopped: dict[str, bytes], tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     out.write_bytes(damaged(stopped["clean.pt"], DAMAGE["optimizer-shape"][1]))

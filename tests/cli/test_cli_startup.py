@@ -49,6 +49,7 @@ def top(modules: set[str]) -> set[str]:
     return {m.split(".")[0] for m in modules}
 
 
+@pytest.mark.slow
 def test_help_imports_no_other_command_and_no_plotting(spy: Path) -> None:
     """What holds with advgrad/__init__.py as it is: `--help` imports no command module, `CMD --help`
     only that command's, and neither imports matplotlib or the plotting module (tqdm comes with torch)."""
@@ -62,6 +63,7 @@ def test_help_imports_no_other_command_and_no_plotting(spy: Path) -> None:
         assert "matplotlib" not in top(modules) and "advgrad.plots" not in modules
 
 
+@pytest.mark.slow
 def test_help_does_not_import_torch(spy: Path) -> None:
     for args in (["--help"], ["train", "--help"], ["attack", "--help"], ["eval", "--help"], ["grad", "--help"],
                  ["plot", "--help"], ["info", "--help"]):

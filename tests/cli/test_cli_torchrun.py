@@ -60,6 +60,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow
 def test_process_0_alone_prints_and_writes_the_files_one_process_writes(runs: dict[str, Any]) -> None:
     names = sorted(p.name for p in runs["one"].iterdir())
     assert names == ["eval.csv", "eval.json", "model.json", "model.pt"]
@@ -73,6 +74,7 @@ def test_process_0_alone_prints_and_writes_the_files_one_process_writes(runs: di
     assert [line.rsplit(" ", 1)[0] for line in runs["eval2"].stdout.splitlines()[2:-1]] == strip
 
 
+@pytest.mark.slow
 @pytest.mark.isa
 def test_torchrun_eval_record_is_the_one_process_record(runs: dict[str, Any]) -> None:
     one = json.loads((runs["one"] / "eval.json").read_text())
@@ -85,6 +87,7 @@ def test_torchrun_eval_record_is_the_one_process_record(runs: dict[str, Any]) ->
     assert one["n"] == 300 and 0 < pgd < one["clean_accuracy"]
 
 
+@pytest.mark.slow
 def test_torchrun_training_gives_the_one_process_weights_to_rounding(runs: dict[str, Any]) -> None:
     """4 SGD steps on global batches of 64 (32 per process): the all-reduce's summation order moves each
     gradient by ~1e-7 relatively, the weights by ≲ lr·1e-7 per step; 1e-6 is a wide margin, while a wrong
@@ -103,6 +106,7 @@ def test_torchrun_training_gives_the_one_process_weights_to_rounding(runs: dict[
     assert abs(r2["test_accuracy"] - r1["test_accuracy"]) <= 2 / 1000
 
 
+@pytest.mark.slow
 def test_a_batch_two_processes_cannot_share_is_one_error_line_on_each(tmp_path: Path) -> None:
     proc = torchrun([*TRAIN, "--batch-size", "33", "--out", str(tmp_path / "model.pt")], cwd=tmp_path)
     assert proc.returncode != 0

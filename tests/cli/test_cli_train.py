@@ -99,6 +99,7 @@ def test_info_rejects_non_checkpoints(tmp_path: Path, content: bytes | None) -> 
     assert ("not an advgrad checkpoint" if content else "advgrad train") in result.output
 
 
+@pytest.mark.slow
 def test_real_subprocess(tmp_path: Path) -> None:
     """The installed entry point, as a user runs it: success, then a usage error without a traceback."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -120,6 +121,7 @@ def test_provenance_names_the_typed_command_under_clirunner(tmp_path: Path) -> N
     assert command.startswith("advgrad train --model logreg") and command.endswith(str(out))
 
 
+@pytest.mark.slow
 def test_info_reads_damaged_training_records_and_missing_bounds(trained_small_path: Path, tmp_path: Path) -> None:
     """Found by the fuzz test: info indexed the training record and the bounds without looking (KeyError,
     or a format error for a string learning rate). Nothing else reads those: they are reported as damaged."""

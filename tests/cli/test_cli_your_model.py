@@ -52,6 +52,7 @@ def _records(path: Path) -> list[tuple[str, float, float]]:
     return [(r["attack"], r["eps"], r["accuracy"]) for r in json.loads(path.read_text())["records"]]
 
 
+@pytest.mark.slow
 def test_eval_factory_route_equals_checkpoint_route_and_library(trained_small_path: Path, trained_small: Any,
                                                                  mnist5k: Dataset, factory: tuple[Path, Path],
                                                                  tmp_path: Path) -> None:
@@ -82,6 +83,7 @@ def _digits_folder(root: Path, data: Dataset, n: int) -> tuple[torch.Tensor, tor
     return data.x_test[:n][order], data.y_test[:n][order]
 
 
+@pytest.mark.slow
 def test_attack_torchscript_on_png_folder_equals_npz(trained_small: Any, mnist5k: Dataset, tmp_path: Path) -> None:
     x, y = _digits_folder(tmp_path / "digits", mnist5k, 60)
     np.savez(tmp_path / "digits.npz", x=(x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy(), y=y.numpy())
@@ -180,6 +182,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(trained_small_path: Path, 
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_real_process_factory_on_npz(factory: tuple[Path, Path], trained_small: Any, mnist5k: Dataset,
                                      tmp_path: Path) -> None:
     x, y = mnist5k.x_test[:40], mnist5k.y_test[:40]

@@ -37,6 +37,7 @@ def _margins(n: int, grid: tuple[float, ...], seed: int) -> Tensor:
     return t
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.one_of(st.integers(1, 30), st.integers(200, 600)), batch=st.sampled_from([1, 7, 64, 257, 700]),
        steps=st.integers(1, 5), restarts=st.integers(1, 3), seed=st.integers(0, 2**16),
@@ -62,6 +63,7 @@ def test_sweep_matches_the_closed_form(n: int, batch: int, steps: int, restarts:
         assert acc[("pgd", e)] == pytest.approx(float((t + e < 0).double().mean()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [257, 700])
 def test_sweep_on_600_points_where_the_active_set_shrinks_after_full_steps(batch: int) -> None:
     """600 points in one batch (700) or in 257 + 257 + 86, several chunks each: nobody is fooled before the

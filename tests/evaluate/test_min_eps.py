@@ -10,6 +10,7 @@ from advgrad import evaluate as ev
 N = 100  # the conftest's batch of test digits
 
 
+@pytest.mark.slow
 def test_bisection_agrees_with_sweep(trained_small, batch) -> None:  # type: ignore[no-untyped-def]
     model, _ = trained_small
     grid, precision = (0.05, 0.1, 0.15), 0.01

@@ -33,6 +33,7 @@ def setup(trained_small: tuple[nn.Module, dict], mnist5k: Dataset) -> tuple[nn.M
     return model, mnist5k.x_test[:N], mnist5k.y_test[:N]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("min_eps,sanity", [(False, False), (True, False), (False, True), (True, True)])
 def test_evaluate_model_reports_every_pass_and_changes_nothing(setup, min_eps: bool, sanity: bool) -> None:  # type: ignore[no-untyped-def]
     model, x, y = setup

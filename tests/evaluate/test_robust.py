@@ -12,6 +12,7 @@ from advgrad import evaluate as ev
 N = 100  # the conftest's batch of test digits
 
 
+@pytest.mark.slow
 def test_sweep_records_one_per_attack_and_eps(sound: ev.Evaluation, trained_small, batch) -> None:  # type: ignore[no-untyped-def]
     recs = sound.records
     expected = [(a, e) for e in (0.0, 0.1, 0.2) for a in ("fgsm", "pgd", "worst")]

@@ -32,6 +32,7 @@ def test_chunk_size_bench_script_runs_and_writes_its_table(tmp_path, script) -> 
     assert all(float(d) <= 1e-5 for d in marks), marks
 
 
+@pytest.mark.slow
 def test_autoattack_bench_script_runs_and_writes_its_table(tmp_path, script) -> None:
     """Both AutoAttacks on 12 digits at ε = 0.3 (APGD-CE breaks them all, so the run is short) with a
     cnn-small trained one epoch: the table, the command, the machine and 0 disagreements are written."""

@@ -38,6 +38,7 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     assert record["provenance"]["command"].startswith("advgrad eval --model model.pt ")
 
 
+@pytest.mark.slow
 def test_a_failed_demo_leaves_the_previous_folder_as_it_was(tmp_path: Path, script, monkeypatch) -> None:
     demo = script("demo")
     out = tmp_path / "demo"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 
+@pytest.mark.slow
 def test_bench_adv_train_script_runs(tmp_path: Path, script) -> None:
     threads = torch.get_num_threads()
     try:
