@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/mypy advgrad
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 	$(MAKE) --no-print-directory test-isa
 
 test-fast: $(STAMP)
