@@ -84,11 +84,11 @@ def open_sources(model: str | os.PathLike[str], *, data: str | os.PathLike[str] 
     return Sources(loaded.model, meta, info.get("sha256"), source, dev, source.bounds)
 
 
-def _kind(spec: str) -> str:
+def model_kind_of(spec: str | os.PathLike[str]) -> str:
     """open_model's kind of ``spec``; "checkpoint" where it cannot tell (a missing or foreign file: the
     checkpoint reader names the problem, as it always has)."""
     try:
-        return model_kind(spec)
+        return model_kind(os.fspath(spec))
     except (OSError, ValueError):
         return "checkpoint"
 
@@ -98,7 +98,7 @@ def _checkpoint_data(model: str | os.PathLike[str], data_root: str | os.PathLike
                      options: dict[str, Any]) -> Sources:
     """A checkpoint on the test split of its own data set (no ``data`` given)."""
     given = _given(options, (*MODEL_OPTIONS, *DATA_OPTIONS))
-    kind = _kind(os.fspath(model))
+    kind = model_kind_of(model)
     if kind != "checkpoint":
         raise ValueError(f"--data is needed: {os.fspath(model)!r} is a {kind} model, and only an advgrad "
                          "checkpoint records the data set it was trained on (give a built-in name, a folder of "
