@@ -76,8 +76,10 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
              out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
-    per-sample minimal ε, and a sanity report that flags gradient masking. With --examples: how saved
-    adversarial examples transfer to --model (as `advgrad transfer`)."""
+    per-sample minimal ε, and a sanity report that flags gradient masking.
+
+    With --examples: how saved adversarial examples transfer to --model (as `advgrad transfer`).
+    """
     if examples is not None:
         _transfer(ctx, examples, model_path, batch_size, device, out, sources)
         return

@@ -21,8 +21,11 @@ from advgrad.results import to_json
 @click.option("--attacks", "list_attacks", is_flag=True,
               help="List the attacks `attack --method` and `eval --attacks` take, with their options.")
 def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) -> None:
-    """Describe the model at --model (default runs/model.pt): a checkpoint, or any model `attack` and `eval`
-    take (file.py:factory, module:factory, torchvision:NAME, TorchScript, .pt2, with --weights etc.)."""
+    """Describe the model at --model (default runs/model.pt).
+
+    A checkpoint, or any model `attack` and `eval` take (file.py:factory, module:factory, torchvision:NAME,
+    TorchScript, .pt2, with --weights etc.).
+    """
     if list_attacks:
         _attacks()
         return
