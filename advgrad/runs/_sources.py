@@ -20,6 +20,7 @@ from torch import nn
 
 from advgrad._model_files import model_kind
 from advgrad._runtime import resolve_device
+from advgrad.data import DATASETS
 from advgrad.datasource import FolderSource, TensorSource, load_data, select, source_of, subset
 from advgrad.model_loading import check_model_data, open_model
 from advgrad.results import sha256_file
@@ -79,7 +80,9 @@ def open_sources(model: str | os.PathLike[str], *, data: str | os.PathLike[str] 
         warn(text)
     info = loaded.info
     meta = info["model"] if info["kind"] == "checkpoint" else {"name": info["source"], **info}
-    if info["kind"] == "checkpoint" and info.get("dataset", {}).get("name") not in (None, source.name):
+    trained_on = info.get("dataset", {}).get("name") if info["kind"] == "checkpoint" else None
+    # A model trained on a file (`train --data FILE --test-data FILE`) is meant to meet other files.
+    if trained_on in DATASETS and trained_on != source.name:
         warn(f"the model was trained on {info['dataset']['name']}, the data is {source.name}")
     return Sources(loaded.model, meta, info.get("sha256"), source, dev, source.bounds)
 

@@ -132,6 +132,7 @@ def test_folder_sanity_report_runs_on_the_first_chunk_and_says_so(trained_small_
                     "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "sanity report (on the first 20 of the 50 points: a folder is evaluated chunk by chunk" in result.stdout
+    assert f"warning: the model was trained on mnist-5k, the data is {tmp_path / 'digits'}" in result.stderr
     record = json.loads(out.read_text())
     assert record["n"] == 50 and record["sanity_n"] == 20
     # The reference: the library's evaluation of that first chunk alone, from the same seed.
