@@ -61,7 +61,8 @@ DEFAULTS = EvalConfig()
               help="Bisection precision for --min-eps.")
 @click.option("--queries", type=int, default=DEFAULTS.queries, show_default=True,
               help="Queries of the black-box search in the sanity report.")
-@click.option("--no-sanity", is_flag=True, help="Skip the sanity report.")
+@click.option("--no-sanity", is_flag=True,
+              help="Skip the sanity report (on a folder it runs on the first --batch-size images only).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
