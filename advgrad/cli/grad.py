@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from advgrad.catalog import HAND_LOSSES
+from advgrad.catalog import DATASETS, HAND_LOSSES
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
@@ -83,7 +83,8 @@ def grad(ctx: click.Context, /, model_path: Path, random_sigmoid: tuple[int, ...
 def _print_report(report: GradientReport) -> None:
     check, indices = report.check, report.indices
     click.echo(f"model: {report.description}")
-    click.echo(f"data: {report.dataset} test, index {', '.join(map(str, indices))} "
+    split = " test" if report.dataset in DATASETS else ""  # a built-in set's test split; else the file itself
+    click.echo(f"data: {report.dataset}{split}, index {', '.join(map(str, indices))} "
                f"(label {', '.join(report.labels)}); loss {check.loss}, J = "
                f"{', '.join(f'{float(v):.4g}' for v in check.losses)}; float64")
     if check.by_hand:

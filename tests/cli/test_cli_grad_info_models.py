@@ -81,6 +81,7 @@ def test_grad_on_a_data_file_reads_the_same_sample(routes: dict[str, list[str]],
     b = invoke("grad", *args, "--data", str(tmp_path / "d.npz"), "--index", str(INDEX), "--fd-coords", "4")
     assert a.exit_code == 0 and b.exit_code == 0, (a.output, b.output)
     assert _grad_lines(a.stdout)[1:] == _grad_lines(b.stdout)[1:]  # all but the data line (names the set)
+    assert _grad_lines(b.stdout)[0].startswith(f"data: {tmp_path / 'd.npz'}, index {INDEX} (label ")
 
 
 @pytest.mark.slow
@@ -103,6 +104,14 @@ def test_info_describes_any_model(routes: dict[str, list[str]], trained_small: A
     assert described["mean"] == [0.5] and described["input_shape"] is None and described["kind"] == "factory"
     script = invoke("info", "--model", routes["torchscript"][1])
     assert script.exit_code == 0 and f"{n_params:,} parameters" in script.stdout, script.output
+    import torchvision
+
+    reference = sum(p.numel() for p in torchvision.models.mobilenet_v3_small(num_classes=10).parameters())
+    tv = invoke("info", "--model", "torchvision:mobilenet_v3_small", "--model-args", '{"num_classes": 10}')
+    assert tv.exit_code == 0, tv.output
+    assert tv.stdout.splitlines()[0] == (f"model     torchvision:mobilenet_v3_small (torchvision, MobileNetV3; "
+                                         f"num_classes=10), {reference:,} parameters")
+    assert "its weights are random" in tv.stderr  # nothing is downloaded
 
 
 @pytest.mark.slow
