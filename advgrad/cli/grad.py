@@ -67,6 +67,10 @@ def grad(ctx: click.Context, /, model_path: Path, random_sigmoid: tuple[int, ...
         check_outputs([("--plot", plot)], inputs=[] if random_sigmoid is not None else [("--model", model_path)])
     if random_sigmoid is not None and ctx.get_parameter_source("model_path") is not click.core.ParameterSource.DEFAULT:
         raise UsageFail("give either --model or --random-sigmoid, not both")
+    given = [name for name, value in sources.items() if value not in (None, False, 0)]
+    if random_sigmoid is not None and given:
+        raise UsageFail(f"--{given[0].replace('_', '-')} applies to --model; --random-sigmoid runs on the mnist-5k "
+                        "test digits")
     from advgrad.runs.gradients import gradient_report
 
     report = gradient_report(None if random_sigmoid is not None else model_path, random_widths=random_sigmoid,

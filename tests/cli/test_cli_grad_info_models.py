@@ -133,7 +133,8 @@ def test_bad_input_is_one_line_exit_2_nothing_written(routes: dict[str, list[str
         (["grad", "--model", factory, "--weights", weights], "--data is needed"),
         (["grad", "--model", str(program), "--data", "mnist-5k"], "torch.export program"),
         (["grad", "--model", str(trained_small_path), "--weights", weights], "--weights applies"),
-        (["grad", "--random-sigmoid", "784,10", "--data", "mnist-5k"], "random_widths runs on the mnist-5k"),
+        (["grad", "--random-sigmoid", "784,10", "--data", "mnist-5k"], "--data applies to --model"),
+        (["grad", "--random-sigmoid", "784,10", "--mean", "0.5"], "--mean applies to --model"),
         (["grad", *routes["torchscript"], "--index", "1000"], "index 1000 is out of range"),
         (["grad", *routes["torchscript"], "--plot", str(tmp_path / "g.png"), "--index", "-1"], "index -1"),
         (["info", "--model", str(trained_small_path), "--mean", "0.1", "--std", "0.3"], "drop mean/std"),
@@ -146,3 +147,12 @@ def test_bad_input_is_one_line_exit_2_nothing_written(routes: dict[str, list[str
         result = invoke(*args)
         assert_usage_error(result.exit_code, result.stderr, fragment)
         assert tree(tmp_path) == before, args
+
+
+def test_gradient_report_library_refuses_data_for_a_random_network() -> None:
+    from advgrad.runs.gradients import gradient_report
+
+    with pytest.raises(ValueError, match="random_widths runs on the mnist-5k test digits"):
+        gradient_report(random_widths=(784, 10), data="mnist-5k")
+    with pytest.raises(ValueError, match="random_widths runs on the mnist-5k test digits"):
+        gradient_report(random_widths=(784, 10), weights="w.pt")
