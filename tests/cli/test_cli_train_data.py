@@ -105,3 +105,18 @@ def test_bad_training_data_is_one_line_exit_2_nothing_written(mnist5k: Dataset, 
         result = invoke(*args)
         assert_usage_error(result.exit_code, result.stderr, fragment)
         assert tree(tmp_path) == before, args
+
+
+def test_resume_knows_a_run_on_files(mnist5k: Dataset, tmp_path: Path) -> None:
+    """The run's identity (what --resume compares) holds the files' data: the same command resumes, other
+    test data is another run."""
+    _files(tmp_path, mnist5k)
+    args = ["train", "--data", str(tmp_path / "tr.npz"), "--test-data", str(tmp_path / "te.npz"), "--model", "logreg",
+            "--epochs", "1", "--out", str(tmp_path / "m.pt")]
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args, "--resume")
+    assert again.exit_code == 0 and "already holds all 1 epochs" in again.stdout, again.output
+    np.savez(tmp_path / "te2.npz", x=mnist5k.x_test[:50].numpy(), y=mnist5k.y_test[:50].numpy())
+    other = invoke(*[str(tmp_path / "te2.npz") if a.endswith("te.npz") else a for a in args], "--resume")
+    assert other.exit_code == 2 and other.stderr.startswith("Error: ") and len(other.stderr.splitlines()) == 1, \
+        other.output
