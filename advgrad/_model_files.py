@@ -172,6 +172,23 @@ class ExportedModule(nn.Module):
             raise RuntimeError(f"the program was exported for other input shapes ({guard}): export it with "
                                "a dynamic batch dimension (torch.export.Dim)") from None
 
+    def shapes(self) -> tuple[tuple[int, ...] | None, int | None]:
+        """The sample shape (C, H, W) of the program's one input and its output width K, as the graph records
+        them (its placeholder's and output's example values); None where one is not a fixed integer."""
+        sample: tuple[int, ...] | None = None
+        width: int | None = None
+        for node in self.graph.graph.nodes:  # type: ignore[union-attr]  # a GraphModule: has .graph
+            val = node.meta.get("val")
+            if node.op == "placeholder" and isinstance(val, Tensor) and sample is None:
+                dims = tuple(val.shape[1:])
+                sample = tuple(int(d) for d in dims) if all(isinstance(d, int) for d in dims) else None
+            if node.op == "output":
+                leaves = [a.meta.get("val") for a in torch.utils._pytree.tree_leaves(node.args) if hasattr(a, "meta")]
+                if len(leaves) == 1 and isinstance(leaves[0], Tensor) and leaves[0].ndim == 2:
+                    k = leaves[0].shape[1]
+                    width = int(k) if isinstance(k, int) else None
+        return sample, width
+
 
 def load_program(path: Path, kind: str) -> nn.Module:
     """A TorchScript module or torch.export program from ``path``, on the CPU."""

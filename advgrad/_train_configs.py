@@ -120,7 +120,8 @@ class AdvConfig:
 class TrainingPlan:
     """A training run of ``advgrad.runs.training.run_training``: train ``model`` (``hidden`` widths and
     ``head`` for the MLPs) on the first ``n_train`` images (None: all) of ``dataset`` (files under
-    ``data_root``; ``download`` lets torchvision fetch them) with ``train``, adversarially when ``adv`` is
+    ``data_root``; ``download`` lets torchvision fetch them; or a data file/folder, with the held-out split
+    ``test_data``: ``advgrad._traindata``) with ``train``, adversarially when ``adv`` is
     given — then a PGD probe of ``probe_steps`` steps on ``probe_n`` fixed training images tracks the best
     epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it
     and, with ``adv``, ``best_path``; ``resume`` continues the run saved in ``out``."""
@@ -138,10 +139,16 @@ class TrainingPlan:
     data_root: Path | None = None
     download: bool = False
     resume: bool = False
+    test_data: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
-        DATASETS.get_entry(self.dataset)
+        if self.test_data is None:  # a built-in name (a file or folder comes with its test_data)
+            DATASETS.get_entry(self.dataset)
+        elif self.dataset in DATASETS or self.data_root is not None or self.download:
+            raise ParameterError("test_data", " is the held-out split of a data file or folder given as dataset; "
+                                              f"{self.dataset!r} is built in (its own test split), and data_root/"
+                                              "download apply to built-in sets only")
         entry = MODELS.get_entry(self.model)
         if self.hidden is not None:
             set_(self, "hidden", tuple(_validate.count("hidden width", w) for w in self.hidden))

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from advgrad import _validate
-from advgrad._model_files import build_factory, build_torchvision, load_program, model_kind
+from advgrad._model_files import ExportedModule, build_factory, build_torchvision, load_program, model_kind
 from advgrad._runtime import check_dtype, frozen_eval, model_device, resolve_device
 from advgrad._weights import _why, fit_state_dict, read_state_dict
 from advgrad.checkpoint import load_checkpoint
@@ -153,6 +153,19 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
     model = OutputLogits(inner).to(dev).eval()
     info["parameters"] = sum(p.numel() for p in model.parameters())
     return LoadedModel(model, info, tuple(notes))
+
+
+def describe_model(loaded: LoadedModel) -> dict[str, Any]:
+    """What ``advgrad info`` says about a model that is not a checkpoint: ``open_model``'s info plus the class
+    inside the wrappers, the parameter count, and the sample shape (C, H, W) and class count where the file
+    records them (a torch.export program's graph does; code and TorchScript do not: None)."""
+    inner = loaded.model.model if isinstance(loaded.model, OutputLogits) else loaded.model
+    if isinstance(inner, nn.Sequential) and len(inner) == 2 and isinstance(inner[0], Normalize):
+        inner = inner[1]  # mean/std's Normalize in front of the user's model
+    shape, width = inner.shapes() if isinstance(inner, ExportedModule) else (None, None)
+    parameters = sum(p.numel() for p in loaded.model.parameters())
+    return {**loaded.info, "class": type(inner).__name__, "parameters": parameters,
+            "input_shape": None if shape is None else list(shape), "num_classes": width}
 
 
 def load_model(spec: str | os.PathLike[str], map_location: str | torch.device = "cpu", **options: Any) -> nn.Module:

@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "the per-sample minimal ε, and a sanity report that flags gradient masking."),
     "grad": ("advgrad.cli.grad", "grad",
              "Show ∂J/∂Wᵢ, ∂J/∂bᵢ and ∂J/∂X for test samples, by hand vs autograd vs finite differences."),
-    "info": ("advgrad.cli.info", "info", "Describe the checkpoint at --model (default runs/model.pt)."),
+    "info": ("advgrad.cli.info", "info", "Describe the model at --model (default runs/model.pt)."),
     "plot": ("advgrad.cli.plot", "plot",
              "Draw a figure (examples, curve, training, min-eps, landscape) from the files the other commands "
              "write."),

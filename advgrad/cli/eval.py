@@ -1,5 +1,6 @@
 """``advgrad eval``: the options → an ``EvalConfig`` → ``advgrad.runs.evaluation.run_eval`` → the JSON record
-and the CSV beside it → a table and the sanity report.
+and the CSV beside it → a table and the sanity report. ``eval --examples FILE`` evaluates saved adversarial
+examples instead: exactly ``advgrad transfer`` (``cli.transfer.run_transfer``), no attack runs.
 
 --out (.json) and the CSV beside it are checked before the checkpoint is read (neither may be the --model
 file; both folders must take a new file). torch and the library are imported when the command runs."""
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from advgrad.catalog import ATTACKS, NORMS
 from advgrad.cli._common import (
@@ -33,6 +35,10 @@ DEFAULTS = EvalConfig()
 
 
 @click.command("eval")
+@click.option("--examples", type=click.Path(path_type=Path), default=None,
+              help="Evaluate these saved adversarial examples (`attack --save-examples`) on --model instead of "
+                   "attacking it: the same record as `advgrad transfer` (takes only --model and its options, "
+                   "--batch-size, --device, --out).")
 @model_option
 @model_source_options
 @data_option
@@ -55,7 +61,8 @@ DEFAULTS = EvalConfig()
               help="Bisection precision for --min-eps.")
 @click.option("--queries", type=int, default=DEFAULTS.queries, show_default=True,
               help="Queries of the black-box search in the sanity report.")
-@click.option("--no-sanity", is_flag=True, help="Skip the sanity report.")
+@click.option("--no-sanity", is_flag=True,
+              help="Skip the sanity report (on a folder it runs on the first --batch-size images only).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
@@ -63,12 +70,20 @@ DEFAULTS = EvalConfig()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/eval.json"), show_default=True,
               help="JSON record, a .json file; the CSV table goes beside it (same name, .csv). Neither may be "
                    "the --model file.")
-def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple[str, ...], steps: int, restarts: int,
-             n: int | None, batch_size: int, min_eps: bool, precision: float, queries: int, no_sanity: bool,
-             seed: int, device: str, data_root: Path | None, out: Path, **sources: Any) -> None:
+@click.pass_context
+def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps: tuple[float, ...], norm: str,
+             attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, batch_size: int, min_eps: bool,
+             precision: float, queries: int, no_sanity: bool, seed: int, device: str, data_root: Path | None,
+             out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
-    per-sample minimal ε, and a sanity report that flags gradient masking."""
+    per-sample minimal ε, and a sanity report that flags gradient masking.
+
+    With --examples: how saved adversarial examples transfer to --model (as `advgrad transfer`).
+    """
+    if examples is not None:
+        _transfer(ctx, examples, model_path, batch_size, device, out, sources)
+        return
     config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, batch_size=batch_size,
                         seed=seed, min_eps=min_eps, precision=precision, queries=queries)
     csv_path = out.with_suffix(".csv")
@@ -92,6 +107,22 @@ def eval_cmd(model_path: Path, eps: tuple[float, ...], norm: str, attacks: tuple
                + (f"; sanity report {verdict}" if report.evaluation.checks else ""))
 
 
+def _transfer(ctx: click.Context, examples: Path, model_path: Path, batch_size: int, device: str, out: Path,
+              sources: dict[str, Any]) -> None:
+    """``eval --examples``: refuse the options that configure an attack or pick data, then ``advgrad transfer``."""
+    from advgrad.cli.transfer import run_transfer
+
+    model_options = ("model_args", "weights", "weights_key", "mean", "std")  # model_source_options
+    allowed = {"examples", "model_path", "batch_size", "device", "out", *model_options}
+    for param in ctx.command.params:
+        if param.name not in allowed and ctx.get_parameter_source(param.name or "") is not ParameterSource.DEFAULT:
+            flag = max(param.opts, key=len) if param.opts else param.name
+            raise UsageFail(f"{flag} does not apply with --examples: the saved examples are evaluated as they are "
+                            "(no attack runs, the data is the file's); drop one of them")
+    run_transfer(examples, model_path, batch_size=batch_size, device=device, png_dir=None, out=out,
+                 sources={k: sources[k] for k in model_options if sources[k] is not None})
+
+
 def _print_report(report: EvalReport, model_path: Path) -> None:
     """The header, one line per accuracy record, and the sanity report."""
     record, evaluation, config = report.record, report.evaluation, report.evaluation.config
@@ -105,7 +136,10 @@ def _print_report(report: EvalReport, model_path: Path) -> None:
         if "cascade" in r:  # an ensemble: robust accuracy after each member
             click.echo(" " * (w + 2) + " → ".join(f"{m} {a:.2%}" for m, a in r["cascade"].items()))
     if evaluation.checks:
-        click.echo("sanity report:")
+        sanity_n = int(record.get("sanity_n", record["n"]))
+        click.echo("sanity report:" if sanity_n == record["n"] else
+                   f"sanity report (on the first {sanity_n} of the {record['n']} points: a folder is evaluated "
+                   "chunk by chunk, the report runs on the first chunk):")
         width = max(len(c.name) for c in evaluation.checks)
         for c in evaluation.checks:
             click.echo(f"  {c.status:<4}  {c.name:<{width}}  {c.message}")

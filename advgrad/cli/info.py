@@ -1,26 +1,39 @@
-"""``advgrad info``: what a checkpoint holds (model, data, training, metrics, versions); with --attacks, the
-attack catalog (read from ``advgrad.catalog``, no torch)."""
+"""``advgrad info``: what a checkpoint holds (model, data, training, metrics, versions), or what any other
+model `attack`/`eval` take is (kind, class, parameters, input shape and classes where the file records them,
+file hashes); with --attacks, the attack catalog (read from ``advgrad.catalog``, no torch)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from advgrad.cli._common import model_option, open_checkpoint
+from advgrad.cli._common import model_option, model_source_options, open_checkpoint, warn
 from advgrad.results import to_json
 
 
 @click.command()
 @model_option
+@model_source_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 @click.option("--attacks", "list_attacks", is_flag=True,
               help="List the attacks `attack --method` and `eval --attacks` take, with their options.")
-def info(model_path: Path, as_json: bool, list_attacks: bool) -> None:
-    """Describe the checkpoint at --model (default runs/model.pt)."""
+def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) -> None:
+    """Describe the model at --model (default runs/model.pt).
+
+    A checkpoint, or any model `attack` and `eval` take (file.py:factory, module:factory, torchvision:NAME,
+    TorchScript, .pt2, with --weights etc.).
+    """
     if list_attacks:
         _attacks()
+        return
+    from advgrad.runs._sources import model_kind_of
+
+    given = {k: v for k, v in sources.items() if v is not None}
+    if given or model_kind_of(model_path) != "checkpoint":
+        _other(model_path, as_json, given)
         return
     ckpt = open_checkpoint(model_path)
     meta = ckpt.meta
@@ -41,6 +54,35 @@ def info(model_path: Path, as_json: bool, list_attacks: bool) -> None:
     if isinstance(metrics, dict) and "test_accuracy" in metrics:
         click.echo("metrics   " + _line(lambda: f"test accuracy {metrics['test_accuracy']:.2%}"))
     click.echo(f"versions  advgrad {meta.get('advgrad_version')}, torch {meta.get('torch_version')}")
+
+
+def _other(model_path: Path, as_json: bool, options: dict[str, Any]) -> None:
+    """A model that is not an advgrad checkpoint (or a checkpoint with model options, which open_model
+    refuses in one line): ``model_loading.describe_model``."""
+    from advgrad.model_loading import describe_model, open_model
+
+    loaded = open_model(model_path, **options)
+    for text in loaded.warnings:
+        warn(text)
+    described = describe_model(loaded)
+    if as_json:
+        click.echo(to_json(described), nl=False)
+        return
+    d = described
+    args = ", ".join(f"{k}={v}" for k, v in d["model_args"].items())
+    click.echo(f"model     {d['source']} ({d['kind']}, {d['class']}{f'; {args}' if args else ''}), "
+               f"{d['parameters']:,} parameters")
+    shape = "not recorded in the file (attack/eval check it on --data)" if d["input_shape"] is None else \
+        str(tuple(d["input_shape"]))
+    classes = "" if d["num_classes"] is None else f", {d['num_classes']} classes"
+    click.echo(f"input     {shape}{classes}, bounds [0, 1]")
+    if d["mean"] is not None:
+        click.echo(f"normalize mean {d['mean']}, std {d['std']} (Normalize in front)")
+    key = f"[{d['weights_key']!r}]" if d["weights_key"] else ""
+    for what, name, digest in (("file", d["source"], d["sha256"]), ("weights", f"{d['weights']}{key}",
+                                                                     d["weights_sha256"])):
+        if digest is not None:
+            click.echo(f"{what:<9} {name} sha256 {digest[:16]}…")
 
 
 def _attacks() -> None:

@@ -32,7 +32,13 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(tuple(DATASETS)), default="mnist-5k", show_default=True)
+@click.option("--data", "--dataset", "dataset", default="mnist-5k", show_default=True, metavar="NAME|FOLDER|FILE",
+              help=f"A built-in data set ({', '.join(DATASETS)}), or a folder of images (one sub-folder per class) "
+                   "or an .npz/.pt file with x and y as the training split, read whole; those need --test-data. "
+                   "--dataset is an alias.")
+@click.option("--test-data", "test_data", default=None, metavar="FOLDER|FILE",
+              help="With --data FOLDER|FILE: the held-out split each epoch's test accuracy is measured on (no split "
+                   "is carved out of the training data).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the data set's files (torchvision's layout).")
 @click.option("--download", is_flag=True, help="Let torchvision download the data set into --data-root.")
@@ -73,20 +79,28 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--resume", is_flag=True,
               help="Continue the run saved in OUT (same options required); starts afresh if OUT is absent.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
-def train(dataset: str, data_root: Path | None, download: bool, model_name: str, hidden: tuple[int, ...] | None,
-          head: str, epochs: int, batch_size: int, optimizer: str, lr: float, schedule: str, weight_decay: float,
-          momentum: float, loss: str, seed: int, device: str, n_train: int | None, out: Path, adv_method: str,
-          eps: float | None, adv_steps: int | None, adv_alpha: float | None, beta: float | None, eps_warmup: int,
-          probe_n: int, probe_steps: int, resume: bool, quiet: bool) -> None:
+def train(dataset: str, test_data: str | None, data_root: Path | None, download: bool, model_name: str,
+          hidden: tuple[int, ...] | None, head: str, epochs: int, batch_size: int, optimizer: str, lr: float,
+          schedule: str, weight_decay: float, momentum: float, loss: str, seed: int, device: str,
+          n_train: int | None, out: Path, adv_method: str, eps: float | None, adv_steps: int | None,
+          adv_alpha: float | None, beta: float | None, eps_warmup: int, probe_n: int, probe_steps: int, resume: bool,
+          quiet: bool) -> None:
     """Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default runs/model.pt) plus the
-    metrics OUT.json beside it."""
+    metrics OUT.json beside it.
+
+    --data is a built-in set or your images (a folder or an .npz/.pt file) with their held-out split in
+    --test-data.
+    """
     refuse_directory(out)
+    if dataset not in DATASETS and test_data is None:
+        raise UsageFail(f"--data {dataset!r} is not a built-in data set ({', '.join(DATASETS)}); training on a folder "
+                        "or an .npz/.pt file needs --test-data FOLDER|FILE, the held-out split")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule,
                          weight_decay=weight_decay, momentum=momentum, seed=seed, device=device, loss=loss)
     plan = TrainingPlan(out=out, dataset=dataset, model=model_name, hidden=hidden, head=head, train=config,
                         adv=_adv_config(adv_method, eps, adv_steps, adv_alpha, beta, eps_warmup), n_train=n_train,
                         probe_n=probe_n, probe_steps=probe_steps, data_root=data_root, download=download,
-                        resume=resume)
+                        resume=resume, test_data=test_data)
     check_outputs([("--out", plan.out), ("the metrics JSON", plan.metrics_path)]
                   + ([("the best checkpoint", plan.best_path)] if plan.adv is not None else []))
     from advgrad.distributed import is_main

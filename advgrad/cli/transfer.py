@@ -30,6 +30,14 @@ def transfer(examples: Path, model_path: Path, batch_size: int, device: str, png
     """Evaluate adversarial examples made on one model on another: its accuracy on the clean and the
     adversarial inputs and the transfer success rate (of the points it classifies correctly when clean, the
     share the examples fool)."""
+    run_transfer(examples, model_path, batch_size=batch_size, device=device, png_dir=png_dir, out=out,
+                 sources=sources)
+
+
+def run_transfer(examples: Path, model_path: Path, *, batch_size: int, device: str, png_dir: Path | None, out: Path,
+                 sources: dict[str, Any]) -> None:
+    """``advgrad transfer`` after its options (``eval --examples`` comes here too): check --out, one
+    ``runs.transfer.transfer_report`` call, write the record, echo the table."""
     suffix("--out", out, ".json")
     check_outputs([("--out", out)], inputs=[("--examples", examples), ("--model", model_path)])
     from advgrad.results import write_json

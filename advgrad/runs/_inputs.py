@@ -50,7 +50,11 @@ def open_inputs(model_path: str | os.PathLike[str], *, data_root: str | os.PathL
     numbers, e.g. another copy of the data set)."""
     dev = resolve_device(device)
     ckpt = _checkpoint.load_checkpoint(Path(model_path), map_location=dev)
-    data = _data.load_dataset(ckpt.meta["dataset"]["name"], None if data_root is None else Path(data_root))
+    name = ckpt.meta["dataset"]["name"]
+    if name not in _data.DATASETS:  # `train --data FILE|FOLDER --test-data ...`: no name to reload it by
+        raise ValueError(f"--data is needed: {os.fspath(model_path)!r} was trained on the data {name!r} (a file or "
+                         "folder, not a built-in set): give its test data, or any data, with --data")
+    data = _data.load_dataset(name, None if data_root is None else Path(data_root))
     for warning in _checkpoint.check_data(ckpt, data):
         if on_warning is not None:
             on_warning(warning)

@@ -20,6 +20,7 @@ from torch import nn
 
 from advgrad._model_files import model_kind
 from advgrad._runtime import resolve_device
+from advgrad.data import DATASETS
 from advgrad.datasource import FolderSource, TensorSource, load_data, select, source_of, subset
 from advgrad.model_loading import check_model_data, open_model
 from advgrad.results import sha256_file
@@ -79,16 +80,18 @@ def open_sources(model: str | os.PathLike[str], *, data: str | os.PathLike[str] 
         warn(text)
     info = loaded.info
     meta = info["model"] if info["kind"] == "checkpoint" else {"name": info["source"], **info}
-    if info["kind"] == "checkpoint" and info.get("dataset", {}).get("name") not in (None, source.name):
+    trained_on = info.get("dataset", {}).get("name") if info["kind"] == "checkpoint" else None
+    # A model trained on a file (`train --data FILE --test-data FILE`) is meant to meet other files.
+    if trained_on in DATASETS and trained_on != source.name:
         warn(f"the model was trained on {info['dataset']['name']}, the data is {source.name}")
     return Sources(loaded.model, meta, info.get("sha256"), source, dev, source.bounds)
 
 
-def _kind(spec: str) -> str:
+def model_kind_of(spec: str | os.PathLike[str]) -> str:
     """open_model's kind of ``spec``; "checkpoint" where it cannot tell (a missing or foreign file: the
     checkpoint reader names the problem, as it always has)."""
     try:
-        return model_kind(spec)
+        return model_kind(os.fspath(spec))
     except (OSError, ValueError):
         return "checkpoint"
 
@@ -98,7 +101,7 @@ def _checkpoint_data(model: str | os.PathLike[str], data_root: str | os.PathLike
                      options: dict[str, Any]) -> Sources:
     """A checkpoint on the test split of its own data set (no ``data`` given)."""
     given = _given(options, (*MODEL_OPTIONS, *DATA_OPTIONS))
-    kind = _kind(os.fspath(model))
+    kind = model_kind_of(model)
     if kind != "checkpoint":
         raise ValueError(f"--data is needed: {os.fspath(model)!r} is a {kind} model, and only an advgrad "
                          "checkpoint records the data set it was trained on (give a built-in name, a folder of "

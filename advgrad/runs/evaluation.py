@@ -69,7 +69,8 @@ def csv_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
 def _merge(parts: list[Evaluation]) -> Evaluation:
     """One evaluation of the concatenated chunks: per (attack, ε) record the counts add up (accuracy = the
     number of survivors over all n, from each chunk's count round(accuracy·n), exact for n < 2²³) and the
-    seconds add; the per-sample minimal ε concatenate; the sanity report is the first chunk's."""
+    seconds add; the per-sample minimal ε concatenate; the sanity report is the first chunk's (the record's
+    ``sanity_n`` says on how many points it ran)."""
     first = parts[0]
     records = []
     for i, record in enumerate(first.records):
@@ -95,7 +96,9 @@ def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, confi
                     device: torch.device, sanity: bool = True, progress: Progress | None = None) -> Evaluation:
     """``evaluate_model`` on a data source. A ``TensorSource`` (in memory already) in one call; a folder
     of images one chunk of ``config.batch_size`` images at a time, so that it is never read whole: the
-    chunks' records merged by ``_merge``, the sanity report run on the first chunk alone."""
+    chunks' records merged by ``_merge``, the sanity report run on the first chunk alone: its checks attack
+    the points again and compare with the sweep's result, which would mean holding the whole folder in
+    memory; their statuses do not add up across chunks the way accuracy counts do."""
     if isinstance(source, TensorSource):
         x, y = source.tensors()
         return evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity, progress=progress)
@@ -132,6 +135,7 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
     model_file = model_path if os.path.isfile(model_path) else None
     record = eval_record(evaluation, model=inputs.model_meta, dataset=inputs.dataset_name, n=len(inputs.source),
                          seconds=seconds, provenance=provenance(seed=config.seed, model_path=model_file))
-    if isinstance(inputs.source, FolderSource) and evaluation.checks:
-        record["sanity_n"] = min(config.batch_size, len(inputs.source))  # the report ran on the first chunk
+    if evaluation.checks:  # a folder: the report ran on its first chunk alone (evaluate_source)
+        whole = not isinstance(inputs.source, FolderSource)
+        record["sanity_n"] = len(inputs.source) if whole else min(config.batch_size, len(inputs.source))
     return EvalReport(evaluation, record, csv_rows(evaluation))

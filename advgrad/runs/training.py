@@ -32,6 +32,7 @@ from advgrad import data as _data
 from advgrad import distributed
 from advgrad import train as _train
 from advgrad._runtime import resolve_device
+from advgrad._traindata import load_training_data
 from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective
 from advgrad.checkpoint import checkpoint_meta, save_checkpoint
 from advgrad.configs import TrainingPlan
@@ -121,7 +122,10 @@ def prepare(plan: TrainingPlan) -> _Session:
     """Everything before the first batch, each check before the next costly step: the device, the data, the
     model; when resuming, the saved state (same run, undamaged) with the weights loaded."""
     resolve_device(plan.train.device)  # a missing CUDA device fails before any data is read
-    data = _data.load_dataset(plan.dataset, plan.data_root, download=plan.download)
+    if plan.test_data is None:
+        data = _data.load_dataset(plan.dataset, plan.data_root, download=plan.download)
+    else:  # a data file or folder and its held-out split
+        data = load_training_data(plan.dataset, plan.test_data)
     # models.DataShape declares mean/std as settable attributes, which the frozen Dataset's are not: the
     # protocol (models.py) should declare them read-only; until then mypy is told so here.
     model, model_meta = build_for(plan.model, data, seed=plan.train.seed, hidden=plan.hidden,  # type: ignore[arg-type]

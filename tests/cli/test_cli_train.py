@@ -52,7 +52,7 @@ def test_info_describes_a_checkpoint(trained_small_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--dataset", "svhn"], "'svhn' is not one of"),
+    (["--dataset", "svhn"], "--data 'svhn' is not a built-in data set"),
     (["--model", "vgg"], "'vgg' is not one of"),
     (["--epochs", "0"], "epochs must be a positive integer, got 0"),
     (["--lr", "0"], "lr must be a positive number, got 0.0"),
