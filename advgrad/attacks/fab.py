@@ -114,8 +114,11 @@ def _step(cur: Tensor, x: Tensor, f: Tensor, g: Tensor, s: _Settings) -> Tensor:
                          s.lo, s.hi)                          # (2m, D): δ₁ rows, then δ₂ rows
     size = _length(s.norm)(d).clamp_min(1e-8)                 # (2m,) ‖δ₁‖, then ‖δ₂‖
     alpha = (size[:m] / (size[:m] + size[m:])).clamp(0, s.alpha_max).view(shape)
+    # In place on d (a temporary): the same products and sums as (cur + η·δ₁)(1 − α) + (x + δ₂·η)·α,
+    # each operand in the same role (addition and multiplication commute exactly), fewer fresh tensors.
     d1, d2 = d[:m].view_as(cur), d[m:].view_as(cur)
-    return ((cur + s.eta * d1) * (1 - alpha) + (x + d2 * s.eta) * alpha).clamp(s.lo, s.hi)
+    moved = d1.mul_(s.eta).add_(cur).mul_(1 - alpha)
+    return moved.add_(d2.mul_(s.eta).add_(x).mul_(alpha)).clamp_(s.lo, s.hi)
 
 
 def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor, start: Tensor, eps: Radius,
