@@ -5,7 +5,7 @@ the plots read:
 
 - ``gradient``: ∂J/∂X chunk by chunk (``input_gradient``);
 - ``pgd``: the one gradient loop — ``pgd``, ``fgsm`` (one step), ``mifgsm`` (momentum), restarts;
-- ``apgd``, ``fab``, ``square``: AutoAttack's members (Auto-PGD, FAB-T, Square), the reference's algorithms;
+- ``apgd``, ``fab``, ``square``: AutoAttack's members (Auto-PGD, FAB and FAB-T, Square), the reference's algorithms;
 - ``autoattack``: the cascade of those members (standard / plus / rand / custom);
 - ``AttackConfig`` (``advgrad.configs``) and the names ``ATTACKS`` (``advgrad.catalog``);
 - ``_checks``, ``_chunks``: input validation and the CPU chunking policy.
@@ -18,7 +18,7 @@ model in eval mode with the parameters' gradients off (both restored afterwards)
 from advgrad.attacks._chunks import CHUNK_MAX, CHUNK_MIN, auto_chunk_size
 from advgrad.attacks.apgd import apgd, apgd_targeted
 from advgrad.attacks.autoattack import AutoAttackResult, autoattack
-from advgrad.attacks.fab import fab_targeted
+from advgrad.attacks.fab import fab, fab_targeted
 from advgrad.attacks.gradient import input_gradient
 from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack
 from advgrad.attacks.result import AttackResult
@@ -33,5 +33,5 @@ def get_attack(name: str) -> AttackEntry:
 
 
 __all__ = ["ATTACKS", "AttackConfig", "AttackEntry", "AttackResult", "AutoAttackResult", "apgd", "apgd_targeted",
-           "autoattack", "fab_targeted", "square", "CHUNK_MAX", "CHUNK_MIN", "auto_chunk_size",
+           "autoattack", "fab", "fab_targeted", "square", "CHUNK_MAX", "CHUNK_MIN", "auto_chunk_size",
            "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd", "run_attack"]

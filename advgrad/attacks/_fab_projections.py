@@ -86,37 +86,46 @@ def _at(v: Tensor, k: Tensor) -> Tensor:
 
 
 def project_linf(t: Tensor, w: Tensor, b: Tensor, lo: float = 0.0, hi: float = 1.0) -> Tensor:
-    """δ of least ‖δ‖∞ with ⟨w, t + δ⟩ = b and lo ≤ t + δ ≤ hi, per row (see the module docstring)."""
-    sign = _signs((w * t).sum(1) - b)                             # (R,)
+    """δ of least ‖δ‖∞ with ⟨w, t + δ⟩ = b and lo ≤ t + δ ≤ hi, per row (see the module docstring).
+
+    The (R, D) passes are few and in place on temporaries (each fresh (R, D) tensor costs page faults):
+    ⟨w, t⟩ is summed once, since negating w negates every product and partial sum exactly, so the sum
+    for the flipped row is −⟨w, t⟩ where that is non-zero (and where it is zero b is not, so need is b);
+    the sort returns the rooms in order with the permutation."""
+    wt = (w * t).sum(1)                                           # (R,) ⟨w, t⟩
+    sign = _signs(wt - b)                                         # (R,)
     w, b = w * sign.unsqueeze(1), b * sign
-    up = _indicator(-w)                                           # (R, D) 1: moves up to hi, 0: down to lo
-    movable = w.abs().sign()                                      # (R, D) 1 where wᵢ ≠ 0
-    delta = _ends(up, lo, hi) - t                                 # (R, D) every coordinate at its end
+    need = b - wt * sign                                          # (R,) −c ≤ 0: the change ⟨w, δ⟩ must make
+    up = w.neg().sign_().clamp_min_(0)                            # (R, D) 1: moves up to hi, 0: down to lo
+    movable = w.abs().sign_()                                     # (R, D) 1 where wᵢ ≠ 0
+    delta = (up - t) if (lo, hi) == (0.0, 1.0) else _ends(up, lo, hi).sub_(t)  # every coordinate at its end
     room = delta.abs()                                            # (R, D) |that move|
-    delta = delta * movable
-    order = torch.argsort(room, dim=1).flip(1)                    # largest room first
-    need = b - (w * t).sum(1)                                     # (R,) −c ≤ 0: the change ⟨w, δ⟩ must make
+    delta.mul_(movable)
+    rooms, order = torch.sort(room, dim=1)                        # the reference's argsort, values too
+    rooms, order = rooms.flip(1), order.flip(1)                   # largest room first
     spent = w * delta                                             # (R, D) change per coordinate at its end
     floor = spent.sum(1)                                          # (R,) the most negative change possible
     # With the k+1 roomiest coordinates moved by λ and the others at their ends, ⟨w, δ⟩ changes by
     # reach[k] − slope[k]·λ; at λ = the k-th largest room that is −h(λ).
-    slope = torch.cumsum(w.gather(1, order).abs(), dim=1)                     # (R, D)
-    reach = torch.cumsum(-spent.gather(1, order), dim=1) + floor.unsqueeze(1)  # (R, D)
+    slope = torch.cumsum(w.gather(1, order).abs_(), dim=1)                            # (R, D)
+    reach = torch.cumsum(spent.gather(1, order).neg_(), dim=1).add_(floor.unsqueeze(1))  # (R, D)
     d = w.shape[1]
-    inside = need - (reach[:, -1] - slope[:, -1] * room.amin(dim=1)) > 0  # λ* below every room
+    inside = need - (reach[:, -1] - slope[:, -1] * rooms[:, -1]) > 0  # λ* below every room
     between = (need - floor > 0) & ~inside                        # reachable, with some coordinates at an end
 
     def overshoots(k: Tensor) -> Tensor:  # λ at the k-th largest room changes ⟨w, ·⟩ by more than needed
-        return need - (_at(reach, k) - _at(slope, k) * _at(room, _at(order, k))) > 0
+        return need - (_at(reach, k) - _at(slope, k) * _at(rooms, k)) > 0
 
     k = _bisect(overshoots, len(need), d - 1, math.ceil(math.log2(d)), t.device)
     k = k.masked_fill(inside, d - 1)                              # inside: every coordinate moves by λ
     lam = torch.clamp_min((need - _at(reach, k)) / -_at(slope, k), 0).unsqueeze(1)  # (R, 1)
-    # ±λ, or the move to the end capped at λ; blended by the 0/1 mask (exact: the other term is ±0).
-    free = (2 * up - 1) * lam
-    capped = torch.min(lam, delta) * up + torch.max(-lam, delta) * (1 - up)
-    delta = torch.where(inside.unsqueeze(1), free, torch.where(between.unsqueeze(1), capped, delta))
-    return delta * movable
+    # The move to the end capped at λ, blended by the 0/1 mask (exact: the other term is ±0); rows with
+    # λ* inside move by ±λ, rows that cannot reach the hyperplane stay at their ends.
+    out = torch.minimum(lam, delta).mul_(up).add_(torch.maximum(-lam, delta).mul_(1 - up))
+    if not bool(between.all()):
+        out[~between] = delta[~between]
+        out[inside] = (2 * up[inside] - 1) * lam[inside]
+    return out.mul_(movable)
 
 
 def project_l2(t: Tensor, w: Tensor, b: Tensor, lo: float = 0.0, hi: float = 1.0) -> Tensor:

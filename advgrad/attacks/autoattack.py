@@ -6,9 +6,8 @@ Versions, as the reference (pyautoattack 0.2.0) defines them:
 
 - ``standard``: APGD-CE (100 iterations, 1 restart) → APGD-T (9 target classes) → FAB-T (9 targets) →
   Square (5,000 queries, p_init 0.8). What RobustBench reports.
-- ``plus``: APGD-CE and APGD-DLR with 5 restarts each → Square → APGD-T → FAB-T. (The reference also runs
-  untargeted FAB with 5 restarts between APGD-DLR and Square; advgrad has only the targeted FAB, so its
-  ``plus`` omits that member: say so when you report it.)
+- ``plus``: APGD-CE and APGD-DLR with 5 restarts each → untargeted FAB with 5 restarts → Square → APGD-T
+  → FAB-T.
 - ``rand``: APGD-CE and APGD-DLR with the gradient averaged over 20 draws (EOT), for randomised models.
 - ``custom``: any list of names from ``catalog.ATTACKS``.
 
@@ -52,8 +51,8 @@ from advgrad.losses import margin
 # version → the members in order, each with the AttackConfig fields the version sets.
 VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     "standard": (("apgd-ce", {}), ("apgd-t", {}), ("fab-t", {}), ("square", {})),
-    "plus": (("apgd-ce", {"restarts": 5}), ("apgd-dlr", {"restarts": 5}), ("square", {}), ("apgd-t", {}),
-             ("fab-t", {})),
+    "plus": (("apgd-ce", {"restarts": 5}), ("apgd-dlr", {"restarts": 5}), ("fab", {"restarts": 5}), ("square", {}),
+             ("apgd-t", {}), ("fab-t", {})),
     "rand": (("apgd-ce", {"eot": 20}), ("apgd-dlr", {"eot": 20})),
 }
 BLOCK = 250  # points per call of a member, as the reference's default batch (Square's draws follow the block)

@@ -1,7 +1,9 @@
-"""FAB-T: the targeted Fast Adaptive Boundary attack (Croce & Hein, ICML 2020, arXiv 1907.02044), as
-AutoAttack runs it (Croce & Hein, ICML 2020, arXiv 2003.01690; reference implementation pyautoattack 0.2.0).
+"""FAB, the Fast Adaptive Boundary attack (Croce & Hein, ICML 2020, arXiv 1907.02044), untargeted and
+targeted (FAB-T), as AutoAttack runs them (Croce & Hein, ICML 2020, arXiv 2003.01690; reference
+implementation pyautoattack 0.2.0).
 
-For each target class t (the 2nd, 3rd, … highest clean logit) and each sample not yet broken, FAB
+For each target class t (FAB-T: the 2nd, 3rd, … highest clean logit; untargeted FAB: at every iterate the
+class whose linearised boundary is nearest, see ``_fab_closest``) and each sample not yet broken, FAB
 linearises the boundary between the true class y and t at the current iterate x′:
 
     f(z) = z_t − z_y ≈ f(x′) + ⟨w, z − x′⟩,   w = ∇ₓf(x′),   i.e. the hyperplane ⟨w, z⟩ = ⟨w, x′⟩ − f(x′).
@@ -33,6 +35,7 @@ from advgrad import _validate
 from advgrad._runtime import frozen_eval
 from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius, seed_of, untargeted
 from advgrad.attacks._chunks import chunk_for, slices
+from advgrad.attacks._fab_closest import closest_boundary
 from advgrad.attacks._fab_projections import project_l1, project_l2, project_linf
 from advgrad.attacks.result import AttackResult
 from advgrad.configs import AttackConfig
@@ -101,6 +104,7 @@ class _Settings:
     hi: float
     early_stop: bool
     chunk: int
+    targeted: bool = True  # False: untargeted FAB, towards the nearest boundary (``_fab_closest``)
 
 
 def _step(cur: Tensor, x: Tensor, f: Tensor, g: Tensor, s: _Settings) -> Tensor:
@@ -114,13 +118,17 @@ def _step(cur: Tensor, x: Tensor, f: Tensor, g: Tensor, s: _Settings) -> Tensor:
                          s.lo, s.hi)                          # (2m, D): δ₁ rows, then δ₂ rows
     size = _length(s.norm)(d).clamp_min(1e-8)                 # (2m,) ‖δ₁‖, then ‖δ₂‖
     alpha = (size[:m] / (size[:m] + size[m:])).clamp(0, s.alpha_max).view(shape)
+    # In place on d (a temporary): the same products and sums as (cur + η·δ₁)(1 − α) + (x + δ₂·η)·α,
+    # each operand in the same role (addition and multiplication commute exactly), fewer fresh tensors.
     d1, d2 = d[:m].view_as(cur), d[m:].view_as(cur)
-    return ((cur + s.eta * d1) * (1 - alpha) + (x + d2 * s.eta) * alpha).clamp(s.lo, s.hi)
+    moved = d1.mul_(s.eta).add_(cur).mul_(1 - alpha)
+    return moved.add_(d2.mul_(s.eta).add_(x).mul_(alpha)).clamp_(s.lo, s.hi)
 
 
-def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor, start: Tensor, eps: Radius,
+def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor | None, start: Tensor, eps: Radius,
              s: _Settings) -> tuple[Tensor, Tensor]:
-    """FAB's iterations towards ``target`` for one chunk, from ``start``. Returns (dist (n,), adv (n, …)):
+    """FAB's iterations towards ``target`` (None: the nearest boundary) for one chunk, from ``start``.
+    Returns (dist (n,), adv (n, …)):
     per sample the smallest distance ‖adv − x‖ of an adversarial iterate (NONE_FOUND if none) and that
     iterate (x if none). With ``early_stop`` a sample stops at its first adversarial iterate within ε
     and is no longer forwarded: FAB would go on shrinking its perturbation, but it is broken already."""
@@ -130,7 +138,7 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor, start: Tens
     pos = torch.arange(len(x), device=x.device)  # (m,) which of the chunk's samples the active rows are
     xs, ys, ts, e, cur = x, y, target, eps, start
     for _ in range(s.steps):
-        f, g = _boundary(model, cur, ys, ts)
+        f, g = closest_boundary(model, cur, ys, s.norm) if ts is None else _boundary(model, cur, ys, ts)
         with torch.no_grad():
             cur = _step(cur, xs, f, g, s)
             hit = (model(cur).max(dim=1).indices != ys).nonzero().squeeze(1)  # (h,) adversarial rows
@@ -146,26 +154,29 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor, start: Tens
                 if not bool(keep.any()):
                     break
                 if not bool(keep.all()):
-                    xs, ys, ts, cur, pos = xs[keep], ys[keep], ts[keep], cur[keep], pos[keep]
+                    xs, ys, cur, pos = xs[keep], ys[keep], cur[keep], pos[keep]
+                    ts = None if ts is None else ts[keep]
                     e = e[keep] if isinstance(e, Tensor) else e
     return dist, adv
 
 
-def _attack_target(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, k: int, restart: int, s: _Settings,
+def _attack_target(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, k: int | None, restart: int, s: _Settings,
                    generator: torch.Generator) -> Tensor:
-    """One run of FAB-T on the samples x (all still unbroken) towards their k-th highest logit: returns
+    """One run of FAB on the samples x (all still unbroken) towards their k-th highest logit (k None:
+    untargeted, towards the nearest boundary at each iteration): returns
     x with each sample's smallest adversarial point found (the sample itself where none was found)."""
     z = _logits(model, x, s.chunk)                            # (n, K)
     correct = (z.max(dim=1).indices == y).nonzero().squeeze(1)
     out = x.clone()
     if len(correct) == 0:
         return out
-    target = z.sort(dim=-1).indices[:, -k][correct]           # ties broken as the reference's sort does
+    # ties broken as the reference's sort does
+    target = None if k is None else z.sort(dim=-1).indices[:, -k][correct]
     xs, ys = x[correct], y[correct]
     es = eps[correct] if isinstance(eps, Tensor) else eps
     start = _random_start(xs, es, s.norm, generator, s.lo, s.hi) if restart > 0 else xs
     for part in slices(len(xs), s.chunk):
-        dist, adv = _descend(model, xs[part], ys[part], target[part], start[part],
+        dist, adv = _descend(model, xs[part], ys[part], None if target is None else target[part], start[part],
                              es[part] if isinstance(es, Tensor) else es, s)
         found = dist < NONE_FOUND
         out[correct[part][found]] = adv[found]
@@ -174,18 +185,18 @@ def _attack_target(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, k: int, 
 
 def _run(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, targets: int, restarts: int, s: _Settings,
          seed: int) -> Tensor:
-    """The target and restart loops over the samples still unbroken; returns x_adv (x where
-    ``restarts`` is 0, after the labels and ``targets`` are checked against the model's classes)."""
+    """The target (targeted FAB only) and restart loops over the samples still unbroken; returns x_adv
+    (x where ``restarts`` is 0, after the labels and ``targets`` are checked against the model's classes)."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
     logits = _logits(model, x, s.chunk)
     n_classes = logits.shape[1]
     if bool((y >= n_classes).any()):
         raise ValueError(f"label {int(y.max())} is outside the model's {n_classes} classes (0..{n_classes - 1})")
-    if targets > n_classes - 1:
+    if s.targeted and targets > n_classes - 1:
         raise ValueError(f"targets must be ≤ {n_classes - 1} (the model has {n_classes} classes), got {targets}")
     robust = logits.max(dim=1).indices == y                   # (N,) not broken yet
     x_adv = x.clone()
-    for k in range(2, targets + 2):
+    for k in range(2, targets + 2) if s.targeted else (None,):
         for restart in range(restarts):
             idx = robust.nonzero().squeeze(1)
             if len(idx) == 0:
@@ -206,13 +217,14 @@ def _check_float(name: str, value: float, rule: str, ok: Callable[[float], bool]
     return float(value)
 
 
-def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
-                 steps: int = 100, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1,
-                 eta: float = 1.05, beta: float = 0.9, bounds: Bounds = (0.0, 1.0), seed: int = 0,
-                 early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
-    """FAB-T (see the module docstring) against ``targets`` target classes, ``restarts`` runs each.
+def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", steps: int = 100,
+        targeted: bool = False, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1, eta: float = 1.05,
+        beta: float = 0.9, bounds: Bounds = (0.0, 1.0), seed: int = 0, early_stop: bool = False,
+        chunk_size: int | None = None) -> AttackResult:
+    """FAB (see the module docstring): untargeted, ``restarts`` runs each towards the nearest boundary at
+    every iteration, or with ``targeted`` FAB-T, against ``targets`` target classes, ``restarts`` runs each.
 
-    Returns ``AttackResult``: ``x_adv`` is, for a sample broken by some target, the smallest adversarial
+    Returns ``AttackResult``: ``x_adv`` is, for a sample broken by some run, the smallest adversarial
     point of the run that broke it (with ``early_stop``, its first adversarial iterate within ε), within
     the ε-ball and the bounds; for every other sample, x itself. ``success``: argmax model(x_adv) ≠ y
     (samples the model gets wrong at x succeed without an attack); ``loss``: the margin
@@ -224,11 +236,12 @@ def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: 
     - ``early_stop``: stop iterating a sample once it has an adversarial point within ε (faster; the
       same successes, a possibly larger x_adv − x).
     - ``chunk_size``: samples per pass (default ``auto_chunk_size``). With ``chunk_size=len(x)`` and
-      ``early_stop=False`` the result is the reference's (pyautoattack 0.2.0 ``FABAttack_PT`` with
-      ``targeted=True``) bit for bit.
+      ``early_stop=False`` the result is the reference's (pyautoattack 0.2.0 ``FABAttack_PT`` with the
+      same ``targeted``) bit for bit.
 
     The model runs in eval mode with its parameters' gradients off (both restored afterwards); only the
-    input gradient is computed. Bad arguments raise ValueError naming the value.
+    input gradient is computed (untargeted: one backward pass per class and iteration, as the reference).
+    Bad arguments raise ValueError naming the value.
     """
     xmin, xmax = check_batch(x, y)
     name = get_norm(norm).name
@@ -241,8 +254,11 @@ def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: 
     beta = _check_float("beta", beta, "in (0, 1]", lambda v: 0 < v <= 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
+    if not isinstance(targeted, bool):
+        raise ValueError(f"targeted must be True or False, got {targeted!r}")
     x = x.detach()
-    s = _Settings(name, steps, alpha_max, eta, beta, lo, hi, bool(early_stop), chunk_for(chunk_size, model, x))
+    s = _Settings(name, steps, alpha_max, eta, beta, lo, hi, bool(early_stop), chunk_for(chunk_size, model, x),
+                  targeted)
     # ε = 0 breaks only the samples misclassified at x: no run is needed (its labels are still checked).
     zero = bool((eps_ == 0).all()) if isinstance(eps_, Tensor) else eps_ == 0
     with frozen_eval(model):
@@ -250,11 +266,21 @@ def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: 
         logits = _logits(model, x_adv, s.chunk)
     return AttackResult(x_adv, logits.max(dim=1).indices != y, margin(logits, y), logits)
 
+def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
+                 steps: int = 100, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1,
+                 eta: float = 1.05, beta: float = 0.9, bounds: Bounds = (0.0, 1.0), seed: int = 0,
+                 early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
+    """FAB-T: ``fab`` with ``targeted=True`` (AutoAttack's targeted member; see ``fab``)."""
+    return fab(model, x, y, eps, norm=norm, steps=steps, targeted=True, targets=targets, restarts=restarts,
+               alpha_max=alpha_max, eta=eta, beta=beta, bounds=bounds, seed=seed, early_stop=early_stop,
+               chunk_size=chunk_size)
+
 
 def fab_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
               generator: torch.Generator | None = None) -> AttackResult:
-    """``catalog.ATTACKS`` "fab-t": ``fab_targeted`` with the config's settings, seeded from the generator."""
+    """``catalog.ATTACKS`` "fab-t" and "fab": ``fab`` with the config's settings (targeted for "fab-t"),
+    seeded from the generator."""
     untargeted(config)
-    return fab_targeted(model, x, y, eps, norm=config.norm, steps=config.steps, targets=config.targets,
-                        restarts=config.restarts, bounds=config.bounds, seed=seed_of(generator),
-                        early_stop=config.early_stop, chunk_size=config.chunk_size)
+    return fab(model, x, y, eps, norm=config.norm, steps=config.steps, targeted=config.method == "fab-t",
+               targets=config.targets, restarts=config.restarts, bounds=config.bounds, seed=seed_of(generator),
+               early_stop=config.early_stop, chunk_size=config.chunk_size)
