@@ -43,7 +43,7 @@ class AttackEntry(Entry):
     ``alpha_factor``: the default step α = alpha_factor·ε/steps (None: the method has no step size);
     ``gradient_free``: it never asks for ∂J/∂X; ``paper``: where it comes from; ``options``: the
     AttackConfig fields a user may set for it (beyond ``norm``, ``bounds`` and ``chunk_size``, which every
-    attack takes): the CLI refuses the others."""
+    attack takes): the CLI refuses the others; ``title``: its name as papers and tables print it."""
 
     norms: tuple[str, ...] = ("inf", "2", "1")
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -51,6 +51,7 @@ class AttackEntry(Entry):
     alpha_factor: float | None = None
     gradient_free: bool = False
     paper: str = ""
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,41 +123,41 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
     "fgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
                         "fast gradient sign method (Goodfellow et al. 2015): one step of size ε",
                         defaults={"steps": 1, "random_start": False}, alpha_factor=1.0, paper="arXiv 1412.6572",
-                        options=_GRADIENT),
+                        options=_GRADIENT, title="FGSM"),
     "pgd": AttackEntry("advgrad.attacks.pgd:gradient_attack",
                        "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
                        alpha_factor=2.5, paper="arXiv 1706.06083",
-                       options=(*_GRADIENT, "steps", "alpha", "restarts", "random_start")),
+                       options=(*_GRADIENT, "steps", "alpha", "restarts", "random_start"), title="PGD"),
     "mifgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
                           "momentum iterative FGSM (Dong et al. 2018): the transfer attack, α = ε/steps",
                           defaults={"momentum": 1.0, "random_start": False}, alpha_factor=1.0,
                           paper="arXiv 1710.06081",
-                          options=(*_GRADIENT, "steps", "alpha", "momentum")),
+                          options=(*_GRADIENT, "steps", "alpha", "momentum"), title="MI-FGSM"),
     "apgd-ce": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the cross-entropy (AutoAttack)",
                            ("inf", "2"), {"steps": 100}, paper=_AA,
-                           options=("steps", "restarts", "eot")),
+                           options=("steps", "restarts", "eot"), title="APGD-CE"),
     "apgd-dlr": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the DLR loss (AutoAttack)",
                             ("inf", "2"), {"steps": 100}, paper=_AA,
-                            options=("steps", "restarts", "eot")),
+                            options=("steps", "restarts", "eot"), title="APGD-DLR"),
     "apgd-t": AttackEntry("advgrad.attacks.apgd:apgd_targeted_entry",
                           "Auto-PGD on the targeted DLR loss, 9 target classes (AutoAttack)",
                           ("inf", "2"), {"steps": 100}, paper=_AA,
-                          options=("steps", "restarts", "targets", "eot")),
+                          options=("steps", "restarts", "targets", "eot"), title="APGD-T"),
     "fab": AttackEntry("advgrad.attacks.fab:fab_entry",
                        "untargeted FAB, minimal-norm steps to the nearest boundary (AutoAttack's plus)",
                        ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044",
-                       options=("steps", "restarts")),
+                       options=("steps", "restarts"), title="FAB"),
     "fab-t": AttackEntry("advgrad.attacks.fab:fab_entry", "targeted FAB, minimal-norm boundary steps (AutoAttack)",
                          ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044",
-                         options=("steps", "restarts", "targets")),
+                         options=("steps", "restarts", "targets"), title="FAB-T"),
     "square": AttackEntry("advgrad.attacks.square:square_entry",
                           "Square Attack: score-based random search, 5,000 queries (AutoAttack)",
                           ("inf", "2"), gradient_free=True, paper="Andriushchenko et al. 2020, arXiv 1912.00049",
-                          options=("queries", "restarts")),
+                          options=("queries", "restarts"), title="Square"),
     "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack_entry",
                               "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
                               "survivors",
-                              ("inf", "2"), {"steps": 100}, paper=_AA),
+                              ("inf", "2"), {"steps": 100}, paper=_AA, title="AutoAttack"),
 })
 
 MODELS: Registry[ModelEntry] = Registry("model", {

@@ -36,8 +36,6 @@ FLAGS = {"steps": "--steps", "alpha": "--alpha", "restarts": "--restarts", "rand
          "targeted": "--targeted", "loss": "--loss", "queries": "--queries", "targets": "--n-targets"}
 TUNABLE = tuple(FLAGS)
 POSITIVE = IntIn(min=1, rule="a positive integer")
-NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
-         "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack"}
 
 
 @click.command()
@@ -47,8 +45,8 @@ NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM", "apgd-ce": "APGD-CE"
 @click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), required=True,
               help="Budget ε: the largest ‖x′ − x‖ allowed.")
 @click.option("--method", type=click.Choice(METHODS), default="fgsm", show_default=True,
-              help="fgsm, pgd, mifgsm; AutoAttack's members apgd-ce, apgd-dlr, apgd-t, fab-t, square; or the "
-                   "whole autoattack (standard version). `advgrad info --attacks` describes each.")
+              help=f"One of {', '.join(METHODS)} (autoattack: the standard version). `advgrad info --attacks` "
+                   "describes each.")
 @click.option("--norm", type=click.Choice(tuple(NORMS)), default="inf", show_default=True, help="Lp norm of ε.")
 @click.option("--steps", type=POSITIVE, default=None,
               help="Iterations [default: 10 for pgd and mifgsm, 100 for the AutoAttack members].")
@@ -146,7 +144,7 @@ def _target(targeted: bool, target_class: int | None, target_mode: str | None) -
 
 def _print_table(record: dict[str, Any], model_path: Path) -> None:
     method, steps, restarts = record["method"], record["steps"], record["restarts"]
-    name = NAMES.get(method, method) + (f"-{steps}" if "steps" in ATTACKS[method].options else "") \
+    name = (ATTACKS[method].title or method) + (f"-{steps}" if "steps" in ATTACKS[method].options else "") \
         + (f"×{restarts}" if restarts > 1 else "")
     goal = "" if not record["targeted"] else f", targeted ({record['target']})"
     click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}; "

@@ -53,6 +53,9 @@ def test_every_method_runs_and_keeps_the_budget(logreg: Path, tmp_path: Path, me
     assert rec["max_linf"] <= 0.1 + 1e-6  # every method stays in the L∞ ball
     assert rec["adversarial_accuracy"] <= rec["clean_accuracy"]
     assert (rec["alpha"] is None) == (ATTACKS[method].alpha_factor is None)
+    title = ATTACKS[method].title  # the table names the attack as papers print it: PGD-5, APGD-CE-5, FAB-T-5
+    assert title and title.lower().replace("mi-", "mi") == method
+    assert (f"{title}-5" if extra[:1] == ["--steps"] else title) in output
 
 
 @pytest.mark.slow
