@@ -121,7 +121,8 @@ class TrainingPlan:
     """A training run of ``advgrad.runs.training.run_training``: train ``model`` (``hidden`` widths and
     ``head`` for the MLPs) on the first ``n_train`` images (None: all) of ``dataset`` (files under
     ``data_root``; ``download`` lets torchvision fetch them; or a data file/folder, with the held-out split
-    ``test_data``: ``advgrad._traindata``) with ``train``, adversarially when ``adv`` is
+    ``test_data``: ``advgrad._traindata``; folders resized and centre-cropped to ``image_size``, one channel
+    with ``grayscale``) with ``train``, adversarially when ``adv`` is
     given — then a PGD probe of ``probe_steps`` steps on ``probe_n`` fixed training images tracks the best
     epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it
     and, with ``adv``, ``best_path``; ``resume`` continues the run saved in ``out``."""
@@ -140,6 +141,8 @@ class TrainingPlan:
     download: bool = False
     resume: bool = False
     test_data: str | None = None
+    image_size: tuple[int, ...] | None = None
+    grayscale: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -149,6 +152,13 @@ class TrainingPlan:
             raise ParameterError("test_data", " is the held-out split of a data file or folder given as dataset; "
                                               f"{self.dataset!r} is built in (its own test split), and data_root/"
                                               "download apply to built-in sets only")
+        if (self.image_size is not None or self.grayscale) and self.test_data is None:
+            raise ParameterError("image_size/grayscale", " apply to a folder of images with its test_data, not to the "
+                                                         f"built-in {self.dataset!r}")
+        if self.image_size is not None:
+            if len(self.image_size) not in (1, 2):
+                raise ParameterError("image_size", f" must be (H,) or (H, W), got {self.image_size!r}")
+            set_(self, "image_size", tuple(_validate.count("image_size", s) for s in self.image_size))
         entry = MODELS.get_entry(self.model)
         if self.hidden is not None:
             set_(self, "hidden", tuple(_validate.count("hidden width", w) for w in self.hidden))
@@ -164,7 +174,7 @@ class TrainingPlan:
         _validate.optional_count("n_train", self.n_train)
         _validate.count("probe_n", self.probe_n)
         _validate.count("probe_steps", self.probe_steps)
-        for name in ("download", "resume"):
+        for name in ("download", "resume", "grayscale"):
             _validate.flag(name, getattr(self, name))
         set_(self, "out", Path(self.out))
         if self.out.suffix.lower() != ".pt":

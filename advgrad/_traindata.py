@@ -10,6 +10,9 @@ deviation, as the built-in sets' statistics are of their training split."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -17,11 +20,13 @@ from advgrad.data import Dataset
 from advgrad.datasource import load_data
 
 
-def load_training_data(train: str | os.PathLike[str], test: str | os.PathLike[str]) -> Dataset:
-    """The training source ``train`` and the held-out source ``test`` as one Dataset named ``train``.
+def load_training_data(train: str | os.PathLike[str], test: str | os.PathLike[str], *,
+                       image_size: Sequence[int] | None = None, grayscale: bool = False) -> Dataset:
+    """The training source ``train`` and the held-out source ``test`` as one Dataset named ``train``;
+    ``image_size``/``grayscale`` as in ``load_data``, for a folder among them.
     ValueError (one line) when they do not go together: other sample shapes, other class names (folders),
     test labels beyond the training classes (an array file without class_names has max label + 1)."""
-    a, b = load_data(train), load_data(test)
+    a, b = (load_data(src, **_folder_options(src, image_size, grayscale)) for src in (train, test))
     if a.input_shape != b.input_shape:
         raise ValueError(f"the training data {os.fspath(train)!r} holds {a.input_shape} images, the test data "
                          f"{os.fspath(test)!r} {b.input_shape}: both must have one shape")
@@ -42,3 +47,12 @@ def load_training_data(train: str | os.PathLike[str], test: str | os.PathLike[st
     std = x64.std(dim=(0, 2, 3)).clamp_min(1e-6)  # (C,); a constant channel must not divide by 0
     return Dataset(os.fspath(train), x_train.float(), y_train, x_test.float(), y_test, names,
                    tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+
+def _folder_options(source: str | os.PathLike[str], image_size: Sequence[int] | None,
+                    grayscale: bool) -> dict[str, Any]:
+    """The folder options for ``source``: none for a file (load_data refuses them there), so that one
+    --image-size serves a folder of training images beside an .npz of test images, and the reverse."""
+    if not Path(source).is_dir():
+        return {}
+    return {"image_size": image_size, "grayscale": grayscale}

@@ -67,15 +67,27 @@ def model_source_options(f: F) -> F:
     return f
 
 
+FOLDER_OPTIONS = (
+    click.option("--image-size", "image_size", default=None, metavar="H[,W]",
+                 help="Folder images: resize to cover, then centre crop."),
+    click.option("--grayscale", is_flag=True, help="Folder images: one channel."),
+)
+
+
+def folder_options(f: F) -> F:
+    """--image-size, --grayscale: how a folder of images is read (``data_option`` includes them)."""
+    for option in reversed(FOLDER_OPTIONS):
+        f = option(f)
+    return f
+
+
 def data_option(f: F) -> F:
     """--data, --image-size, --grayscale, --workers, --classes: the data ``advgrad.datasource.load_data`` reads."""
     options = [
         click.option("--data", default=None, metavar="NAME|FOLDER|FILE",
                      help="A built-in data set, a folder of images (one sub-folder per class) or an .npz/.pt "
                           "file with x and y [default: the checkpoint's own test split]."),
-        click.option("--image-size", "image_size", default=None, metavar="H[,W]",
-                     help="Folder images: resize to cover, then centre crop."),
-        click.option("--grayscale", is_flag=True, help="Folder images: one channel."),
+        *FOLDER_OPTIONS,
         click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Folder images: reader processes."),
         click.option("--classes", default=None, metavar="0,3,5|0-4", help="Only these class indices."),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from advgrad.catalog import DATASETS, HEADS, MODELS, OBJECTIVES, OPTIMIZERS, SCHEDULES, TRAIN_LOSSES
-from advgrad.cli._common import UsageFail, check_outputs, device_option, refuse_directory, warn
+from advgrad.cli._common import UsageFail, check_outputs, device_option, folder_options, refuse_directory, warn
 from advgrad.cli._types import IntIn, Widths
 from advgrad.configs import DEFAULT_BETA, DEFAULT_STEPS, AdvConfig, TrainConfig, TrainingPlan
 
@@ -39,6 +39,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--test-data", "test_data", default=None, metavar="FOLDER|FILE",
               help="With --data FOLDER|FILE: the held-out split each epoch's test accuracy is measured on (no split "
                    "is carved out of the training data).")
+@folder_options
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the data set's files (torchvision's layout).")
 @click.option("--download", is_flag=True, help="Let torchvision download the data set into --data-root.")
@@ -79,7 +80,8 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--resume", is_flag=True,
               help="Continue the run saved in OUT (same options required); starts afresh if OUT is absent.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
-def train(dataset: str, test_data: str | None, data_root: Path | None, download: bool, model_name: str,
+def train(dataset: str, test_data: str | None, image_size: str | None, grayscale: bool, data_root: Path | None,
+          download: bool, model_name: str,
           hidden: tuple[int, ...] | None, head: str, epochs: int, batch_size: int, optimizer: str, lr: float,
           schedule: str, weight_decay: float, momentum: float, loss: str, seed: int, device: str,
           n_train: int | None, out: Path, adv_method: str, eps: float | None, adv_steps: int | None,
@@ -100,7 +102,8 @@ def train(dataset: str, test_data: str | None, data_root: Path | None, download:
     plan = TrainingPlan(out=out, dataset=dataset, model=model_name, hidden=hidden, head=head, train=config,
                         adv=_adv_config(adv_method, eps, adv_steps, adv_alpha, beta, eps_warmup), n_train=n_train,
                         probe_n=probe_n, probe_steps=probe_steps, data_root=data_root, download=download,
-                        resume=resume, test_data=test_data)
+                        resume=resume, test_data=test_data, grayscale=grayscale,
+                        image_size=_image_size(image_size))
     check_outputs([("--out", plan.out), ("the metrics JSON", plan.metrics_path)]
                   + ([("the best checkpoint", plan.best_path)] if plan.adv is not None else []))
     from advgrad.distributed import is_main
@@ -116,6 +119,15 @@ def train(dataset: str, test_data: str | None, data_root: Path | None, download:
         sys.exit(130)
     if is_main():
         table.end(result)
+
+
+def _image_size(text: str | None) -> tuple[int, ...] | None:
+    """--image-size H[,W] as the plan's (H, W); a bad value is one ValueError line (exit 2)."""
+    if text is None:
+        return None
+    from advgrad.datasource import parse_image_size  # torch: only once a run starts, not for --help
+
+    return parse_image_size(text)
 
 
 def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float | None, beta: float | None,

@@ -125,7 +125,8 @@ def prepare(plan: TrainingPlan) -> _Session:
     if plan.test_data is None:
         data = _data.load_dataset(plan.dataset, plan.data_root, download=plan.download)
     else:  # a data file or folder and its held-out split
-        data = load_training_data(plan.dataset, plan.test_data)
+        data = load_training_data(plan.dataset, plan.test_data, image_size=plan.image_size,
+                                  grayscale=plan.grayscale)
     # models.DataShape declares mean/std as settable attributes, which the frozen Dataset's are not: the
     # protocol (models.py) should declare them read-only; until then mypy is told so here.
     model, model_meta = build_for(plan.model, data, seed=plan.train.seed, hidden=plan.hidden,  # type: ignore[arg-type]

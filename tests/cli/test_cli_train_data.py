@@ -68,13 +68,19 @@ def test_train_on_files_equals_fit_on_the_same_tensors(mnist5k: Dataset, tmp_pat
     assert round(json.loads((tmp_path / "e.json").read_text())["clean_accuracy"] * 100) == correct
 
 
-def test_train_on_a_folder_reads_its_classes(mnist5k: Dataset, tmp_path: Path) -> None:
-    """A PNG folder (read as RGB: no --grayscale for train) as the training split; one epoch."""
-    for i in range(40):
-        label = int(mnist5k.y_train[i])
+def _digit_folder(tmp_path: Path, data: Dataset, n: int = 40) -> Path:
+    """The first ``n`` training digits as 8-bit PNGs in ImageFolder layout (class folders c0..c9)."""
+    for i in range(n):
+        label = int(data.y_train[i])
         (tmp_path / "digits" / f"c{label}").mkdir(parents=True, exist_ok=True)
-        img = (mnist5k.x_train[i, 0] * 255).round().to(torch.uint8).numpy()
+        img = (data.x_train[i, 0] * 255).round().to(torch.uint8).numpy()
         Image.fromarray(img).save(tmp_path / "digits" / f"c{label}" / f"{i}.png")
+    return tmp_path / "digits"
+
+
+def test_train_on_a_folder_reads_its_classes(mnist5k: Dataset, tmp_path: Path) -> None:
+    """A PNG folder (read as RGB without --grayscale) as the training split; one epoch."""
+    _digit_folder(tmp_path, mnist5k)
     np.savez(tmp_path / "te.npz", x=np.zeros((4, 3, 28, 28), np.uint8), y=np.zeros(4, np.int64))
     out = tmp_path / "m.pt"
     result = invoke("train", "--data", str(tmp_path / "digits"), "--test-data", str(tmp_path / "te.npz"),
@@ -83,6 +89,28 @@ def test_train_on_a_folder_reads_its_classes(mnist5k: Dataset, tmp_path: Path) -
     ds = load_checkpoint(out).meta["dataset"]
     classes = sorted({f"c{int(c)}" for c in mnist5k.y_train[:40]})
     assert ds["class_names"] == classes and ds["input_shape"] == [3, 28, 28] and ds["n_train"] == 40
+
+
+def test_folder_options_reach_the_training_images(mnist5k: Dataset, tmp_path: Path) -> None:
+    """--image-size 20 --grayscale read the training folder as load_data reads it (the library's reader,
+    the reference here): the checkpoint's input shape is (1, 20, 20) and its Normalize statistics are those
+    of load_data's tensors; the .npz test split is a file, which the folder options leave alone."""
+    from advgrad.datasource import load_data
+
+    folder = _digit_folder(tmp_path, mnist5k)
+    np.savez(tmp_path / "te.npz", x=np.zeros((4, 1, 20, 20), np.uint8), y=np.zeros(4, np.int64))
+    out = tmp_path / "m.pt"
+    result = invoke("train", "--data", str(folder), "--test-data", str(tmp_path / "te.npz"), "--image-size", "20",
+                    "--grayscale", "--model", "logreg", "--epochs", "1", "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["dataset"]["input_shape"] == [1, 20, 20]
+    x, _ = load_data(folder, image_size=20, grayscale=True).tensors()  # (40, 1, 20, 20)
+    assert x.shape == (40, 1, 20, 20)
+    # float64 statistics of the same pixels: a difference beyond rounding means other pixels were read
+    ds = ckpt.meta["dataset"]
+    assert ds["mean"] == pytest.approx(x.double().mean(dim=(0, 2, 3)).tolist(), rel=1e-12)
+    assert ds["std"] == pytest.approx(x.double().std(dim=(0, 2, 3)).tolist(), rel=1e-12)
 
 
 def test_bad_training_data_is_one_line_exit_2_nothing_written(mnist5k: Dataset, tmp_path: Path) -> None:
@@ -99,6 +127,9 @@ def test_bad_training_data_is_one_line_exit_2_nothing_written(mnist5k: Dataset, 
         (["train", "--data", tr, "--test-data", str(tmp_path / "k12.npz"), *out], "label 11"),
         (["train", "--data", tr, "--test-data", str(tmp_path / "none.npz"), *out], "none.npz"),
         (["train", "--data", "nothing-like-this", *out], "not a built-in data set"),
+        (["train", "--dataset", "mnist-5k", "--grayscale", *out], "grayscale apply to a folder of images"),
+        (["train", "--data", tr, "--test-data", te, "--image-size", "0", *out], "image_size"),
+        (["train", "--data", tr, "--test-data", te, "--image-size", "2,x", *out], "image_size"),
     ]
     before = tree(tmp_path)
     for args, fragment in cases:
