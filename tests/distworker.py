@@ -40,13 +40,26 @@ def subset(data: Dataset, n_train: int, n_test: int) -> Dataset:
 
 
 def eval_task(out: Path, data: Dataset, checkpoint: str) -> None:
-    """The whole evaluation (sweep, minimal ε, sanity report) and one attack keeping its examples."""
+    """The whole evaluation (sweep, minimal ε, sanity report) and one attack keeping its examples; the sweep's
+    per-sample masks are those of evaluate_model's own sweep (captured, not run a second time)."""
+    from advgrad.evaluate import report
+
     model = load_model(checkpoint)
     x, y = data.x_test[:N_EVAL], data.y_test[:N_EVAL]
     config = EvalConfig(eps=(0.0, 0.1, 0.2), attacks=("fgsm", "pgd"), steps=3, restarts=2, batch_size=100,
                         min_eps=True, precision=0.03, queries=10, seed=3)
-    result = evaluate_model(model, x, y, config)
-    assert result.min_eps is not None
+    swept, real_sweep = [], report.sweep
+
+    def capturing(*args: Any, **kwargs: Any) -> Any:
+        swept.append(real_sweep(*args, **kwargs))
+        return swept[-1]
+
+    report.sweep = capturing  # type: ignore[assignment]
+    try:
+        result = evaluate_model(model, x, y, config)
+    finally:
+        report.sweep = real_sweep  # type: ignore[assignment]
+    assert result.min_eps is not None and len(swept) == 1
     success, x_adv = attack_blocks(model, x, y, torch.ones(N_EVAL, dtype=torch.bool), 0.15, config.attack("pgd"),
                                    batch_size=64, seed=11, examples=True)
     record = {"clean_accuracy": result.clean_accuracy,
@@ -55,17 +68,8 @@ def eval_task(out: Path, data: Dataset, checkpoint: str) -> None:
               "min_eps": [None if math.isinf(v) else v for v in result.min_eps.tolist()]}
     if distributed.is_main():
         (out / "eval.json").write_text(json.dumps(record, indent=1))
-        masks = {f"{a}@{e}": m.cpu() for (a, e), m in sweep_masks(model, x, y, config).items()}
+        masks = {f"{a}@{e}": m.cpu() for (a, e), m in {**swept[0].robust, ("correct", 0.0): swept[0].correct}.items()}
         torch.save({"masks": masks, "min_eps": result.min_eps, "success": success, "x_adv": x_adv}, out / "eval.pt")
-    else:
-        sweep_masks(model, x, y, config)  # the same collective calls as process 0
-
-
-def sweep_masks(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig) -> dict[tuple[str, float], Tensor]:
-    from advgrad.evaluate import sweep
-
-    result = sweep(model, x, y, config)
-    return {**result.robust, ("correct", 0.0): result.correct}
 
 
 def train_task(out: Path, data: Dataset, checkpoint: str) -> None:
