@@ -50,6 +50,28 @@ def run(args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None
                           text=True, timeout=timeout)
 
 
+def run_together(commands: Sequence[tuple[Sequence[str], Path, dict[str, str]]],
+                 timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
+    """Each (argv, cwd, env) as a real process, all at once, waited for together: independent launches share
+    the CPU instead of waiting in turn. Every process runs on one thread (OMP_NUM_THREADS=1 in ENV), so what
+    it computes does not depend on what runs beside it. Output goes through files, not pipes (a full pipe
+    would stall a process nobody reads yet)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = []
+        for k, (argv, cwd, env) in enumerate(commands):
+            out, err = Path(tmp) / f"{k}.out", Path(tmp) / f"{k}.err"
+            with out.open("w") as o, err.open("w") as e:
+                started.append((subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=o, stderr=e, text=True),
+                                out, err))
+        done = []
+        for proc, out, err in started:
+            proc.wait(timeout=timeout)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(), err.read_text()))
+        return done
+
+
 def run_python(code: str, args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -c CODE ARGS`` in a real process: CODE patches something, then runs advgrad's main."""

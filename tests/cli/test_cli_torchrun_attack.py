@@ -7,6 +7,9 @@ same inputs, batch shapes and generator — seeded by (seed, block) — whatever
 processes pinned to one thread (OMP_NUM_THREADS=1: the same kernels), and the results travel between the
 processes as raw bytes. 600 images are three blocks (256 + 256 + 88): with 2 processes process 0 attacks
 blocks 0 and 2, with 3 each attacks one; 300 images (256 + 44) leave the third process without a block.
+
+The commands run through tests/clirun.py (the CLI's main, several commands per launch), the launches at once:
+process start-up (torch's import on every process) is most of what these tests cost.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import advgrad
 from advgrad.checkpoint import save_checkpoint
 from advgrad.data import Dataset
 from advgrad.models import build_for
-from tests._cli_util import ENV, run
+from tests._cli_util import ENV, run_together
+from tests.clirun import sections
 
 PGD = ["attack", "--method", "pgd", "--eps", "0.1", "--steps", "4", "--restarts", "2", "--n-test", "600",
        "--batch-size", "100", "--device", "cpu", "--seed", "4"]
@@ -32,15 +36,17 @@ AUTOATTACK = ["attack", "--method", "autoattack", "--eps", "0.1", "--n-test", "3
               "--device", "cpu", "--seed", "1"]
 
 
-def launch(args: list[str], cwd: Path, world: int) -> subprocess.CompletedProcess[str]:
-    """World 1: ``python -m advgrad ARGS`` (no torchrun). Else ``torchrun --standalone --nproc_per_node
-    WORLD -m advgrad ARGS`` (a free port of its own)."""
-    if world == 1:
-        return run(args, cwd=cwd)
+CLIRUN = str(Path(__file__).resolve().parents[1] / "clirun.py")
+
+
+def launches(jobs: list[tuple[list[str], Path, int]]) -> list[subprocess.CompletedProcess[str]]:
+    """Each (ARGS, cwd, world), all at once (``run_together``): ``tests/clirun.py ARGS`` (several commands,
+    AutoAttack made cheap) as one plain process for world 1 (no torchrun), else under ``torchrun --standalone
+    --nproc_per_node WORLD`` (a free port of its own)."""
     env = {k: v for k, v in ENV.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                           str(world), "-m", "advgrad", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    prefix = {1: [sys.executable], 2: [*torchrun, "2"], 3: [*torchrun, "3"]}
+    return run_together([([*prefix[world], CLIRUN, *args], cwd, env) for args, cwd, world in jobs])
 
 
 def timeless(record: dict[str, Any]) -> dict[str, Any]:
@@ -65,15 +71,23 @@ def logreg(mnist5k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pgd_runs(logreg: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, str]]:
-    """PGD-4×2 with random starts on 600 digits, examples saved, by 1, 2 and 3 processes: (folder, stdout)."""
+def pgd_runs(logreg: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, list[str]]]:
+    """PGD-4×2 with random starts on 600 digits, examples saved, by 1, 2 and 3 processes; with 1 and 3, in
+    the same launch, the (cheap) AutoAttack on 300 digits, its record in ./aa/: (folder, each command's
+    stdout)."""
+    folders = {world: tmp_path_factory.mktemp(f"pgd{world}") for world in (1, 2, 3)}
+    jobs = []
+    for world, cwd in folders.items():
+        args = ["--cheap-autoattack", *PGD, "--model", str(logreg), "--out", str(cwd / "a.json"), "--save-examples",
+                str(cwd / "ex.npz")]
+        if world != 2:
+            args += ["--then", *AUTOATTACK, "--model", str(logreg), "--out", str(cwd / "aa" / "aa.json")]
+        jobs.append((args, cwd, world))
     out = {}
-    for world in (1, 2, 3):
-        cwd = tmp_path_factory.mktemp(f"pgd{world}")
-        proc = launch([*PGD, "--model", str(logreg), "--out", str(cwd / "a.json"), "--save-examples",
-                       str(cwd / "ex.npz")], cwd, world)
+    for (world, cwd), proc in zip(folders.items(), launches(jobs)):
         assert proc.returncode == 0, (world, proc.stdout[-2000:], proc.stderr[-3000:])
-        out[world] = (cwd, proc.stdout)
+        out[world] = (cwd, sections(proc.stdout))
+        assert len(out[world][1]) == (1 if world == 2 else 2), proc.stdout
     return out
 
 
@@ -82,8 +96,10 @@ def pgd_runs(logreg: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int
 @pytest.mark.parametrize("world", [2, 3])
 def test_sharded_attack_writes_the_one_process_record_and_examples_bit_for_bit(pgd_runs: dict[int, Any],
                                                                               world: int) -> None:
-    (one, out1), (many, out_many) = pgd_runs[1], pgd_runs[world]
-    assert sorted(p.name for p in many.iterdir()) == sorted(p.name for p in one.iterdir()) == ["a.json", "ex.npz"]
+    (one, (out1, *_)), (many, (out_many, *_)) = pgd_runs[1], pgd_runs[world]
+    files = ["a.json", "aa", "ex.npz"] if world == 3 else ["a.json", "ex.npz"]  # aa/: the AutoAttack test's
+    assert sorted(p.name for p in many.iterdir()) == files and sorted(p.name for p in one.iterdir()) == \
+        ["a.json", "aa", "ex.npz"]
     r1, rn = json.loads((one / "a.json").read_text()), json.loads((many / "a.json").read_text())
     assert timeless(rn) == timeless(r1)
     with np.load(one / "ex.npz") as a, np.load(many / "ex.npz") as b:
@@ -102,18 +118,17 @@ def test_sharded_attack_writes_the_one_process_record_and_examples_bit_for_bit(p
 
 
 @pytest.mark.slow
-def test_sharded_autoattack_gathers_the_cascade(logreg: Path, tmp_path: Path) -> None:
+def test_sharded_autoattack_gathers_the_cascade(pgd_runs: dict[int, Any]) -> None:
     """300 digits are two blocks: with 3 processes the third attacks none and must still write nothing, while
-    process 0's record holds the cascade of both blocks, the one-process record exactly."""
+    process 0's record holds the cascade of both blocks, the one-process record exactly. The cascade is the
+    standard one's four members made cheap (tests/clirun.py --cheap-autoattack, the same program at both
+    world sizes): how the record is gathered does not depend on how strong each member is."""
     records, outs = [], []
     for world in (1, 3):
-        cwd = tmp_path / str(world)
-        cwd.mkdir()
-        proc = launch([*AUTOATTACK, "--model", str(logreg), "--out", str(cwd / "aa.json")], cwd, world)
-        assert proc.returncode == 0, (world, proc.stdout[-2000:], proc.stderr[-3000:])
-        assert [p.name for p in cwd.iterdir()] == ["aa.json"] and proc.stdout.count("wrote ") == 1
-        records.append(json.loads((cwd / "aa.json").read_text()))
-        outs.append(table(proc.stdout))
+        cwd, (_, stdout) = pgd_runs[world]
+        assert [p.name for p in (cwd / "aa").iterdir()] == ["aa.json"] and stdout.count("wrote ") == 1
+        records.append(json.loads((cwd / "aa" / "aa.json").read_text()))
+        outs.append(table(stdout))
     assert timeless(records[1]) == timeless(records[0]) and outs[1] == outs[0]
     cascade = records[0]["cascade"]
     assert list(cascade) == ["apgd-ce", "apgd-t", "fab-t", "square"]
