@@ -1,6 +1,7 @@
 """``advgrad train`` and ``advgrad eval`` under ``torchrun --standalone --nproc_per_node 2`` (gloo, this CPU)
 against the same commands in one plain process: process 0 alone prints and writes, the files are the ones
-one process writes, the evaluation record is the one-process record bit for bit, the trained weights agree
+one process writes, the evaluation record (of a fixed logreg) is the one-process record bit for bit, the
+trained weights agree
 to rounding, and a global batch the processes cannot share is one ``Error:`` line on every process.
 
 Why bits for eval and not for train: every block of 256 test points is attacked with the same inputs,
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,19 +21,17 @@ from typing import Any
 import pytest
 import torch
 
-from tests._cli_util import ENV, run
+import advgrad
+from advgrad.checkpoint import save_checkpoint
+from advgrad.data import Dataset
+from advgrad.models import build_for
+from tests._cli_util import ENV, run_together
+from tests.clirun import sections
 
 TRAIN = ["train", "--dataset", "mnist-5k", "--model", "logreg", "--epochs", "1", "--n-train", "256",
          "--optimizer", "sgd", "--lr", "0.05", "--device", "cpu", "--seed", "3"]
 EVAL = ["eval", "--eps", "0,0.1", "--attacks", "fgsm,pgd", "--steps", "3", "--n-test", "300", "--batch-size", "100",
         "--queries", "10", "--device", "cpu", "--seed", "2"]
-
-
-def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``torchrun --standalone --nproc_per_node 2 -m advgrad ARGS`` (a free port of its own)."""
-    env = {k: v for k, v in ENV.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "advgrad", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def timeless(obj: Any) -> Any:
@@ -45,18 +43,30 @@ def timeless(obj: Any) -> Any:
     return obj
 
 
+CLIRUN = str(Path(__file__).resolve().parents[1] / "clirun.py")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Train with one process and with two; evaluate the one-process model with one process and with two."""
-    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
-    out: dict[str, Any] = {"one": one, "two": two}
-    out["train1"] = run([*TRAIN, "--batch-size", "64", "--out", str(one / "model.pt")], cwd=one)
-    out["train2"] = torchrun([*TRAIN, "--batch-size", "64", "--out", str(two / "model.pt")], cwd=two)
-    model = str(one / "model.pt")
-    out["eval1"] = run([*EVAL, "--model", model, "--out", str(one / "eval.json")], cwd=one)
-    out["eval2"] = torchrun([*EVAL, "--model", model, "--out", str(two / "eval.json")], cwd=two)
-    for key in ("train1", "train2", "eval1", "eval2"):
-        assert out[key].returncode == 0, (key, out[key].stdout[-2000:], out[key].stderr[-3000:])
+def runs(mnist5k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Train, then evaluate a fixed logreg (trained here, seeded), with one process and, under ``torchrun
+    --standalone --nproc_per_node 2``, with two: two commands per launch (tests/clirun.py), the launches at
+    once with the launch of the batch two processes cannot share (``run_together``)."""
+    one, two, bad = (tmp_path_factory.mktemp(name) for name in ("one", "two", "bad"))
+    model, meta = build_for("logreg", mnist5k, seed=0)
+    advgrad.fit(model, mnist5k, advgrad.TrainConfig(epochs=1, batch_size=50, lr=3e-3, device="cpu", seed=0))
+    evaluated = tmp_path_factory.mktemp("model") / "m.pt"
+    save_checkpoint(evaluated, model.eval(), {"model": meta, "dataset": mnist5k.meta()})
+    env = {k: v for k, v in ENV.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    jobs = [([*prefix, CLIRUN, *TRAIN, "--batch-size", "64", "--out", str(cwd / "model.pt"), "--then", *EVAL,
+              "--model", str(evaluated), "--out", str(cwd / "eval.json")], cwd, env)
+            for prefix, cwd in (([sys.executable], one), (TORCHRUN, two))]
+    jobs.append(([*TORCHRUN, "-m", "advgrad", *TRAIN, "--batch-size", "33", "--out", str(bad / "model.pt")], bad, env))
+    procs = run_together(jobs)
+    out: dict[str, Any] = {"one": one, "two": two, "bad": bad, "bad_run": procs[2]}
+    for key, proc in (("1", procs[0]), ("2", procs[1])):
+        assert proc.returncode == 0, (key, proc.stdout[-2000:], proc.stderr[-3000:])
+        out["train" + key], out["eval" + key] = sections(proc.stdout)
     return out
 
 
@@ -66,12 +76,12 @@ def test_process_0_alone_prints_and_writes_the_files_one_process_writes(runs: di
     assert names == ["eval.csv", "eval.json", "model.json", "model.pt"]
     assert sorted(p.name for p in runs["two"].iterdir()) == names  # no file of process 1's, nothing doubled
     for key, line in (("train2", "wrote "), ("eval2", "wrote ")):
-        stdout = runs[key].stdout
+        stdout = runs[key]
         assert stdout.count(line) == 1, stdout  # one table, one summary: process 0's
-    assert runs["train2"].stdout.count("training logreg on mnist-5k") == 1
+    assert runs["train2"].count("training logreg on mnist-5k") == 1
     # Process 0's output is the one-process output, line for line, seconds aside.
-    strip = [line.rsplit(" ", 1)[0] for line in runs["eval1"].stdout.splitlines()[2:-1]]
-    assert [line.rsplit(" ", 1)[0] for line in runs["eval2"].stdout.splitlines()[2:-1]] == strip
+    strip = [line.rsplit(" ", 1)[0] for line in runs["eval1"].splitlines()[2:-1]]
+    assert [line.rsplit(" ", 1)[0] for line in runs["eval2"].splitlines()[2:-1]] == strip
 
 
 @pytest.mark.slow
@@ -107,8 +117,8 @@ def test_torchrun_training_gives_the_one_process_weights_to_rounding(runs: dict[
 
 
 @pytest.mark.slow
-def test_a_batch_two_processes_cannot_share_is_one_error_line_on_each(tmp_path: Path) -> None:
-    proc = torchrun([*TRAIN, "--batch-size", "33", "--out", str(tmp_path / "model.pt")], cwd=tmp_path)
+def test_a_batch_two_processes_cannot_share_is_one_error_line_on_each(runs: dict[str, Any]) -> None:
+    proc, tmp_path = runs["bad_run"], runs["bad"]
     assert proc.returncode != 0
     line = "Error: batch size 33 is not divisible by 2 processes: use a multiple of 2"
     assert proc.stderr.count(line) == 2, proc.stderr[-3000:]
