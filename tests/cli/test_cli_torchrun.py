@@ -1,8 +1,7 @@
 """``advgrad train`` and ``advgrad eval`` under ``torchrun --standalone --nproc_per_node 2`` (gloo, this CPU)
 against the same commands in one plain process: process 0 alone prints and writes, the files are the ones
 one process writes, the evaluation record (of a fixed logreg) is the one-process record bit for bit, the
-trained weights agree
-to rounding, and a global batch the processes cannot share is one ``Error:`` line on every process.
+trained weights agree to rounding, and a global batch the processes cannot share is one ``Error:`` line on every process.
 
 Why bits for eval and not for train: every block of 256 test points is attacked with the same inputs,
 shapes and generator whatever the number of processes, on one thread in every process (OMP_NUM_THREADS=1:

@@ -36,10 +36,18 @@ TRAIN = ["train", "--dataset", "mnist-5k", "--model", "logreg", "--epochs", str(
 
 
 def torchrun(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """The command under torchrun; its stdout and stderr go to files in ``cwd``'s parent (a pipe nobody reads
+    yet would stall it), read back by ``finish``."""
     env = {k: v for k, v in ENV.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "advgrad", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    with (cwd.parent / f"{cwd.name}.out").open("w") as out, (cwd.parent / f"{cwd.name}.err").open("w") as err:
+        return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                 "2", "-m", "advgrad", *args], cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+
+
+def finish(proc: subprocess.Popen[str], cwd: Path, timeout: float) -> tuple[str, str]:
+    """Wait for ``torchrun(..., cwd)``; its stdout and stderr."""
+    proc.wait(timeout=timeout)
+    return (cwd.parent / f"{cwd.name}.out").read_text(), (cwd.parent / f"{cwd.name}.err").read_text()
 
 
 def worker(launcher: int, rank: int) -> int:
@@ -59,26 +67,27 @@ def test_kill_9_of_one_process_then_resume_gives_the_uninterrupted_weights(tmp_p
     straight.mkdir()
     broken.mkdir()
     model = broken / "model.pt"
+    # The uninterrupted run beside the broken one: each process on one thread, whatever runs beside it.
+    uninterrupted = torchrun([*TRAIN, "--out", str(straight / "model.pt")], cwd=straight)
     proc = torchrun([*TRAIN, "--out", str(model)], cwd=broken)
     deadline = time.monotonic() + 300
     while not model.exists():  # process 0 wrote the first epoch's checkpoint
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, finish(proc, broken, 10)
         assert time.monotonic() < deadline, "training too slow to test"
         time.sleep(0.01)
     victim = 1  # not the writer: process 0 is left mid-epoch, blocked in an all-reduce, until torchrun stops it
     os.kill(worker(proc.pid, victim), signal.SIGKILL)
-    _, err = proc.communicate(timeout=120)
+    _, err = finish(proc, broken, 120)
     assert proc.returncode != 0, err[-2000:]
     saved = load_checkpoint(model).extra["resume"]
     assert 1 <= saved["epoch"] < EPOCHS and saved["batch"] == 0, saved  # killed after an epoch, before the end
     assert json.loads((broken / "model.json").read_text())["history"][-1]["epoch"] == saved["epoch"]
 
     resumed = torchrun([*TRAIN, "--out", str(model), "--resume"], cwd=broken)
-    out, err = resumed.communicate(timeout=300)
+    out, err = finish(resumed, broken, 300)
     assert resumed.returncode == 0, err[-3000:]
     assert f"resuming from {model}: {saved['epoch']} epochs done" in out + err
-    uninterrupted = torchrun([*TRAIN, "--out", str(straight / "model.pt")], cwd=straight)
-    _, err = uninterrupted.communicate(timeout=300)
+    _, err = finish(uninterrupted, straight, 300)
     assert uninterrupted.returncode == 0, err[-3000:]
 
     a, b = load_checkpoint(straight / "model.pt"), load_checkpoint(model)
