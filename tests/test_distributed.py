@@ -8,6 +8,10 @@ What must hold, and why it can be tested to the bit here:
 - Training: DDP adds the processes' gradients in another order than one process's batch mean, so the
   weights agree to rounding only (tolerances below, with the measured differences); every process holds
   the same weights (one all-reduced gradient), and a resumed run repeats the uninterrupted one exactly.
+
+Process start-up (torch's import on every process) is most of the cost: the three world sizes run at once,
+each process on one thread (what it computes does not depend on what runs beside it), and the Ctrl-C test
+is the last task of the 2-process launch.
 """
 
 from __future__ import annotations
