@@ -79,25 +79,35 @@ for folder, args in json.loads(sys.argv[1]):
 """
 
 
+def many_argv(cases: Sequence[tuple[Path, Sequence[str]]], prelude: str = "") -> list[str]:
+    """The arguments after ``python`` that run every (folder, ARGS) of ``cases`` in one process (MANY)."""
+    payload = json.dumps([[str(folder), list(args)] for folder, args in cases])
+    return ["-c", prelude + MANY % {"sep": SEP}, payload]
+
+
+def split_many(cases: Sequence[tuple[Path, Sequence[str]]], stdout: str,
+               stderr: str) -> list[subprocess.CompletedProcess[str]]:
+    """Each command's exit status, stdout and stderr from the output of ``many_argv``'s process."""
+    outs = stdout.split(SEP + "\n")[1:]
+    errs = stderr.split(SEP + "\n")[1:]
+    assert len(outs) == len(errs) == len(cases), stderr[-3000:]
+    results = []
+    for (_, args), out, err in zip(cases, outs, errs):
+        err, _, status = err.rpartition(SEP + " exit ")
+        results.append(subprocess.CompletedProcess(list(args), int(status), out, err))
+    return results
+
+
 def run_many(cases: Sequence[tuple[Path, Sequence[str]]], prelude: str = "", env: dict[str, str] | None = None,
              timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
     """``python -m advgrad ARGS`` for every (folder, ARGS) of ``cases`` in ONE real process (after the
     code ``prelude``, which may patch something), one after the other: a process start per command costs
     seconds, and a refusal or a damaged input needs no process of its own. Each command's exit status,
     stdout and stderr, as if it had run alone."""
-    code = prelude + MANY % {"sep": SEP}
-    payload = json.dumps([[str(folder), list(args)] for folder, args in cases])
-    proc = subprocess.run([sys.executable, "-c", code, payload], env=env or ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, *many_argv(cases, prelude)], env=env or ENV, capture_output=True,
+                          text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    outs = proc.stdout.split(SEP + "\n")[1:]
-    errs = proc.stderr.split(SEP + "\n")[1:]
-    assert len(outs) == len(errs) == len(cases), proc.stderr[-3000:]
-    results = []
-    for (_, args), out, err in zip(cases, outs, errs):
-        err, _, status = err.rpartition(SEP + " exit ")
-        results.append(subprocess.CompletedProcess(list(args), int(status), out, err))
-    return results
+    return split_many(cases, proc.stdout, proc.stderr)
 
 
 def assert_usage_error(code: int, stderr: str, *fragments: str) -> str:
