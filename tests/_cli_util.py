@@ -3,6 +3,7 @@ real process, and what every failing command must look like."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,58 @@ def run_python(code: str, args: Sequence[str], cwd: Path | None = None, env: dic
     """``python -c CODE ARGS`` in a real process: CODE patches something, then runs advgrad's main."""
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env or ENV, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# One real process running several command lines in turn, each in its own folder: what `python -m advgrad`
+# does (advgrad's main, which ends in sys.exit), caught per command; a line starting with SEP on stdout and
+# stderr marks where each command's output begins.
+SEP = "\x1e advgrad-case"
+MANY = """import json, os, sys
+from advgrad.cli import main
+for folder, args in json.loads(sys.argv[1]):
+    os.chdir(folder)
+    print(%(sep)r, file=sys.stdout, flush=True)
+    print(%(sep)r, file=sys.stderr, flush=True)
+    try:
+        main(args=args, prog_name="advgrad")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    print(%(sep)r + " exit " + str(code), file=sys.stderr, flush=True)
+"""
+
+
+def many_argv(cases: Sequence[tuple[Path, Sequence[str]]], prelude: str = "") -> list[str]:
+    """The arguments after ``python`` that run every (folder, ARGS) of ``cases`` in one process (MANY)."""
+    payload = json.dumps([[str(folder), list(args)] for folder, args in cases])
+    return ["-c", prelude + MANY % {"sep": SEP}, payload]
+
+
+def split_many(cases: Sequence[tuple[Path, Sequence[str]]], stdout: str,
+               stderr: str) -> list[subprocess.CompletedProcess[str]]:
+    """Each command's exit status, stdout and stderr from the output of ``many_argv``'s process."""
+    outs = stdout.split(SEP + "\n")[1:]
+    errs = stderr.split(SEP + "\n")[1:]
+    assert len(outs) == len(errs) == len(cases), stderr[-3000:]
+    results = []
+    for (_, args), out, err in zip(cases, outs, errs):
+        err, _, status = err.rpartition(SEP + " exit ")
+        results.append(subprocess.CompletedProcess(list(args), int(status), out, err))
+    return results
+
+
+def run_many(cases: Sequence[tuple[Path, Sequence[str]]], prelude: str = "", env: dict[str, str] | None = None,
+             timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
+    """``python -m advgrad ARGS`` for every (folder, ARGS) of ``cases`` in ONE real process (after the
+    code ``prelude``, which may patch something), one after the other: a process start per command costs
+    seconds, and a refusal or a damaged input needs no process of its own. Each command's exit status,
+    stdout and stderr, as if it had run alone."""
+    proc = subprocess.run([sys.executable, *many_argv(cases, prelude)], env=env or ENV, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return split_many(cases, proc.stdout, proc.stderr)
 
 
 def assert_usage_error(code: int, stderr: str, *fragments: str) -> str:

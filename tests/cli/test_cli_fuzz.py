@@ -10,7 +10,7 @@ records `plot` reads, the eval JSON). Whatever happens:
   every file a command wrote parses completely;
 - no file of the repository is touched.
 
-Many cases in-process through CliRunner, a few in real processes (``python -m advgrad``)."""
+Many cases in-process through CliRunner (each property twice: a short run of the strategy and a long one\nof the same strategy, 150 and 200 examples), a few in real processes (``python -m advgrad``)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _cli_util import ROOT, invoke, run, stopped_run, tree
+from _cli_util import ROOT, invoke, run, run_many, stopped_run, tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -357,7 +357,7 @@ def test_fuzz_cli_in_process(originals: dict[str, bytes], sandbox: Path, reposit
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=150)
 @given(data=st.data())
 def test_fuzz_cli_in_process_long(originals: dict[str, bytes], sandbox: Path, repository: None,
                                   data: st.DataObject) -> None:
@@ -422,7 +422,7 @@ def test_fuzz_corrupted_inputs(originals: dict[str, bytes], sandbox: Path, repos
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=200)
 @given(data=st.data())
 def test_fuzz_corrupted_inputs_long(originals: dict[str, bytes], sandbox: Path, repository: None,
                                     data: st.DataObject) -> None:
@@ -437,27 +437,33 @@ def _meta_without_dataset(raw: bytes) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("args,damage", [
+CUT_SHORT = [  # (command line, damage to bad.pt)
     (["info", "--model", "bad.pt"], "cut"),
     (["info", "--model", "bad.pt"], "meta"),
     (["plot", "curve", "bad.json", "--out", "c.png"], "cut"),
     (["plot", "examples", "bad.npz", "--out", "x.png"], "cut"),
     (["attack", "--model", "bad.pt", "--eps", "0.1", "--n", "3", "--out", "r.json"], "cut"),
-], ids=["info", "info-meta", "plot-curve", "plot-examples", "attack"])
-def test_corrupted_inputs_in_real_processes(originals: dict[str, bytes], sandbox: Path, repository: None,
-                                            args: list[str], damage: str) -> None:
+]
+
+
+@pytest.mark.slow
+def test_corrupted_inputs_in_real_processes(originals: dict[str, bytes], sandbox: Path, repository: None) -> None:
     """Truncated files (the commonest damage: a copy cut short), and a checkpoint without its data set
-    block, through real processes."""
-    folder = Path(tempfile.mkdtemp(dir=sandbox))
-    for name, raw in originals.items():
-        (folder / name).write_bytes(raw)
-    (folder / "bad.pt").write_bytes(originals["m.pt"][: len(originals["m.pt"]) // 2] if damage == "cut"
-                                    else _meta_without_dataset(originals["m.pt"]))
-    (folder / "bad.json").write_bytes(originals["e.json"][:-40])
-    (folder / "bad.npz").write_bytes(originals["ex.npz"][:100])
-    before = tree(folder)
-    proc = run(args, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(sandbox),
-                                      "PYTHONWARNINGS": "ignore"})
-    assert proc.returncode == 2
-    check_outcome(proc.returncode, proc.stdout, proc.stderr, before, folder)
+    block, through a real process: the five command lines one after the other in one process
+    (run_many), each in a folder of its own."""
+    folders, befores = [], []
+    for _, damage in CUT_SHORT:
+        folder = Path(tempfile.mkdtemp(dir=sandbox))
+        for name, raw in originals.items():
+            (folder / name).write_bytes(raw)
+        (folder / "bad.pt").write_bytes(originals["m.pt"][: len(originals["m.pt"]) // 2] if damage == "cut"
+                                        else _meta_without_dataset(originals["m.pt"]))
+        (folder / "bad.json").write_bytes(originals["e.json"][:-40])
+        (folder / "bad.npz").write_bytes(originals["ex.npz"][:100])
+        folders.append(folder)
+        befores.append(tree(folder))
+    procs = run_many([(folder, args) for folder, (args, _) in zip(folders, CUT_SHORT)],
+                     env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(sandbox), "PYTHONWARNINGS": "ignore"})
+    for (args, _), proc, before, folder in zip(CUT_SHORT, procs, befores, folders, strict=True):
+        assert proc.returncode == 2, (args, proc.stderr)
+        check_outcome(proc.returncode, proc.stdout, proc.stderr, before, folder)

@@ -16,20 +16,21 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_util import ENV, invoke, logreg_checkpoint, run
+from _cli_util import ENV, invoke, logreg_checkpoint, many_argv, run_many, split_many
 
 from advgrad.data import Dataset
 
 
 def on_terminal(args: list[str], cwd: Path, interrupt_when: str | None = None,
-                timeout: float = 240) -> tuple[int, str, str]:
-    """Run ``python -m advgrad ARGS`` with stderr on a pseudo-terminal (80 columns) and stdout on a pipe;
-    with ``interrupt_when``, send SIGINT once that text has appeared on the terminal."""
+                timeout: float = 240, launcher: tuple[str, ...] = ("-m", "advgrad")) -> tuple[int, str, str]:
+    """Run ``python -m advgrad ARGS`` (``python LAUNCHER ARGS``) with stderr on a pseudo-terminal (80
+    columns) and stdout on a pipe; with ``interrupt_when``, send SIGINT once that text has appeared on the
+    terminal."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     # TQDM_DELAY=0: the bar appears at once, however fast this machine finishes the run (a fast CI
     # machine finished before the 0.3 s delay and drew nothing).
-    proc = subprocess.Popen([sys.executable, "-m", "advgrad", *args], cwd=cwd, env={**ENV, "TQDM_DELAY": "0"},
+    proc = subprocess.Popen([sys.executable, *launcher, *args], cwd=cwd, env={**ENV, "TQDM_DELAY": "0"},
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     seen, sent, deadline = b"", False, time.monotonic() + timeout
@@ -64,17 +65,26 @@ ATTACK = ["attack", "--eps", "0.1", "--method", "pgd", "--steps", "2", "--n", "2
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args,bar", [(EVAL, "eval: "), (ATTACK, "attack: ")], ids=["eval", "attack"])
-def test_a_bar_on_a_terminal_none_in_a_pipe(model: Path, tmp_path: Path, args: list[str], bar: str) -> None:
-    full = [*args, "--model", str(model), "--out", str(tmp_path / "r.json")]
-    code, stdout, terminal = on_terminal(full, tmp_path)
+def test_a_bar_on_a_terminal_none_in_a_pipe(model: Path, tmp_path: Path) -> None:
+    """eval and attack one after the other in one real process (run_many's program), its stderr on the
+    terminal, then in another with stderr on a pipe, then in-process."""
+    cases = [(tmp_path, [*args, "--model", str(model), "--out", str(tmp_path / f"{bar[:-2]}.json")])
+             for args, bar in ((EVAL, "eval: "), (ATTACK, "attack: "))]
+    argv = many_argv(cases)
+    code, stdout, terminal = on_terminal(argv[2:], tmp_path, launcher=tuple(argv[:2]))
     assert code == 0, terminal
-    assert bar in terminal and "image" in terminal and "Traceback" not in terminal
-    assert "wrote" in stdout and bar not in stdout  # the table on stdout is untouched
-    piped = run(full, cwd=tmp_path)
-    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.splitlines()[0] == stdout.splitlines()[0]
-    in_process = invoke(*full)
-    assert in_process.exit_code == 0 and in_process.stderr == ""
+    # The terminal turns "\n" into "\r\n" (onlcr); each command's part of it, as if it had run alone:
+    drawn = split_many(cases, stdout, terminal.replace("\r\n", "\n"))
+    piped = run_many(cases)
+    for (_, full), bar, tty, pipe in zip(cases, ("eval: ", "attack: "), drawn, piped, strict=True):
+        assert tty.returncode == 0 and bar in tty.stderr and "image" in tty.stderr, tty.stderr
+        assert "Traceback" not in tty.stderr
+        assert "wrote" in tty.stdout and bar not in tty.stdout  # the table on stdout is untouched
+        assert pipe.returncode == 0 and pipe.stderr == "", pipe.stderr
+        assert pipe.stdout.splitlines()[0] == tty.stdout.splitlines()[0]
+        in_process = invoke(*full)
+        assert in_process.exit_code == 0 and in_process.stderr == ""
+    assert "attack: " not in drawn[0].stderr and "eval: " not in drawn[1].stderr  # each bar in its own part
 
 
 @pytest.mark.slow

@@ -38,6 +38,19 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     assert record["provenance"]["command"].startswith("advgrad eval --model model.pt ")
 
 
+def test_quick_runs_the_same_commands_as_the_demo(script) -> None:
+    """--quick is the demo's loop made small (sizes and the model), not another loop: the same commands,
+    in the same order, writing the same files."""
+    demo = script("demo")
+
+    def shape(args: list[str]) -> list[str]:  # the command (and plot's kind) and every file it names
+        return [*args[:2 if args[0] == "plot" else 1], *(a for a in args if a.endswith((".pt", ".json", ".npz",
+                                                                                         ".png")))]
+
+    quick, full = demo.steps(quick=True), demo.steps()
+    assert [shape(a) for a in quick] == [shape(a) for a in full] and len(full) == 11
+
+
 @pytest.mark.slow
 def test_a_failed_demo_leaves_the_previous_folder_as_it_was(tmp_path: Path, script, monkeypatch) -> None:
     demo = script("demo")
