@@ -60,15 +60,20 @@ def test_cheap_cascade_gives_the_reference_verdicts(trained_small, digits, norm:
 
 
 @pytest.mark.slow
-def test_standard_autoattack_matches_the_reference_on_100_digits(trained_small, digits) -> None:
-    """The full standard cascade (100 iterations, 9 targets, 5,000 queries) on 100 digits; 1,000 more points
-    per data set are in results/autoattack_parity/ (scripts/parity_autoattack.py)."""
+def test_standard_autoattack_matches_the_reference_on_12_digits(trained_small, digits) -> None:
+    """The full standard cascade (100 iterations, 9 targets, 5,000 queries) on 12 digits: one the model
+    gets wrong, two that APGD-CE breaks, one that only APGD-T breaks and eight that survive every member
+    (measured on this machine), so each member's full budget runs on the survivors handed to it. The time
+    goes into the survivors' full runs in both implementations, hence so few points; 1,000 more points
+    per data set are in results/autoattack_parity/ (scripts/parity_autoattack.py). Every flag must agree:
+    no looser than before, where ≥ 99 % agreement on 100 points with robust accuracies within 0.5 points
+    also left no room for a disagreement."""
     model, _ = trained_small
-    x, y = digits[0][:100], digits[1][:100]
+    x, y = digits[0][:12], digits[1][:12]
     ours = autoattack(model, x, y, 0.1)
     theirs = _reference(model, x, y, 0.1, "inf", cheap=False)
-    assert float((~ours.success == theirs).float().mean()) >= 0.99
-    assert abs(float((~ours.success).float().mean()) - float(theirs.float().mean())) <= 0.005
+    assert 0.1 < float((~ours.success).float().mean()) < 0.9  # the cascade decides something
+    assert torch.equal(~ours.success, theirs)
 
 
 @pytest.mark.slow
@@ -106,13 +111,15 @@ def test_cascade_bookkeeping(trained_small, digits, monkeypatch) -> None:
 @pytest.mark.slow
 def test_autoattack_is_at_least_as_strong_as_each_single_attack(robust_small, mnist5k) -> None:
     """On an adversarially trained model: AutoAttack ≤ every single attack's robust accuracy ≤ clean (a point
-    AutoAttack leaves standing survived APGD-CE, the strongest PGD, and three more attacks)."""
-    x, y = mnist5k.x_test[:60], mnist5k.y_test[:60]
+    AutoAttack leaves standing survived APGD-CE, the strongest PGD, and three more attacks). 30 digits: the
+    ordering holds point by point, so the count only has to leave some standing and some broken."""
+    x, y = mnist5k.x_test[:30], mnist5k.y_test[:30]
     records = robust_accuracy(robust_small, x, y, eps=(0.15,), attacks=("fgsm", "pgd", "autoattack"), steps=20)
     acc = {r["attack"]: r["accuracy"] for r in records}
     with torch.no_grad():
         clean = float((robust_small(x).argmax(1) == y).float().mean())
-    assert acc["autoattack"] <= min(acc["pgd"], acc["fgsm"]) <= clean
+    assert 0 < acc["autoattack"] <= min(acc["pgd"], acc["fgsm"]) <= clean
+    assert acc["autoattack"] < clean  # some points broken, some standing: the ordering is not vacuous
     aa = next(r for r in records if r["attack"] == "autoattack")
     assert list(aa["cascade"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert aa["cascade"]["square"] == pytest.approx(aa["accuracy"])

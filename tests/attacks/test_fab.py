@@ -64,11 +64,11 @@ def _length(norm: str, v: Tensor) -> Tensor:
 # --- parity with the reference -------------------------------------------------------------------------
 
 _CACHE: dict[tuple[str, int], tuple[Tensor, Tensor, tuple[AttackResult, Tensor]]] = {}
-N_PARITY, STEPS, TARGETS = 320, 8, 3
+N_PARITY, STEPS, TARGETS = 160, 8, 3
 
 
 def _exact_and_reference(trained_small, mnist5k, norm: str) -> tuple[Tensor, Tensor, tuple[AttackResult, Tensor]]:
-    """(x, y, (ours in one piece, the reference's x_adv)) on 320 test digits, 8 iterations, 3 targets:
+    """(x, y, (ours in one piece, the reference's x_adv)) on 160 test digits, 8 iterations, 3 targets:
     computed once per norm and shared by the parity and the fast-mode tests."""
     key = (norm, N_PARITY)
     if key not in _CACHE:
@@ -116,17 +116,19 @@ def test_random_restarts_draw_the_references_numbers(trained_small, mnist5k, nor
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("norm", ["inf", "2"])
-def test_autoattack_setting_is_bit_identical_to_the_reference(trained_small, mnist5k, norm: str) -> None:
+def test_autoattack_setting_is_bit_identical_to_the_reference(trained_small, mnist5k) -> None:
     """AutoAttack's FAB-T: 100 iterations, 9 target classes, one restart (16 digits: the full setting costs
-    ~2,000 forward-backward passes per digit, in both implementations)."""
+    ~2,000 forward-backward passes per digit, in both implementations). Once, in L∞: what the full setting
+    adds to the 8-iteration parity test (the step-size bookkeeping over 100 iterations, all nine targets)
+    does not depend on the norm, and the L2 projection's bits are tested there and below."""
     model, _ = trained_small
+    norm, eps = "inf", 0.1
     x, y = mnist5k.x_test[600:616].clone(), mnist5k.y_test[600:616].clone()
-    eps = {"inf": 0.1, "2": 1.0}[norm]
     theirs = _reference(model, x, y, eps, norm, steps=100, targets=9)
     ours = fab_targeted(model, x, y, eps, norm=norm, chunk_size=len(x))
     assert torch.equal(_bits(ours.x_adv), _bits(theirs))
     assert torch.equal(ours.success, _fooled(model, theirs, y))
+    assert bool(ours.success.any()) and not bool(ours.success.all())  # flags and bits can differ
     fast = fab_targeted(model, x, y, eps, norm=norm, early_stop=True, chunk_size=16)
     assert torch.equal(fast.success, ours.success)
 
@@ -148,7 +150,7 @@ class _Counting(nn.Module):
 @pytest.mark.slow
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_fast_mode_breaks_the_same_samples_as_the_exact_mode(trained_small, mnist5k, norm: str) -> None:
-    """320 digits in chunks of 64 (five chunks), breaking at different iterations and targets.
+    """160 digits in chunks of 32 (five chunks, each ≥ 16 rows), breaking at different iterations and targets.
 
     Chunks alone change no bit (see the module docstring). Early stop then freezes a sample at its first
     adversarial iterate within ε; until then its trajectory is the exact mode's (every quantity FAB
@@ -158,10 +160,10 @@ def test_fast_mode_breaks_the_same_samples_as_the_exact_mode(trained_small, mnis
     model, _ = trained_small
     x, y, (exact, _) = _exact_and_reference(trained_small, mnist5k, norm)
     exact_rows = _Counting(model)
-    chunked = fab_targeted(exact_rows, x, y, EPS[norm], norm=norm, steps=STEPS, targets=TARGETS, chunk_size=64)
+    chunked = fab_targeted(exact_rows, x, y, EPS[norm], norm=norm, steps=STEPS, targets=TARGETS, chunk_size=32)
     assert torch.equal(_bits(chunked.x_adv), _bits(exact.x_adv))
     counting = _Counting(model)
-    fast = fab_targeted(counting, x, y, EPS[norm], norm=norm, steps=STEPS, targets=TARGETS, chunk_size=64,
+    fast = fab_targeted(counting, x, y, EPS[norm], norm=norm, steps=STEPS, targets=TARGETS, chunk_size=32,
                         early_stop=True)
     assert torch.equal(fast.success, exact.success)
     assert torch.equal(fast.x_adv[~fast.success], x[~fast.success])
