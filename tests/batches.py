@@ -4,7 +4,10 @@ the run imported first."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from PIL import Image
 from torch import nn
 
 from advgrad.data import Dataset
@@ -21,6 +24,18 @@ def mixed_digits(mnist5k: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n test digits of every class, in a seeded random order."""
     idx = torch.randperm(len(mnist5k.y_test), generator=torch.Generator().manual_seed(0))[:n]
     return mnist5k.x_test[idx], mnist5k.y_test[idx]
+
+
+def digits_folder(root: Path, data: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n test digits as PNGs in ImageFolder layout under ``root`` (class folders 0..9); returns them
+    in the folder's order (class, then name)."""
+    x8 = (data.x_test[:n] * 255).round().to(torch.uint8)  # mnist-5k holds k/255 exactly: the PNGs decode to x
+    assert torch.equal(x8.float() / 255, data.x_test[:n])
+    for i, (img, label) in enumerate(zip(x8, data.y_test[:n].tolist())):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[0].numpy()).save(root / str(label) / f"{i:04d}.png")
+    order = sorted(range(n), key=lambda i: (int(data.y_test[i]), i))
+    return data.x_test[:n][order], data.y_test[:n][order]
 
 
 def well_conditioned(model: nn.Module, x: torch.Tensor, y: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:

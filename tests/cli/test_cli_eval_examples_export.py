@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import torch
 from _cli_util import assert_usage_error, invoke, run, tree
+from batches import digits_folder
 from model_files import write_export, write_script
-from PIL import Image
 
 from advgrad.configs import EvalConfig
 from advgrad.data import Dataset
@@ -111,21 +111,10 @@ def test_eval_export_in_a_real_process(trained_small: Any, mnist5k: Dataset, tmp
     assert round(accuracy * 40) == clean and accuracy == pytest.approx(clean / 40, abs=1e-6)
 
 
-def _digits_folder(root: Path, data: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n test digits as PNGs in ImageFolder layout, returned in the folder's order (class, name);
-    mnist-5k holds k/255, so the PNGs decode to the same float32 values."""
-    x8 = (data.x_test[:n] * 255).round().to(torch.uint8)
-    for i, (img, label) in enumerate(zip(x8, data.y_test[:n].tolist())):
-        (root / str(label)).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[0].numpy()).save(root / str(label) / f"{i:04d}.png")
-    order = sorted(range(n), key=lambda i: (int(data.y_test[i]), i))
-    return data.x_test[:n][order], data.y_test[:n][order]
-
-
 @pytest.mark.slow
 def test_folder_sanity_report_runs_on_the_first_chunk_and_says_so(trained_small_path: Path, trained_small: Any,
                                                                    mnist5k: Dataset, tmp_path: Path) -> None:
-    x, y = _digits_folder(tmp_path / "digits", mnist5k, 50)
+    x, y = digits_folder(tmp_path / "digits", mnist5k, 50)
     out = tmp_path / "e.json"
     result = invoke("eval", "--model", str(trained_small_path), "--data", str(tmp_path / "digits"), "--grayscale",
                     "--eps", "0.1", "--attacks", "fgsm,pgd", "--steps", "3", "--queries", "10", "--batch-size", "20",

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from _cli_util import assert_usage_error, invoke, run, tree
-from PIL import Image
+from batches import digits_folder
 from torch import nn
 
 from advgrad.configs import EvalConfig
@@ -72,20 +72,9 @@ def test_eval_factory_route_equals_checkpoint_route_and_library(trained_small_pa
     assert rec["model"]["kind"] == "factory" and rec["model"]["stripped_prefixes"] and rec["dataset"] == "mnist-5k"
 
 
-def _digits_folder(root: Path, data: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n test digits as PNGs in ImageFolder layout; returns them in the folder's order (class, name)."""
-    x8 = (data.x_test[:n] * 255).round().to(torch.uint8)  # mnist-5k holds k/255 exactly
-    assert torch.equal(x8.float() / 255, data.x_test[:n])
-    for i, (img, label) in enumerate(zip(x8, data.y_test[:n].tolist())):
-        (root / str(label)).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[0].numpy()).save(root / str(label) / f"{i:04d}.png")
-    order = sorted(range(n), key=lambda i: (int(data.y_test[i]), i))
-    return data.x_test[:n][order], data.y_test[:n][order]
-
-
 @pytest.mark.slow
 def test_attack_torchscript_on_png_folder_equals_npz(trained_small: Any, mnist5k: Dataset, tmp_path: Path) -> None:
-    x, y = _digits_folder(tmp_path / "digits", mnist5k, 60)
+    x, y = digits_folder(tmp_path / "digits", mnist5k, 60)
     np.savez(tmp_path / "digits.npz", x=(x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy(), y=y.numpy())
     script = tmp_path / "cnn.ts"
     torch.jit.save(torch.jit.trace(trained_small[0].eval(), mnist5k.x_test[:2]), script)
@@ -202,7 +191,7 @@ def test_eval_on_a_folder_goes_chunk_by_chunk(trained_small_path: Path, mnist5k:
     """A folder is evaluated in chunks of --batch-size images whose counts add up to the in-memory result:
     FGSM is deterministic, so chunking changes no prediction; the merged accuracy is the exact count ratio
     (float64), the in-memory one a float32 mean of the same count, hence approx at float32 resolution."""
-    x, y = _digits_folder(tmp_path / "digits", mnist5k, 70)
+    x, y = digits_folder(tmp_path / "digits", mnist5k, 70)
     np.savez(tmp_path / "digits.npz", x=x.numpy(), y=y.numpy())
     import advgrad.runs.evaluation as evaluation
 
