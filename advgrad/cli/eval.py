@@ -111,16 +111,16 @@ def _transfer(ctx: click.Context, examples: Path, model_path: Path, batch_size: 
               sources: dict[str, Any]) -> None:
     """``eval --examples``: refuse the options that configure an attack or pick data, then ``advgrad transfer``."""
     from advgrad.cli.transfer import run_transfer
+    from advgrad.runs._sources import MODEL_OPTIONS  # model_source_options' names
 
-    model_options = ("model_args", "weights", "weights_key", "mean", "std")  # model_source_options
-    allowed = {"examples", "model_path", "batch_size", "device", "out", *model_options}
+    allowed = {"examples", "model_path", "batch_size", "device", "out", *MODEL_OPTIONS}
     for param in ctx.command.params:
         if param.name not in allowed and ctx.get_parameter_source(param.name or "") is not ParameterSource.DEFAULT:
             flag = max(param.opts, key=len) if param.opts else param.name
             raise UsageFail(f"{flag} does not apply with --examples: the saved examples are evaluated as they are "
                             "(no attack runs, the data is the file's); drop one of them")
     run_transfer(examples, model_path, batch_size=batch_size, device=device, png_dir=None, out=out,
-                 sources={k: sources[k] for k in model_options if sources[k] is not None})
+                 sources={k: sources[k] for k in MODEL_OPTIONS if sources[k] is not None})
 
 
 def _print_report(report: EvalReport, model_path: Path) -> None:

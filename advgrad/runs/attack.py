@@ -33,7 +33,6 @@ from advgrad.attacks import AttackResult
 from advgrad.attacks.autoattack import members, robust_after
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
-from advgrad.datasource import FolderSource, TensorSource
 from advgrad.evaluate.progress import Tally
 from advgrad.evaluate.robust import BLOCK, Cascade, attack_blocks
 from advgrad.losses import output_activation, probabilities
@@ -68,14 +67,6 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
     """Predicted class and its probability (N,) each, on the CPU."""
     conf, pred = probabilities(logits, output_activation(model)).max(dim=1)
     return pred.cpu(), conf.cpu()
-
-
-def _read(source: TensorSource | FolderSource, batch_size: int) -> tuple[Tensor, Tensor]:
-    """All images (N, C, H, W) and labels (N,) of ``source`` on the CPU (a folder read batch by batch)."""
-    if isinstance(source, TensorSource):
-        return source.tensors()
-    parts = list(source.batches(batch_size))
-    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 
 def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
@@ -135,7 +126,7 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
                                              f"0..{k - 1}")
     torch.manual_seed(seed)
     config = config.but(bounds=inputs.bounds)
-    x, y = _read(inputs.source, batch_size)
+    x, y = inputs.source.tensors()  # (N, C, H, W) on the CPU; a folder is decoded batch by batch
     # Random targets: CPU draws from their own seeded generator, the same on any device and process.
     labels = y if target is None else targets(y, k, target, torch.Generator().manual_seed(seed))  # (N,)
     start = time.perf_counter()
