@@ -16,6 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from advgrad.attacks._fab_projections import length
+
+DUAL = {"inf": "1", "2": "2", "1": "inf"}  # the attacked norm → the norm q that measures w
 EXCLUDED = 1e10  # f of the true class itself: never the nearest
 
 
@@ -45,11 +48,6 @@ def closest_boundary(model: nn.Module, x: Tensor, y: Tensor, norm: str) -> tuple
     w = grads - grads[rows, y].unsqueeze(1)                       # (n, K, …) ∇z_j − ∇z_y
     f[rows, y] = EXCLUDED
     flat = w.reshape(n, w.shape[1], -1)                           # (n, K, D)
-    if norm == "inf":
-        dual = flat.abs().sum(dim=-1)
-    elif norm == "2":
-        dual = flat.pow(2).sum(dim=-1).sqrt()
-    else:
-        dual = flat.abs().max(dim=2).values
+    dual = length(DUAL[norm])(flat)                               # (n, K) ‖w_j‖_q
     nearest = (f.abs() / (1e-12 + dual)).min(dim=1).indices      # (n,) ties: the reference's min
     return f[rows, nearest], w[rows, nearest]

@@ -43,6 +43,16 @@ BIG = 1e12    # stands for "never saturates" in the L2 and L1 sorts
 TINY = 1e-8   # |wᵢ| below this counts as zero (L2, L1)
 
 
+def length(name: str) -> Callable[[Tensor], Tensor]:
+    """‖v‖ over the last dimension of v (rows (R, D), or (n, K, D)) in the norm ``name``, with the
+    reference's formula for each norm (same rounding): FAB's step sizes, distances and dual norms."""
+    if name == "inf":
+        return lambda v: v.abs().amax(dim=-1)
+    if name == "2":
+        return lambda v: v.pow(2).sum(dim=-1).sqrt()
+    return lambda v: v.abs().sum(dim=-1)
+
+
 def _signs(residual: Tensor) -> Tensor:
     """+1 where the residual ⟨w, t⟩ − b is ≥ 0, else −1, shaped (R,): multiplying w and b (or the
     residual) by it is exact and makes every residual non-negative."""

@@ -36,6 +36,7 @@ from advgrad._runtime import frozen_eval
 from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius, seed_of, untargeted
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks._fab_closest import closest_boundary
+from advgrad.attacks._fab_projections import length as _length
 from advgrad.attacks._fab_projections import project_l1, project_l2, project_linf
 from advgrad.attacks.result import AttackResult
 from advgrad.configs import AttackConfig
@@ -45,15 +46,6 @@ from advgrad.norms import NormSpec, Radius, get_norm
 NONE_FOUND = 1e10  # the reference's "no adversarial point yet" distance
 
 _PROJECT = {"inf": project_linf, "2": project_l2, "1": project_l1}
-
-
-def _length(name: str) -> Callable[[Tensor], Tensor]:
-    """‖v‖ per row of a (R, D) tensor, with the reference's formula for each norm (same rounding)."""
-    if name == "inf":
-        return lambda v: v.abs().amax(dim=1)
-    if name == "2":
-        return lambda v: v.pow(2).sum(dim=1).sqrt()
-    return lambda v: v.abs().sum(dim=1)
 
 
 def _column(r: Radius, n: int, like: Tensor) -> Tensor:
@@ -265,6 +257,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
         x_adv = _run(model, x, y, eps_, targets, 0 if zero else restarts, s, seed)
         logits = _logits(model, x_adv, s.chunk)
     return AttackResult(x_adv, logits.max(dim=1).indices != y, margin(logits, y), logits)
+
 
 def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
                  steps: int = 100, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1,
