@@ -30,7 +30,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     # batches) and the record files (results writes them, records reads them; both torch-free)
     1: ("advgrad.norms", "advgrad.losses", "advgrad._runtime", "advgrad.results", "advgrad.records"),
     # attacks and training, with the models, data and checkpoints they work on
-    2: ("advgrad.attacks", "advgrad.attacks._apgd_run", "advgrad.attacks._checks", "advgrad.attacks._chunks",
+    2: ("advgrad.attacks", "advgrad.attacks._apgd_run", "advgrad.attacks._cascade", "advgrad.attacks._checks", "advgrad.attacks._chunks",
         "advgrad.attacks._fab_projections", "advgrad.attacks._fab_closest", "advgrad.attacks._square_steps", "advgrad.attacks.apgd",
         "advgrad.attacks.autoattack", "advgrad.attacks.fab", "advgrad.attacks.gradient", "advgrad.attacks.noise",
         "advgrad.attacks.pgd", "advgrad.attacks.result", "advgrad.attacks.square",

@@ -15,22 +15,24 @@ Each member draws its random starts from its own generator seeded with ``seed`` 
 as the reference reseeds every call, and runs in advgrad's fast mode: chunked passes on the CPU and early
 stop (a fooled point is done), which by construction changes no member's verdict on a point.
 
-Speed without changing a result: the blocks are fixed (``block`` points, 250 as the reference's batch), so
-what a member does to a point depends only on its block, never on the machine. Blocks of one member are
-independent (each has its own generator and its own forward passes), so on the CPU ``workers`` threads run
-them concurrently, each with its share of torch's intra-op threads (on 2 cores, two blocks on one thread
-each beat one block on two threads: a small batch keeps the second thread mostly idle). The model is put in
-frozen eval mode once, outside the workers, so no thread flips a train/eval flag under another; torch's
-thread count is restored afterwards, also when a member raises. Later members see only the survivors of
-earlier ones, and the clean logits are computed once. A block's result is the serial cascade's bit for bit
-when it runs on as many intra-op threads (a worker has torch.get_num_threads() // workers, a lone block all
-of them): torch's CPU kernels may round differently with another thread count, which can move a last bit
-but not, beyond rounding at a decision boundary, a verdict.
+Speed without changing a result: the blocks are fixed (``block`` points of a member's list of survivors, 250
+as the reference's batch), so what a member does to a point depends only on its block, never on the machine.
+Blocks are independent (each has its own generator and its own forward passes), so on the CPU ``workers``
+threads run them concurrently, each with its share of torch's intra-op threads (on 2 cores, two blocks on
+one thread each beat one block on two threads: a small batch keeps the second thread mostly idle). A member
+may start as soon as its first blocks are known, before the member before it has finished (``_cascade``:
+with three blocks a member, the third no longer leaves a worker idle). The model is put in frozen eval mode
+once, outside the workers, so no thread flips a train/eval flag under another; torch's thread count is
+restored afterwards, also when a member raises. The clean logits are computed once. A block's result is the
+serial cascade's bit for bit when it runs on as many intra-op threads (a worker has
+torch.get_num_threads() // workers; a member whose points fit in one block runs alone, with all of them):
+torch's CPU kernels may round differently with another thread count, which can move a last bit but not,
+beyond rounding at a decision boundary, a verdict. ``seconds`` shares the wall time among the members: each
+interval goes in equal parts to the blocks running in it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,7 +43,8 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
-from advgrad._runtime import check_batch, frozen_eval, logits, model_device, spans
+from advgrad._runtime import check_batch, frozen_eval, logits, model_device
+from advgrad.attacks._cascade import schedule
 from advgrad.attacks._checks import EpsSpec, check_radius, seed_of
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS
@@ -118,19 +121,6 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
 Member = Callable[..., AttackResult]  # the catalog's impl: (model, x, y, eps, config, generator) → result
 
 
-def _blocks(impl: Member, model: nn.Module, x: Tensor, y: Tensor, eps: float, config: AttackConfig, seed: int,
-            parts: list[Tensor], pool: ThreadPoolExecutor | None) -> Iterator[tuple[Tensor, AttackResult]]:
-    """(indices of a block (b,), the member's result on x[b]) for each block in order, each block with its
-    own generator seeded ``seed`` (as the reference reseeds each call); in the pool when there are two
-    blocks or more, else in this thread (with all of torch's threads)."""
-    def one(b: Tensor) -> AttackResult:
-        return impl(model, x[b], y[b], eps, config, torch.Generator().manual_seed(seed))
-
-    if pool is None or len(parts) < 2 or x.device.type != "cpu":
-        return ((b, one(b)) for b in parts)
-    return zip(parts, pool.map(one, parts))
-
-
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: str = "inf",
                version: str = "standard", attacks: tuple[str, ...] | None = None, seed: int = 0,
                bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
@@ -157,21 +147,26 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     robust = z.argmax(1) == y  # (N,) still classified correctly
     broken_by = torch.where(robust, len(plan), -1)
     x_adv, z_adv = x.clone(), z.clone()
-    accuracy, seconds = {"clean": float(robust.float().mean())}, {}
+    impls: list[Member] = [ATTACKS[config.method].impl for config in configs]
+
+    def run(k: int, b: Tensor) -> AttackResult:  # member k on the block b (b,), its own generator
+        return impls[k](model, x[b], y[b], eps_, configs[k], torch.Generator().manual_seed(seed))
+
+    def done(k: int, b: Tensor, res: AttackResult) -> None:
+        fooled = res.success
+        x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
+        robust[b[fooled]] = False
+        broken_by[b[fooled]] = k
+        if progress is not None:
+            progress(len(b))
+
+    stages = len(configs) if eps_ > 0 else 0  # at ε = 0 nothing can move: the clean verdicts
     with frozen_eval(model), _pool(workers) as pool:
-        for k, config in enumerate(configs if eps_ > 0 else ()):  # at ε = 0 nothing can move: the clean verdicts
-            start = time.perf_counter()
-            idx = robust.nonzero().squeeze(1)
-            parts = [idx[part] for part in spans(len(idx), block)]
-            for b, res in _blocks(ATTACKS[config.method].impl, model, x, y, eps_, config, seed, parts, pool):
-                fooled = res.success
-                x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
-                robust[b[fooled]] = False
-                broken_by[b[fooled]] = k
-                if progress is not None:
-                    progress(len(b))
-            accuracy[config.method] = float(robust.float().mean())
-            seconds[config.method] = time.perf_counter() - start
+        spent = schedule(stages, robust.nonzero().squeeze(1), block, run, done,
+                         pool if x.device.type == "cpu" else None, workers)
+    accuracy = {"clean": float((broken_by >= 0).float().mean()),
+                **robust_after(broken_by, [c.method for c in configs[:stages]], torch.float32)}
+    seconds = {c.method: t for c, t in zip(configs, spent)}
     return AutoAttackResult(x_adv, ~robust, margin(z_adv, y), z_adv, broken_by, tuple(c.method for c in configs),
                             accuracy, seconds)
 

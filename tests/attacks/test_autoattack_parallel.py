@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad.attacks import ATTACKS, autoattack
-from advgrad.attacks.autoattack import AutoAttackResult, default_workers
+from advgrad.attacks.autoattack import AutoAttackResult, default_workers, members
+from advgrad.configs import AttackConfig
 
 CHEAP = {"steps": 3, "targets": 2, "queries": 15}  # every member runs, a few iterations each
 
@@ -71,6 +72,26 @@ def _same(a: AutoAttackResult, b: AutoAttackResult) -> None:
     assert a.accuracy == b.accuracy and a.stages == b.stages
 
 
+def _plain(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, version: str, block: int, seed: int,
+           **overrides: object) -> tuple[Tensor, Tensor]:
+    """The cascade written as the plain member-by-member loop (no schedule, no pool): each member on the
+    survivors of the ones before it, in blocks of ``block``, each block with a generator seeded ``seed``.
+    Returns (x_adv, broken_by) to compare with ``autoattack``'s."""
+    with torch.no_grad():
+        robust = model(x).argmax(1) == y
+    plan = members(version)
+    broken_by = torch.where(robust, len(plan), -1)
+    x_adv = x.clone()
+    for k, (name, extra) in enumerate(plan):
+        config = AttackConfig.of(name, norm=norm, early_stop=True, **{**extra, **overrides})
+        idx = robust.nonzero().squeeze(1)
+        for start in range(0, len(idx), block):
+            b = idx[start:start + block]
+            res = ATTACKS[name].impl(model, x[b], y[b], eps, config, torch.Generator().manual_seed(seed))
+            x_adv[b[res.success]], robust[b[res.success]], broken_by[b[res.success]] = res.x_adv[res.success], False, k
+    return x_adv, broken_by
+
+
 Log = list[tuple[str, str, bool]]
 
 
@@ -97,7 +118,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch, log: Log, fail_on: int | None = None) 
 def test_parallel_cascade_is_the_serial_cascade_bit_for_bit(n: int, block: int, workers: int, version: str,
                                                               norm: str, eps: float, seed: int) -> None:
     """Sizes below, at and beyond one block (block 7: up to 4 blocks; block 1: up to 24), every version;
-    both on one thread per block."""
+    both on one thread per block; and both the plain member-by-member loop's results (``_plain``)."""
     model = _model(seed)
     x, y = _batch(model, n, seed)
     overrides = {"steps": 3, "eot": 2} if version == "rand" else CHEAP  # rand's EOT 20, cut to 2 for time
@@ -106,7 +127,9 @@ def test_parallel_cascade_is_the_serial_cascade_bit_for_bit(n: int, block: int, 
                             **overrides)
         parallel = autoattack(model, x, y, eps, norm=norm, version=version, block=block, seed=seed,
                               workers=workers, **overrides)
+        x_adv, broken_by = _plain(model, x, y, eps, norm, version, block, seed, **overrides)
     _same(serial, parallel)
+    assert torch.equal(parallel.x_adv, x_adv) and torch.equal(parallel.broken_by, broken_by)
 
 
 def test_blocks_run_in_the_workers_on_a_frozen_model(monkeypatch) -> None:
