@@ -155,13 +155,20 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
     return LoadedModel(model, info, tuple(notes))
 
 
+def user_module(model: nn.Module) -> nn.Module:
+    """The user's module inside ``open_model``'s wrappers: the ``OutputLogits`` around it, then the
+    ``--mean/--std`` Normalize in front of it (the module itself where there are none)."""
+    inner = model.model if isinstance(model, OutputLogits) else model
+    if isinstance(inner, nn.Sequential) and len(inner) == 2 and isinstance(inner[0], Normalize):
+        inner = inner[1]
+    return inner
+
+
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     """What ``advgrad info`` says about a model that is not a checkpoint: ``open_model``'s info plus the class
-    inside the wrappers, the parameter count, and the sample shape (C, H, W) and class count where the file
-    records them (a torch.export program's graph does; code and TorchScript do not: None)."""
-    inner = loaded.model.model if isinstance(loaded.model, OutputLogits) else loaded.model
-    if isinstance(inner, nn.Sequential) and len(inner) == 2 and isinstance(inner[0], Normalize):
-        inner = inner[1]  # mean/std's Normalize in front of the user's model
+    inside the wrappers (``user_module``), the parameter count, and the sample shape (C, H, W) and class count
+    where the file records them (a torch.export program's graph does; code and TorchScript do not: None)."""
+    inner = user_module(loaded.model)
     shape, width = inner.shapes() if isinstance(inner, ExportedModule) else (None, None)
     parameters = sum(p.numel() for p in loaded.model.parameters())
     return {**loaded.info, "class": type(inner).__name__, "parameters": parameters,

@@ -22,7 +22,8 @@ from advgrad.attacks import fgsm
 from advgrad.datasource import FolderSource, TensorSource, source_of, subset
 from advgrad.gradcheck import GradientCheck, check_gradients
 from advgrad.losses import output_activation, probabilities
-from advgrad.models import OutputLogits, build_for
+from advgrad.model_loading import user_module
+from advgrad.models import build_for
 from advgrad.runs._inputs import Warn
 from advgrad.runs._sources import Sources, open_sources
 
@@ -85,12 +86,12 @@ def _predictions(model: nn.Module, x: Tensor, class_names: Sequence[str]) -> lis
 
 def _described(model_path: str | os.PathLike[str], inputs: Sources) -> tuple[str, str]:
     """The model in words and its class: a checkpoint by its recorded name and kwargs, any other model by
-    its kind and the class inside open_model's ``OutputLogits`` wrapper."""
+    its kind and the class inside open_model's wrappers (``user_module``, as ``advgrad info`` names it)."""
     meta = inputs.model_meta
     if "kind" not in meta:  # a checkpoint's model block: name, kwargs
         kwargs = meta.get("kwargs", {})
         return f"{model_path} ({meta['name']}{', ' + str(kwargs) if kwargs else ''})", type(inputs.model).__name__
-    inner = inputs.model.model if isinstance(inputs.model, OutputLogits) else inputs.model
+    inner = user_module(inputs.model)
     return f"{model_path} ({meta['kind']}, {type(inner).__name__})", type(inner).__name__
 
 

@@ -156,3 +156,27 @@ def test_gradient_report_library_refuses_data_for_a_random_network() -> None:
         gradient_report(random_widths=(784, 10), data="mnist-5k")
     with pytest.raises(ValueError, match="random_widths runs on the mnist-5k test digits"):
         gradient_report(random_widths=(784, 10), weights="w.pt")
+
+
+def test_grad_and_info_name_the_users_class_behind_mean_and_std(tmp_path: Path) -> None:
+    """With --mean/--std the model runs behind a Normalize (a Sequential of two): grad's model line and its
+    note name the user's class, as info does, not the wrapper's."""
+    (tmp_path / "net.py").write_text(
+        "import torch\n\n"
+        "class TinyNet(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(0)\n"
+        "        self.fc = torch.nn.Linear(784, 10)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x.flatten(1))\n\n"
+        "def make():\n"
+        "    return TinyNet()\n")
+    spec = ["--model", f"{tmp_path / 'net.py'}:make", "--mean", "0.5", "--std", "0.25"]
+    result = invoke("grad", *spec, "--data", "mnist-5k", "--index", "0", "--fd-coords", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"model: {tmp_path / 'net.py'}:make (factory, TinyNet)"), lines[0]
+    assert any(line.startswith("(TinyNet: ") for line in lines), result.stdout
+    info = invoke("info", *spec, "--json")
+    assert info.exit_code == 0 and json.loads(info.stdout)["class"] == "TinyNet", info.output
