@@ -111,6 +111,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch, log: Log, fail_on: int | None = None) 
 
 
 @pytest.mark.slow
+@pytest.mark.isa  # bits compared: run again under the other instruction sets (make test-isa)
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 24), block=st.sampled_from([1, 4, 7]), workers=st.integers(2, 4),
        version=st.sampled_from(["standard", "plus", "rand"]), norm=st.sampled_from(["inf", "2"]),
