@@ -41,7 +41,8 @@ class AttackEntry(Entry):
     """``impl(model, x, y, eps, config, generator) -> AttackResult``. ``norms``: the threat models it runs;
     ``defaults``: AttackConfig fields the method sets unless the user does (FGSM: one step, no random start);
     ``alpha_factor``: the default step α = alpha_factor·ε/steps (None: the method has no step size);
-    ``gradient_free``: it never asks for ∂J/∂X; ``paper``: where it comes from; ``options``: the
+    ``gradient_free``: it never asks for ∂J/∂X; ``per_sample_eps``: it takes an (N,) tensor of radii, one
+    per sample (what ``--min-eps``'s bisection needs); ``paper``: where it comes from; ``options``: the
     AttackConfig fields a user may set for it (beyond ``norm``, ``bounds`` and ``chunk_size``, which every
     attack takes): the CLI refuses the others; ``title``: its name as papers and tables print it."""
 
@@ -50,6 +51,7 @@ class AttackEntry(Entry):
     options: tuple[str, ...] = ()
     alpha_factor: float | None = None
     gradient_free: bool = False
+    per_sample_eps: bool = True
     paper: str = ""
     title: str = ""
 
@@ -152,13 +154,16 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                          options=("steps", "restarts", "targets"), title="FAB-T"),
     "square": AttackEntry("advgrad.attacks.square:square_entry",
                           "Square Attack: score-based random search, 5,000 queries (AutoAttack)",
-                          ("inf", "2"), gradient_free=True, paper="Andriushchenko et al. 2020, arXiv 1912.00049",
+                          ("inf", "2"), gradient_free=True, per_sample_eps=False,
+                          paper="Andriushchenko et al. 2020, arXiv 1912.00049",
                           options=("queries", "restarts"), title="Square"),
     "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack_entry",
                               "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
                               "survivors",
-                              ("inf", "2"), {"steps": 100}, paper=_AA, title="AutoAttack"),
+                              ("inf", "2"), {"steps": 100}, per_sample_eps=False, paper=_AA, title="AutoAttack"),
 })
+# the attacks ``--min-eps`` may bisect with: those that take one radius per sample
+MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sample_eps)
 
 MODELS: Registry[ModelEntry] = Registry("model", {
     "logreg": ModelEntry("advgrad.models:_logreg", "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),

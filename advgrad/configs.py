@@ -29,7 +29,7 @@ from advgrad._train_configs import (
     TrainConfig,
     TrainingPlan,
 )
-from advgrad.catalog import ATTACKS, LOSSES, norm_name
+from advgrad.catalog import ATTACKS, LOSSES, MIN_EPS_ATTACKS, norm_name
 
 __all__ = ["ACCELERATION", "DEFAULT_BETA", "DEFAULT_STEPS", "AdvConfig", "AttackConfig", "EvalConfig", "LossSpec",
            "TrainConfig", "TrainingPlan"]
@@ -118,8 +118,9 @@ class AttackConfig:
 class EvalConfig:
     """``eps``: the radii swept; ``attacks``: names in ``catalog.ATTACKS``; ``steps``/``restarts``: the
     iterative attacks' (PGD's α = 2.5·ε/steps); ``min_eps``: also bisect each sample's minimal ε to
-    ``precision``; ``tolerance``: the slack (a fraction of the samples) the sanity checks allow;
-    ``queries``: the score-based black-box search's budget in the sanity report."""
+    ``precision`` with the attack ``min_eps_attack`` (one that takes per-sample radii:
+    ``catalog.MIN_EPS_ATTACKS``); ``tolerance``: the slack (a fraction of the samples) the sanity checks
+    allow; ``queries``: the score-based black-box search's budget in the sanity report."""
 
     eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     attacks: tuple[str, ...] = ("fgsm", "pgd")
@@ -131,6 +132,7 @@ class EvalConfig:
     seed: int = 0
     min_eps: bool = False
     precision: float = 0.005
+    min_eps_attack: str = "pgd"
     tolerance: float = 0.01
     queries: int = 300
 
@@ -145,8 +147,9 @@ class EvalConfig:
         set_(self, "bounds", _validate.bounds(self.bounds))
         _validate.flag("min_eps", self.min_eps)
         set_(self, "precision", _validate.number("precision", self.precision, minimum=0.0, strict=True))
+        _validate.one_of("min_eps_attack", self.min_eps_attack, MIN_EPS_ATTACKS)
         set_(self, "tolerance", _validate.number("tolerance", self.tolerance, minimum=0.0, below=1.0))
-        for name in self.attacks:  # every attack can run this threat model with these settings
+        for name in (*self.attacks, self.min_eps_attack):  # each runs this threat model with these settings
             self.attack(name)
 
     @property

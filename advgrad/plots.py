@@ -203,7 +203,7 @@ def min_eps_figure(series: Sequence[tuple[str, Sequence[float | None]]], *, eps_
     for ax in (ax_hist, ax_cdf):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
-    fig.suptitle(title or "Minimal adversarial ε (PGD bisection)")
+    fig.suptitle(title or "Minimal adversarial ε (bisection)")
     return fig
 
 

@@ -84,13 +84,14 @@ def epochs_recorded(path: PathLike) -> int | None:
         return None
 
 
-def min_eps(path: PathLike) -> tuple[list[Any], float]:
-    """(the per-sample minimal ε values, None meaning "not broken", and the largest ε searched, 0 when not
-    recorded) from the JSON of ``advgrad eval --min-eps``."""
+def min_eps(path: PathLike) -> tuple[list[Any], float, str]:
+    """(the per-sample minimal ε values, None meaning "not broken", the largest ε searched, 0 when not
+    recorded, and the attack bisected with, "pgd" in records older than ``--min-eps-attack``) from the JSON
+    of ``advgrad eval --min-eps``."""
     block = read_json(path).get("min_eps")
     if not isinstance(block, dict) or not isinstance(block.get("values"), list):
         raise ValueError(f"{str(path)!r} has no minimal ε: run `advgrad eval --min-eps`")
-    return block["values"], float(block.get("eps_max") or 0.0)
+    return block["values"], float(block.get("eps_max") or 0.0), str(block.get("attack") or "pgd")
 
 
 def read_examples(path: PathLike) -> tuple[dict[str, Any], list[str] | None]:

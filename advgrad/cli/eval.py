@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from advgrad.catalog import ATTACKS, NORMS
+from advgrad.catalog import ATTACKS, MIN_EPS_ATTACKS, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
@@ -56,7 +56,10 @@ DEFAULTS = EvalConfig()
                    "--n... would take --n.")
 @click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
 @click.option("--min-eps", "min_eps", is_flag=True,
-              help="Also bisect each sample's minimal ε with PGD (up to the largest --eps).")
+              help="Also bisect each sample's minimal ε (up to the largest --eps) with --min-eps-attack.")
+@click.option("--min-eps-attack", type=click.Choice(MIN_EPS_ATTACKS), default=DEFAULTS.min_eps_attack,
+              show_default=True, help="The attack --min-eps bisects with (one that takes a radius per sample; "
+                                      "apgd-ce: Auto-PGD's 100 steps, no step size to tune).")
 @click.option("--precision", type=float, default=DEFAULTS.precision, show_default=True,
               help="Bisection precision for --min-eps.")
 @click.option("--queries", type=int, default=DEFAULTS.queries, show_default=True,
@@ -73,8 +76,8 @@ DEFAULTS = EvalConfig()
 @click.pass_context
 def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps: tuple[float, ...], norm: str,
              attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, batch_size: int, min_eps: bool,
-             precision: float, queries: int, no_sanity: bool, seed: int, device: str, data_root: Path | None,
-             out: Path, **sources: Any) -> None:
+             min_eps_attack: str, precision: float, queries: int, no_sanity: bool, seed: int, device: str,
+             data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
     per-sample minimal ε, and a sanity report that flags gradient masking.
@@ -85,7 +88,8 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
         _transfer(ctx, examples, model_path, batch_size, device, out, sources)
         return
     config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, batch_size=batch_size,
-                        seed=seed, min_eps=min_eps, precision=precision, queries=queries)
+                        seed=seed, min_eps=min_eps, min_eps_attack=min_eps_attack, precision=precision,
+                        queries=queries)
     csv_path = out.with_suffix(".csv")
     if out.suffix.lower() != ".json":
         raise UsageFail(f"--out {str(out)!r}: expected a .json file (the CSV goes beside it)")

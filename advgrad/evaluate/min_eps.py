@@ -23,10 +23,11 @@ def bisection_rounds(eps_max: float, precision: float) -> int:
 
 def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                 eps_max: float | None = None, progress: Progress | None = None, **options: Any) -> Tensor:
-    """Per-sample minimal ε at which PGD (``config.steps``, ``restarts``, α = 2.5·ε/steps) finds an adversarial
-    example, by bisection on a per-sample ε: every sample's interval [lo, hi] halves each round until it is
-    narrower than ``config.precision``. Returns hi (N,) float64 — an ε at which PGD succeeded — with 0 for
-    points misclassified already and ``inf`` for points PGD cannot break at ``eps_max`` (default: the full
+    """Per-sample minimal ε at which ``config.min_eps_attack`` (default PGD with ``config.steps``, ``restarts``,
+    α = 2.5·ε/steps; APGD-CE with its own 100 steps, say) finds an adversarial example, by bisection on a
+    per-sample ε: every sample's interval [lo, hi] halves each round until it is narrower than
+    ``config.precision``. Returns hi (N,) float64 — an ε at which the attack succeeded — with 0
+    for points misclassified already and ``inf`` for points it cannot break at ``eps_max`` (default: the full
     bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉; ``progress``: one pass at eps_max and one
     per round. Each pass is ``attack_mask`` (random starts per block of samples, seeded by (seed + pass,
     block)); under torch.distributed every process must call it and gets the same values."""
@@ -34,7 +35,7 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     lo_b, hi_b = config.bounds
     eps_max = _validate.number("eps_max", hi_b - lo_b if eps_max is None else eps_max, minimum=0.0, strict=True)
     device = model_device(model)  # x stays where it is: attack_mask moves it in batches
-    attack = config.attack("pgd")
+    attack = config.attack(config.min_eps_attack)
     rounds = bisection_rounds(eps_max, config.precision)
     tally = Tally(progress, len(y) * (1 + rounds))
     correct = (predict(model, x, config.batch_size) == y.to(x.device)).to(device)

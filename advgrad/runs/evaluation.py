@@ -56,7 +56,8 @@ def eval_record(evaluation: Evaluation, *, model: dict[str, Any], dataset: str, 
         "seconds": seconds, "provenance": provenance,
     }
     if evaluation.min_eps is not None:
-        record["min_eps"] = {"eps_max": evaluation.min_eps_max, "precision": evaluation.config.precision,
+        record["min_eps"] = {"attack": evaluation.config.min_eps_attack, "eps_max": evaluation.min_eps_max,
+                             "precision": evaluation.config.precision,
                              "values": [None if math.isinf(v) else v for v in evaluation.min_eps.tolist()]}
     return record
 

@@ -36,11 +36,12 @@ def training(path: PathLike, *, title: str | None = None) -> Figure:
 
 
 def min_eps(paths: Sequence[PathLike], *, title: str | None = None) -> Figure:
-    """Histogram and CDF of the minimal ε of each ``advgrad eval --min-eps`` record."""
+    """Histogram and CDF of the minimal ε of each ``advgrad eval --min-eps`` record, each series named by
+    its file and the attack it bisected with."""
     series, eps_max = [], 0.0
     for path in paths:
-        values, top = records.min_eps(path)
-        series.append((Path(path).stem, values))
+        values, top, attack = records.min_eps(path)
+        series.append((f"{Path(path).stem} ({attack})", values))
         eps_max = max(eps_max, top)
     return plots.min_eps_figure(series, eps_max=eps_max or None, title=title)
 

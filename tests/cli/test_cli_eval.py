@@ -41,6 +41,29 @@ def test_eval_writes_json_csv_and_prints_report(trained_small_path: Path, tmp_pa
     assert len(rows) == len(record["records"])
 
 
+def test_min_eps_with_apgd_is_the_librarys(trained_small_path: Path, tmp_path: Path) -> None:
+    """--min-eps-attack apgd-ce: the record names the attack and holds minimal_eps's values on the same
+    points and config (the library run in the same process, so the same bits)."""
+    from advgrad.checkpoint import load_model
+    from advgrad.data import load_dataset
+    from advgrad.evaluate import EvalConfig, minimal_eps
+
+    out = tmp_path / "e.json"
+    result = invoke("--model", str(trained_small_path), "--eps", "0.1", "--attacks", "fgsm", *FAST, "--no-sanity",
+                    "--min-eps", "--min-eps-attack", "apgd-ce", "--precision", "0.05", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["min_eps"]["attack"] == "apgd-ce" and record["config"]["min_eps_attack"] == "apgd-ce"
+    data = load_dataset("mnist-5k")
+    config = EvalConfig(eps=(0.1,), attacks=("fgsm",), steps=3, queries=10, min_eps=True, min_eps_attack="apgd-ce",
+                        precision=0.05)
+    values = minimal_eps(load_model(trained_small_path), data.x_test[:40], data.y_test[:40], config, eps_max=0.1)
+    assert record["min_eps"]["values"] == [None if v == float("inf") else v for v in values.tolist()]
+    bad = invoke("--model", str(trained_small_path), "--min-eps", "--min-eps-attack", "square", "--out",
+                 str(tmp_path / "f.json"))
+    assert bad.exit_code == 2 and "--min-eps-attack" in bad.output and not (tmp_path / "f.json").exists()
+
+
 def test_eval_single_attack_no_sanity(trained_small_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "e.json"
     result = invoke("--model", str(trained_small_path), "--eps", "0.05", "--attacks", "pgd", *FAST, "--no-sanity",

@@ -241,6 +241,7 @@ def command_line(data: st.DataObject) -> list[str]:
                     [("--eps", ["0,0.1", "0.1", "0"], ["-1", "a", "", "nan"]),
                      ("--attacks", ["fgsm", "pgd", "fgsm,pgd"], ["cw", ""]), ("--restarts", ["1", "2"], ["0"]),
                      ("--batch-size", ["4"], ["0"]), ("--min-eps", *FLAG),
+                     ("--min-eps-attack", ["pgd", "fgsm"], ["square", "x"]),
                      ("--precision", ["0.1", "0.01"], ["0", "-1"]),
                      ("--no-sanity", *FLAG), ("--out", ["r.json", "out/e2.json", "e.json"], OUTPUTS),
                      ("--device", ["cpu"], ["cuda"]), *common])

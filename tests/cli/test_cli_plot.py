@@ -174,3 +174,16 @@ def test_curve_refuses_a_record_whose_numbers_are_not_numbers(tmp_path: Path, va
     assert res.exit_code == 2, res.output
     assert "a record needs a name and finite numbers for eps and accuracy" in res.output
     assert not (tmp_path / "c.png").exists()
+
+
+def test_min_eps_series_name_the_attack_they_bisected_with(tmp_path: Path) -> None:
+    """A record from --min-eps-attack apgd-ce is labelled so; one written before the option existed (no
+    "attack" in its block) was PGD's."""
+    from advgrad.runs.figures import min_eps
+
+    new, old = tmp_path / "apgd.json", tmp_path / "old.json"
+    new.write_text(json.dumps({"min_eps": {"attack": "apgd-ce", "eps_max": 0.3, "values": [0.1, None, 0.0]}}))
+    old.write_text(json.dumps({"min_eps": {"eps_max": 0.3, "values": [0.2, 0.05]}}))
+    fig = min_eps([new, old])
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["apgd (apgd-ce)", "old (pgd)"] and fig.get_suptitle() == "Minimal adversarial ε (bisection)"

@@ -124,13 +124,14 @@ def test_choices_and_defaults_are_the_catalog_s_and_the_configs_own() -> None:
     assert _choices(attack["loss"]) == list(catalog.LOSSES) and _choices(attack["norm"]) == list(catalog.NORMS)
     assert _choices(attack["method"]) == list(catalog.ATTACKS) and _choices(eval_["norm"]) == list(catalog.NORMS)
     assert isinstance(eval_["attacks"].type, Names) and eval_["attacks"].type.choices == tuple(catalog.ATTACKS)
+    assert _choices(eval_["min_eps_attack"]) == list(catalog.MIN_EPS_ATTACKS)
     compared = []
     for params, config in ((train, TrainConfig()), (eval_, EvalConfig())):
         for name, param in params.items():  # flags default to off; eps and attacks are comma lists (below)
             if hasattr(config, name) and not getattr(param, "is_flag", False) and name not in ("eps", "attacks"):
                 assert param.default == getattr(config, name), name
                 compared.append(name)
-    assert len(compared) == 17, compared  # train: 10 TrainConfig fields; eval: 7 EvalConfig fields
+    assert len(compared) == 18, compared  # train: 10 TrainConfig fields; eval: 8 EvalConfig fields
     assert eval_["eps"].type.convert(eval_["eps"].default, None, None) == EvalConfig().eps
     assert eval_["attacks"].type.convert(eval_["attacks"].default, None, None) == EvalConfig().attacks
 

@@ -35,3 +35,34 @@ def test_minimal_eps_inf_beyond_eps_max(trained_small, batch) -> None:  # type: 
     assert bool(torch.isinf(m[correct]).all())
     with pytest.raises(ValueError, match="precision"):
         ev.minimal_eps(model, *batch, precision=0.0)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "apgd-ce"])
+def test_minimal_eps_of_a_linear_model_is_the_closed_form(attack: str) -> None:
+    """Two classes, f(x) = Wx + b: the least L∞ radius that flips x is ε* = (z_y − z_o)/‖w_y − w_o‖₁ (the
+    corner x − ε·sign(w_y − w_o)), as long as that corner stays in the box (x in [0.3, 0.7], ε* < 0.3).
+    No attack can break x below ε*, and PGD or APGD reach that corner in a few steps at any ε above it,
+    so the bisection must return a value in [ε*, ε* + precision] (1e-5 of float32 slack), and inf beyond
+    eps_max."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval()
+    with torch.no_grad():  # the boundary through the middle of the box, where the points are
+        model[1].bias.copy_(-model[1].weight.sum(1) * 0.5)
+    x = 0.3 + 0.4 * torch.rand(64, 1, 4, 4)
+    with torch.no_grad():
+        z = model(x).double()
+    y = z.argmax(1)
+    w = model[1].weight.detach().double()                                   # (2, 16)
+    star = (z[:, 0] - z[:, 1]).abs() / (w[0] - w[1]).abs().sum()            # (64,) ε*
+    eps_max, precision = 0.05, 0.002
+    m = ev.minimal_eps(model, x, y, eps_max=eps_max, precision=precision, steps=10, min_eps_attack=attack)
+    inside = star < eps_max
+    assert int(inside.sum()) > 20 and int((~inside).sum()) > 0  # both cases occur
+    assert bool((m[inside] >= star[inside] - 1e-5).all()) and bool((m[inside] <= star[inside] + precision + 1e-5).all())
+    assert bool(torch.isinf(m[~inside & (star > eps_max + 1e-5)]).all())
+
+
+@pytest.mark.parametrize("bad", ["square", "autoattack", "cw", 3])
+def test_min_eps_attack_takes_per_sample_radii_only(bad: object) -> None:
+    with pytest.raises(ValueError, match=f"unknown min_eps_attack {bad!r}: expected one of fgsm, pgd"):
+        ev.EvalConfig(min_eps_attack=bad)  # type: ignore[arg-type]
