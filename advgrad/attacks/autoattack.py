@@ -144,8 +144,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     workers = default_workers() if workers is None else _validate.count("workers", workers)
     x, y = x.detach(), y.to(x.device)
     z = logits(model, x, batch_size=max(block, 1)).to(x.device)
-    robust = z.argmax(1) == y  # (N,) still classified correctly
-    broken_by = torch.where(robust, len(plan), -1)
+    correct = z.argmax(1) == y  # (N,) classified correctly at x: the points the cascade attacks
+    broken_by = torch.where(correct, len(plan), -1)  # (N,) robust: len(plan) still at the end
     x_adv, z_adv = x.clone(), z.clone()
     impls: list[Member] = [ATTACKS[config.method].impl for config in configs]
 
@@ -155,20 +155,19 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     def done(k: int, b: Tensor, res: AttackResult) -> None:
         fooled = res.success
         x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
-        robust[b[fooled]] = False
         broken_by[b[fooled]] = k
         if progress is not None:
             progress(len(b))
 
     stages = len(configs) if eps_ > 0 else 0  # at ε = 0 nothing can move: the clean verdicts
     with frozen_eval(model), _pool(workers) as pool:
-        spent = schedule(stages, robust.nonzero().squeeze(1), block, run, done,
+        spent = schedule(stages, correct.nonzero().squeeze(1), block, run, done,
                          pool if x.device.type == "cpu" else None, workers)
-    accuracy = {"clean": float((broken_by >= 0).float().mean()),
+    accuracy = {"clean": float(correct.float().mean()),
                 **robust_after(broken_by, [c.method for c in configs[:stages]], torch.float32)}
     seconds = {c.method: t for c, t in zip(configs, spent)}
-    return AutoAttackResult(x_adv, ~robust, margin(z_adv, y), z_adv, broken_by, tuple(c.method for c in configs),
-                            accuracy, seconds)
+    return AutoAttackResult(x_adv, broken_by < len(plan), margin(z_adv, y), z_adv, broken_by,
+                            tuple(c.method for c in configs), accuracy, seconds)
 
 
 def autoattack_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
