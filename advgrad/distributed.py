@@ -98,6 +98,9 @@ def setup(device: str = "auto") -> torch.device:
         dist.init_process_group("gloo")
     _state["device"] = resolved
     atexit.register(shutdown)
+    # Everyone connected before anyone goes on: a process that stops at an error every process raises could
+    # otherwise leave while a peer is still making its connections, which then fail ("closed by peer").
+    dist.barrier(group=_state["cpu_group"])
     if dist.get_world_size() != world:  # pragma: no cover - torchrun keeps these in step
         raise RuntimeError(f"the process group has {dist.get_world_size()} processes, WORLD_SIZE says {world}")
     return resolved
@@ -163,14 +166,21 @@ def broadcast_(tensor: Tensor) -> Tensor:
     return tensor
 
 
-def check_batch_size(batch_size: int) -> int:
-    """The per-process batch of a training run: the global ``batch_size`` over the processes, which must
-    divide it (else a one-line ValueError, the same on every process). Started by torchrun as one of
-    several processes without a process group (no ``setup``), each would train alone: an error too."""
-    if launched() and not active():
-        raise ValueError(f"this process is one of {os.environ.get('WORLD_SIZE')} started by torchrun, but no process "
-                         "group is up: call advgrad.distributed.setup(device) before fit")
-    world = world_size()
+def launched_world_size() -> int:
+    """The number of processes torchrun started (WORLD_SIZE; 1 without torchrun), known before ``setup``."""
+    return _env_int("WORLD_SIZE") if launched() else 1
+
+
+def check_batch_size(batch_size: int, world: int | None = None) -> int:
+    """The per-process batch of a training run: the global ``batch_size`` over the ``world`` processes, which
+    must divide it (else a one-line ValueError, the same on every process). ``world=None``: the process
+    group's size, and started by torchrun as one of several processes without a group (no ``setup``), each
+    would train alone: an error too. Pass ``launched_world_size()`` to check before joining the group."""
+    if world is None:
+        if launched() and not active():
+            raise ValueError(f"this process is one of {os.environ.get('WORLD_SIZE')} started by torchrun, but no "
+                             "process group is up: call advgrad.distributed.setup(device) before fit")
+        world = world_size()
     if batch_size % world:
         raise ValueError(f"batch size {batch_size} is not divisible by {world} processes: use a multiple of {world} "
                          "(the batch size is the global one, shared out between the processes)")

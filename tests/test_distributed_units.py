@@ -16,12 +16,13 @@ from torch import Tensor, nn
 
 from advgrad import _ddp, distributed
 from advgrad._runtime import frozen_eval
-from advgrad.configs import AttackConfig, TrainConfig
+from advgrad.configs import AttackConfig, TrainConfig, TrainingPlan
 from advgrad.data import Dataset, batches
 from advgrad.distributed import stream_seed
 from advgrad.evaluate.robust import BLOCK, attack_blocks
 from advgrad.models import build_for
 from advgrad.norms import get_norm
+from advgrad.runs.training import run_training
 from advgrad.train import fit
 
 
@@ -189,6 +190,23 @@ def test_without_torchrun_every_helper_answers_for_one_process(monkeypatch: pyte
     with pytest.raises(ValueError, match="one of 2 started by torchrun, but no process group is up: call "
                                          r"advgrad.distributed.setup\(device\) before fit"):
         fit(model, data, TrainConfig(epochs=1, batch_size=2, device="cpu"))
+
+
+def test_a_batch_torchrun_processes_cannot_share_stops_before_joining_the_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check reads torchrun's WORLD_SIZE, so no process joins a group that a peer would then leave while
+    the group is still connecting (seen once in CI as "Connection closed by peer" instead of this line)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.launched_world_size() == 2
+    joined: list[str] = []
+    monkeypatch.setattr(distributed, "setup", lambda device="auto": joined.append(device))
+    plan = TrainingPlan(out=tmp_path / "m.pt", model="logreg", train=TrainConfig(epochs=1, batch_size=33))
+    with pytest.raises(ValueError, match="^batch size 33 is not divisible by 2 processes: use a multiple of 2"):
+        run_training(plan)
+    assert joined == [] and not any(tmp_path.iterdir())
+    assert distributed.check_batch_size(34, distributed.launched_world_size()) == 17
+    monkeypatch.delenv("WORLD_SIZE")
+    assert distributed.launched_world_size() == 1
 
 
 @pytest.mark.parametrize("field", ["amp", "channels_last", "compile"])

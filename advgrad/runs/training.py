@@ -189,8 +189,9 @@ def run_training(plan: TrainingPlan, *, on_start: Callable[[TrainingStart], None
     """Run ``plan`` (see the module docstring); ``progress``: ``fit``'s per-epoch bar on stderr. Bad plans and
     damaged or foreign saved states raise ValueError (``ParameterError`` naming ``resume`` for the latter)
     before anything is written; Ctrl-C saves the state in ``out`` and raises ``KeyboardInterrupt``."""
+    # Before joining the group: a bad batch is one line on every process, and no process joins to be left.
+    distributed.check_batch_size(plan.train.batch_size, distributed.launched_world_size())
     distributed.setup(plan.train.device)  # under torchrun: join the group (else: nothing)
-    distributed.check_batch_size(plan.train.batch_size)  # before the data: one line on every process
     if not distributed.is_main():  # process 0 alone reports
         on_start = on_epoch = on_warning = None
     session = prepare(plan)
