@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advgrad.attacks import autoattack  # noqa: E402
-from advgrad.checkpoint import load_model  # noqa: E402
+from advgrad.checkpoint import load_checkpoint  # noqa: E402
 from advgrad.data import Dataset, load_dataset  # noqa: E402
 from advgrad.models import build_for  # noqa: E402
 from advgrad.results import write_text  # noqa: E402
@@ -126,7 +126,7 @@ def table(args: argparse.Namespace, cmd: str, load: str, seconds: dict[str, list
         "",
         f"Machine: {load}.",
         "",
-        f"Model: {model_desc}. Points: the first {args.n} mnist-5k test digits; standard version, "
+        f"Model: {model_desc}. Points: its first {args.n} test images; standard version, "
         f"{'L∞' if args.norm == 'inf' else 'L2'} ε = {args.eps}, seed {args.seed}, blocks of 250; advgrad with "
         f"{args.workers or 'the default'} workers.",
         "",
@@ -145,7 +145,7 @@ def table(args: argparse.Namespace, cmd: str, load: str, seconds: dict[str, list
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200, help="points (the first n mnist-5k test digits)")
+    ap.add_argument("--n", type=int, default=200, help="points: the first n test images of the model's data set")
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--norm", choices=("inf", "2"), default="inf")
     ap.add_argument("--model", type=Path, default=None, help="an advgrad checkpoint (default: train cnn-small)")
@@ -159,10 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)  # both sides alike, whatever OMP_NUM_THREADS the shell set
 
-    data = load_dataset("mnist-5k")
+    if args.model:  # the test images of the data set the checkpoint was trained on
+        ckpt = load_checkpoint(args.model)
+        model, data = ckpt.model, load_dataset(ckpt.meta["dataset"]["name"])
+        desc = f"checkpoint {args.model}, trained on {data.name}"
+    else:
+        data = load_dataset("mnist-5k")
+        model = train_model(data, args.epochs)
+        desc = f"cnn-small trained {args.epochs} epochs on mnist-5k, seed 0"
     x, y = data.x_test[:args.n].float().contiguous(), data.y_test[:args.n].long().contiguous()
-    model = load_model(args.model) if args.model else train_model(data, args.epochs)
-    desc = f"checkpoint {args.model}" if args.model else f"cnn-small trained {args.epochs} epochs on mnist-5k, seed 0"
     load = machine()
 
     def ours() -> tuple[Tensor, dict[str, float]]:

@@ -1,6 +1,7 @@
-"""AutoAttack parity: advgrad's standard AutoAttack and the reference (pyautoattack 0.2.0, Croce & Hein 2020)
-on the same model, points, ε and seed, in one process; writes the robust accuracy of each, how many points
-the two disagree on, the per-member breakdown of advgrad's cascade and both wall times.
+"""AutoAttack parity: advgrad's AutoAttack (``--version`` standard or plus) and the reference (pyautoattack
+0.2.0, Croce & Hein 2020) on the same model, points, ε and seed, in one process; writes the robust accuracy
+of each, how many points the two disagree on, the per-member breakdown of advgrad's cascade and both wall
+times.
 
     python scripts/parity_autoattack.py --model runs/repro_fashion/pgd3-20ep.pt --n 1000 --eps 0.1 \\
         --out results/autoattack_parity/fashion-pgd3-20ep.json
@@ -25,13 +26,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def reference_flags(model: Any, x: Any, y: Any, eps: float, norm: str, seed: int) -> tuple[Any, float]:
-    """Per-sample robust flags (N,) of the reference's standard AutoAttack and its wall time."""
+def reference_flags(model: Any, x: Any, y: Any, eps: float, norm: str, seed: int,
+                    version: str = "standard") -> tuple[Any, float]:
+    """Per-sample robust flags (N,) of the reference's AutoAttack ``version`` and its wall time."""
     import torch
     from pyautoattack import AutoAttack
 
     logging.disable(logging.CRITICAL)  # the reference logs from library code
-    ref = AutoAttack(model, norm={"inf": "Linf", "2": "L2"}[norm], eps=eps, version="standard", seed=seed,
+    ref = AutoAttack(model, norm={"inf": "Linf", "2": "L2"}[norm], eps=eps, version=version, seed=seed,
                      device="cpu")
     start = time.perf_counter()
     with torch.random.fork_rng():  # it reseeds the global RNG: keep the caller's
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eps", type=float, required=True)
     p.add_argument("--norm", choices=("inf", "2"), default="inf")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--version", choices=("standard", "plus"), default="standard")
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -63,13 +66,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = advgrad.load_dataset(ckpt.meta["dataset"]["name"], root=args.data_root)
     x, y = data.x_test[: args.n], data.y_test[: args.n]
     start = time.perf_counter()
-    ours = advgrad.autoattack(model, x, y, args.eps, norm=args.norm, seed=args.seed)
+    ours = advgrad.autoattack(model, x, y, args.eps, norm=args.norm, seed=args.seed, version=args.version)
     ours_seconds = time.perf_counter() - start
-    ref_robust, ref_seconds = reference_flags(model, x, y, args.eps, args.norm, args.seed)
+    ref_robust, ref_seconds = reference_flags(model, x, y, args.eps, args.norm, args.seed, args.version)
     ours_robust = ~ours.success
     record = {
         "model": str(args.model), "dataset": data.name, "n": len(y), "eps": args.eps, "norm": args.norm,
-        "seed": args.seed, "robust_accuracy": {"advgrad": float(ours_robust.double().mean()),
+        "seed": args.seed, "version": args.version, "robust_accuracy": {"advgrad": float(ours_robust.double().mean()),
                                                "reference": float(ref_robust.double().mean())},
         "disagreements": int((ours_robust != ref_robust).sum()),
         "advgrad_cascade": ours.accuracy, "advgrad_seconds_per_member": ours.seconds,
