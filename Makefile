@@ -1,10 +1,11 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
 #   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
-#   make test   - venv + install (with test extras) + the whole test suite, then its peer and chunk
-#                 tests again under other CPU instruction sets
-#                 (after ruff and mypy: make lint)
-# Also: make test-fast (the suite without the slow tests, under a minute), make demo-record (rewrites the
-# committed record results/demo/ on purpose), make bench.
+#   make test   - venv + install (with test extras) + ruff and mypy (make lint) + the test suite without
+#                 its heaviest tests (marked heavy), then its peer and chunk tests again under AVX2
+#                 (about 6 minutes on 2 cores)
+# Also: make test-all (everything: the heavy tests too, and the peer and chunk tests under every instruction
+# set; what CI runs), make test-fast (without the slow tests, under a minute), make demo-record (rewrites
+# the committed record results/demo/ on purpose), make bench.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -21,7 +22,7 @@ ISA_DEFAULT := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_I
 ISA_AVX512  := ATEN_CPU_CAPABILITY=avx512
 HAS_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
 
-.PHONY: install lint test test-fast test-isa demo demo-record bench clean
+.PHONY: install lint test test-all test-fast test-isa demo demo-record bench clean
 
 install: $(STAMP)
 
@@ -37,6 +38,10 @@ lint: $(STAMP)
 	$(BIN)/mypy advgrad
 
 test: lint
+	$(BIN)/python -m pytest -q -m "not heavy" --durations=10
+	env $(ISA_AVX2) $(BIN)/python -m pytest -q -m "isa and not heavy"
+
+test-all: lint
 	$(BIN)/python -m pytest -q --durations=20
 	$(MAKE) --no-print-directory test-isa
 

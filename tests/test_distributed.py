@@ -28,6 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "distworker.py"
+pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 TASKS = "eval,cascade,train,bn,adversarial,bad-batch"
 
 

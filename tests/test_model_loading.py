@@ -4,8 +4,8 @@ Every kind is built here, in tmp_path, from one reference module, and the loaded
 logits bit for bit and the same robust accuracy (fixed seed) as the reference. Bit equality holds by
 construction where the loaded model runs the same ATen ops on the same shapes in the same process as the
 reference (a state dict loaded into the same architecture; Normalize in front computes (x − mean)/std with
-the same float32 buffers): it is asserted under every ISA (make test reruns the isa tests under avx2 and
-default). TorchScript and torch.export programs replay the reference's ops; the tests found them equal too.
+the same float32 buffers): it is asserted under every ISA (make test-all reruns the isa tests under avx2
+and default). TorchScript and torch.export programs replay the reference's ops; the tests found them equal too.
 """
 
 from __future__ import annotations

@@ -184,6 +184,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_kill_9_then_resume_matches_an_uninterrupted_run(uninterrupted: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     proc = start_and_stop(out, signal.SIGKILL, after_epochs=1, delay=0.3)
@@ -200,6 +201,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(uninterrupted: Path, tm
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_ctrl_c_saves_then_resume_matches(uninterrupted: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     proc = start_and_stop(out, signal.SIGINT, after_epochs=1, delay=0.2)

@@ -60,6 +60,7 @@ def test_cheap_cascade_gives_the_reference_verdicts(trained_small, digits, norm:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_standard_autoattack_matches_the_reference_on_12_digits(trained_small, digits) -> None:
     """The full standard cascade (100 iterations, 9 targets, 5,000 queries) on 12 digits: one the model
     gets wrong, two that APGD-CE breaks, one that only APGD-T breaks and eight that survive every member
@@ -109,6 +110,7 @@ def test_cascade_bookkeeping(trained_small, digits, monkeypatch) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_autoattack_is_at_least_as_strong_as_each_single_attack(robust_small, mnist5k) -> None:
     """On an adversarially trained model: AutoAttack ≤ every single attack's robust accuracy ≤ clean (a point
     AutoAttack leaves standing survived APGD-CE, the strongest PGD, and three more attacks). 30 digits: the

@@ -116,6 +116,7 @@ def test_random_restarts_draw_the_references_numbers(trained_small, mnist5k, nor
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_autoattack_setting_is_bit_identical_to_the_reference(trained_small, mnist5k) -> None:
     """AutoAttack's FAB-T: 100 iterations, 9 target classes, one restart (16 digits: the full setting costs
     ~2,000 forward-backward passes per digit, in both implementations). Once, in L∞: what the full setting

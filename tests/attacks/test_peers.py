@@ -1,6 +1,6 @@
 """Cross-checks against the peers (torchattacks 3.5.1, Foolbox 3.3.4; installed by the test extras).
 
-What is bit-identical, and why (these tests also run under other instruction sets in ``make test``):
+What is bit-identical, and why (these tests also run under other instruction sets in ``make test-all``):
 
 - torchattacks differentiates the batch-mean cross-entropy, as advgrad's attacks do, and takes the same
   steps with the same float operations; run on the same batch in one piece, every kernel sees the same

@@ -98,7 +98,8 @@ def test_restarts_and_query_counts_match_reference(trained_small: Any, digits: t
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("norm", "eps", "queries", "p_init", "sides"),
-                         [("inf", 0.12, 5000, 0.8, {3, 4, 6, 9, 13, 18, 25}), ("2", 2.0, 300, 0.1, {3, 5, 7, 9})])
+                         [pytest.param("inf", 0.12, 5000, 0.8, {3, 4, 6, 9, 13, 18, 25}, marks=pytest.mark.heavy),
+                          ("2", 2.0, 300, 0.1, {3, 5, 7, 9})])
 def test_full_budget_bit_identical_to_reference(trained_small: Any, digits: tuple[Tensor, Tensor], norm: str,
                                                 eps: float, queries: int, p_init: float, sides: set[int]) -> None:
     """AutoAttack's setting on 64 points. A window side shows in the result only through the points that

@@ -59,6 +59,7 @@ def test_every_method_runs_and_keeps_the_budget(logreg: Path, tmp_path: Path, me
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_attack_autoattack_equals_the_library_and_records_its_cascade(logreg: Path, mnist5k: Dataset,
                                                                       tmp_path: Path) -> None:
     out = tmp_path / "aa.json"
@@ -81,6 +82,7 @@ def test_attack_autoattack_equals_the_library_and_records_its_cascade(logreg: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_eval_autoattack_in_l2_records_the_cascade(logreg: Path, mnist5k: Dataset, tmp_path: Path) -> None:
     out = tmp_path / "e.json"
     code, output = _invoke("eval", "--model", str(logreg), "--eps", "0,1.0", "--norm", "2", "--attacks",

@@ -423,6 +423,7 @@ def test_fuzz_corrupted_inputs(originals: dict[str, bytes], sandbox: Path, repos
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @settings(FUZZ, max_examples=200)
 @given(data=st.data())
 def test_fuzz_corrupted_inputs_long(originals: dict[str, bytes], sandbox: Path, repository: None,

@@ -44,6 +44,7 @@ def timeless(obj: Any) -> Any:
 
 CLIRUN = str(Path(__file__).resolve().parents[1] / "clirun.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 
 
 @pytest.fixture(scope="module")

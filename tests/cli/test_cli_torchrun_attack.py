@@ -37,6 +37,7 @@ AUTOATTACK = ["attack", "--method", "autoattack", "--eps", "0.1", "--n-test", "3
 
 
 CLIRUN = str(Path(__file__).resolve().parents[1] / "clirun.py")
+pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 
 
 def launches(jobs: list[tuple[list[str], Path, int]]) -> list[subprocess.CompletedProcess[str]]:

@@ -27,6 +27,7 @@ from advgrad.checkpoint import load_checkpoint
 from tests._cli_util import ENV
 
 EPOCHS = 2
+pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 # Two epochs (the kill lands in the second, after the first one's checkpoint) of logreg on 4,000 digits in
 # global batches of 32 (16 per process): 125 all-reduced steps an epoch, long enough that the kill lands
 # inside the run, short enough for CI.

@@ -16,6 +16,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--out", str(out), "--quick"],
