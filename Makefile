@@ -2,7 +2,7 @@
 #   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
 #   make test   - venv + install (with test extras) + ruff and mypy (make lint) + the test suite without
 #                 its heaviest tests (marked heavy), then its peer and chunk tests again under AVX2
-#                 (about 6 minutes on 2 cores)
+#                 (about 4 minutes on 2 cores)
 # Also: make test-all (everything: the heavy tests too, and the peer and chunk tests under every instruction
 # set; what CI runs), make test-fast (without the slow tests, under a minute), make demo-record (rewrites
 # the committed record results/demo/ on purpose), make bench.
