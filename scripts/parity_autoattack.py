@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ours_robust = ~ours.success
     record = {
         "model": str(args.model), "dataset": data.name, "n": len(y), "eps": args.eps, "norm": args.norm,
-        "seed": args.seed, "version": args.version, "robust_accuracy": {"advgrad": float(ours_robust.double().mean()),
-                                               "reference": float(ref_robust.double().mean())},
+        "seed": args.seed, "version": args.version,
+        "robust_accuracy": {"advgrad": float(ours_robust.double().mean()),
+                            "reference": float(ref_robust.double().mean())},
         "disagreements": int((ours_robust != ref_robust).sum()),
         "advgrad_cascade": ours.accuracy, "advgrad_seconds_per_member": ours.seconds,
         "seconds": {"advgrad": ours_seconds, "reference": ref_seconds},
