@@ -30,7 +30,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# adv-lib (a test peer) needs visdom, whose sdist builds only with setuptools<81 outside build isolation
+	$(BIN)/python -m pip install --quiet 'setuptools<81' wheel
+	$(BIN)/python -m pip install --quiet --no-build-isolation visdom==0.2.4
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 lint: $(STAMP)

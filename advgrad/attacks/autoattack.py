@@ -166,8 +166,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     accuracy = {"clean": float(correct.float().mean()),
                 **robust_after(broken_by, [c.method for c in configs[:stages]], torch.float32)}
     seconds = {c.method: t for c, t in zip(configs, spent)}
-    return AutoAttackResult(x_adv, broken_by < len(plan), margin(z_adv, y), z_adv, broken_by,
-                            tuple(c.method for c in configs), accuracy, seconds)
+    return AutoAttackResult(x_adv, broken_by < len(plan), margin(z_adv, y), z_adv, broken_by=broken_by,
+                            stages=tuple(c.method for c in configs), accuracy=accuracy, seconds=seconds)
 
 
 def autoattack_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,

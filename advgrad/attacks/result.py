@@ -1,4 +1,4 @@
-"""What an attack returns, per sample."""
+"""What an attack returns, per sample: the one result type of every attack."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class AttackResult:
-    """``success``: misclassified (untargeted) or classified as the target (targeted) at ``x_adv``;
-    ``loss``: the attack's loss J at ``x_adv`` (not negated for targeted attacks)."""
+    """The per-sample outcome of an attack on a batch of N points.
 
-    x_adv: Tensor    # (N, ...) within the ε-balls and the bounds
+    ``success``: misclassified (untargeted) or classified as the target (targeted) at ``x_adv``, and, for an
+    attack given a radius ε, ‖x_adv − x‖ ≤ ε. ``loss``: the attack's loss J at ``x_adv`` (not negated for
+    targeted attacks). ``distance``: minimal-norm attacks report ‖x_adv − x‖ in their norm where ``success``
+    and ``inf`` elsewhere (where x_adv is x); fixed-budget attacks leave it None. ``queries``: attacks that
+    only query the model report how many queries each point used."""
+
+    x_adv: Tensor    # (N, ...) within the bounds (and the ε-balls, where the attack takes a radius)
     success: Tensor  # (N,) bool
     loss: Tensor     # (N,)
     logits: Tensor   # (N, K) at x_adv
+    distance: Tensor | None = None  # (N,) ‖x_adv − x‖ where success, inf elsewhere
+    queries: Tensor | None = None   # (N,) int64: model queries spent on each point

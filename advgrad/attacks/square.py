@@ -25,7 +25,6 @@ size (the start is drawn for the whole batch first) and, for L2, on when the oth
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -41,15 +40,6 @@ from advgrad.losses import margin
 from advgrad.norms import NormSpec, get_norm
 
 HALVE_AFTER = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # queries after which p halves
-
-
-@dataclass(frozen=True)
-class SquareResult(AttackResult):
-    """``AttackResult`` plus the model queries spent on each point (N,): per run 1 for the start and 1 per
-    query while the point was unbroken, summed over restarts, as the reference counts; 0 for points the
-    model already misclassifies (they are not attacked). ``loss`` is advgrad's margin max_{j≠y} z_j − z_y."""
-
-    queries: Tensor
 
 
 def p_schedule(it: int, p_init: float = 0.8) -> float:
@@ -131,7 +121,7 @@ def _check_options(x: Tensor, eps: float | Tensor, norm: str, p_init: float, see
 
 def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec = "inf", queries: int = 5000,
            p_init: float = 0.8, restarts: int = 1, bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
-           chunk_size: int | None = None) -> SquareResult:
+           chunk_size: int | None = None) -> AttackResult:
     """Square Attack (Andriushchenko et al. 2020), untargeted, margin loss, as AutoAttack runs it.
 
     Minimises z_y − max_{j≠y} z_j by random search in ‖x′ − x‖ ≤ ε (L∞ or L2) ∩ ``bounds``, ``queries``
@@ -141,7 +131,9 @@ def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec
 
     Returns per sample: ``x_adv`` = the first misclassified point found, else x itself (as the reference:
     the best unsuccessful point is discarded); ``success`` = argmax f(x_adv) ≠ y; ``loss`` = the margin
-    max_{j≠y} z_j − z_y at x_adv; ``logits`` at x_adv; ``queries`` spent (``SquareResult``).
+    max_{j≠y} z_j − z_y at x_adv; ``logits`` at x_adv; ``queries`` spent on each point: per run 1 for the
+    start and 1 per query while the point was unbroken, summed over restarts, as the reference counts; 0 for
+    points the model already misclassifies (they are not attacked).
 
     ``chunk_size`` splits forward passes (default ``auto_chunk_size``). With one piece (chunk_size ≥ N)
     the examples equal pyautoattack 0.2.0's ``SquareAttack(p_init, n_queries=queries, n_restarts=restarts,
@@ -173,7 +165,7 @@ def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec
             hit = idx[fooled]
             x_adv[hit], logits[hit], robust[hit] = best[fooled], z[fooled], False
             spent[idx] += used
-    return SquareResult(x_adv, ~robust, margin(logits, y), logits, spent)
+    return AttackResult(x_adv, ~robust, margin(logits, y), logits, queries=spent)
 
 
 def square_entry(model: nn.Module, x: Tensor, y: Tensor, eps: float, config: AttackConfig,

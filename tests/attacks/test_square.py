@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from advgrad.attacks import input_gradient, run_attack
 from advgrad.attacks._square_steps import _bump, _eta, _index
-from advgrad.attacks.square import SquareResult, p_schedule, square, window_side
+from advgrad.attacks.result import AttackResult
+from advgrad.attacks.square import p_schedule, square, window_side
 from advgrad.losses import margin
 from advgrad.norms import get_norm
 
@@ -320,7 +321,7 @@ def test_invariants(norm: str, n: int, c: int, h: int, w: int, eps: float, bound
     assert all(p.grad is None for p in net.parameters())
     assert torch.equal(torch.get_rng_state(), rng)
     assert model.graph and not any(model.graph)
-    assert isinstance(res, SquareResult) and res.x_adv.grad_fn is None and not res.x_adv.requires_grad
+    assert isinstance(res, AttackResult) and res.queries is not None and res.x_adv.grad_fn is None and not res.x_adv.requires_grad
     # the ball (float32 rounding of x ± ε and of ε·δ/‖δ‖ adds a few ulps) and the bounds
     dist = get_norm(norm).measure(res.x_adv - x0)
     assert bool((dist <= eps * (1 + 1e-5) + 1e-5 * (hi - lo)).all())
