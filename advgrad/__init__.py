@@ -21,8 +21,8 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad.catalog": ("ATTACKS", "DATASETS", "LOSSES", "MODELS", "NORMS", "OBJECTIVES"),
     "advgrad.configs": ("AdvConfig", "AttackConfig", "EvalConfig", "TrainConfig"),
     "advgrad._runtime": ("frozen_eval", "predict"),
-    "advgrad.attacks": ("AttackResult", "AutoAttackResult", "apgd", "apgd_targeted", "autoattack", "fab",
-                        "fab_targeted", "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd",
+    "advgrad.attacks": ("AttackResult", "AutoAttackResult", "FabStep", "apgd", "apgd_targeted", "autoattack", "fab",
+                        "fab_targeted", "fgsm", "get_attack", "gradient_steps", "input_gradient", "mifgsm", "pgd",
                         "run_attack", "square"),
     "advgrad.attacks.noise": ("sign_noise",),
     "advgrad.norms": ("Norm", "get_norm"),
@@ -63,12 +63,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad._runtime import frozen_eval, predict  # noqa: F401
     from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective  # noqa: F401
-    from advgrad.attacks import AttackResult, get_attack, input_gradient  # noqa: F401
+    from advgrad.attacks import AttackResult, get_attack, input_gradient, run_attack  # noqa: F401
     from advgrad.attacks.apgd import apgd, apgd_targeted  # noqa: F401
     from advgrad.attacks.autoattack import AutoAttackResult, autoattack  # noqa: F401
-    from advgrad.attacks.fab import fab, fab_targeted  # noqa: F401
+    from advgrad.attacks.fab import FabStep, fab, fab_targeted  # noqa: F401
     from advgrad.attacks.noise import sign_noise  # noqa: F401
-    from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack  # noqa: F401
+    from advgrad.attacks.pgd import fgsm, gradient_steps, mifgsm, pgd  # noqa: F401
     from advgrad.attacks.square import square  # noqa: F401
     from advgrad.backprop import (  # noqa: F401
         ForwardPass,

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import frozen_eval, model_device, predict
-from advgrad.attacks import AttackConfig, fgsm, perturb
+from advgrad.attacks import gradient_steps
 from advgrad.catalog import OBJECTIVES
 from advgrad.configs import DEFAULT_BETA, DEFAULT_STEPS, AdvConfig
 from advgrad.losses import LossFn, resolve_loss
@@ -101,17 +101,17 @@ class AdversarialObjective:
         eps = c.eps_at(progress, self.epochs)
         if eps == 0:
             return x.detach().clone()
-        if not entry.random_start and not entry.multi_step:
-            return fgsm(model, x, y, eps, norm=c.norm, loss=self.loss, bounds=self.bounds)
+        if not entry.random_start and not entry.multi_step:  # FGSM: one step of α = ε from x
+            return gradient_steps(model, x, y, eps, steps=1, alpha=eps, random_start=False, norm=c.norm,
+                                  loss=self.loss, bounds=self.bounds)
         loss: Any = self.loss
         if entry.kl:  # climb KL(p(x) ‖ p(x′)) with p(x) fixed, computed in eval mode as the attack runs
             with torch.no_grad(), frozen_eval(model):
                 p_clean = F.softmax(model(x), dim=1)  # (B, K)
             loss = lambda logits, _y: _kl_per_sample(p_clean, logits)  # noqa: E731
-        attack = AttackConfig.of("pgd", steps=c.k, alpha=c.step_size(eps), norm=c.norm, random_start=True,
-                                 loss=loss, bounds=self.bounds)
         # The generator lives on the CPU; the norms draw on its device and move the draw to x's.
-        return perturb(model, x, y, eps, attack, self.generator)
+        return gradient_steps(model, x, y, eps, steps=c.k, alpha=c.step_size(eps), norm=c.norm, random_start=True,
+                              loss=loss, bounds=self.bounds, generator=self.generator)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, progress: float) -> tuple[Tensor, Tensor]:
         x_adv = self.perturb(model, x, y, progress).detach()  # a constant for ∂J/∂W
@@ -140,7 +140,7 @@ class RobustProbe:
                  bounds: tuple[float, float] = (0.0, 1.0), norm: str = "inf", drop: float = COLLAPSE_DROP) -> None:
         self.x, self.y = x.detach(), y.detach()
         self.eps, self.seed, self.drop = float(eps), int(seed), float(drop)
-        self.attack = AttackConfig.of("pgd", steps=int(steps), norm=norm, bounds=bounds)
+        self.steps, self.norm, self.bounds = int(steps), norm, bounds
         self.best: float = -1.0
         self.best_epoch: int | None = None
         self.collapsed: list[int] = []
@@ -150,7 +150,8 @@ class RobustProbe:
         device = model_device(model)
         x, y = self.x.to(device), self.y.to(device)
         clean = float((predict(model, x, len(x)) == y).float().mean())
-        x_adv = perturb(model, x, y, self.eps, self.attack, torch.Generator().manual_seed(self.seed + 0xC0DE))
+        x_adv = gradient_steps(model, x, y, self.eps, steps=self.steps, norm=self.norm, bounds=self.bounds,
+                               generator=torch.Generator().manual_seed(self.seed + 0xC0DE))
         robust = float((predict(model, x_adv, len(x)) == y).float().mean())
         return clean, robust
 

@@ -8,7 +8,9 @@ model, a data set, a loss or a training objective is one implementation plus one
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -36,24 +38,48 @@ class Entry:
         return resolve(self.target)
 
 
+# Arguments of an attack function that the runner supplies (the data, the radius, the randomness, the box)
+# rather than the user: never options of a config.
+SUPPLIED = ("model", "x", "y", "eps", "bounds", "generator", "seed", "progress")
+
+
 @dataclass(frozen=True)
 class AttackEntry(Entry):
-    """``impl(model, x, y, eps, config, generator) -> AttackResult``. ``norms``: the threat models it runs;
-    ``defaults``: AttackConfig fields the method sets unless the user does (FGSM: one step, no random start);
-    ``alpha_factor``: the default step α = alpha_factor·ε/steps (None: the method has no step size);
-    ``gradient_free``: it never asks for ∂J/∂X; ``per_sample_eps``: it takes an (N,) tensor of radii, one
-    per sample (what ``--min-eps``'s bisection needs); ``paper``: where it comes from; ``options``: the
-    AttackConfig fields a user may set for it (beyond ``norm``, ``bounds`` and ``chunk_size``, which every
-    attack takes): the CLI refuses the others; ``title``: its name as papers and tables print it."""
+    """An attack: ``impl`` is its one public function, ``impl(model, x, y, eps, **options) -> AttackResult``,
+    whose keyword parameters are the whole list of its options (``options``, read from the signature).
+
+    ``norms``: the threat models it runs; ``fixed``: keyword arguments this name sets for good ("apgd-dlr" is
+    ``apgd`` with ``loss="dlr"``); ``kind``: "budget" (fooled within a given ε), "minimal" (the smallest
+    ‖δ‖ per sample; ε optional) or "ensemble" (a cascade of other entries); ``gradient_free``: it never asks
+    for ∂J/∂X; ``per_sample_eps``: it takes an (N,) tensor of radii, one per sample (what ``--min-eps``'s
+    bisection needs); ``sweep``: the ``EvalConfig`` fields (steps, restarts) an evaluation sets on it;
+    ``paper``: where it comes from; ``title``: its name as papers and tables print it."""
 
     norms: tuple[str, ...] = ("inf", "2", "1")
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    options: tuple[str, ...] = ()
-    alpha_factor: float | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = "budget"
     gradient_free: bool = False
     per_sample_eps: bool = True
+    sweep: tuple[str, ...] = ()
     paper: str = ""
     title: str = ""
+
+    @property
+    def parameters(self) -> Mapping[str, inspect.Parameter]:
+        """The keyword parameters of ``impl`` (everything after x and y), by name."""
+        return _keywords(self.target)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """What a config may set for this attack: ``impl``'s keyword parameters, less the ones the runner
+        supplies (``SUPPLIED``), ``norm`` (a config field of its own) and those this name fixes."""
+        return tuple(p for p in self.parameters if p not in SUPPLIED and p != "norm" and p not in self.fixed)
+
+
+@functools.cache
+def _keywords(target: str) -> Mapping[str, inspect.Parameter]:
+    params = list(inspect.signature(resolve(target)).parameters.values())
+    return {p.name: p for p in params[3:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 @dataclass(frozen=True)
@@ -120,47 +146,36 @@ class Registry(dict[str, T], Generic[T]):
 
 
 _AA = "Croce & Hein 2020, arXiv 2003.01690"
-_GRADIENT = ("targeted", "loss")
+_FAB = "Croce & Hein 2020, arXiv 1907.02044"
 ATTACKS: Registry[AttackEntry] = Registry("attack", {
-    "fgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
+    "fgsm": AttackEntry("advgrad.attacks.pgd:fgsm",
                         "fast gradient sign method (Goodfellow et al. 2015): one step of size ε",
-                        defaults={"steps": 1, "random_start": False}, alpha_factor=1.0, paper="arXiv 1412.6572",
-                        options=_GRADIENT, title="FGSM"),
-    "pgd": AttackEntry("advgrad.attacks.pgd:gradient_attack",
-                       "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
-                       alpha_factor=2.5, paper="arXiv 1706.06083",
-                       options=(*_GRADIENT, "steps", "alpha", "restarts", "random_start"), title="PGD"),
-    "mifgsm": AttackEntry("advgrad.attacks.pgd:gradient_attack",
+                        paper="arXiv 1412.6572", title="FGSM"),
+    "pgd": AttackEntry("advgrad.attacks.pgd:pgd", "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
+                       paper="arXiv 1706.06083", sweep=("steps", "restarts"), title="PGD"),
+    "mifgsm": AttackEntry("advgrad.attacks.pgd:mifgsm",
                           "momentum iterative FGSM (Dong et al. 2018): the transfer attack, α = ε/steps",
-                          defaults={"momentum": 1.0, "random_start": False}, alpha_factor=1.0,
-                          paper="arXiv 1710.06081",
-                          options=(*_GRADIENT, "steps", "alpha", "momentum"), title="MI-FGSM"),
-    "apgd-ce": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the cross-entropy (AutoAttack)",
-                           ("inf", "2"), {"steps": 100}, paper=_AA,
-                           options=("steps", "restarts", "eot"), title="APGD-CE"),
-    "apgd-dlr": AttackEntry("advgrad.attacks.apgd:apgd_entry", "Auto-PGD on the DLR loss (AutoAttack)",
-                            ("inf", "2"), {"steps": 100}, paper=_AA,
-                            options=("steps", "restarts", "eot"), title="APGD-DLR"),
-    "apgd-t": AttackEntry("advgrad.attacks.apgd:apgd_targeted_entry",
+                          paper="arXiv 1710.06081", sweep=("steps",), title="MI-FGSM"),
+    "apgd-ce": AttackEntry("advgrad.attacks.apgd:apgd", "Auto-PGD on the cross-entropy (AutoAttack)",
+                           ("inf", "2"), {"loss": "ce"}, paper=_AA, sweep=("restarts",), title="APGD-CE"),
+    "apgd-dlr": AttackEntry("advgrad.attacks.apgd:apgd", "Auto-PGD on the DLR loss (AutoAttack)",
+                            ("inf", "2"), {"loss": "dlr"}, paper=_AA, sweep=("restarts",), title="APGD-DLR"),
+    "apgd-t": AttackEntry("advgrad.attacks.apgd:apgd_targeted",
                           "Auto-PGD on the targeted DLR loss, 9 target classes (AutoAttack)",
-                          ("inf", "2"), {"steps": 100}, paper=_AA,
-                          options=("steps", "restarts", "targets", "eot"), title="APGD-T"),
-    "fab": AttackEntry("advgrad.attacks.fab:fab_entry",
+                          ("inf", "2"), paper=_AA, sweep=("restarts",), title="APGD-T"),
+    "fab": AttackEntry("advgrad.attacks.fab:fab",
                        "untargeted FAB, minimal-norm steps to the nearest boundary (AutoAttack's plus)",
-                       ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044",
-                       options=("steps", "restarts"), title="FAB"),
-    "fab-t": AttackEntry("advgrad.attacks.fab:fab_entry", "targeted FAB, minimal-norm boundary steps (AutoAttack)",
-                         ("inf", "2", "1"), {"steps": 100}, paper="Croce & Hein 2020, arXiv 1907.02044",
-                         options=("steps", "restarts", "targets"), title="FAB-T"),
-    "square": AttackEntry("advgrad.attacks.square:square_entry",
+                       paper=_FAB, sweep=("restarts",), title="FAB"),
+    "fab-t": AttackEntry("advgrad.attacks.fab:fab_targeted", "targeted FAB, minimal-norm boundary steps (AutoAttack)",
+                         paper=_FAB, sweep=("restarts",), title="FAB-T"),
+    "square": AttackEntry("advgrad.attacks.square:square",
                           "Square Attack: score-based random search, 5,000 queries (AutoAttack)",
                           ("inf", "2"), gradient_free=True, per_sample_eps=False,
-                          paper="Andriushchenko et al. 2020, arXiv 1912.00049",
-                          options=("queries", "restarts"), title="Square"),
-    "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack_entry",
+                          paper="Andriushchenko et al. 2020, arXiv 1912.00049", sweep=("restarts",), title="Square"),
+    "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack",
                               "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
                               "survivors",
-                              ("inf", "2"), {"steps": 100}, per_sample_eps=False, paper=_AA, title="AutoAttack"),
+                              ("inf", "2"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack"),
 })
 # the attacks ``--min-eps`` may bisect with: those that take one radius per sample
 MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sample_eps)

@@ -16,8 +16,9 @@ import all of them from here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import Any, Union
 
 from advgrad import _validate
@@ -37,81 +38,84 @@ __all__ = ["ACCELERATION", "DEFAULT_BETA", "DEFAULT_STEPS", "AdvConfig", "Attack
 LossSpec = Union[str, Callable[..., Any]]  # a name in catalog.LOSSES, or (logits, y) → per-sample loss
 
 
+def _flag(name: str, value: object) -> object:
+    _validate.flag(name, value)
+    return value
+
+
+def _loss(name: str, value: object) -> object:
+    return value if callable(value) else _validate.one_of(name, value, LOSSES)
+
+
+# The checks of the options several attacks share, applied when a config is built (the attack function
+# applies the same ``_validate`` rules to its own arguments when called directly): a mistake is a one-line
+# ValueError before any model or data is loaded. Options of one attack alone are checked by that attack.
+OPTION_RULES: dict[str, Callable[[str, Any], Any]] = {
+    **dict.fromkeys(("steps", "restarts", "targets", "queries", "eot"), _validate.count),
+    "alpha": lambda name, v: _validate.number(name, v, minimum=0.0, strict=True),
+    "momentum": lambda name, v: _validate.number(name, v, minimum=0.0),
+    **dict.fromkeys(("random_start", "targeted", "early_stop"), _flag),
+    "chunk_size": _validate.optional_count,
+    "loss": _loss,
+}
+
+
 @dataclass(frozen=True)
 class AttackConfig:
-    """How to attack (per method, the fields that do not apply are ignored; ``catalog.ATTACKS`` says which).
-
-    - ``method``: a name in ``catalog.ATTACKS``; ``norm``: "inf", "2" or "1" (also 2, float("inf")).
-    - ``steps``: iterations; ``alpha``: the step α (None: ``ATTACKS[method].alpha_factor``·ε/steps, e.g.
-      PGD's 2.5·ε/steps, FGSM's ε); ``random_start``; ``restarts`` (the worst example per sample is kept).
-    - ``targeted``: y holds target classes; ``loss``: a name in ``LOSSES`` or (logits, y) → per-sample loss.
-    - ``bounds``: the box the inputs live in; ``early_stop``: fooled samples stop moving (evaluation).
-    - ``chunk_size``: samples per forward pass (None: ``auto_chunk_size``); speed and memory only.
-    - ``momentum``: MI-FGSM's decay μ of the normalised-gradient velocity (0: plain PGD).
-    - ``targets``: target classes tried by the targeted AutoAttack members; ``queries``: Square's budget;
-      ``eot``: gradients averaged over that many forward passes (APGD, for randomised models).
-    """
+    """One attack as a config: ``method`` (a name in ``catalog.ATTACKS``), the threat model ``norm`` ("inf",
+    "2", "1"; also 2, float("inf")) and ``options``: keyword arguments of the attack's function
+    (``ATTACKS[method].options``, read from its signature; e.g. ``{"steps": 20, "restarts": 2}`` for pgd).
+    An option the attack does not take is a ValueError listing the ones it does; the attack's own defaults
+    fill the rest. The radius ε, the bounds and the randomness are not part of it: the runner supplies them
+    (evaluations sweep ε, and the minimal-ε bisection gives every sample its own)."""
 
     method: str = "pgd"
     norm: str = "inf"
-    steps: int = 10
-    alpha: float | None = None
-    random_start: bool = True
-    restarts: int = 1
-    targeted: bool = False
-    loss: LossSpec = "ce"
-    bounds: tuple[float, float] = (0.0, 1.0)
-    early_stop: bool = False
-    chunk_size: int | None = None
-    momentum: float = 0.0
-    targets: int = 9
-    queries: int = 5000
-    eot: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         entry = ATTACKS.get_entry(self.method)
         norm = norm_name(self.norm)
         if norm not in entry.norms:
             raise ValueError(f"{self.method} implements the norms {', '.join(entry.norms)}, not {norm!r}")
-        set_ = object.__setattr__  # frozen: normalise once, here
-        set_(self, "norm", norm)
-        for name in ("steps", "restarts", "targets", "queries", "eot"):
-            _validate.count(name, getattr(self, name))
-        if self.alpha is not None:
-            set_(self, "alpha", _validate.number("alpha", self.alpha, minimum=0.0, strict=True))
-        for name in ("random_start", "targeted", "early_stop"):
-            _validate.flag(name, getattr(self, name))
-        if not callable(self.loss):
-            _validate.one_of("loss", self.loss, LOSSES)
-        set_(self, "bounds", _validate.bounds(self.bounds))
-        _validate.optional_count("chunk_size", self.chunk_size)
-        set_(self, "momentum", _validate.number("momentum", self.momentum, minimum=0.0))
+        if not isinstance(self.options, Mapping):
+            raise ValueError(f"options must be a mapping of option names to values, got {self.options!r}")
+        takes = entry.options
+        options = dict(self.options)
+        for name, value in options.items():
+            if name not in takes:
+                raise ValueError(f"{self.method} takes no option {name!r} (its options: {', '.join(takes)})")
+            rule = OPTION_RULES.get(name)
+            options[name] = value if rule is None else rule(name, value)
+        object.__setattr__(self, "norm", norm)  # frozen: normalise once, here
+        object.__setattr__(self, "options", MappingProxyType(options))
 
     @classmethod
-    def of(cls, method: str = "pgd", **options: Any) -> AttackConfig:
-        """The config of ``method`` with its defaults, overridden by ``options``."""
-        return cls(method=method, **{**ATTACKS.get_entry(method).defaults, **options})
+    def of(cls, method: str = "pgd", norm: Any = "inf", **options: Any) -> AttackConfig:
+        """The config of ``method`` under ``norm`` with these options."""
+        return cls(method, norm, options)
 
     def but(self, **changes: Any) -> AttackConfig:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        """A copy with ``norm`` and/or some options changed (validated again)."""
+        norm = changes.pop("norm", self.norm)
+        return AttackConfig(self.method, norm, {**self.options, **changes})
 
-    def step_size(self, eps: Any) -> Any:
-        """α for radius ``eps`` (a float or a per-sample tensor): the explicit one, or the method's default."""
-        if self.alpha is not None:
-            return self.alpha
-        factor = ATTACKS[self.method].alpha_factor
-        if factor is None:
-            raise ValueError(f"{self.method} takes no step size")
-        return factor * eps / self.steps
+    def get(self, name: str) -> Any:
+        """The value ``name`` takes in a call: the option set here, else the one the name fixes, else the
+        function's default (None where the function has no such parameter or no default)."""
+        entry = ATTACKS[self.method]
+        if name in self.options:
+            return self.options[name]
+        if name in entry.fixed:
+            return entry.fixed[name]
+        parameter = entry.parameters.get(name)
+        return None if parameter is None or parameter.default is parameter.empty else parameter.default
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for records (a callable loss is recorded by its name)."""
-        d = asdict(self)
-        if callable(self.loss):
-            d["loss"] = getattr(self.loss, "__name__", "callable")
-        d["bounds"] = list(self.bounds)
-        return d
+        options = {k: getattr(v, "__name__", "callable") if k == "loss" and callable(v) else v
+                   for k, v in self.options.items()}
+        return {"method": self.method, "norm": self.norm, "options": options}
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,10 @@ class EvalConfig:
         set_(self, "precision", _validate.number("precision", self.precision, minimum=0.0, strict=True))
         _validate.one_of("min_eps_attack", self.min_eps_attack, MIN_EPS_ATTACKS)
         set_(self, "tolerance", _validate.number("tolerance", self.tolerance, minimum=0.0, below=1.0))
-        for name in (*self.attacks, self.min_eps_attack):  # each runs this threat model with these settings
-            self.attack(name)
+        for name in (*self.attacks, self.min_eps_attack):  # each runs this threat model (checked torch-free:
+            entry = ATTACKS[name]                            # the attack's options are checked when it runs)
+            if self.norm not in entry.norms:
+                raise ValueError(f"{name} implements the norms {', '.join(entry.norms)}, not {self.norm!r}")
 
     @property
     def grid(self) -> list[float]:
@@ -158,12 +164,15 @@ class EvalConfig:
         return sorted(set(self.eps))
 
     def attack(self, name: str, **changes: Any) -> AttackConfig:
-        """The attack ``name`` as this evaluation runs it: early stop (a fooled point is done), this norm,
-        bounds, steps and restarts (FGSM keeps its single step)."""
-        fixed = {"steps"} & set(ATTACKS.get_entry(name).defaults)
-        options: dict[str, Any] = {"norm": self.norm, "bounds": self.bounds, "early_stop": True,
-                                   "restarts": self.restarts, "steps": self.steps}
-        return AttackConfig.of(name, **{**{k: v for k, v in options.items() if k not in fixed}, **changes})
+        """The attack ``name`` as this evaluation runs it: this norm, early stop where the attack has it (a
+        fooled point is done), and this evaluation's steps and restarts where its catalog entry takes them
+        (``sweep``: PGD's, say; FGSM keeps its single step and APGD its 100)."""
+        entry = ATTACKS.get_entry(name)
+        settings = {"steps": self.steps, "restarts": self.restarts}
+        options: dict[str, Any] = {k: v for k, v in settings.items() if k in entry.sweep}
+        if "early_stop" in entry.options:
+            options["early_stop"] = True
+        return AttackConfig(name, self.norm, {**options, **changes})
 
     def but(self, **changes: Any) -> EvalConfig:
         return EvalConfig(**{**self.to_dict(), **changes})

@@ -58,9 +58,9 @@ def contenders(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float,
     """name → a zero-argument call running the attack on (x, y)."""
     runs: dict[str, Runner] = {}
     if attack == "pgd":
-        runs["advgrad"] = lambda: pgd(model, x, y, eps, alpha=alpha, steps=steps)
+        runs["advgrad"] = lambda: pgd(model, x, y, eps, alpha=alpha, steps=steps).x_adv
     else:
-        runs["advgrad"] = lambda: fgsm(model, x, y, eps)
+        runs["advgrad"] = lambda: fgsm(model, x, y, eps).x_adv
     try:
         import torchattacks
 

@@ -105,7 +105,7 @@ def attack_rows(model: nn.Module, data: Dataset, device: torch.device, batch: in
     model.eval()
     g = torch.Generator(device=device).manual_seed(0)
     runs: dict[str, Callable[[], object]] = {
-        "advgrad": lambda: [pgd(model, x[i:i + batch], y[i:i + batch], EPS, alpha=ALPHA, steps=STEPS, generator=g)
+        "advgrad": lambda: [pgd(model, x[i:i + batch], y[i:i + batch], EPS, alpha=ALPHA, steps=STEPS, generator=g).x_adv
                             for i in range(0, len(x), batch)]}
     try:
         import torchattacks

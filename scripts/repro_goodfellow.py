@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model.eval()
         x, y = data.x_test, data.y_test
         for clip, bounds in (("clipped to [0, 1]", (0.0, 1.0)), ("unclipped (paper)", (-1.0, 2.0))):
-            x_adv = fgsm(model, x, y, EPS, bounds=bounds)
+            x_adv = fgsm(model, x, y, EPS, bounds=bounds).x_adv
             with torch.no_grad():
                 clean_p = torch.softmax(model(x), 1)
                 adv_p = torch.softmax(model(x_adv), 1)

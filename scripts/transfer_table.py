@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for label, (method, options) in ATTACKS.items():
             for eps in EPS:
                 attack = AttackConfig.of(method, **options)
-                result = run_attack(models[SOURCE], x, y, eps, config=attack,
-                                    generator=torch.Generator().manual_seed(0))
+                result = run_attack(models[SOURCE], x, y, eps, attack, generator=torch.Generator().manual_seed(0))
                 path = Path(tmp) / f"{method}-{eps}.npz"
                 save_examples(path, result.x_adv, y, attack=label, eps=eps, seed=0, x=x, num_classes=10)
                 examples = load_examples(path)

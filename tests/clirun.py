@@ -15,6 +15,7 @@ cascade's shape and its gathering across processes, not AutoAttack's strength.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -22,18 +23,18 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from advgrad.attacks._checks import seed_of
 from advgrad.cli import main
 
 SEPARATOR = "=== clirun: next command ==="
-OVERRIDES = {"steps": 5, "targets": 3, "queries": 40}
 aa = importlib.import_module("advgrad.attacks.autoattack")  # the module: the package exports a function of that name
+FULL = aa.autoattack
+CHEAP = aa.Budget(steps=5, targets=3, queries=40)
 
 
-def cheap_entry(model: nn.Module, x: Tensor, y: Tensor, eps: Any, config: Any, generator: Any = None) -> Any:
-    """The entry's call (norm, bounds, chunks and seed from the config and generator), members made cheap."""
-    return aa.autoattack(model, x, y, eps, norm=config.norm, seed=seed_of(generator), bounds=config.bounds,
-                         chunk_size=config.chunk_size, **OVERRIDES)
+@functools.wraps(FULL)
+def cheap_autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: Any, **options: Any) -> Any:
+    """The catalog's autoattack as the runner calls it (norm, bounds, chunks, seed), members made cheap."""
+    return FULL(model, x, y, eps, **{**options, "budget": CHEAP})
 
 
 def sections(stdout: str) -> list[str]:
@@ -54,7 +55,7 @@ def commands(argv: list[str]) -> list[list[str]]:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["--cheap-autoattack"]:
-        aa.autoattack_entry = cheap_entry  # what catalog.ATTACKS["autoattack"] resolves on every call
+        aa.autoattack = cheap_autoattack  # what catalog.ATTACKS["autoattack"] resolves on every call
         argv = argv[1:]
     for args in commands(argv):
         try:

@@ -202,17 +202,20 @@ def cascade_task(out: Path, data: Dataset, checkpoint: str) -> None:
     """A sweep with an AutoAttack ensemble, its cascade record gathered from every process's blocks. The
     standard cascade (APGD 100 steps, FAB-T, Square 5,000 queries) is minutes here: the catalog's entry is
     replaced by a cheap custom cascade (APGD-CE 3 steps, then Square 10 queries), seeded as the entry is."""
+    import functools
     import importlib
 
-    from advgrad.attacks._checks import seed_of
     from advgrad.evaluate import sweep
 
-    def cheap(model: nn.Module, x: Tensor, y: Tensor, eps: Any, config: Any, generator: Any = None) -> Any:
-        return aa.autoattack(model, x, y, eps, norm=config.norm, version="custom", attacks=("apgd-ce", "square"),
-                             seed=seed_of(generator), bounds=config.bounds, steps=3, queries=10)
-
     aa = importlib.import_module("advgrad.attacks.autoattack")  # the module: the package exports a function of that name
-    aa.autoattack_entry = cheap  # what catalog.ATTACKS["autoattack"] resolves on every call
+    full = aa.autoattack
+
+    @functools.wraps(full)
+    def cheap(model: nn.Module, x: Tensor, y: Tensor, eps: Any, **options: Any) -> Any:
+        return full(model, x, y, eps, **{**options, "version": "custom", "attacks": ("apgd-ce", "square"),
+                                         "budget": aa.Budget(steps=3, queries=10)})
+
+    aa.autoattack = cheap  # what catalog.ATTACKS["autoattack"] resolves on every call
     model = load_model(checkpoint)
     x, y = data.x_test[:N_EVAL], data.y_test[:N_EVAL]
     result = sweep(model, x, y, EvalConfig(eps=(0.0, 0.2), attacks=("fgsm", "autoattack"), batch_size=100, seed=5))

@@ -187,7 +187,7 @@ def test_hand_gradient_sign_step_is_fgsm_mse_float64(eps: float) -> None:
     auto = attacks.input_gradient(model, x, y, loss="mse")
     assert float((g - auto).abs().max()) < float(g.abs().min())
     x_adv = (x + eps * g.sign()).clamp(0.0, 1.0)
-    assert torch.equal(x_adv, attacks.fgsm(model, x, y, eps, loss="mse"))
+    assert torch.equal(x_adv, attacks.fgsm(model, x, y, eps, loss="mse").x_adv)
 
 
 def test_hand_gradient_sign_step_matches_float32_fgsm() -> None:
@@ -198,7 +198,7 @@ def test_hand_gradient_sign_step_matches_float32_fgsm() -> None:
     model, x, y = _mnist_like_sigmoid_net(torch.float32)
     g = hand_input_gradient(model, x.double(), y)
     x_adv = (x + 0.1 * g.sign().float()).clamp(0.0, 1.0)  # the step itself in float32, as fgsm takes it
-    fgsm = attacks.fgsm(model, x, y, 0.1, loss="mse")
+    fgsm = attacks.fgsm(model, x, y, 0.1, loss="mse").x_adv
     tiny = g.abs() <= 1e-4 * g.abs().flatten(1).amax(dim=1).view(-1, 1, 1, 1)
     assert torch.equal(x_adv[~tiny], fgsm[~tiny])
     assert int(tiny.sum()) == 3

@@ -14,7 +14,7 @@ from batches import mixed_digits
 from torch import nn
 
 from advgrad import __version__
-from advgrad.attacks import run_attack
+from advgrad.attacks import pgd
 from advgrad.data import Dataset
 from advgrad.datasource import load_data
 from advgrad.results import sha256_file
@@ -26,7 +26,7 @@ EPS = 0.1
 @pytest.fixture
 def attacked(trained_small: tuple[nn.Module, dict], mnist5k: Dataset) -> tuple[torch.Tensor, torch.Tensor, Any]:
     x, y = mixed_digits(mnist5k, 40)
-    result = run_attack(trained_small[0], x, y, EPS, method="pgd", steps=5, generator=torch.Generator().manual_seed(0))
+    result = pgd(trained_small[0], x, y, EPS, steps=5, generator=torch.Generator().manual_seed(0))
     return x, y, result
 
 

@@ -1,26 +1,22 @@
-"""Attacks from the input gradient ∂J/∂X (and, for the black-box check, from scores alone).
+"""Attacks: each one public function ``attack(model, x, y, eps, *, options) -> AttackResult``.
 
-One module per family, one registry of names (``ATTACKS``) that the CLI, the configs, the evaluation and
-the plots read:
+One module per family: ``gradient`` (∂J/∂X, ``input_gradient``); ``pgd`` (the one gradient loop: ``pgd``,
+``fgsm``, ``mifgsm``, and ``gradient_steps`` for training); ``apgd``, ``fab``, ``square`` (AutoAttack's
+members, the reference's algorithms) and ``autoattack`` (their cascade); ``minimal/`` (per-sample
+minimal-norm attacks); ``blackbox/`` (attacks that only query the model). ``catalog.ATTACKS`` names them;
+``run_attack`` calls any of them from an ``AttackConfig`` (``_calls``: the one generic step).
 
-- ``gradient``: ∂J/∂X chunk by chunk (``input_gradient``);
-- ``pgd``: the one gradient loop — ``pgd``, ``fgsm`` (one step), ``mifgsm`` (momentum), restarts;
-- ``apgd``, ``fab``, ``square``: AutoAttack's members (Auto-PGD, FAB and FAB-T, Square), the reference's algorithms;
-- ``autoattack``: the cascade of those members (standard / plus / rand / custom);
-- ``AttackConfig`` (``advgrad.configs``) and the names ``ATTACKS`` (``advgrad.catalog``);
-- ``_checks``, ``_chunks``: input validation and the CPU chunking policy.
-
-Every attack is a plain function ``(model, x, y, eps, config, generator) -> AttackResult``. It runs the
-model in eval mode with the parameters' gradients off (both restored afterwards), differentiates with
-``torch.autograd.grad`` on the input only, and never modifies the caller's tensors.
+Every attack runs the model in eval mode with the parameters' gradients off (both restored afterwards),
+differentiates with ``torch.autograd.grad`` on the input only, and never modifies the caller's tensors.
 """
 
+from advgrad.attacks._calls import keyword_arguments, run_attack
 from advgrad.attacks._chunks import CHUNK_MAX, CHUNK_MIN, auto_chunk_size
 from advgrad.attacks.apgd import apgd, apgd_targeted
 from advgrad.attacks.autoattack import AutoAttackResult, autoattack
-from advgrad.attacks.fab import fab, fab_targeted
+from advgrad.attacks.fab import FabStep, fab, fab_targeted
 from advgrad.attacks.gradient import input_gradient
-from advgrad.attacks.pgd import fgsm, mifgsm, perturb, pgd, run_attack
+from advgrad.attacks.pgd import fgsm, gradient_steps, mifgsm, pgd
 from advgrad.attacks.result import AttackResult
 from advgrad.attacks.square import square
 from advgrad.catalog import ATTACKS, AttackEntry
@@ -32,6 +28,7 @@ def get_attack(name: str) -> AttackEntry:
     return ATTACKS.get_entry(name)
 
 
-__all__ = ["ATTACKS", "AttackConfig", "AttackEntry", "AttackResult", "AutoAttackResult", "apgd", "apgd_targeted",
-           "autoattack", "fab", "fab_targeted", "square", "CHUNK_MAX", "CHUNK_MIN", "auto_chunk_size",
-           "fgsm", "get_attack", "input_gradient", "mifgsm", "perturb", "pgd", "run_attack"]
+__all__ = ["ATTACKS", "AttackConfig", "AttackEntry", "AttackResult", "AutoAttackResult", "CHUNK_MAX", "CHUNK_MIN",
+           "FabStep", "apgd", "apgd_targeted", "auto_chunk_size", "autoattack", "fab", "fab_targeted", "fgsm",
+           "get_attack", "gradient_steps", "input_gradient", "keyword_arguments", "mifgsm", "pgd", "run_attack",
+           "square"]

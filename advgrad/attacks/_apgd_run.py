@@ -40,7 +40,7 @@ class Setup:
     loss: RunLoss
 
 
-def schedule(steps: int) -> dict[int, int]:
+def checkpoint_windows(steps: int) -> dict[int, int]:
     """The checkpoints: {0-based iteration i after which a check happens: window k of that check}.
 
     First after k₀ = max(⌊0.22·N⌋, 1) iterations, then after windows that shrink by max(⌊0.03·N⌋, 1)
@@ -199,7 +199,7 @@ def run(setup: Setup, x: Tensor, y: Tensor, target: Tensor | None, eps: Tensor,
     # history (loss_steps[-1]): prev_loss = 0 reproduces that (see ``apgd``'s docstring).
     if setup.early_stop and not bool(ok.all()):
         s = s.keep(ok)
-    marks = schedule(setup.steps)
+    marks = checkpoint_windows(setup.steps)
     for i in range(setup.steps):
         if len(s.ids) == 0:
             break

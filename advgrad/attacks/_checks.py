@@ -46,18 +46,6 @@ def check_generator(generator: object) -> None:
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
-def seed_of(generator: torch.Generator | None) -> int:
-    """The seed an AutoAttack member reseeds its own generator with, as the reference reseeds per call: the
-    generator's initial seed (a fresh ``torch.Generator().manual_seed(s)`` gives s), 0 without one."""
-    return int(generator.initial_seed()) if generator is not None else 0
-
-
-def untargeted(config: object) -> None:
-    """The AutoAttack members succeed by any misclassification; a targeted config is a user mistake."""
-    if getattr(config, "targeted", False):
-        raise ValueError(f"{getattr(config, 'method', 'this attack')} is untargeted: targeted=True is not allowed")
-
-
 def is_zero(r: Radius) -> bool:
     return bool((r == 0).all()) if isinstance(r, Tensor) else r == 0
 

@@ -46,22 +46,21 @@ from torch import Tensor, nn
 from advgrad import _validate
 from advgrad._runtime import frozen_eval
 from advgrad.attacks import _apgd_run as core
-from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius, seed_of, untargeted
+from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.result import AttackResult
-from advgrad.configs import AttackConfig
 from advgrad.losses import cross_entropy
 from advgrad.losses import dlr as dlr_loss
 from advgrad.losses import dlr_targeted as dlr_targeted_loss
 from advgrad.norms import NormSpec, get_norm
 
-LOSSES = ("ce", "dlr")
+APGD_LOSSES = ("ce", "dlr")  # the losses APGD runs (catalog.LOSSES lists every per-sample loss)
 
 
 def checkpoints(steps: int) -> list[int]:
     """After how many iterations APGD checks its step size (1-based counts), e.g. for 100 steps
     [22, 41, 57, 70, 80, 87, 93, 99]."""
-    return [i + 1 for i in core.schedule(_validate.count("steps", steps))]
+    return [i + 1 for i in core.checkpoint_windows(_validate.count("steps", steps))]
 
 
 def _ce(logits: Tensor, y: Tensor, target: Tensor | None) -> Tensor:
@@ -164,8 +163,8 @@ def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
     and losses used for the decisions are the last pass's, as in the reference. ``chunk_size``: samples per
     forward pass (default ``auto_chunk_size``). The model runs in eval mode with its parameters' gradients
     off, both restored afterwards; x and y are not modified. Bad arguments raise ValueError."""
-    if loss not in LOSSES:
-        raise ValueError(f"unknown APGD loss {loss!r}: expected one of {', '.join(LOSSES)}")
+    if loss not in APGD_LOSSES:
+        raise ValueError(f"unknown APGD loss {loss!r}: expected one of {', '.join(APGD_LOSSES)}")
     fn = _ce if loss == "ce" else _dlr
     setup, e = _setup(model, x, y, eps, norm, steps, restarts, rho, bounds, seed, eot, early_stop, chunk_size,
                       fn)
@@ -205,25 +204,3 @@ def apgd_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm:
             for _ in range(restarts):
                 found.attack(setup, x, y, e, gen, target_rank=rank)
         return found.result(y, _dlr)
-
-
-__all__ = ["apgd", "apgd_entry", "apgd_targeted", "apgd_targeted_entry", "checkpoints"]
-
-
-def apgd_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-               generator: torch.Generator | None = None) -> AttackResult:
-    """``catalog.ATTACKS`` "apgd-ce" / "apgd-dlr": ``apgd`` with the config's settings, seeded from the
-    generator (``seed_of``) as the reference reseeds each call."""
-    untargeted(config)
-    return apgd(model, x, y, eps, norm=config.norm, loss="ce" if config.method == "apgd-ce" else "dlr",
-                steps=config.steps, restarts=config.restarts, bounds=config.bounds, seed=seed_of(generator),
-                eot=config.eot, early_stop=config.early_stop, chunk_size=config.chunk_size)
-
-
-def apgd_targeted_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-                        generator: torch.Generator | None = None) -> AttackResult:
-    """``catalog.ATTACKS`` "apgd-t": ``apgd_targeted`` with ``config.targets`` target classes."""
-    untargeted(config)
-    return apgd_targeted(model, x, y, eps, norm=config.norm, steps=config.steps, targets=config.targets,
-                         restarts=config.restarts, bounds=config.bounds, seed=seed_of(generator), eot=config.eot,
-                         early_stop=config.early_stop, chunk_size=config.chunk_size)

@@ -43,9 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
-from advgrad._runtime import check_batch, frozen_eval, logits, model_device
+from advgrad._runtime import check_batch, frozen_eval, logits
+from advgrad.attacks._calls import run_attack
 from advgrad.attacks._cascade import schedule
-from advgrad.attacks._checks import EpsSpec, check_radius, seed_of
+from advgrad.attacks._checks import EpsSpec, check_radius
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
@@ -118,28 +119,47 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
         torch.set_num_threads(threads)  # a worker's set_num_threads also changes the default of new threads
 
 
-Member = Callable[..., AttackResult]  # the catalog's impl: (model, x, y, eps, config, generator) → result
+@dataclass(frozen=True)
+class Budget:
+    """A cheaper cascade of the same members, for experiments (AutoAttack proper uses none): iterations of
+    APGD and FAB (``steps``), target classes of APGD-T and FAB-T (``targets``), Square's ``queries``, the
+    "rand" version's gradient draws (``eot``); None keeps the version's setting. Each applies to the members
+    that take it."""
+
+    steps: int | None = None
+    targets: int | None = None
+    queries: int | None = None
+    eot: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "targets", "queries", "eot"):
+            _validate.optional_count(name, getattr(self, name))
+
+    def options(self) -> dict[str, int]:
+        return {k: v for k in ("steps", "targets", "queries", "eot") if (v := getattr(self, k)) is not None}
 
 
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: str = "inf",
                version: str = "standard", attacks: tuple[str, ...] | None = None, seed: int = 0,
                bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
                workers: int | None = None, progress: Callable[[int], None] | None = None,
-               **overrides: Any) -> AutoAttackResult:
+               budget: Budget | None = None) -> AutoAttackResult:
     """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf" or "2"): see the module
     docstring. ``block``: points per member call; ``workers``: blocks of a member run at once on the CPU
     (default ``default_workers()``; 1: one after the other; the same results, see the module docstring
-    for the bits); ``progress(k)``: called with the points each call handled; ``overrides``: AttackConfig
-    fields set on every member (``steps``, ``targets``, ``queries``: a cheaper cascade for experiments;
-    AutoAttack proper takes none). The model runs in eval mode with its parameters' gradients off; x and y
-    are not modified."""
+    for the bits); ``progress(k)``: called with the points each call handled; ``budget``: a cheaper
+    cascade for experiments (AutoAttack proper takes none). The model runs in eval mode with its
+    parameters' gradients off; x and y are not modified."""
     check_batch(x, y)
     eps_ = check_radius("eps", eps, x, positive=False)
     if isinstance(eps_, Tensor):
         raise ValueError("autoattack takes one radius for every point (a number), not a per-sample tensor")
     plan = members(version, attacks)
-    configs = [AttackConfig.of(name, **{"norm": norm, "bounds": bounds, "early_stop": True, "chunk_size": chunk_size,
-                                        **extra, **overrides}) for name, extra in plan]
+    if budget is not None and not isinstance(budget, Budget):
+        raise ValueError(f"budget must be an autoattack.Budget, got {type(budget).__name__}")
+    cheaper = budget.options() if budget is not None else {}
+    configs = [AttackConfig(name, norm, {**extra, **{k: v for k, v in cheaper.items() if k in ATTACKS[name].options}})
+               for name, extra in plan]
     _validate.count("block", block)
     workers = default_workers() if workers is None else _validate.count("workers", workers)
     x, y = x.detach(), y.to(x.device)
@@ -147,10 +167,10 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     correct = z.argmax(1) == y  # (N,) classified correctly at x: the points the cascade attacks
     broken_by = torch.where(correct, len(plan), -1)  # (N,) robust: len(plan) still at the end
     x_adv, z_adv = x.clone(), z.clone()
-    impls: list[Member] = [ATTACKS[config.method].impl for config in configs]
 
-    def run(k: int, b: Tensor) -> AttackResult:  # member k on the block b (b,), its own generator
-        return impls[k](model, x[b], y[b], eps_, configs[k], torch.Generator().manual_seed(seed))
+    def run(k: int, b: Tensor) -> AttackResult:  # member k on the block b (b,), reseeded as the reference
+        return run_attack(model, x[b], y[b], eps_, configs[k], seed=seed, bounds=bounds, early_stop=True,
+                          chunk_size=chunk_size)
 
     def done(k: int, b: Tensor, res: AttackResult) -> None:
         fooled = res.success
@@ -168,14 +188,3 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     seconds = {c.method: t for c, t in zip(configs, spent)}
     return AutoAttackResult(x_adv, broken_by < len(plan), margin(z_adv, y), z_adv, broken_by=broken_by,
                             stages=tuple(c.method for c in configs), accuracy=accuracy, seconds=seconds)
-
-
-def autoattack_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-                     generator: torch.Generator | None = None) -> AutoAttackResult:
-    """``catalog.ATTACKS`` "autoattack": the standard version with the config's norm, bounds and chunks,
-    seeded from the generator (``seed_of``)."""
-    if config.targeted:
-        raise ValueError("autoattack is untargeted: targeted=True is not allowed")
-    device = model_device(model)
-    return autoattack(model, x.to(device), y.to(device), eps, norm=config.norm, seed=seed_of(generator),
-                      bounds=config.bounds, chunk_size=config.chunk_size)

@@ -33,13 +33,12 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import frozen_eval
-from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius, seed_of, untargeted
+from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks._fab_closest import closest_boundary
 from advgrad.attacks._fab_projections import length as _length
 from advgrad.attacks._fab_projections import project_l1, project_l2, project_linf
 from advgrad.attacks.result import AttackResult
-from advgrad.configs import AttackConfig
 from advgrad.losses import margin
 from advgrad.norms import NormSpec, Radius, get_norm
 
@@ -203,54 +202,44 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, targets: int, rest
     return x_adv
 
 
-def _check_float(name: str, value: float, rule: str, ok: Callable[[float], bool]) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
-        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
-    return float(value)
+@dataclass(frozen=True)
+class FabStep:
+    """FAB's step rule (Croce & Hein 2020, sec. 3), validated on construction: ``alpha_max`` ∈ [0, 1] bounds
+    the bias towards x, ``eta`` > 0 extrapolates the step, ``beta`` ∈ (0, 1] scales the backward step after
+    a success. The defaults are the paper's and AutoAttack's."""
+
+    alpha_max: float = 0.1
+    eta: float = 1.05
+    beta: float = 0.9
+
+    def __post_init__(self) -> None:
+        rules: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
+            ("alpha_max", "in [0, 1]", lambda v: 0 <= v <= 1), ("eta", "> 0", lambda v: v > 0),
+            ("beta", "in (0, 1]", lambda v: 0 < v <= 1))
+        for name, rule, ok in rules:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
+            object.__setattr__(self, name, float(value))
 
 
-def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", steps: int = 100,
-        targeted: bool = False, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1, eta: float = 1.05,
-        beta: float = 0.9, bounds: Bounds = (0.0, 1.0), seed: int = 0, early_stop: bool = False,
-        chunk_size: int | None = None) -> AttackResult:
-    """FAB (see the module docstring): untargeted, ``restarts`` runs each towards the nearest boundary at
-    every iteration, or with ``targeted`` FAB-T, against ``targets`` target classes, ``restarts`` runs each.
-
-    Returns ``AttackResult``: ``x_adv`` is, for a sample broken by some run, the smallest adversarial
-    point of the run that broke it (with ``early_stop``, its first adversarial iterate within ε), within
-    the ε-ball and the bounds; for every other sample, x itself. ``success``: argmax model(x_adv) ≠ y
-    (samples the model gets wrong at x succeed without an attack); ``loss``: the margin
-    max_{j≠y} z_j − z_y at x_adv; ``logits`` at x_adv.
-
-    - ``norm``: "inf", "2" or "1"; ``eps``: the radius (a float or per-sample (N,) tensor), both the
-      success threshold and the size of the random restarts (ε/2).
-    - ``alpha_max``, ``eta``, ``beta``: the bias towards x, the extrapolation and the backward step.
-    - ``early_stop``: stop iterating a sample once it has an adversarial point within ε (faster; the
-      same successes, a possibly larger x_adv − x).
-    - ``chunk_size``: samples per pass (default ``auto_chunk_size``). With ``chunk_size=len(x)`` and
-      ``early_stop=False`` the result is the reference's (pyautoattack 0.2.0 ``FABAttack_PT`` with the
-      same ``targeted``) bit for bit.
-
-    The model runs in eval mode with its parameters' gradients off (both restored afterwards); only the
-    input gradient is computed (untargeted: one backward pass per class and iteration, as the reference).
-    Bad arguments raise ValueError naming the value.
-    """
+def _fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec, steps: int, targeted: bool,
+         targets: int, restarts: int, step: FabStep, bounds: Bounds, seed: int, early_stop: bool,
+         chunk_size: int | None) -> AttackResult:
     xmin, xmax = check_batch(x, y)
     name = get_norm(norm).name
     lo, hi = check_bounds(bounds, xmin, xmax)
     eps_ = check_radius("eps", eps, x, positive=False)
     steps, targets, restarts = (_validate.count(n, v) for n, v in
                                 (("steps", steps), ("targets", targets), ("restarts", restarts)))
-    alpha_max = _check_float("alpha_max", alpha_max, "in [0, 1]", lambda v: 0 <= v <= 1)
-    eta = _check_float("eta", eta, "> 0", lambda v: v > 0)
-    beta = _check_float("beta", beta, "in (0, 1]", lambda v: 0 < v <= 1)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
-    if not isinstance(targeted, bool):
-        raise ValueError(f"targeted must be True or False, got {targeted!r}")
+    if not isinstance(step, FabStep):
+        raise ValueError(f"step must be a FabStep, got {type(step).__name__}")
+    _validate.count("seed", seed, minimum=0)
+    _validate.flag("early_stop", early_stop)
     x = x.detach()
-    s = _Settings(name, steps, alpha_max, eta, beta, lo, hi, bool(early_stop), chunk_for(chunk_size, model, x),
-                  targeted)
+    s = _Settings(name, steps, step.alpha_max, step.eta, step.beta, lo, hi, early_stop,
+                  chunk_for(chunk_size, model, x), targeted)
     # ε = 0 breaks only the samples misclassified at x: no run is needed (its labels are still checked).
     zero = bool((eps_ == 0).all()) if isinstance(eps_, Tensor) else eps_ == 0
     with frozen_eval(model):
@@ -259,21 +248,81 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
     return AttackResult(x_adv, logits.max(dim=1).indices != y, margin(logits, y), logits)
 
 
+def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", steps: int = 100,
+        restarts: int = 1, step: FabStep = FabStep(), bounds: Bounds = (0.0, 1.0), seed: int = 0,
+        early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
+    """FAB, untargeted (Croce & Hein, ICML 2020, arXiv 1907.02044; AutoAttack's "plus" member): ``restarts``
+    runs, each stepping at every iterate towards the nearest linearised boundary (see the module docstring).
+
+    Parameters
+    ----------
+    model, x, y : as ``pgd``
+    eps : float or Tensor
+        The radius (one or per sample): the success threshold, and the size of the random restarts (ε/2).
+    norm : {"inf", "2", "1"}
+    steps : int
+        Iterations per run.
+    restarts : int
+        Runs; the first starts at x, the others at a random point at distance ε/2.
+    step : FabStep
+        α_max, η, β of the step rule.
+    bounds : (float, float)
+    seed : int
+        Seeds the restarts' private generator exactly as the reference seeds torch's global RNG.
+    early_stop : bool
+        Stop iterating a sample once it has an adversarial point within ε (the same successes, a possibly
+        larger x_adv − x).
+    chunk_size : int, optional
+        Samples per pass. With ``chunk_size=len(x)`` and ``early_stop=False`` the result is the reference's
+        (pyautoattack 0.2.0 ``FABAttack_PT``) bit for bit.
+
+    Returns
+    -------
+    AttackResult
+        ``x_adv``: for a sample broken by some run, the smallest adversarial point of the run that broke it,
+        within the ε-ball and the bounds; else x. ``success``: argmax model(x_adv) ≠ y; ``loss``: the
+        margin max_{j≠y} z_j − z_y at x_adv; ``logits`` at x_adv.
+
+    Raises
+    ------
+    ValueError
+        A bad argument, named in one line.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import fab
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(6, 1, 2, 2), torch.randint(0, 3, (6,))
+    >>> result = fab(model, x, y, 0.3, steps=10)
+    >>> bool(((result.x_adv - x).abs().flatten(1).amax(1) <= 0.3 + 1e-6).all())
+    True
+
+    References
+    ----------
+    Croce, Hein, "Minimally distorted adversarial examples with a fast adaptive boundary attack", ICML 2020,
+    arXiv 1907.02044.
+    """
+    return _fab(model, x, y, eps, norm=norm, steps=steps, targeted=False, targets=1, restarts=restarts, step=step,
+                bounds=bounds, seed=seed, early_stop=early_stop, chunk_size=chunk_size)
+
+
 def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
-                 steps: int = 100, targets: int = 9, restarts: int = 1, alpha_max: float = 0.1,
-                 eta: float = 1.05, beta: float = 0.9, bounds: Bounds = (0.0, 1.0), seed: int = 0,
-                 early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
-    """FAB-T: ``fab`` with ``targeted=True`` (AutoAttack's targeted member; see ``fab``)."""
-    return fab(model, x, y, eps, norm=norm, steps=steps, targeted=True, targets=targets, restarts=restarts,
-               alpha_max=alpha_max, eta=eta, beta=beta, bounds=bounds, seed=seed, early_stop=early_stop,
-               chunk_size=chunk_size)
+                 steps: int = 100, targets: int = 9, restarts: int = 1, step: FabStep = FabStep(),
+                 bounds: Bounds = (0.0, 1.0), seed: int = 0, early_stop: bool = False,
+                 chunk_size: int | None = None) -> AttackResult:
+    """FAB-T, AutoAttack's member: ``fab`` towards the boundary with each of ``targets`` target classes in
+    turn (the 2nd, 3rd, … highest clean logit), ``restarts`` runs each, every run on the samples not broken
+    yet. Succeeds on any misclassification. Arguments and result as ``fab``.
 
-
-def fab_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-              generator: torch.Generator | None = None) -> AttackResult:
-    """``catalog.ATTACKS`` "fab-t" and "fab": ``fab`` with the config's settings (targeted for "fab-t"),
-    seeded from the generator."""
-    untargeted(config)
-    return fab(model, x, y, eps, norm=config.norm, steps=config.steps, targeted=config.method == "fab-t",
-               targets=config.targets, restarts=config.restarts, bounds=config.bounds, seed=seed_of(generator),
-               early_stop=config.early_stop, chunk_size=config.chunk_size)
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import fab_targeted
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(6, 1, 2, 2), torch.randint(0, 3, (6,))
+    >>> fab_targeted(model, x, y, 0.3, steps=10, targets=2).success.dtype
+    torch.bool
+    """
+    return _fab(model, x, y, eps, norm=norm, steps=steps, targeted=True, targets=targets, restarts=restarts,
+                step=step, bounds=bounds, seed=seed, early_stop=early_stop, chunk_size=chunk_size)

@@ -16,13 +16,14 @@ stop, only the samples not yet fooled) and keep per sample the worst example fou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from advgrad import _validate
 from advgrad._runtime import frozen_eval
 from advgrad.attacks._checks import (
+    Bounds,
     EpsSpec,
     check_batch,
     check_bounds,
@@ -37,20 +38,25 @@ from advgrad.attacks._checks import (
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.gradient import gradient
 from advgrad.attacks.result import AttackResult
-from advgrad.catalog import ATTACKS
-from advgrad.configs import AttackConfig
-from advgrad.losses import LossFn, resolve_loss
-from advgrad.norms import Norm, Radius, get_norm, per_sample
+from advgrad.losses import LossFn, LossSpec, resolve_loss
+from advgrad.norms import Norm, NormSpec, Radius, get_norm, per_sample
+
+# The default step α = factor·ε/steps of each function of the loop (the papers': Madry et al.'s 2.5·ε/K,
+# Dong et al.'s ε/K, Goodfellow et al.'s single step of ε).
+STEP_FACTORS = {"pgd": 2.5, "mifgsm": 1.0, "fgsm": 1.0}
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """One attack, validated and resolved once: what every step of the loop reads."""
+    """One run of the loop, validated and resolved once: what every step reads."""
 
     model: nn.Module
-    config: AttackConfig
     norm: Norm
     loss_fn: LossFn
+    steps: int
+    momentum: float
+    targeted: bool
+    early_stop: bool
     lo: float
     hi: float
     chunk: int
@@ -75,26 +81,26 @@ def _descend(plan: _Plan, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius, alph
     ``owned``: x_adv is the loop's own tensor (not the caller's x), free to be overwritten once replaced.
     The step is computed in place in the gradient's buffer, and the previous iterate becomes the next
     gradient's buffer, so a step allocates no (N, ...) tensor: fresh multi-megabyte tensors cost page faults
-    on every step (glibc returns them to the kernel when freed)."""
-    c = plan.config
+    on every step (glibc returns them to the kernel when freed). ``_reference_pgd`` is the same loop written
+    plainly."""
     active: Tensor | None = None  # indices still attacked; None = all (no indexing copies)
     free: Tensor | None = None    # an (N, ...) buffer of the loop's own that nothing reads any more; its
     #                               rows [0, n) take the gradient of the n points still attacked
-    velocity = torch.zeros_like(x) if c.momentum else None  # (N, ...) MI-FGSM's v
-    if c.early_stop:
+    velocity = torch.zeros_like(x) if plan.momentum else None  # (N, ...) MI-FGSM's v
+    if plan.early_stop:
         x_adv, owned = x_adv.clone(), True  # written in place below; never an alias of the caller's x
-    for _ in range(c.steps):
+    for _ in range(plan.steps):
         xs, x0, ys = (x_adv, x, y) if active is None else (x_adv[active], x[active], y[active])
         # The gradient of the batch mean (descended when targeted), as torchattacks takes it: every step
         # direction is scale-free, and with the same 1/N a coordinate within rounding of zero gets the same
         # sign, so the L∞ attacks match torchattacks bit for bit.
-        weight = (-1.0 if c.targeted else 1.0) / len(xs)
+        weight = (-1.0 if plan.targeted else 1.0) / len(xs)
         out = None if free is None else free[:len(xs)]
         grad, logits = gradient(plan.model, xs, ys, plan.loss_fn, weight, plan.chunk, out=out)
         with torch.no_grad():
             e, a, kept = take(eps, active), take(alpha, active), active
-            if c.early_stop:
-                keep = ~_success(logits, ys, c.targeted)  # (n,) not yet fooled: these move
+            if plan.early_stop:
+                keep = ~_success(logits, ys, plan.targeted)  # (n,) not yet fooled: these move
                 if not bool(keep.all()):
                     kept = (torch.arange(len(x), device=x.device) if active is None else active)[keep]
                     if len(kept) == 0:
@@ -102,7 +108,7 @@ def _descend(plan: _Plan, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius, alph
                     xs, x0, grad = xs[keep], x0[keep], grad[keep]
                     e, a = take(e, keep), take(a, keep)
             if velocity is not None:
-                grad = _momentum(velocity, kept, _normalised(grad), c.momentum)
+                grad = _momentum(velocity, kept, _normalised(grad), plan.momentum)
             if plan.norm.skip_saturated:  # coordinates on a bound, pushed outward, cannot move
                 grad = grad.masked_fill(((xs <= plan.lo) & (grad < 0)) | ((xs >= plan.hi) & (grad > 0)), 0)
             # x′ + step − x, projected, + x, clipped, in place in the gradient's buffer (the same values as
@@ -132,120 +138,231 @@ def _momentum(velocity: Tensor, active: Tensor | None, g: Tensor, mu: float) -> 
 def _evaluate(plan: _Plan, x_adv: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     logits = torch.cat([forward(plan.model, x_adv[part]) for part in slices(len(x_adv), plan.chunk)])
     check_labels(logits, y)  # before the loss indexes the logits with y
-    return _success(logits, y, plan.config.targeted), plan.loss_fn(logits, y), logits
+    return _success(logits, y, plan.targeted), plan.loss_fn(logits, y), logits
 
 
-def _run(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-         generator: torch.Generator | None, evaluate: bool) -> tuple[Tensor, AttackResult | None]:
+@dataclass(frozen=True)
+class _Run:
+    """A validated call: the plan, the clean inputs, ε and α (floats or per-sample tensors)."""
+
+    plan: _Plan
+    x: Tensor
+    eps: Radius
+    alpha: Radius
+    random_start: bool
+
+
+def _prepare(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, steps: int, alpha: float | None,
+             factor: float, norm: NormSpec, random_start: bool, momentum: float, targeted: bool, loss: LossSpec,
+             bounds: Bounds, early_stop: bool, chunk_size: int | None, generator: torch.Generator | None) -> _Run:
+    """Every argument checked once (a ValueError naming the value), α resolved: ``alpha`` or factor·ε/steps."""
     xmin, xmax = check_batch(x, y)
     check_dtype(model, x)
     check_generator(generator)
-    lo, hi = check_bounds(config.bounds, xmin, xmax)
+    lo, hi = check_bounds(bounds, xmin, xmax)
     eps_ = check_radius("eps", eps, x, positive=False)
-    alpha = config.step_size(eps_)  # an explicit α was validated by the config; a default scales with ε
+    steps = _validate.count("steps", steps)
+    for name, flag in (("random_start", random_start), ("targeted", targeted), ("early_stop", early_stop)):
+        _validate.flag(name, flag)
+    momentum = _validate.number("momentum", momentum, minimum=0.0)
+    _validate.optional_count("chunk_size", chunk_size)
+    a: Radius = factor * eps_ / steps if alpha is None else _validate.number("alpha", alpha, minimum=0.0, strict=True)
     x = x.detach()
-    one_step = config.steps == 1 and not config.random_start and bool(torch.all(torch.as_tensor(alpha <= eps_)))
-    plan = _Plan(model, config, get_norm(config.norm), resolve_loss(config.loss, model), lo, hi,
-                 chunk_for(config.chunk_size, model, x), project=not one_step)
-    with frozen_eval(model):
-        if is_zero(eps_):
-            x_adv = x.clone()
-            return x_adv, (AttackResult(x_adv, *_evaluate(plan, x_adv, y)) if evaluate else None)
-
-        def one_run(idx: Tensor | None) -> Tensor:
-            xs, ys, e = (x, y, eps_) if idx is None else (x[idx], y[idx], take(eps_, idx))
-            start = plan.norm.random_start(xs, e, generator).add_(xs).clamp_(lo, hi) if config.random_start else xs
-            return _descend(plan, xs, ys, start, e, take(alpha, idx), owned=config.random_start)
-
-        x_adv = one_run(None)
-        # Without a random start every restart would repeat the first run exactly: one run suffices.
-        runs = config.restarts if config.random_start else 1
-        if not evaluate and runs == 1:
-            return x_adv, None
-        success, losses, logits = _evaluate(plan, x_adv, y)
-        for _ in range(runs - 1):
-            # Early stop: only the samples not yet fooled get another restart (as AutoAttack does).
-            idx = (~success).nonzero().squeeze(1) if config.early_stop else torch.arange(len(x), device=x.device)
-            if len(idx) == 0:
-                break
-            cand = one_run(idx)
-            s_new, l_new, z_new = _evaluate(plan, cand, y[idx])
-            s_old, l_old = success[idx], losses[idx]
-            gain_new, gain_old = (-l_new, -l_old) if config.targeted else (l_new, l_old)
-            better = (s_new & ~s_old) | ((s_new == s_old) & (gain_new > gain_old))
-            chosen = idx[better]
-            x_adv[chosen], success[chosen] = cand[better], s_new[better]
-            losses[chosen], logits[chosen] = l_new[better], z_new[better]
-        return x_adv, AttackResult(x_adv, success, losses, logits)
+    one_step = steps == 1 and not random_start and bool(torch.all(torch.as_tensor(a <= eps_)))
+    plan = _Plan(model, get_norm(norm), resolve_loss(loss, model), steps, momentum, targeted, early_stop, lo, hi,
+                 chunk_for(chunk_size, model, x), project=not one_step)
+    return _Run(plan, x, eps_, a, random_start)
 
 
-def gradient_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-                    generator: torch.Generator | None = None) -> AttackResult:
-    """The catalog's implementation of fgsm, pgd and mifgsm (``catalog.ATTACKS``): the examples plus per-sample
-    success, loss and logits (one extra forward pass, without gradients)."""
-    _, result = _run(model, x, y, eps, config, generator, evaluate=True)
-    assert result is not None
-    return result
+def _one_run(run: _Run, y: Tensor, generator: torch.Generator | None, idx: Tensor | None = None) -> Tensor:
+    """The loop on the samples ``idx`` (None: all) from x, or from a random point of their ε-balls."""
+    p = run.plan
+    xs, ys, e = (run.x, y, run.eps) if idx is None else (run.x[idx], y[idx], take(run.eps, idx))
+    start = p.norm.random_start(xs, e, generator).add_(xs).clamp_(p.lo, p.hi) if run.random_start else xs
+    return _descend(p, xs, ys, start, e, take(run.alpha, idx), owned=run.random_start)
 
 
-_LOOP_METHODS = ("fgsm", "pgd", "mifgsm")
+def _attack(run: _Run, y: Tensor, restarts: int, generator: torch.Generator | None) -> AttackResult:
+    """``restarts`` runs (only one without a random start: the others would repeat it), keeping per sample
+    the best example: a success over a failure, else the higher loss (lower when targeted)."""
+    p = run.plan
+    if is_zero(run.eps):
+        x_adv = run.x.clone()
+        return AttackResult(x_adv, *_evaluate(p, x_adv, y))
+    x_adv = _one_run(run, y, generator)
+    success, losses, logits = _evaluate(p, x_adv, y)
+    for _ in range((restarts if run.random_start else 1) - 1):
+        # Early stop: only the samples not yet fooled get another restart (as AutoAttack does).
+        idx = (~success).nonzero().squeeze(1) if p.early_stop else torch.arange(len(y), device=y.device)
+        if len(idx) == 0:
+            break
+        cand = _one_run(run, y, generator, idx)
+        s_new, l_new, z_new = _evaluate(p, cand, y[idx])
+        s_old, l_old = success[idx], losses[idx]
+        gain_new, gain_old = (-l_new, -l_old) if p.targeted else (l_new, l_old)
+        better = (s_new & ~s_old) | ((s_new == s_old) & (gain_new > gain_old))
+        chosen = idx[better]
+        x_adv[chosen], success[chosen] = cand[better], s_new[better]
+        losses[chosen], logits[chosen] = l_new[better], z_new[better]
+    return AttackResult(x_adv, success, losses, logits)
 
 
-def _config(method: str, config: AttackConfig | None, options: dict[str, Any]) -> AttackConfig:
-    if config is None:
-        return AttackConfig.of(method, **options)
-    return config.but(**options) if options else config
+def gradient_steps(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, steps: int = 10,
+                   alpha: float | None = None, norm: NormSpec = "inf", random_start: bool = True,
+                   momentum: float = 0.0, targeted: bool = False, loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0),
+                   early_stop: bool = False, chunk_size: int | None = None,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """The projected-steps loop itself, one run, examples only: what ``pgd``, ``fgsm`` and ``mifgsm`` run
+    before their evaluation pass, and what adversarial training runs on every batch (it needs no verdicts).
 
-
-def run_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, config: AttackConfig | None = None,
-               generator: torch.Generator | None = None, **options: Any) -> AttackResult:
-    """Any attack of ``ATTACKS`` with its per-sample success, loss and logits at the returned examples.
-    ``options`` are ``AttackConfig`` fields (``method`` defaults to "pgd"), or pass a whole ``config``."""
-    cfg = _config(options.pop("method", "pgd"), config, options)
-    return ATTACKS.get_entry(cfg.method).impl(model, x, y, eps, cfg, generator)
-
-
-def perturb(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
-            generator: torch.Generator | None = None) -> Tensor:
-    """The examples of the gradient loop (PGD, FGSM or MI-FGSM, as ``config.method`` says) without the
-    final evaluation pass: what training loops and ``pgd``/``fgsm``/``mifgsm`` use."""
-    if config.method not in _LOOP_METHODS:
-        raise ValueError(f"perturb runs the gradient loop ({', '.join(_LOOP_METHODS)}), not {config.method!r}")
-    x_adv, _ = _run(model, x, y, eps, config, generator, evaluate=False)
-    return x_adv
-
-
-def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, generator: torch.Generator | None = None,
-        **options: Any) -> Tensor:
-    """Projected gradient descent on the loss (Madry et al. 2018), returning x′ with ‖x′ − x‖ ≤ ε.
-
-    Starts from x, or (``random_start``, the default) from a uniform point of the ε-ball around x (L∞:
-    U(−ε, ε) per coordinate), clipped to ``bounds``; then ``steps`` (10) times:
-    x′ ← clip(x + Π_ε(x′ + α·steepest(∇J) − x)), α = ``alpha`` or 2.5·ε/steps. ``eps`` is a float or a
-    per-sample (N,) tensor. The other options are ``AttackConfig`` fields: ``norm`` ("inf", "2", "1"),
-    ``restarts`` (the worst example per sample is kept), ``targeted`` (y holds targets), ``loss``,
-    ``bounds``, ``early_stop`` (fooled samples stop moving: faster for evaluation, but the examples then
-    stop at the first success), ``chunk_size`` (samples per pass; speed and memory only).
-
-    ``generator``: a ``torch.Generator`` for the random starts, leaving the global RNG untouched. Without
-    one, the global RNG draws the L∞ start exactly as torchattacks does, so under the same
-    ``torch.manual_seed`` the two give the same examples bit for bit. The model runs in eval mode with its
-    parameters' gradients off; both are restored afterwards. ``eps == 0`` returns a copy of x. Bad
-    arguments raise ValueError naming the value.
+    From x′₀ (x, or with ``random_start`` a uniform point of the ε-ball clipped to ``bounds``), ``steps``
+    times x′ ← clip(x + Π_ε(x′ + α·steepest(v) − x)), with v the input gradient ∇ₓJ (or, with ``momentum``
+    μ > 0, the velocity v ← μ·v + ∇J/mean|∇J|). ``alpha`` defaults to PGD's 2.5·ε/steps. Arguments as
+    ``pgd``; returns x′ (N, ...), detached.
     """
-    return perturb(model, x, y, eps, AttackConfig.of("pgd", **options), generator)
+    run = _prepare(model, x, y, eps, steps=steps, alpha=alpha, factor=STEP_FACTORS["pgd"], norm=norm,
+                   random_start=random_start, momentum=momentum, targeted=targeted, loss=loss, bounds=bounds,
+                   early_stop=early_stop, chunk_size=chunk_size, generator=generator)
+    if is_zero(run.eps):
+        return run.x.clone()
+    with frozen_eval(model):
+        return _one_run(run, y, generator)
 
 
-def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, **options: Any) -> Tensor:
-    """The fast gradient (sign) method (Goodfellow et al. 2015): one steepest-ascent step of size ε from x,
-    clipped to ``bounds``. L∞: x′ = clip(x + ε·sign ∇ₓJ); L2: x′ = clip(x + ε·g/‖g‖₂). It is the PGD loop
-    with ``steps=1``, no random start and α = ε. Options: ``norm``, ``targeted``, ``loss``, ``bounds``,
-    ``chunk_size``."""
-    return perturb(model, x, y, eps, AttackConfig.of("fgsm", **options))
+def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", steps: int = 10,
+        alpha: float | None = None, random_start: bool = True, restarts: int = 1, targeted: bool = False,
+        loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0), early_stop: bool = False, chunk_size: int | None = None,
+        generator: torch.Generator | None = None) -> AttackResult:
+    """Projected gradient descent on the loss (Madry et al. 2018): the strongest first-order attack within
+    ‖x′ − x‖ ≤ ε.
+
+    From x′₀ = x, or (``random_start``) a uniform point of the ε-ball around x clipped to ``bounds``,
+    ``steps`` times: x′ ← clip(x + Π_ε(x′ + α·steepest(∇ₓJ) − x)), where the norm's geometry
+    (``advgrad.norms``) gives the steepest step (L∞: α·sign g) and the projection Π_ε. With ``restarts``
+    R > 1 the loop reruns from new random starts and keeps per sample the best example (a success, else the
+    highest loss). ``_reference.pgd`` is the same loop written plainly.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A classifier returning logits (N, K); run in eval mode with its parameters' gradients off, both
+        restored afterwards.
+    x, y : Tensor
+        Inputs (N, ...) within ``bounds`` and labels (N,) (target classes when ``targeted``).
+    eps : float or Tensor
+        The radius ε ≥ 0, or one per sample (N,).
+    norm : {"inf", "2", "1"}
+        The threat model (also ``float("inf")``, 2, 1).
+    steps : int
+        Iterations K ≥ 1.
+    alpha : float, optional
+        The step α > 0; default 2.5·ε/steps.
+    random_start : bool
+        Start from a uniform point of the ball (L∞: U(−ε, ε) per coordinate).
+    restarts : int
+        Runs from fresh random starts (only one without ``random_start``).
+    targeted : bool
+        Descend the loss towards y instead of ascending it away from y.
+    loss : str or callable
+        A name in ``advgrad.catalog.LOSSES`` or (logits, y) → per-sample loss.
+    bounds : (float, float)
+        The box the inputs live in; every iterate is clipped to it.
+    early_stop : bool
+        Freeze a sample as soon as it is fooled (evaluation: faster, the examples stop at the first success).
+    chunk_size : int, optional
+        Samples per forward pass (speed and memory only).
+    generator : torch.Generator, optional
+        Draws the random starts; without one the global RNG draws the L∞ start exactly as torchattacks
+        does, so that under the same ``torch.manual_seed`` the two give the same examples bit for bit.
+
+    Returns
+    -------
+    AttackResult
+        ``x_adv`` within the ε-balls and the bounds, ``success`` (misclassified, or at the target), the
+        loss and logits at ``x_adv`` (one extra forward pass).
+
+    Raises
+    ------
+    ValueError
+        A bad argument, named in one line (x outside ``bounds``, a negative ε, steps = 0, ...).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import pgd
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(8, 1, 2, 2), torch.randint(0, 3, (8,))
+    >>> result = pgd(model, x, y, 0.1, steps=5, generator=torch.Generator().manual_seed(0))
+    >>> bool(((result.x_adv - x).abs() <= 0.1 + 1e-6).all()), result.success.shape
+    (True, torch.Size([8]))
+
+    References
+    ----------
+    Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards deep learning models resistant to adversarial
+    attacks", ICLR 2018, arXiv 1706.06083.
+    """
+    restarts = _validate.count("restarts", restarts)
+    run = _prepare(model, x, y, eps, steps=steps, alpha=alpha, factor=STEP_FACTORS["pgd"], norm=norm,
+                   random_start=random_start, momentum=0.0, targeted=targeted, loss=loss, bounds=bounds,
+                   early_stop=early_stop, chunk_size=chunk_size, generator=generator)
+    with frozen_eval(model):
+        return _attack(run, y, restarts, generator)
 
 
-def mifgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, **options: Any) -> Tensor:
-    """Momentum iterative FGSM (Dong et al. 2018): ``steps`` (10) steps of α = ε/steps from x along
-    v ← μ·v + ∇J/mean|∇J| (``momentum`` μ = 1), projected and clipped: the attack of record for examples
-    that transfer to other models. Bit for bit torchattacks' MIFGSM."""
-    return perturb(model, x, y, eps, AttackConfig.of("mifgsm", **options))
+def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", targeted: bool = False,
+         loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0), chunk_size: int | None = None) -> AttackResult:
+    """The fast gradient (sign) method (Goodfellow et al. 2015): one steepest-ascent step of size ε from x.
+
+    L∞: x′ = clip(x + ε·sign ∇ₓJ); L2: x′ = clip(x + ε·g/‖g‖₂). It is ``pgd``'s loop with one step of
+    α = ε from x, unprojected (it cannot leave the ball), bit for bit torchattacks', Foolbox's and ART's
+    FGSM. Arguments and result as ``pgd``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import fgsm
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.full((2, 1, 2, 2), 0.5), torch.tensor([0, 1])
+    >>> round(float((fgsm(model, x, y, 0.1).x_adv - x).abs().max()), 4)
+    0.1
+
+    References
+    ----------
+    Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial examples", ICLR 2015,
+    arXiv 1412.6572.
+    """
+    run = _prepare(model, x, y, eps, steps=1, alpha=None, factor=STEP_FACTORS["fgsm"], norm=norm, random_start=False,
+                   momentum=0.0, targeted=targeted, loss=loss, bounds=bounds, early_stop=False, chunk_size=chunk_size,
+                   generator=None)
+    with frozen_eval(model):
+        return _attack(run, y, 1, None)
+
+
+def mifgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", steps: int = 10,
+           alpha: float | None = None, momentum: float = 1.0, targeted: bool = False, loss: LossSpec = "ce",
+           bounds: Bounds = (0.0, 1.0), early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
+    """Momentum iterative FGSM (Dong et al. 2018): the attack of record for examples that transfer.
+
+    ``steps`` steps of α = ε/steps (default) from x along the velocity v ← μ·v + ∇J/mean|∇J| (``momentum``
+    μ), projected and clipped: Dong et al. divide by ‖∇J‖₁ = D·mean|∇J| (the same direction; the mean is
+    torchattacks' form), so the examples are torchattacks' MIFGSM bit for bit. Arguments and result as
+    ``pgd``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import mifgsm
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(4, 1, 2, 2), torch.tensor([0, 1, 2, 0])
+    >>> bool(((mifgsm(model, x, y, 0.2).x_adv - x).abs() <= 0.2 + 1e-6).all())
+    True
+
+    References
+    ----------
+    Dong et al., "Boosting adversarial attacks with momentum", CVPR 2018, arXiv 1710.06081.
+    """
+    run = _prepare(model, x, y, eps, steps=steps, alpha=alpha, factor=STEP_FACTORS["mifgsm"], norm=norm,
+                   random_start=False, momentum=momentum, targeted=targeted, loss=loss, bounds=bounds,
+                   early_stop=early_stop, chunk_size=chunk_size, generator=None)
+    with frozen_eval(model):
+        return _attack(run, y, 1, None)

@@ -31,11 +31,10 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import frozen_eval
-from advgrad.attacks._checks import check_batch, check_bounds, check_radius, seed_of, untargeted
+from advgrad.attacks._checks import check_batch, check_bounds, check_radius
 from advgrad.attacks._chunks import chunk_for
 from advgrad.attacks._square_steps import _forward, _margin, _query_l2, _query_linf, _start_l2, _start_linf
 from advgrad.attacks.result import AttackResult
-from advgrad.configs import AttackConfig
 from advgrad.losses import margin
 from advgrad.norms import NormSpec, get_norm
 
@@ -166,12 +165,3 @@ def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec
             x_adv[hit], logits[hit], robust[hit] = best[fooled], z[fooled], False
             spent[idx] += used
     return AttackResult(x_adv, ~robust, margin(logits, y), logits, queries=spent)
-
-
-def square_entry(model: nn.Module, x: Tensor, y: Tensor, eps: float, config: AttackConfig,
-                 generator: torch.Generator | None = None) -> AttackResult:
-    """``catalog.ATTACKS`` "square": ``square`` with ``config.queries`` queries, p_init 0.8, seeded from the
-    generator (Square stops querying a point once it is fooled: early stop is its nature)."""
-    untargeted(config)
-    return square(model, x, y, eps, norm=config.norm, queries=config.queries, restarts=config.restarts,
-                  bounds=config.bounds, seed=seed_of(generator), chunk_size=config.chunk_size)

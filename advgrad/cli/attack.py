@@ -29,9 +29,9 @@ from advgrad.cli._common import (
 from advgrad.cli._types import FloatIn, IntIn
 from advgrad.configs import AttackConfig
 
-# Every attack of catalog.ATTACKS; each takes the options its entry lists (``AttackEntry.options``).
+# Every attack of catalog.ATTACKS; each takes the options its function takes (``AttackEntry.options``).
 METHODS = tuple(ATTACKS)
-# AttackConfig field → this command's option for it (the fields an AttackEntry may list as its options)
+# An attack function's keyword option → this command's flag for it
 FLAGS = {"steps": "--steps", "alpha": "--alpha", "restarts": "--restarts", "random_start": "--random-start",
          "targeted": "--targeted", "loss": "--loss", "queries": "--queries", "targets": "--n-targets"}
 TUNABLE = tuple(FLAGS)
@@ -117,8 +117,8 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, nor
 
 
 def _config(ctx: click.Context, method: str, **options: Any) -> AttackConfig:
-    """The ``AttackConfig`` of the options: the ones given on the command line must be ones the method takes
-    (``AttackEntry.options``); the method's own defaults fill the rest."""
+    """The ``AttackConfig`` of the options: the ones given on the command line must be ones the method's
+    function takes (``AttackEntry.options``, from its signature); its own defaults fill the rest."""
     takes = ATTACKS[method].options
     given = [p for p in TUNABLE if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT
              and options.get(p) is not None]

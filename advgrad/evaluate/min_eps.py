@@ -41,7 +41,7 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     correct = (predict(model, x, config.batch_size) == y.to(x.device)).to(device)
     result = torch.zeros(len(y), dtype=torch.float64, device=device)
     broken = attack_mask(model, x, y, correct, eps_max, attack, batch_size=config.batch_size, seed=config.seed,
-                         tally=tally)
+                         bounds=config.bounds, tally=tally)
     result[correct & ~broken] = math.inf
     active = correct & broken
     lo = torch.zeros(len(y), dtype=torch.float64, device=device)
@@ -49,7 +49,7 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     for r in range(rounds):
         mid = (lo + hi) / 2
         ok = attack_mask(model, x, y, active, mid.to(x.dtype), attack, batch_size=config.batch_size,
-                         seed=config.seed + 1 + r, tally=tally)
+                         seed=config.seed + 1 + r, bounds=config.bounds, tally=tally)
         hi = torch.where(active & ok, mid, hi)
         lo = torch.where(active & ~ok, mid, lo)
     result[active] = hi[active]

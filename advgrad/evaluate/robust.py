@@ -22,9 +22,8 @@ from torch import Tensor, nn
 
 from advgrad import distributed
 from advgrad._runtime import model_device, predict, spans
-from advgrad.attacks import AttackResult, AutoAttackResult
+from advgrad.attacks import AttackResult, AutoAttackResult, run_attack
 from advgrad.attacks.autoattack import robust_after
-from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.distributed import stream_seed
 from advgrad.evaluate.progress import Progress, Tally
@@ -97,7 +96,8 @@ OnResult = Callable[[Tensor, AttackResult], None]
 
 
 def attack_blocks(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
-                  attack: AttackConfig, *, batch_size: int, seed: int, tally: Tally | None = None,
+                  attack: AttackConfig, *, batch_size: int, seed: int, bounds: tuple[float, float] = (0.0, 1.0),
+                  tally: Tally | None = None,
                   examples: bool = False, on_result: OnResult | None = None) -> tuple[Tensor, Tensor | None]:
     """(success (N,) bool on the model's device, the examples (N, ...) on x's device or None) of ``attack``
     on the samples where ``candidates`` is True; the others: no success, x itself.
@@ -119,7 +119,6 @@ def attack_blocks(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, ep
         tally(n)
         return success, x_adv  # nothing moves at ε = 0
     chosen = candidates.detach().to("cpu", torch.bool)  # (N,) index arithmetic on the CPU
-    run = ATTACKS.get_entry(attack.method).impl
     counted = 0
     for k in distributed.owned(-(-n // BLOCK)):
         rows = slice(k * BLOCK, min(n, (k + 1) * BLOCK))
@@ -130,7 +129,8 @@ def attack_blocks(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, ep
             b = idx[part]
             bx = b.to(x.device)
             e = eps[b.to(eps.device)] if isinstance(eps, Tensor) else eps
-            result = run(model, x[bx].to(device), y[bx].to(device), e, attack, generator)
+            result = run_attack(model, x[bx].to(device), y[bx].to(device), e, attack, generator=generator,
+                                seed=stream_seed(seed, k), bounds=bounds)
             success[b.to(device)] = result.success
             if x_adv is not None:
                 x_adv[bx] = result.x_adv.to(x.device)
@@ -150,16 +150,16 @@ def _count(tally: Tally, k: int, left: int) -> int:
 
 
 def attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
-                attack: AttackConfig, *, batch_size: int, seed: int, tally: Tally | None = None,
-                on_result: OnResult | None = None) -> Tensor:
+                attack: AttackConfig, *, batch_size: int, seed: int, bounds: tuple[float, float] = (0.0, 1.0),
+                tally: Tally | None = None, on_result: OnResult | None = None) -> Tensor:
     """Success (N,) bool, on the model's device, of ``attack`` on the samples where ``candidates`` is True
     (the others: False). ``eps`` is a float or an (N,) tensor of per-sample radii. Random starts: one
     generator per block of ``BLOCK`` samples, seeded by (``seed``, block); shared out between processes
     under torch.distributed (see ``attack_blocks``). ``tally`` counts the pass's N samples;
     ``on_result(indices, result)`` receives each batch's whole result (an ensemble's per-member breakdown,
     say; under torch.distributed only this process's batches)."""
-    success, _ = attack_blocks(model, x, y, candidates, eps, attack, batch_size=batch_size, seed=seed, tally=tally,
-                               on_result=on_result)
+    success, _ = attack_blocks(model, x, y, candidates, eps, attack, batch_size=batch_size, seed=seed,
+                               bounds=bounds, tally=tally, on_result=on_result)
     return success
 
 
@@ -182,13 +182,14 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
             start = time.perf_counter()
             cascade = Cascade(len(y), device)
             mask = correct & ~attack_mask(model, x, y, correct, e, attack, batch_size=config.batch_size,
-                                          seed=config.seed, tally=tally, on_result=cascade)
+                                          seed=config.seed, bounds=config.bounds, tally=tally, on_result=cascade)
             cascade.shared()
             robust[(name, e)] = mask
             survivors &= mask
             records.append({"attack": name, "eps": e, "accuracy": float(mask.float().mean()), "n": n,
-                            "seconds": time.perf_counter() - start, "steps": attack.steps,
-                            "restarts": attack.restarts if attack.random_start else 1, **cascade.record()})
+                            "seconds": time.perf_counter() - start, "steps": attack.get("steps"),
+                            "restarts": attack.get("restarts") if attack.get("random_start") is not False else 1,
+                            **cascade.record()})
         if len(config.attacks) > 1:
             robust[(WORST, e)] = survivors
             records.append({"attack": WORST, "eps": e, "accuracy": float(survivors.float().mean()), "n": n,

@@ -80,7 +80,7 @@ class Context:
     def pgd_fooled(self, eps: float, seed: int, **changes: Any) -> Tensor:
         """PGD's success mask at ``eps`` on the correctly classified points."""
         return attack_mask(self.model, self.x, self.y, self.result.correct, eps, self.config.attack("pgd", **changes),
-                           batch_size=self.config.batch_size, seed=seed)
+                           batch_size=self.config.batch_size, seed=seed, bounds=self.config.bounds)
 
     @cached_property
     def base(self) -> Tensor:

@@ -31,7 +31,7 @@ from advgrad._runtime import logits as logits_of
 from advgrad._validate import ParameterError
 from advgrad.attacks import AttackResult
 from advgrad.attacks.autoattack import members, robust_after
-from advgrad.catalog import ATTACKS
+from advgrad.attacks.pgd import STEP_FACTORS
 from advgrad.configs import AttackConfig
 from advgrad.evaluate.progress import Tally
 from advgrad.evaluate.robust import BLOCK, Cascade, attack_blocks
@@ -70,7 +70,7 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
-                batch_size: int, seed: int, progress: Progress | None) -> dict[str, Any]:
+                batch_size: int, seed: int, bounds: tuple[float, float], progress: Progress | None) -> dict[str, Any]:
     """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
     ``attack_blocks`` (per-block generators, shared out under torch.distributed): x, y, labels, x_adv, the
     clean and adversarial predictions and confidences (N,) on the CPU, and an ensemble's ``broken_by`` (N,)
@@ -85,7 +85,7 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
 
     everyone = torch.ones(len(x), dtype=torch.bool)
     _, x_adv = attack_blocks(model, x, labels, everyone, eps, config, batch_size=batch_size, seed=seed,
-                             tally=Tally(progress, len(x)), examples=True, on_result=collect)
+                             bounds=bounds, tally=Tally(progress, len(x)), examples=True, on_result=collect)
     assert x_adv is not None  # examples=True
     z_adv = distributed.share(z_adv, BLOCK)
     cascade.shared()
@@ -112,9 +112,9 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     and every process returns the one-process report (see the module docstring). A targeted ``config`` needs
     ``target``: a class index or "random". The attack success rate counts only the images the model
     classified correctly (targeted: those whose label is not the target, now classified as the target)."""
-    if config.targeted != (target is not None):
+    if bool(config.get("targeted")) != (target is not None):
         raise ValueError(f"a targeted attack needs a target (a class or 'random') and only a targeted one takes "
-                         f"one; got targeted={config.targeted} and target={target!r}")
+                         f"one; got targeted={bool(config.get('targeted'))} and target={target!r}")
     distributed.setup(device)  # under torchrun: join the group (else: nothing)
     if not distributed.is_main():  # process 0 alone reports
         on_warning = progress = None
@@ -125,12 +125,12 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
         raise ParameterError("target_class", f" {target} is out of range: {inputs.dataset_name} has classes "
                                              f"0..{k - 1}")
     torch.manual_seed(seed)
-    config = config.but(bounds=inputs.bounds)
     x, y = inputs.source.tensors()  # (N, C, H, W) on the CPU; a folder is decoded batch by batch
     # Random targets: CPU draws from their own seeded generator, the same on any device and process.
     labels = y if target is None else targets(y, k, target, torch.Generator().manual_seed(seed))  # (N,)
     start = time.perf_counter()
-    out = _attack_all(inputs.model, x, y, labels, eps, config, batch_size=batch_size, seed=seed, progress=progress)
+    out = _attack_all(inputs.model, x, y, labels, eps, config, batch_size=batch_size, seed=seed, bounds=inputs.bounds,
+                      progress=progress)
     seconds = time.perf_counter() - start
     record = {**_record(out, eps, config, target, inputs, seconds),
               "provenance": provenance(seed=seed, model_path=_model_file(model_path))}
@@ -156,6 +156,19 @@ def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
                   loss=r["loss"], data=r["dataset"], num_classes=r["num_classes"], model=r["model"].get("name"))
 
 
+def step_size(config: AttackConfig, eps: float) -> float | None:
+    """The step α the gradient loop takes (``pgd``, ``mifgsm``, ``fgsm``): the explicit ``alpha``, else the
+    attack's default (PGD 2.5·ε/steps, MI-FGSM ε/steps, FGSM ε); None for attacks without a step size."""
+    if config.method not in STEP_FACTORS:
+        return None
+    alpha = config.get("alpha")
+    return float(alpha) if alpha is not None else STEP_FACTORS[config.method] * eps / (config.get("steps") or 1)
+
+
+def _loss_name(loss: object) -> str | None:
+    return getattr(loss, "__name__", "callable") if callable(loss) else loss  # type: ignore[return-value]
+
+
 def _model_file(spec: str | os.PathLike[str]) -> str | os.PathLike[str] | None:
     """The model's file for the provenance record (its sha256), None for a model built from code alone."""
     return spec if os.path.isfile(spec) else None
@@ -171,10 +184,11 @@ def _record(out: dict[str, Any], eps: float, config: AttackConfig, target: Targe
     eligible = correct & (labels != y) if targeted else correct
     fooled = (out["pred_adv"] == labels) if targeted else (out["pred_adv"] != y)
     return {
-        "method": config.method, "norm": config.norm, "eps": eps,
-        "alpha": config.step_size(eps) if ATTACKS[config.method].alpha_factor is not None else None,
-        "steps": config.steps, "restarts": config.restarts, "random_start": config.random_start,
-        "targeted": targeted, "target": target, "loss": config.to_dict()["loss"],
+        "method": config.method, "norm": config.norm, "eps": eps, "alpha": step_size(config, eps),
+        "steps": config.get("steps") or (1 if config.method in STEP_FACTORS else None),
+        "restarts": config.get("restarts") or 1,
+        "random_start": bool(config.get("random_start")), "options": config.to_dict()["options"],
+        "targeted": targeted, "target": target, "loss": _loss_name(config.get("loss")),
         "model": inputs.model_meta, "dataset": inputs.dataset_name, "bounds": list(inputs.bounds),
         "n": len(y), "num_classes": inputs.source.num_classes, "clean_accuracy": float(correct.double().mean()),
         "adversarial_accuracy": float((out["pred_adv"] == y).double().mean()),

@@ -145,7 +145,7 @@ def gradient_report(model_path: str | os.PathLike[str] | None = None, *, random_
     with warnings.catch_warnings():  # copying a TorchScript module reads its parameters' .grad: torch warns
         warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf")
         check = check_gradients(model, x, y, loss, fd_coords=fd_coords, generator=torch.Generator().manual_seed(seed))
-    x_adv = fgsm(model, x, y, eps, loss=check.loss, bounds=bounds)
+    x_adv = fgsm(model, x, y, eps, loss=check.loss, bounds=bounds).x_adv
     return GradientReport(description, dataset, tuple(indices), x, y, check, eps, x_adv,
                           _predictions(model, x, names), _predictions(model, x_adv, names),
                           [names[int(c)] for c in y], model_type)

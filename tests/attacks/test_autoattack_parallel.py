@@ -11,6 +11,7 @@ compared at one thread per block; the verdicts are what is stable across thread 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections.abc import Iterator
@@ -23,10 +24,9 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad.attacks import ATTACKS, autoattack
-from advgrad.attacks.autoattack import AutoAttackResult, default_workers, members
-from advgrad.configs import AttackConfig
+from advgrad.attacks.autoattack import AutoAttackResult, Budget, default_workers, members
 
-CHEAP = {"steps": 3, "targets": 2, "queries": 15}  # every member runs, a few iterations each
+CHEAP = Budget(steps=3, targets=2, queries=15)  # every member runs, a few iterations each
 
 
 @contextmanager
@@ -73,7 +73,7 @@ def _same(a: AutoAttackResult, b: AutoAttackResult) -> None:
 
 
 def _plain(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, version: str, block: int, seed: int,
-           **overrides: object) -> tuple[Tensor, Tensor]:
+           budget: Budget | None = None) -> tuple[Tensor, Tensor]:
     """The cascade written as the plain member-by-member loop (no schedule, no pool): each member on the
     survivors of the ones before it, in blocks of ``block``, each block with a generator seeded ``seed``.
     Returns (x_adv, broken_by) to compare with ``autoattack``'s."""
@@ -83,11 +83,14 @@ def _plain(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, versio
     broken_by = torch.where(robust, len(plan), -1)
     x_adv = x.clone()
     for k, (name, extra) in enumerate(plan):
-        config = AttackConfig.of(name, norm=norm, early_stop=True, **{**extra, **overrides})
+        entry = ATTACKS[name]
+        cheaper = {k: v for k, v in (budget.options() if budget else {}).items() if k in entry.options}
+        kwargs = {**entry.fixed, **extra, **cheaper, "norm": norm, "seed": seed,
+                  **({"early_stop": True} if "early_stop" in entry.options else {})}
         idx = robust.nonzero().squeeze(1)
         for start in range(0, len(idx), block):
             b = idx[start:start + block]
-            res = ATTACKS[name].impl(model, x[b], y[b], eps, config, torch.Generator().manual_seed(seed))
+            res = entry.impl(model, x[b], y[b], eps, **kwargs)
             x_adv[b[res.success]], robust[b[res.success]], broken_by[b[res.success]] = res.x_adv[res.success], False, k
     return x_adv, broken_by
 
@@ -97,15 +100,17 @@ Log = list[tuple[str, str, bool]]
 
 def _spy(monkeypatch: pytest.MonkeyPatch, log: Log, fail_on: int | None = None) -> None:
     """Wrap every member: log (member, thread name, model.training) per call; raise on call ``fail_on``."""
-    for name in ("apgd-ce", "apgd-t", "fab-t", "square", "apgd-dlr"):
+    for name in ("apgd-ce", "apgd-t", "fab-t", "square"):  # apgd-dlr is apgd with loss "dlr", like apgd-ce
         module, _, attribute = ATTACKS[name].target.partition(":")
         impl = getattr(importlib.import_module(module), attribute)
 
-        def spy(model, x, y, eps, config, generator=None, _impl=impl):  # type: ignore[no-untyped-def]
-            log.append((config.method, threading.current_thread().name, model.training))
+        @functools.wraps(impl)
+        def spy(model, x, y, eps, _impl=impl, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            member = "apgd-dlr" if kwargs.get("loss") == "dlr" else _name
+            log.append((member, threading.current_thread().name, model.training))
             if fail_on is not None and len(log) == fail_on:
                 raise RuntimeError("member failed")
-            return _impl(model, x, y, eps, config, generator)
+            return _impl(model, x, y, eps, **kwargs)
 
         monkeypatch.setattr(importlib.import_module(module), attribute, spy)
 
@@ -122,13 +127,13 @@ def test_parallel_cascade_is_the_serial_cascade_bit_for_bit(n: int, block: int, 
     both on one thread per block; and both the plain member-by-member loop's results (``_plain``)."""
     model = _model(seed)
     x, y = _batch(model, n, seed)
-    overrides = {"steps": 3, "eot": 2} if version == "rand" else CHEAP  # rand's EOT 20, cut to 2 for time
+    budget = Budget(steps=3, eot=2) if version == "rand" else CHEAP  # rand's EOT 20, cut to 2 for time
     with _threads(1):
         serial = autoattack(model, x, y, eps, norm=norm, version=version, block=block, seed=seed, workers=1,
-                            **overrides)
+                            budget=budget)
         parallel = autoattack(model, x, y, eps, norm=norm, version=version, block=block, seed=seed,
-                              workers=workers, **overrides)
-        x_adv, broken_by = _plain(model, x, y, eps, norm, version, block, seed, **overrides)
+                              workers=workers, budget=budget)
+        x_adv, broken_by = _plain(model, x, y, eps, norm, version, block, seed, budget)
     _same(serial, parallel)
     assert torch.equal(parallel.x_adv, x_adv) and torch.equal(parallel.broken_by, broken_by)
 
@@ -139,11 +144,11 @@ def test_blocks_run_in_the_workers_on_a_frozen_model(monkeypatch) -> None:
     model = _model(0, training=True)
     x, y = _batch(model, 30, 1)
     with _threads(1):
-        serial = autoattack(model, x, y, 0.5, block=7, workers=1, **CHEAP)
+        serial = autoattack(model, x, y, 0.5, block=7, workers=1, budget=CHEAP)
     log: Log = []
     _spy(monkeypatch, log)
     with _threads(1):
-        parallel = autoattack(model, x, y, 0.5, block=7, workers=2, **CHEAP)
+        parallel = autoattack(model, x, y, 0.5, block=7, workers=2, budget=CHEAP)
     _same(serial, parallel)
     assert log and not any(training for _, _, training in log)
     first = [thread for member, thread, _ in log if member == "apgd-ce"]  # the clean-correct points
@@ -151,7 +156,7 @@ def test_blocks_run_in_the_workers_on_a_frozen_model(monkeypatch) -> None:
     assert all(thread.startswith("autoattack") for thread in first)
     assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
     log.clear()
-    autoattack(model, x[:5], y[:5], 0.5, block=7, workers=2, **CHEAP)
+    autoattack(model, x[:5], y[:5], 0.5, block=7, workers=2, budget=CHEAP)
     assert log and all(thread == threading.current_thread().name for _, thread, _ in log)
 
 
@@ -165,7 +170,7 @@ def test_state_is_restored_when_a_member_raises(monkeypatch, fail_on: int) -> No
     _spy(monkeypatch, [], fail_on=fail_on)
     with _threads(3):
         with pytest.raises(RuntimeError, match="member failed"):
-            autoattack(model, x, y, 0.5, block=4 if fail_on > 1 else 50, workers=2, **CHEAP)
+            autoattack(model, x, y, 0.5, block=4 if fail_on > 1 else 50, workers=2, budget=CHEAP)
         assert torch.get_num_threads() == _fresh_threads() == 3
     assert model.training and all(p.requires_grad for p in model.parameters())
 
@@ -176,7 +181,7 @@ def test_thread_count_restored_after_a_parallel_run(monkeypatch) -> None:
     with _threads(3):
         log: Log = []
         _spy(monkeypatch, log)
-        autoattack(model, x, y, 0.3, block=4, workers=3, **CHEAP)
+        autoattack(model, x, y, 0.3, block=4, workers=3, budget=CHEAP)
         assert any(thread.startswith("autoattack") for _, thread, _ in log)  # the pool ran
         assert torch.get_num_threads() == _fresh_threads() == 3
 

@@ -9,7 +9,7 @@ import torch
 from batches import make_batch as _batch
 from torch import Tensor, nn
 
-from advgrad.attacks import fgsm, input_gradient, pgd, run_attack
+from advgrad.attacks import fgsm, input_gradient, pgd
 
 NORMS = ["inf", "2", "1"]
 
@@ -26,7 +26,7 @@ NORMS = ["inf", "2", "1"]
 ], ids=["nan", "inf", "len", "label-high", "label-negative", "empty", "float-labels", "1d"])
 def test_bad_batches_raise_value_error(tiny_mlp: nn.Module, make, match: str) -> None:
     x, y = make(*_batch((4, 1, 4, 4), 3, dtype=torch.float32))
-    for call in (lambda: pgd(tiny_mlp, x, y, 0.1), lambda: fgsm(tiny_mlp, x, y, 0.1),
+    for call in (lambda: pgd(tiny_mlp, x, y, 0.1).x_adv, lambda: fgsm(tiny_mlp, x, y, 0.1).x_adv,
                  lambda: input_gradient(tiny_mlp, x, y)):
         with pytest.raises(ValueError, match=match):
             call()
@@ -45,8 +45,8 @@ def test_inputs_the_model_cannot_take_are_value_errors(tiny_mlp: nn.Module, make
 
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     x = make(x)
-    for call in (lambda: pgd(tiny_mlp, x, y, 0.1), lambda: fgsm(tiny_mlp, x, y, 0.1),
-                 lambda: input_gradient(tiny_mlp, x, y), lambda: run_attack(tiny_mlp, x, y, 0.0),
+    for call in (lambda: pgd(tiny_mlp, x, y, 0.1).x_adv, lambda: fgsm(tiny_mlp, x, y, 0.1).x_adv,
+                 lambda: input_gradient(tiny_mlp, x, y), lambda: pgd(tiny_mlp, x, y, 0.0),
                  lambda: accuracy(tiny_mlp, x, y)):
         with pytest.raises(ValueError, match=match):
             call()
@@ -93,4 +93,4 @@ def test_out_of_range_label_is_a_value_error_also_at_eps_zero(tiny_mlp: nn.Modul
     """At ε = 0 run_attack still evaluates the model: the label is checked before the loss indexes with it."""
     x, _ = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     with pytest.raises(ValueError, match="label 3 is outside the model's 3 classes"):
-        run_attack(tiny_mlp, x, torch.tensor([0, 1, 3, 0]), 0.0)
+        pgd(tiny_mlp, x, torch.tensor([0, 1, 3, 0]), 0.0)

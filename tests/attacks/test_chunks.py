@@ -12,7 +12,7 @@ from batches import make_batch as _batch
 from batches import well_conditioned
 from torch import Tensor, nn
 
-from advgrad.attacks import fgsm, input_gradient, pgd, run_attack
+from advgrad.attacks import fgsm, input_gradient, pgd
 
 NORMS = ["inf", "2", "1"]
 
@@ -35,11 +35,11 @@ def test_chunk_size_changes_nothing_in_float64(trained_small, mnist5k, norm: str
 
     def attack(chunk: int | None) -> list[Tensor]:
         g = torch.Generator().manual_seed(5)
-        result = run_attack(model, x, y, eps, steps=4, norm=norm, restarts=2, early_stop=True, generator=g,
+        result = pgd(model, x, y, eps, steps=4, norm=norm, restarts=2, early_stop=True, generator=g,
                             chunk_size=chunk)
-        return [pgd(model, x, y, eps, steps=3, norm=norm, random_start=False, chunk_size=chunk),
+        return [pgd(model, x, y, eps, steps=3, norm=norm, random_start=False, chunk_size=chunk).x_adv,
                 result.x_adv, result.success, result.loss, result.logits,
-                input_gradient(model, x, y, chunk_size=chunk), fgsm(model, x, y, eps, norm=norm, chunk_size=chunk)]
+                input_gradient(model, x, y, chunk_size=chunk), fgsm(model, x, y, eps, norm=norm, chunk_size=chunk).x_adv]
 
     whole = attack(60)
     assert bool(whole[2].any()) and not bool(whole[2].all())  # a budget where restarts decide something
@@ -68,9 +68,9 @@ def test_chunked_float32_gradient_equals_one_piece_to_rounding(trained_small, mn
         diff = ((input_gradient(model, x, y, chunk_size=chunk) - whole).abs() / scale).flatten(1).amax(1)[good]
         assert float(diff.max()) <= 1e-4 and float((diff <= 1e-5).double().mean()) >= 0.97, chunk
     kw = dict(steps=10, restarts=2, early_stop=True)
-    one = run_attack(model, x, y, 0.1, generator=torch.Generator().manual_seed(0), chunk_size=200, **kw)
+    one = pgd(model, x, y, 0.1, generator=torch.Generator().manual_seed(0), chunk_size=200, **kw)
     for chunk in (16, None):
-        res = run_attack(model, x, y, 0.1, generator=torch.Generator().manual_seed(0), chunk_size=chunk, **kw)
+        res = pgd(model, x, y, 0.1, generator=torch.Generator().manual_seed(0), chunk_size=chunk, **kw)
         assert abs(int(res.success.sum()) - int(one.success.sum())) <= 1, chunk
 
 
@@ -129,8 +129,8 @@ def test_chunks_of_a_targeted_attack_descend_like_the_whole_batch(trained_small,
     """Targeted, the loss is descended: the chunks carry the whole batch's −1/N. Float64, as above."""
     model = copy.deepcopy(trained_small[0]).double()
     x, y = mnist5k.x_test[:40].double(), (mnist5k.y_test[:40] + 1) % 10
-    whole = pgd(model, x, y, 0.2, steps=5, targeted=True, random_start=False, chunk_size=40)
-    torch.testing.assert_close(pgd(model, x, y, 0.2, steps=5, targeted=True, random_start=False, chunk_size=20),
+    whole = pgd(model, x, y, 0.2, steps=5, targeted=True, random_start=False, chunk_size=40).x_adv
+    torch.testing.assert_close(pgd(model, x, y, 0.2, steps=5, targeted=True, random_start=False, chunk_size=20).x_adv,
                                whole, rtol=0, atol=1e-10)
 
 

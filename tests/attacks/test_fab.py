@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from advgrad.attacks import AttackResult
 from advgrad.attacks._fab_projections import project_l1, project_l2, project_linf
-from advgrad.attacks.fab import fab_targeted
+from advgrad.attacks.fab import FabStep, fab_targeted
 from advgrad.losses import margin
 
 REF_NORM = {"inf": "Linf", "2": "L2", "1": "L1"}
@@ -389,6 +389,17 @@ def test_eps_zero_breaks_only_the_misclassified(trained_small, mnist5k) -> None:
 
 
 @pytest.mark.parametrize("kwargs,match", [
+    ({"alpha_max": 1.5}, r"alpha_max must be a finite number in \[0, 1\], got 1.5"),
+    ({"eta": 0.0}, "eta must be a finite number > 0, got 0.0"),
+    ({"beta": 0.0}, r"beta must be a finite number in \(0, 1\], got 0.0"),
+    ({"beta": "0.9"}, r"beta must be a finite number in \(0, 1\], got '0.9'"),
+])
+def test_a_bad_step_rule_cannot_exist(kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=match):
+        FabStep(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
     ({"eps": -0.1}, "eps must be finite and ≥ 0, got -0.1"),
     ({"eps": float("nan")}, "eps must be finite"),
     ({"norm": "3"}, "unknown norm '3'"),
@@ -396,10 +407,6 @@ def test_eps_zero_breaks_only_the_misclassified(trained_small, mnist5k) -> None:
     ({"targets": 0}, "targets must be an integer ≥ 1, got 0"),
     ({"targets": 5}, r"targets must be ≤ 4 \(the model has 5 classes\), got 5"),
     ({"restarts": 1.5}, "restarts must be an integer ≥ 1, got 1.5"),
-    ({"alpha_max": 1.5}, r"alpha_max must be a finite number in \[0, 1\], got 1.5"),
-    ({"eta": 0.0}, "eta must be a finite number > 0, got 0.0"),
-    ({"beta": 0.0}, r"beta must be a finite number in \(0, 1\], got 0.0"),
-    ({"beta": "0.9"}, r"beta must be a finite number in \(0, 1\], got '0.9'"),
     ({"seed": -1}, "seed must be an integer ≥ 0, got -1"),
     ({"bounds": (1.0, 0.0)}, r"bounds must be finite with lo < hi, got \(1.0, 0.0\)"),
     ({"bounds": (0.0, 0.5)}, r"x lies outside bounds \(0.0, 0.5\)"),

@@ -151,7 +151,7 @@ def test_plus_runs_untargeted_fab_between_apgd_dlr_and_square() -> None:
     assert dict(plan)["fab"] == {"restarts": 5}
 
 
-def test_bad_targeted_flag(trained_small, mnist5k) -> None:
+def test_bad_step_rule(trained_small, mnist5k) -> None:
     model, _ = trained_small
-    with pytest.raises(ValueError, match="targeted must be True or False, got 'yes'"):
-        fab(model, mnist5k.x_test[:2], mnist5k.y_test[:2], 0.1, targeted="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="step must be a FabStep, got dict"):
+        fab(model, mnist5k.x_test[:2], mnist5k.y_test[:2], 0.1, step={"eta": 1.0})  # type: ignore[arg-type]

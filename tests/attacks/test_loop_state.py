@@ -20,6 +20,7 @@ exactly).
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 
 import pytest
@@ -29,13 +30,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from advgrad.attacks import auto_chunk_size, run_attack
+from advgrad._runtime import frozen_eval
+from advgrad.attacks import AttackResult, auto_chunk_size
 from advgrad.evaluate import minimal_eps, robust_accuracy
 from advgrad.norms import get_norm
 
 pytestmark = pytest.mark.isa
 
 NORMS = ["inf", "2", "1"]
+
+
+def pgd(model: torch.nn.Module, x: Tensor, y: Tensor, eps: float, *, restarts: int = 1, momentum: float = 0.0,
+        generator: torch.Generator | None = None, chunk_size: int | None = None, **kw: object) -> AttackResult:
+    """The one loop with every flag at once (PGD's restarts and random start with MI-FGSM's momentum, which no
+    public function combines): the module's own run, as ``pgd`` and ``mifgsm`` call it."""
+    loop = importlib.import_module("advgrad.attacks.pgd")  # the module (advgrad.attacks.pgd is the function)
+    run = loop._prepare(model, x, y, eps, momentum=momentum, factor=2.5, loss="ce", bounds=(0.0, 1.0),
+                        chunk_size=chunk_size, generator=generator, **kw)
+    with frozen_eval(model):
+        return loop._attack(run, y, restarts, generator)
 
 
 def _assert_same(norm: str, ours: Tensor, theirs: Tensor) -> None:
@@ -72,7 +85,7 @@ def test_loop_matches_the_plain_reference(data: st.DataObject, n: int, norm: str
     x_before = x.clone()
     kw = dict(alpha=alpha, steps=steps, norm=norm, random_start=random_start, restarts=restarts,
               targeted=targeted, early_stop=early_stop, momentum=momentum)
-    ours = run_attack(model, x, target, eps, generator=torch.Generator().manual_seed(seed), chunk_size=chunk, **kw)
+    ours = pgd(model, x, target, eps, generator=torch.Generator().manual_seed(seed), chunk_size=chunk, **kw)
     ref_x, ref_success = reference_attack(model, x, target, eps, generator=torch.Generator().manual_seed(seed), **kw)
     assert torch.equal(ours.success, ref_success)
     _assert_same(norm, ours.x_adv, ref_x)
@@ -99,7 +112,7 @@ def test_active_set_shrinking_after_a_full_step_across_default_chunks(norm: str,
     for random_start in (False, True):
         kw = dict(alpha=alpha, steps=steps, norm=norm, random_start=random_start, restarts=3, targeted=False,
                   early_stop=True)
-        ours = run_attack(model, x, y, steps * alpha, generator=torch.Generator().manual_seed(1), **kw)
+        ours = pgd(model, x, y, steps * alpha, generator=torch.Generator().manual_seed(1), **kw)
         ref_x, ref_success = reference_attack(model, x, y, steps * alpha, generator=torch.Generator().manual_seed(1),
                                               **kw)
         assert torch.equal(ours.success, ref_success)
@@ -139,7 +152,7 @@ def test_pgd_10x3_early_stop_on_1000_points_of_a_robust_model(robust_small, mnis
     assert len(x) == 1000 and auto_chunk_size(model, x) < len(x)
     kw = dict(alpha=2.5 * 0.15 / 10, steps=10, norm="inf", random_start=True, restarts=3, targeted=False,
               early_stop=True)
-    ours = run_attack(model, x, y, 0.15, generator=torch.Generator().manual_seed(0), **kw)
+    ours = pgd(model, x, y, 0.15, generator=torch.Generator().manual_seed(0), **kw)
     ref_x, ref_success = reference_attack(model, x, y, 0.15, generator=torch.Generator().manual_seed(0), **kw)
     assert torch.equal(ours.success, ref_success)
     torch.testing.assert_close(ours.x_adv, ref_x, rtol=0, atol=1e-9)

@@ -24,7 +24,7 @@ import torch
 from batches import well_conditioned
 from torch import Tensor
 
-from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd, run_attack
+from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd
 
 torchattacks = pytest.importorskip("torchattacks")
 fb = pytest.importorskip("foolbox")
@@ -43,7 +43,7 @@ def batch(mnist5k) -> tuple[Tensor, Tensor]:
 def test_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float) -> None:
     model, _ = trained_small
     x, y = batch
-    assert torch.equal(fgsm(model, x, y, eps), torchattacks.FGSM(model, eps=eps)(x, y))
+    assert torch.equal(fgsm(model, x, y, eps).x_adv, torchattacks.FGSM(model, eps=eps)(x, y))
 
 
 def test_input_gradient_is_bit_identical_to_foolbox(trained_small, batch) -> None:
@@ -65,7 +65,7 @@ def test_linf_fgsm_agrees_with_foolbox(trained_small, batch, eps: float) -> None
     _, theirs, _ = fb.attacks.FGSM()(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=eps)
     from_sum = (x + eps * input_gradient(model, x, y).sign()).clamp(0, 1)
     assert torch.equal(from_sum, theirs)
-    ours = fgsm(model, x, y, eps)
+    ours = fgsm(model, x, y, eps).x_adv
     differ = (ours != theirs).flatten(1)
     assert float(differ.double().mean()) <= 1e-4
     good = well_conditioned(model, x, y)
@@ -78,7 +78,7 @@ def test_targeted_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batc
     target = (y + 3) % 10
     atk = torchattacks.FGSM(model, eps=0.1)
     atk.set_mode_targeted_by_label(quiet=True)
-    assert torch.equal(fgsm(model, x, target, 0.1, targeted=True), atk(x, target))
+    assert torch.equal(fgsm(model, x, target, 0.1, targeted=True).x_adv, atk(x, target))
 
 
 @pytest.mark.slow
@@ -88,7 +88,7 @@ def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: fl
                                                    steps: int) -> None:
     model, _ = trained_small
     x, y = batch
-    ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, random_start=False)
+    ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, random_start=False).x_adv
     theirs = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False)(x, y)
     assert torch.equal(ours, theirs)
 
@@ -100,7 +100,7 @@ def test_linf_pgd_agrees_with_foolbox(trained_small, batch) -> None:
     robust flags agree on every well-conditioned sample and the examples on nearly all of them."""
     model, _ = trained_small
     x, y = batch
-    ours = run_attack(model, x, y, 0.1, alpha=0.01, steps=10, random_start=False)
+    ours = pgd(model, x, y, 0.1, alpha=0.01, steps=10, random_start=False)
     attack = fb.attacks.LinfPGD(abs_stepsize=0.01, steps=10, random_start=False)
     _, theirs, success = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=0.1)
     good = well_conditioned(model, x, y)
@@ -115,7 +115,7 @@ def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch
     target = (y + 1) % 10
     atk = torchattacks.PGD(model, eps=0.2, alpha=0.02, steps=10, random_start=False)
     atk.set_mode_targeted_by_label(quiet=True)
-    assert torch.equal(pgd(model, x, target, 0.2, alpha=0.02, steps=10, random_start=False, targeted=True),
+    assert torch.equal(pgd(model, x, target, 0.2, alpha=0.02, steps=10, random_start=False, targeted=True).x_adv,
                        atk(x, target))
 
 
@@ -126,7 +126,7 @@ def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: floa
     operations in the same order, one piece."""
     model, _ = trained_small
     x, y = batch
-    ours = mifgsm(model, x, y, eps, steps=steps)  # α = ε/steps by default (Dong et al.)
+    ours = mifgsm(model, x, y, eps, steps=steps).x_adv  # α = ε/steps by default (Dong et al.)
     theirs = torchattacks.MIFGSM(model, eps=eps, alpha=eps / steps, steps=steps, decay=1.0)(x, y)
     assert torch.equal(ours, theirs)
 
@@ -141,7 +141,7 @@ def test_l2_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: floa
     ≥ 1e-22) the two are the same function."""
     model, _ = trained_small
     x, y = batch
-    ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, norm="2", random_start=False)
+    ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, norm="2", random_start=False).x_adv
     theirs = torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=False,
                                 eps_for_division=1e-30)(x, y)
     assert torch.equal(ours, theirs)
@@ -156,7 +156,7 @@ def test_l2_pgd_agrees_with_foolbox(trained_small, batch, eps: float, alpha: flo
     well-conditioned sample, and nearly all examples agree to 1e-5."""
     model, _ = trained_small
     x, y = batch
-    ours = run_attack(model, x, y, eps, alpha=alpha, steps=steps, norm="2", random_start=False)
+    ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, norm="2", random_start=False)
     attack = fb.attacks.L2PGD(abs_stepsize=alpha, steps=steps, random_start=False)
     _, theirs, success = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=eps)
     good = well_conditioned(model, x, y)
@@ -171,7 +171,7 @@ def test_l2_fgm_agrees_with_foolbox(trained_small, batch) -> None:
     x, y = batch
     _, theirs, _ = fb.attacks.L2FastGradientAttack()(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=1.5)
     good = well_conditioned(model, x, y)
-    torch.testing.assert_close(fgsm(model, x, y, 1.5, norm="2")[good], theirs[good], rtol=0, atol=1e-5)
+    torch.testing.assert_close(fgsm(model, x, y, 1.5, norm="2").x_adv[good], theirs[good], rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -184,7 +184,7 @@ def test_robust_accuracy_with_random_starts_matches_torchattacks(trained_small, 
     eps, alpha, steps = 0.1, 0.025, 10
     torch.manual_seed(0)
     theirs = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)(x, y)
-    ours = run_attack(model, x, y, eps, alpha=alpha, steps=steps, generator=torch.Generator().manual_seed(0))
+    ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         acc_theirs = float((model(theirs).argmax(1) == y).double().mean())
         acc_clean = float((model(x).argmax(1) == y).double().mean())
@@ -204,11 +204,11 @@ def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(t
     torch.manual_seed(7)
     theirs = torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=10, random_start=True)(x, y)
     torch.manual_seed(7)
-    ours = pgd(model, x, y, 0.1, alpha=0.025, steps=10, chunk_size=len(x))
-    assert not torch.equal(ours, pgd(model, x, y, 0.1, alpha=0.025, steps=10))  # the start is random...
+    ours = pgd(model, x, y, 0.1, alpha=0.025, steps=10, chunk_size=len(x)).x_adv
+    assert not torch.equal(ours, pgd(model, x, y, 0.1, alpha=0.025, steps=10).x_adv)  # the start is random...
     assert torch.equal(ours, theirs)  # ...and the same draw as torchattacks'
     torch.manual_seed(7)
-    chunked = pgd(model, x, y, 0.1, alpha=0.025, steps=10)
+    chunked = pgd(model, x, y, 0.1, alpha=0.025, steps=10).x_adv
     with torch.no_grad():
         acc_chunked = float((model(chunked).argmax(1) == y).double().mean())
         acc_theirs = float((model(theirs).argmax(1) == y).double().mean())

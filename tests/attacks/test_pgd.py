@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad._runtime import frozen_eval
-from advgrad.attacks import fgsm, input_gradient, pgd, run_attack
+from advgrad.attacks import fgsm, input_gradient, pgd
 from advgrad.losses import resolve_loss
 from advgrad.norms import get_norm
 
@@ -49,11 +49,11 @@ def test_fgsm_on_a_linear_model_equals_its_closed_form() -> None:
     W, b = model[1].weight, model[1].bias
     with torch.no_grad():
         g = (torch.softmax(x @ W.T + b, 1) - F.one_hot(y, 4).double()) @ W
-    torch.testing.assert_close(fgsm(model, x, y, 0.1), (x + 0.1 * g.sign()).clamp(0, 1), rtol=0, atol=0)
+    torch.testing.assert_close(fgsm(model, x, y, 0.1).x_adv, (x + 0.1 * g.sign()).clamp(0, 1), rtol=0, atol=0)
     l2 = (x + 0.5 * g / g.norm(dim=1, keepdim=True)).clamp(0, 1)
-    torch.testing.assert_close(fgsm(model, x, y, 0.5, norm="2"), l2)
+    torch.testing.assert_close(fgsm(model, x, y, 0.5, norm="2").x_adv, l2)
     targeted = (x - 0.1 * g.sign()).clamp(0, 1)
-    torch.testing.assert_close(fgsm(model, x, y, 0.1, targeted=True), targeted, rtol=0, atol=0)
+    torch.testing.assert_close(fgsm(model, x, y, 0.1, targeted=True).x_adv, targeted, rtol=0, atol=0)
 
 
 def test_pgd_climbs_higher_than_fgsm_on_a_trained_model(trained_small, mnist5k) -> None:
@@ -61,8 +61,8 @@ def test_pgd_climbs_higher_than_fgsm_on_a_trained_model(trained_small, mnist5k) 
     x, y = _mixed(mnist5k, 200)
     ce = resolve_loss("ce")
     with torch.no_grad():
-        l_fgsm = ce(model(fgsm(model, x, y, 0.1)), y)
-        l_pgd = ce(model(pgd(model, x, y, 0.1, steps=10, generator=torch.Generator().manual_seed(0))), y)
+        l_fgsm = ce(model(fgsm(model, x, y, 0.1).x_adv), y)
+        l_pgd = ce(model(pgd(model, x, y, 0.1, steps=10, generator=torch.Generator().manual_seed(0)).x_adv), y)
         l_clean = ce(model(x), y)
     assert float(l_pgd.mean()) >= float(l_fgsm.mean()) - 1e-4
     assert float(l_fgsm.mean()) > float(l_clean.mean())
@@ -78,7 +78,7 @@ def test_pgd_fools_a_standard_model(trained_small, mnist5k, norm: str, eps: floa
     model, _ = trained_small
     x, y = _mixed(mnist5k, 100)
     steps = 40 if norm == "1" else 20
-    res = run_attack(model, x, y, eps, norm=norm, steps=steps, generator=torch.Generator().manual_seed(0))
+    res = pgd(model, x, y, eps, norm=norm, steps=steps, generator=torch.Generator().manual_seed(0))
     assert float(res.success.double().mean()) > rate
     with torch.no_grad():
         assert torch.equal(res.success, model(res.x_adv).argmax(1) != y)
@@ -88,7 +88,7 @@ def test_targeted_pgd_reaches_the_target(trained_small, mnist5k) -> None:
     model, _ = trained_small
     x, y = _mixed(mnist5k, 100)
     target = (y + 1) % 10
-    x_adv = pgd(model, x, target, 0.3, steps=20, targeted=True, generator=torch.Generator().manual_seed(0))
+    x_adv = pgd(model, x, target, 0.3, steps=20, targeted=True, generator=torch.Generator().manual_seed(0)).x_adv
     with torch.no_grad():
         assert float((model(x_adv).argmax(1) == target).double().mean()) > 0.8
 
@@ -100,7 +100,7 @@ def test_every_loss_raises_its_own_value(trained_small, mnist5k, loss: str) -> N
     fn = resolve_loss(loss, model)
     with torch.no_grad():
         before = fn(model(x), y).mean()
-        after = fn(model(pgd(model, x, y, 0.1, loss=loss, random_start=False)), y).mean()
+        after = fn(model(pgd(model, x, y, 0.1, loss=loss, random_start=False).x_adv), y).mean()
     assert float(after) > float(before)
 
 
@@ -110,13 +110,13 @@ def test_restarts_keep_the_worst_example_per_sample(trained_small, mnist5k) -> N
     model, _ = trained_small
     x, y = _mixed(mnist5k, 100)
     kw = dict(steps=3, alpha=0.02)
-    one = run_attack(model, x, y, 0.08, generator=torch.Generator().manual_seed(1), **kw)
-    many = run_attack(model, x, y, 0.08, restarts=4, generator=torch.Generator().manual_seed(1), **kw)
+    one = pgd(model, x, y, 0.08, generator=torch.Generator().manual_seed(1), **kw)
+    many = pgd(model, x, y, 0.08, restarts=4, generator=torch.Generator().manual_seed(1), **kw)
     assert bool((many.success | ~one.success).all())
     same = many.success == one.success
     assert bool((many.loss[same] >= one.loss[same] - 1e-6).all())
     assert int(many.success.sum()) >= int(one.success.sum())
-    assert torch.equal(pgd(model, x, y, 0.08, restarts=4, generator=torch.Generator().manual_seed(1), **kw),
+    assert torch.equal(pgd(model, x, y, 0.08, restarts=4, generator=torch.Generator().manual_seed(1), **kw).x_adv,
                        many.x_adv)
 
 
@@ -127,8 +127,8 @@ def test_early_stop_freezes_fooled_samples_and_fools_at_least_as_many(trained_sm
         wrong = model(x).argmax(1) != y
     assert bool(wrong.any())
     kw = dict(steps=10, random_start=False)
-    plain = run_attack(model, x, y, 0.1, **kw)
-    early = run_attack(model, x, y, 0.1, early_stop=True, **kw)
+    plain = pgd(model, x, y, 0.1, **kw)
+    early = pgd(model, x, y, 0.1, early_stop=True, **kw)
     assert torch.equal(early.x_adv[wrong], x[wrong])  # already fooled: untouched
     assert float(early.success.double().mean()) >= float(plain.success.double().mean())
     assert bool((early.success | ~plain.success).double().mean() >= 0.99)
@@ -137,7 +137,7 @@ def test_early_stop_freezes_fooled_samples_and_fools_at_least_as_many(trained_sm
 def test_early_stop_with_restarts_only_reattacks_survivors(trained_small, mnist5k) -> None:
     model, _ = trained_small
     x, y = _mixed(mnist5k, 100)
-    res = run_attack(model, x, y, 0.1, steps=5, restarts=3, early_stop=True,
+    res = pgd(model, x, y, 0.1, steps=5, restarts=3, early_stop=True,
                      generator=torch.Generator().manual_seed(0))
     assert bool((get_norm("inf").measure(res.x_adv - x) <= 0.1 + 1e-6).all())
     with torch.no_grad():
@@ -147,28 +147,28 @@ def test_early_stop_with_restarts_only_reattacks_survivors(trained_small, mnist5
 def test_generator_makes_random_starts_reproducible_and_spares_the_global_rng(tiny_mlp: nn.Module) -> None:
     x, y = _batch((10, 1, 4, 4), 3, dtype=torch.float32)
     state = torch.get_rng_state()
-    a = pgd(tiny_mlp, x, y, 0.1, generator=torch.Generator().manual_seed(7))
-    b = pgd(tiny_mlp, x, y, 0.1, generator=torch.Generator().manual_seed(7))
+    a = pgd(tiny_mlp, x, y, 0.1, generator=torch.Generator().manual_seed(7)).x_adv
+    b = pgd(tiny_mlp, x, y, 0.1, generator=torch.Generator().manual_seed(7)).x_adv
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a, b)
-    assert not torch.equal(a, pgd(tiny_mlp, x, y, 0.1, generator=torch.Generator().manual_seed(8)))
+    assert not torch.equal(a, pgd(tiny_mlp, x, y, 0.1, generator=torch.Generator().manual_seed(8)).x_adv)
 
 
 def test_per_sample_eps_tensor(tiny_mlp: nn.Module) -> None:
     x, y = _batch((6, 1, 4, 4), 3, dtype=torch.float32)
     eps = torch.tensor([0.0, 0.05, 0.1, 0.2, 0.0, 0.3])
     for norm in NORMS:
-        x_adv = pgd(tiny_mlp, x, y, eps * (1 if norm == "inf" else 4), norm=norm, steps=5)
+        x_adv = pgd(tiny_mlp, x, y, eps * (1 if norm == "inf" else 4), norm=norm, steps=5).x_adv
         dist = get_norm(norm).measure(x_adv - x)
         assert bool((dist <= eps * (1 if norm == "inf" else 4) + 1e-6).all())
         assert torch.equal(x_adv[eps == 0], x[eps == 0])
-    assert torch.equal(fgsm(tiny_mlp, x, y, eps)[1], fgsm(tiny_mlp, x[1:2], y[1:2], 0.05)[0])
+    assert torch.equal(fgsm(tiny_mlp, x, y, eps).x_adv[1], fgsm(tiny_mlp, x[1:2], y[1:2], 0.05).x_adv[0])
 
 
 def test_eps_zero_returns_a_copy(tiny_mlp: nn.Module) -> None:
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     for attack in (fgsm, pgd):
-        out = attack(tiny_mlp, x, y, 0.0)
+        out = attack(tiny_mlp, x, y, 0.0).x_adv
         assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()
 
 
@@ -184,7 +184,7 @@ def test_model_mode_flags_and_grads_are_restored(norm: str, training: bool) -> N
     x, y = _batch((8, 3, 5), 3, dtype=torch.float32)
     x_before = x.clone()
     flags = [p.requires_grad for p in model.parameters()]
-    for out in (fgsm(model, x, y, 0.1, norm=norm), pgd(model, x, y, 0.5, norm=norm, steps=3),
+    for out in (fgsm(model, x, y, 0.1, norm=norm).x_adv, pgd(model, x, y, 0.5, norm=norm, steps=3).x_adv,
                 input_gradient(model, x, y)):
         assert out.shape == x.shape and not out.requires_grad
     assert model.training is training
@@ -199,8 +199,8 @@ def test_attack_runs_in_eval_mode_and_restores_even_on_error() -> None:
     model = _Odd().train()
     x, y = _batch((8, 3, 5), 3, dtype=torch.float32)
     # eval mode: dropout off, BatchNorm on running statistics → a deterministic, per-sample attack.
-    assert torch.equal(fgsm(model, x, y, 0.1), fgsm(model, x, y, 0.1))
-    torch.testing.assert_close(fgsm(model, x, y, 0.1)[:2], fgsm(model, x[:2], y[:2], 0.1))
+    assert torch.equal(fgsm(model, x, y, 0.1).x_adv, fgsm(model, x, y, 0.1).x_adv)
+    torch.testing.assert_close(fgsm(model, x, y, 0.1).x_adv[:2], fgsm(model, x[:2], y[:2], 0.1).x_adv)
     with pytest.raises(ValueError, match="label 7"):
         pgd(model, x, torch.full((8,), 7), 0.1)
     assert model.training and all(p.requires_grad for p in model.parameters())
@@ -211,15 +211,15 @@ def test_attack_runs_in_eval_mode_and_restores_even_on_error() -> None:
 
 def test_attacks_work_inside_no_grad(tiny_mlp: nn.Module) -> None:
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
-    expected = pgd(tiny_mlp, x, y, 0.1, random_start=False)
+    expected = pgd(tiny_mlp, x, y, 0.1, random_start=False).x_adv
     with torch.no_grad():
-        assert torch.equal(pgd(tiny_mlp, x, y, 0.1, random_start=False), expected)
+        assert torch.equal(pgd(tiny_mlp, x, y, 0.1, random_start=False).x_adv, expected)
         assert torch.equal(input_gradient(tiny_mlp, x, y), input_gradient(tiny_mlp, x, y))
 
 
 def test_returned_tensor_follows_x_dtype_and_device(tiny_mlp: nn.Module) -> None:
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float64)
-    out = pgd(tiny_mlp.double(), x, y, 0.1)
+    out = pgd(tiny_mlp.double(), x, y, 0.1).x_adv
     assert out.dtype == torch.float64 and out.device == x.device
 
 
@@ -228,7 +228,7 @@ def test_attacks_run_on_cuda(tiny_mlp: nn.Module) -> None:
     model = tiny_mlp.cuda()
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     x, y = x.cuda(), y.cuda()
-    out = pgd(model, x, y, 0.1, generator=torch.Generator().manual_seed(0))
+    out = pgd(model, x, y, 0.1, generator=torch.Generator().manual_seed(0)).x_adv
     assert out.is_cuda and bool((out - x).abs().max() <= 0.1 + 1e-6)
 
 # --- property tests over random shapes, ε, norms and bounds -----------------------------------------
@@ -260,8 +260,8 @@ def test_property_invariants(shape: list[int], n: int, norm: str, eps: float, lo
     y = torch.randint(0, 3, (n,), generator=g)
     x_before = x.clone()
     for x_adv in (pgd(model, x, y, eps, norm=norm, steps=steps, random_start=random_start, restarts=2,
-                      targeted=targeted, early_stop=early_stop, loss=loss, bounds=(lo, hi), generator=g),
-                  fgsm(model, x, y, eps, norm=norm, targeted=targeted, loss=loss, bounds=(lo, hi))):
+                      targeted=targeted, early_stop=early_stop, loss=loss, bounds=(lo, hi), generator=g).x_adv,
+                  fgsm(model, x, y, eps, norm=norm, targeted=targeted, loss=loss, bounds=(lo, hi)).x_adv):
         assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
         assert x_adv.data_ptr() != x.data_ptr()
         assert bool((get_norm(norm).measure(x_adv - x) <= eps + 1e-6).all())
@@ -280,6 +280,6 @@ def test_property_float32_stays_in_the_ball(norm: str, eps: float, seed: int) ->
     g = torch.Generator().manual_seed(seed)
     x = torch.rand((16, 1, 4, 4), generator=g)
     y = torch.randint(0, 3, (16,), generator=g)
-    x_adv = pgd(tiny_mlp, x, y, eps, norm=norm, steps=5, generator=g)
+    x_adv = pgd(tiny_mlp, x, y, eps, norm=norm, steps=5, generator=g).x_adv
     assert bool((get_norm(norm).measure(x_adv - x) <= eps * (1 + 1e-6) + 1e-6).all())
     assert bool((x_adv >= 0).all() and (x_adv <= 1).all())

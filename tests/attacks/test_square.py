@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from advgrad.attacks import input_gradient, run_attack
+from advgrad.attacks import input_gradient, pgd
 from advgrad.attacks._square_steps import _bump, _eta, _index
 from advgrad.attacks.result import AttackResult
 from advgrad.attacks.square import p_schedule, square, window_side
@@ -447,8 +447,8 @@ def test_square_breaks_a_gradient_masking_model(trained_small: Any, mnist5k: Any
     masked = nn.Sequential(Quantize(), model).eval()
     x, y = mnist5k.x_test[:100], mnist5k.y_test[:100]
     assert bool((input_gradient(masked, x, y) == 0).all())
-    pgd_plain = run_attack(model, x, y, 0.3, steps=20, generator=torch.Generator().manual_seed(0))
-    pgd_masked = run_attack(masked, x, y, 0.3, steps=20, generator=torch.Generator().manual_seed(0))
+    pgd_plain = pgd(model, x, y, 0.3, steps=20, generator=torch.Generator().manual_seed(0))
+    pgd_masked = pgd(masked, x, y, 0.3, steps=20, generator=torch.Generator().manual_seed(0))
     sq = square(masked, x, y, 0.3, queries=300)
     assert float(pgd_plain.success.float().mean()) >= 0.95
     assert float(pgd_masked.success.float().mean()) <= 0.3

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import advgrad
+from advgrad.attacks.pgd import STEP_FACTORS
 from advgrad.catalog import ATTACKS, NORMS
 from advgrad.checkpoint import load_model, save_checkpoint
 from advgrad.cli import main
@@ -52,7 +53,7 @@ def test_every_method_runs_and_keeps_the_budget(logreg: Path, tmp_path: Path, me
     assert rec["method"] == method and rec["n"] == N
     assert rec["max_linf"] <= 0.1 + 1e-6  # every method stays in the L∞ ball
     assert rec["adversarial_accuracy"] <= rec["clean_accuracy"]
-    assert (rec["alpha"] is None) == (ATTACKS[method].alpha_factor is None)
+    assert (rec["alpha"] is None) == (method not in STEP_FACTORS)  # the gradient loop's step size
     title = ATTACKS[method].title  # the table names the attack as papers print it: PGD-5, APGD-CE-5, FAB-T-5
     assert title and title.lower().replace("mi-", "mi") == method
     assert (f"{title}-5" if extra[:1] == ["--steps"] else title) in output
@@ -103,7 +104,7 @@ def test_eval_autoattack_in_l2_records_the_cascade(logreg: Path, mnist5k: Datase
     ("square", ["--steps", "5"], "--queries, --restarts"),
     ("autoattack", ["--restarts", "2"], "none of these"),
     ("apgd-ce", ["--alpha", "0.1"], "--steps, --restarts"),
-    ("apgd-t", ["--targeted", "--target-class", "1"], "--steps, --restarts"),
+    ("apgd-t", ["--targeted", "--target-class", "1"], "--steps, --n-targets, --restarts"),
     ("fgsm", ["--queries", "10"], "--targeted, --loss"),
 ])
 def test_an_option_the_method_does_not_take_is_a_usage_error(logreg: Path, tmp_path: Path, method: str,

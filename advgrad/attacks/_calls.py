@@ -1,0 +1,61 @@
+"""The one generic step from a config to an attack: an ``AttackConfig`` mapped onto its function's keyword
+arguments, read from the signature (``catalog.AttackEntry.parameters``). There is no adapter per attack:
+the catalog names the public function, the config holds its options (checked against that same signature
+when the config is built), and the runner supplies what is not the user's to choose — the radius, the box,
+the randomness.
+
+Randomness: a function that takes ``generator`` gets the runner's generator for the block; one that takes
+``seed`` instead (AutoAttack's members, which reseed on every call as the reference does) gets the seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from advgrad.attacks._checks import EpsSpec
+from advgrad.attacks.result import AttackResult
+from advgrad.catalog import ATTACKS
+from advgrad.configs import AttackConfig
+
+
+def keyword_arguments(config: AttackConfig, *, generator: torch.Generator | None = None, seed: int = 0,
+                      **settings: Any) -> dict[str, Any]:
+    """The keyword arguments of ``config``'s attack function: the options the name fixes, then the config's
+    options and norm, then each of the runner's ``settings`` (``bounds``, ``early_stop``, ``chunk_size``, …)
+    that the function takes and the config leaves unset (None values are skipped), then the generator or
+    the seed."""
+    entry = ATTACKS[config.method]
+    takes = entry.parameters
+    kwargs: dict[str, Any] = {**entry.fixed, **config.options}
+    if "norm" in takes:
+        kwargs["norm"] = config.norm
+    kwargs.update({k: v for k, v in settings.items() if v is not None and k in takes and k not in kwargs})
+    if "generator" in takes:
+        kwargs["generator"] = generator
+    elif "seed" in takes:
+        kwargs["seed"] = seed
+    return kwargs
+
+
+def run_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None, config: AttackConfig, *,
+               generator: torch.Generator | None = None, seed: int = 0, **settings: Any) -> AttackResult:
+    """Any attack of ``catalog.ATTACKS``, as ``config`` describes it, on one batch: its function called with
+    ``keyword_arguments(config, generator=…, seed=…, **settings)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import AttackConfig, run_attack
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(5, 1, 2, 2), torch.randint(0, 3, (5,))
+    >>> config = AttackConfig.of("pgd", steps=3)
+    >>> run_attack(model, x, y, 0.1, config, generator=torch.Generator().manual_seed(0)).x_adv.shape
+    torch.Size([5, 1, 2, 2])
+    """
+    fn = ATTACKS[config.method].impl
+    result: AttackResult = fn(model, x, y, eps, **keyword_arguments(config, generator=generator, seed=seed,
+                                                                    **settings))
+    return result
