@@ -53,7 +53,8 @@ class AttackEntry(Entry):
     ‖δ‖ per sample; ε optional) or "ensemble" (a cascade of other entries); ``gradient_free``: it never asks
     for ∂J/∂X; ``per_sample_eps``: it takes an (N,) tensor of radii, one per sample (what ``--min-eps``'s
     bisection needs); ``sweep``: the ``EvalConfig`` fields (steps, restarts) an evaluation sets on it;
-    ``paper``: where it comes from; ``title``: its name as papers and tables print it."""
+    ``paper``: where it comes from; ``title``: its name as papers and tables print it; ``members``: for an
+    ensemble, "module:function" mapping its config to the configs of its members, in cascade order."""
 
     norms: tuple[str, ...] = ("inf", "2", "1")
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -63,6 +64,7 @@ class AttackEntry(Entry):
     sweep: tuple[str, ...] = ()
     paper: str = ""
     title: str = ""
+    members: str | None = None
 
     @property
     def parameters(self) -> Mapping[str, inspect.Parameter]:
@@ -175,7 +177,8 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
     "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack",
                               "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
                               "survivors",
-                              ("inf", "2"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack"),
+                              ("inf", "2"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack",
+                              members="advgrad.attacks.autoattack:cascade_of"),
 })
 # the attacks ``--min-eps`` may bisect with: those that take one radius per sample
 MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sample_eps)

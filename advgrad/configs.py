@@ -124,7 +124,9 @@ class EvalConfig:
     iterative attacks' (PGD's α = 2.5·ε/steps); ``min_eps``: also bisect each sample's minimal ε to
     ``precision`` with the attack ``min_eps_attack`` (one that takes per-sample radii:
     ``catalog.MIN_EPS_ATTACKS``); ``tolerance``: the slack (a fraction of the samples) the sanity checks
-    allow; ``queries``: the score-based black-box search's budget in the sanity report."""
+    allow; ``queries``: the score-based black-box search's budget in the sanity report; ``block``: points per
+    attack call (``advgrad.attacks.runner``: the unit of random seeds, of the work shared between processes
+    and of resume; 250, AutoAttack's reference batch); ``seed``: every pass's randomness."""
 
     eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     attacks: tuple[str, ...] = ("fgsm", "pgd")
@@ -132,7 +134,7 @@ class EvalConfig:
     restarts: int = 1
     norm: str = "inf"
     bounds: tuple[float, float] = (0.0, 1.0)
-    batch_size: int = 500
+    block: int = 250
     seed: int = 0
     min_eps: bool = False
     precision: float = 0.005
@@ -144,8 +146,8 @@ class EvalConfig:
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "eps", _validate.numbers("eps", self.eps))
         set_(self, "attacks", _validate.names("attacks", self.attacks, ATTACKS))
-        for name in ("steps", "restarts", "batch_size", "queries"):
-            _validate.count(name.replace("_", " "), getattr(self, name))
+        for name in ("steps", "restarts", "block", "queries"):
+            _validate.count(name, getattr(self, name))
         _validate.count("seed", self.seed, minimum=0)
         set_(self, "norm", norm_name(self.norm))
         set_(self, "bounds", _validate.bounds(self.bounds))

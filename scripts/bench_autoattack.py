@@ -8,6 +8,11 @@ per-sample robust flags of the two must agree; the table says how many disagree.
 
     python scripts/bench_autoattack.py --n 200 --repeats 1                # cnn-small trained here, 2 epochs
     python scripts/bench_autoattack.py --model runs/x/model.pt --eps 0.1 --n 500
+    python scripts/bench_autoattack.py --model runs/x/model.pt --eps 0.1 --n 600 --cli
+
+``--cli`` times the command as well, in this process: ``advgrad attack --method autoattack`` on the same
+points (its first ``--n`` test images, same ε, norm and seed; reading the checkpoint included), its
+per-sample flags from the examples it saves; the table then has its ratio beside the library's.
 """
 
 from __future__ import annotations
@@ -78,6 +83,24 @@ def reference(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str,
     return robust, {m: t - (cumulative[i - 1] if i else 0.0) for i, (m, t) in enumerate(zip(MEMBERS, cumulative))}
 
 
+def command(model_path: Path, n: int, eps: float, norm: str, seed: int) -> tuple[Tensor, dict[str, float]]:
+    """``advgrad attack --method autoattack`` in this process: (robust flags (N,), {} — the command reports
+    no per-member seconds in its examples)."""
+    import tempfile
+
+    import numpy as np
+
+    from advgrad.cli import main as cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        examples = Path(tmp) / "aa.npz"
+        cli(["attack", "--model", str(model_path), "--n", str(n), "--eps", str(eps), "--norm", norm, "--method",
+             "autoattack", "--seed", str(seed), "--device", "cpu", "--out", str(Path(tmp) / "aa.json"),
+             "--save-examples", str(examples)], standalone_mode=False)
+        arrays = np.load(examples)
+        return torch.from_numpy(arrays["pred_adv"] == arrays["y"]), {}
+
+
 def train_model(data: Dataset, epochs: int, seed: int = 0) -> nn.Module:
     """cnn-small trained ``epochs`` epochs on mnist-5k, seeded (as the tests' ``trained_small``)."""
     config = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, schedule="one-cycle", seed=seed, device="cpu")
@@ -119,6 +142,7 @@ def table(args: argparse.Namespace, cmd: str, load: str, seconds: dict[str, list
     med = {who: statistics.median(t) for who, t in seconds.items()}
     ratio = med["advgrad"] / med["reference"]
     disagree = int((flags["advgrad"] != flags["reference"]).sum())
+    also = [who for who in seconds if who not in ("reference", "advgrad")]
     lines = [
         "# AutoAttack speed: advgrad vs the reference (pyautoattack 0.2.0)",
         "",
@@ -133,13 +157,18 @@ def table(args: argparse.Namespace, cmd: str, load: str, seconds: dict[str, list
         "| implementation | median s | runs (s) | apgd-ce | apgd-t | fab-t | square | robust accuracy |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for who in ("reference", "advgrad"):
+    for who in ("reference", "advgrad", *also):
         per = " | ".join(_cell(members[who][m]) for m in MEMBERS)
         runs = ", ".join(f"{t:.1f}" for t in seconds[who])
         lines.append(f"| {who} | {med[who]:.1f} | {runs} | {per} | {float(flags[who].float().mean()):.2%} |")
     lines += ["", "Per-member seconds: the reference's from its log (rounded there to 0.1 s), advgrad's from "
               "`AutoAttackResult.seconds`.", "", f"Ratio advgrad / reference (medians): **{ratio:.2f}**.", "",
               f"Robust flags agree: {disagree} disagreements out of {args.n} points.", ""]
+    for who in also:
+        lines += [f"`advgrad attack --method autoattack` (the command, in this process, reading the checkpoint): "
+                  f"ratio to the reference **{med[who] / med['reference']:.2f}** (the library's: {ratio:.2f}); "
+                  f"{int((flags[who] != flags['reference']).sum())} of {args.n} flags differ from the reference's.",
+                  ""]
     return "\n".join(lines)
 
 
@@ -154,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="advgrad's workers (default: its default)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for both")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cli", action="store_true", help="also time `advgrad attack --method autoattack` (needs --model)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_autoattack.md")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -175,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         return ~res.success, res.seconds
 
     runs = {"reference": lambda: reference(model, x, y, args.eps, args.norm, args.seed), "advgrad": ours}
+    if args.cli:
+        if not args.model:
+            ap.error("--cli needs --model (the command reads a checkpoint)")
+        runs["advgrad attack"] = lambda: command(args.model, args.n, args.eps, args.norm, args.seed)
     seconds: dict[str, list[float]] = {who: [] for who in runs}
     members: dict[str, dict[str, list[float]]] = {who: {m: [] for m in MEMBERS} for who in runs}
     flags: dict[str, Tensor] = {}

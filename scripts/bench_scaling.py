@@ -60,7 +60,7 @@ def worker(args: argparse.Namespace) -> None:
         train = time.perf_counter() - start
         distributed.barrier()
         start = time.perf_counter()
-        records = robust_accuracy(model, x, y, eps=(0.1,), attacks=("pgd",), steps=args.steps, batch_size=256)
+        records = robust_accuracy(model, x, y, eps=(0.1,), attacks=("pgd",), steps=args.steps)
         distributed.barrier()
         evaluation = time.perf_counter() - start
         if distributed.is_main():

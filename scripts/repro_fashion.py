@@ -61,14 +61,14 @@ def train(method: str, runs: Path, threads: int) -> None:
 
 
 def robust_accuracy(model: Any, x: Any, y: Any, eps: float, *, steps: int, restarts: int = 1,
-                    batch_size: int = 1000, seed: int = 0) -> float:
+                    seed: int = 0) -> float:
     """Accuracy under L∞ FGSM (steps=0) or PGD (steps ≥ 1, random start, early stop) at ``eps``: one call of
     ``advgrad.robust_accuracy`` (only correctly classified points are attacked)."""
     import advgrad
 
     attack = "fgsm" if steps == 0 else "pgd"
     records = advgrad.robust_accuracy(model, x, y, eps=(eps,), attacks=(attack,), steps=max(steps, 1),
-                                      restarts=restarts, batch_size=batch_size, seed=seed)
+                                      restarts=restarts, seed=seed)
     return float(records[0]["accuracy"])
 
 

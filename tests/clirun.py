@@ -15,26 +15,21 @@ cascade's shape and its gathering across processes, not AutoAttack's strength.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import sys
 from typing import Any
 
-from torch import Tensor, nn
-
 from advgrad.cli import main
 
 SEPARATOR = "=== clirun: next command ==="
 aa = importlib.import_module("advgrad.attacks.autoattack")  # the module: the package exports a function of that name
-FULL = aa.autoattack
 CHEAP = aa.Budget(steps=5, targets=3, queries=40)
 
 
-@functools.wraps(FULL)
-def cheap_autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: Any, **options: Any) -> Any:
-    """The catalog's autoattack as the runner calls it (norm, bounds, chunks, seed), members made cheap."""
-    return FULL(model, x, y, eps, **{**options, "budget": CHEAP})
+def cheap_cascade(config: Any) -> Any:
+    """The members the runner expands "autoattack" into, made cheap (the standard version otherwise)."""
+    return aa.member_configs(config.norm, "standard", None, CHEAP)
 
 
 def sections(stdout: str) -> list[str]:
@@ -55,7 +50,7 @@ def commands(argv: list[str]) -> list[list[str]]:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["--cheap-autoattack"]:
-        aa.autoattack = cheap_autoattack  # what catalog.ATTACKS["autoattack"] resolves on every call
+        aa.cascade_of = cheap_cascade  # catalog.ATTACKS["autoattack"].members: resolved on every expansion
         argv = argv[1:]
     for args in commands(argv):
         try:

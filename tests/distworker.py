@@ -23,11 +23,11 @@ from torch import Tensor, nn  # noqa: E402
 
 from advgrad import distributed  # noqa: E402
 from advgrad.adversarial import RobustProbe, make_objective  # noqa: E402
+from advgrad.attacks import runner  # noqa: E402
 from advgrad.checkpoint import load_model  # noqa: E402
 from advgrad.configs import AdvConfig, EvalConfig, TrainConfig  # noqa: E402
 from advgrad.data import Dataset, load_dataset  # noqa: E402
 from advgrad.evaluate import evaluate_model  # noqa: E402
-from advgrad.evaluate.robust import attack_blocks  # noqa: E402
 from advgrad.models import build_for  # noqa: E402
 from advgrad.train import fit  # noqa: E402
 
@@ -46,7 +46,7 @@ def eval_task(out: Path, data: Dataset, checkpoint: str) -> None:
 
     model = load_model(checkpoint)
     x, y = data.x_test[:N_EVAL], data.y_test[:N_EVAL]
-    config = EvalConfig(eps=(0.0, 0.1, 0.2), attacks=("fgsm", "pgd"), steps=3, restarts=2, batch_size=100,
+    config = EvalConfig(eps=(0.0, 0.1, 0.2), attacks=("fgsm", "pgd"), steps=3, restarts=2, block=100,
                         min_eps=True, precision=0.03, queries=10, seed=3)
     swept, real_sweep = [], report.sweep
 
@@ -60,8 +60,8 @@ def eval_task(out: Path, data: Dataset, checkpoint: str) -> None:
     finally:
         report.sweep = real_sweep  # type: ignore[assignment]
     assert result.min_eps is not None and len(swept) == 1
-    success, x_adv = attack_blocks(model, x, y, torch.ones(N_EVAL, dtype=torch.bool), 0.15, config.attack("pgd"),
-                                   batch_size=64, seed=11, examples=True)
+    outcome = runner.run(model, x, y, 0.15, [config.attack("pgd")], seed=11, bounds=config.bounds, block=64)
+    success, x_adv = outcome.success, outcome.x_adv
     record = {"clean_accuracy": result.clean_accuracy,
               "records": [{k: v for k, v in r.items() if k != "seconds"} for r in result.records],
               "sanity": [c.to_dict() for c in result.checks],
@@ -202,23 +202,19 @@ def cascade_task(out: Path, data: Dataset, checkpoint: str) -> None:
     """A sweep with an AutoAttack ensemble, its cascade record gathered from every process's blocks. The
     standard cascade (APGD 100 steps, FAB-T, Square 5,000 queries) is minutes here: the catalog's entry is
     replaced by a cheap custom cascade (APGD-CE 3 steps, then Square 10 queries), seeded as the entry is."""
-    import functools
     import importlib
 
     from advgrad.evaluate import sweep
 
     aa = importlib.import_module("advgrad.attacks.autoattack")  # the module: the package exports a function of that name
-    full = aa.autoattack
 
-    @functools.wraps(full)
-    def cheap(model: nn.Module, x: Tensor, y: Tensor, eps: Any, **options: Any) -> Any:
-        return full(model, x, y, eps, **{**options, "version": "custom", "attacks": ("apgd-ce", "square"),
-                                         "budget": aa.Budget(steps=3, queries=10)})
+    def cheap(config: Any) -> Any:  # what the runner expands "autoattack" into: a cheap custom cascade
+        return aa.member_configs(config.norm, "custom", ("apgd-ce", "square"), aa.Budget(steps=3, queries=10))
 
-    aa.autoattack = cheap  # what catalog.ATTACKS["autoattack"] resolves on every call
+    aa.cascade_of = cheap  # catalog.ATTACKS["autoattack"].members names it; resolved on every expansion
     model = load_model(checkpoint)
     x, y = data.x_test[:N_EVAL], data.y_test[:N_EVAL]
-    result = sweep(model, x, y, EvalConfig(eps=(0.0, 0.2), attacks=("fgsm", "autoattack"), batch_size=100, seed=5))
+    result = sweep(model, x, y, EvalConfig(eps=(0.0, 0.2), attacks=("fgsm", "autoattack"), block=100, seed=5))
     if distributed.is_main():
         drop = ("seconds", "seconds_per_attack")
         records = [{k: v for k, v in r.items() if k not in drop} | {"keys": sorted(r)} for r in result.records]

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 
 from advgrad import _ddp, distributed
 from advgrad._runtime import frozen_eval
+from advgrad.attacks import runner
 from advgrad.configs import AttackConfig, TrainConfig, TrainingPlan
 from advgrad.data import Dataset, batches
 from advgrad.distributed import stream_seed
-from advgrad.evaluate.robust import BLOCK, attack_blocks
 from advgrad.models import build_for
 from advgrad.norms import get_norm
 from advgrad.runs.training import run_training
@@ -141,29 +141,27 @@ class ZeroGradient(nn.Module):
 @pytest.mark.slow
 @pytest.mark.isa
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 700), batch_size=st.sampled_from([1, 7, 100, 256, 300, 1000]), seed=st.integers(0, 50),
-       keep=st.floats(0.2, 1.0))
-def test_random_starts_are_drawn_per_block_whatever_the_batch_size(n: int, batch_size: int, seed: int,
-                                                                    keep: float) -> None:
-    """Block k's candidates draw U(−ε, ε) from stream_seed(seed, k)'s generator, in index order: a plain
-    per-block draw of all of them at once. (CPU uniform_ consumes its stream element by element, so the
-    cut into batches does not matter; the L2/L1 starts draw normals, and there it does.)"""
+@given(n=st.integers(1, 700), block=st.sampled_from([1, 7, 100, 250, 300, 1000]), seed=st.integers(0, 50),
+       keep=st.floats(0.2, 1.0), workers=st.integers(1, 3))
+def test_random_starts_are_drawn_per_block_of_the_candidates(n: int, block: int, seed: int, keep: float,
+                                                              workers: int) -> None:
+    """Block j (candidates j·block … (j+1)·block − 1, in index order) draws U(−ε, ε) from stream_seed(seed, j)'s
+    generator: a plain per-block draw of all of them at once, whatever the number of workers."""
     g = torch.Generator().manual_seed(seed)
     x = 0.25 + 0.5 * torch.rand(n, 1, 2, 3, generator=g)
     candidates = torch.rand(n, generator=g) < keep
     y = torch.zeros(n, dtype=torch.long)
-    attack = AttackConfig.of("pgd", steps=1, early_stop=True)
-    _, x_adv = attack_blocks(ZeroGradient(), x, y, candidates, 0.1, attack, batch_size=batch_size, seed=seed,
-                             examples=True)
-    assert x_adv is not None
+    attack = AttackConfig.of("pgd", steps=1)
+    outcome = runner.run(ZeroGradient(), x, y, 0.1, [attack], candidates=candidates, seed=seed, block=block,
+                         workers=workers)
     expected = x.clone()
-    for k in range(-(-n // BLOCK)):
-        idx = candidates[k * BLOCK:(k + 1) * BLOCK].nonzero().squeeze(1) + k * BLOCK
-        if len(idx):
-            start = x[idx] + get_norm("inf").random_start(x[idx], 0.1,
-                                                          torch.Generator().manual_seed(stream_seed(seed, k)))
-            expected[idx] = x[idx] + (start - x[idx]).clamp(-0.1, 0.1)  # PGD's one step, which does not move
-    assert torch.equal(x_adv, expected)
+    idx = candidates.nonzero().squeeze(1)
+    for j, start in enumerate(range(0, len(idx), block)):
+        b = idx[start:start + block]
+        begin = x[b] + get_norm("inf").random_start(x[b], 0.1, torch.Generator().manual_seed(stream_seed(seed, j)))
+        expected[b] = x[b] + (begin - x[b]).clamp(-0.1, 0.1)  # PGD's one step, which does not move
+    assert torch.equal(outcome.x_adv, expected)
+    assert torch.equal(outcome.attacked, candidates) and not bool(outcome.success.any())
 
 
 def test_stream_seeds_differ_for_neighbours() -> None:

@@ -104,7 +104,7 @@ def _same_function(loaded: nn.Module, reference: nn.Module, x: torch.Tensor, y: 
     """Logits bit for bit, and robust accuracy (FGSM and 5-step PGD at ε, seed 0) record for record."""
     with torch.no_grad():
         assert torch.equal(loaded(x), reference(x))
-    options: dict[str, Any] = dict(eps=(eps,), attacks=("fgsm", "pgd"), steps=5, seed=0, batch_size=16)
+    options: dict[str, Any] = dict(eps=(eps,), attacks=("fgsm", "pgd"), steps=5, seed=0, block=16)
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in robust_accuracy(reference, x, y, **options)]
     got = [{k: v for k, v in r.items() if k != "seconds"} for r in robust_accuracy(loaded, x, y, **options)]
     assert got == strip

@@ -41,7 +41,7 @@ R = TypeVar("R", bound=Verdicts)
 
 
 class Plan:
-    """What is known of every member's list of points, block by block (no threads: ``schedule`` drives it).
+    """What is known of every member's list of points, block by block (no threads: ``pipeline`` drives it).
 
     ``known[k]``: the first points of member k's list, in order (all of member 0's); ``complete[k]``: the
     list is whole; ``handed[k]``: blocks of member k handed out; ``survivors[k][j]``: the points of block j
@@ -64,7 +64,7 @@ class Plan:
         """(member, block, points (b,)) of the earliest block known and not handed out yet, else None."""
         for k, handed in enumerate(self.handed):
             start, stop = handed * self.block, (handed + 1) * self.block
-            # past ``stop``: a later block exists, so this member has several (see ``schedule``)
+            # past ``stop``: a later block exists, so this member has several (see ``pipeline``)
             if len(self.known[k]) > stop or (self.complete[k] and len(self.known[k]) > start):
                 return k, handed, self.known[k][start:stop]
         return None
@@ -93,15 +93,15 @@ class Plan:
         return self.complete[-1]
 
 
-Run = Callable[[int, Tensor], R]             # member k on the points (b,) → its result on them
-Done = Callable[[int, Tensor, R], None]      # (member k, points (b,), result): applied in the caller's thread
+Run = Callable[[int, int, Tensor], R]             # member k's block j on the points (b,) → its result on them
+Done = Callable[[int, int, Tensor, R], None]      # (member k, block j, points (b,), result): in the caller's thread
 
 
-def schedule(members: int, first: Tensor, block: int, run: Run[R], done: Done[R],
+def pipeline(members: int, first: Tensor, block: int, run: Run[R], done: Done[R],
              pool: ThreadPoolExecutor | None, workers: int = 1) -> list[float]:
-    """Run the ``members`` of a cascade over the points ``first`` (N,) in blocks of ``block``: ``run(k,
-    points)`` for each block of member k (in the pool, at most ``workers`` at once; in this thread without a
-    pool, or for a member whose points fit in one block), ``done(k, points, result)`` here as each block
+    """Run the ``members`` of a cascade over the points ``first`` (N,) in blocks of ``block``: ``run(k, j,
+    points)`` for block j of member k (in the pool, at most ``workers`` at once; in this thread without a
+    pool, or for a member whose points fit in one block), ``done(k, j, points, result)`` here as each block
     ends. Returns the seconds of each member: every interval of the run divided evenly among the blocks
     running in it, so the members' seconds add up to the cascade's wall time (less this thread's own)."""
     plan = Plan(members, first, block)
@@ -117,8 +117,8 @@ def schedule(members: int, first: Tensor, block: int, run: Run[R], done: Done[R]
         clock = now
 
     def end(k: int, j: int, points: Tensor, result: R) -> None:
-        plan.finish(k, j, points[~result.success])
-        done(k, points, result)
+        plan.finish(k, j, points[~result.success.to(points.device)])
+        done(k, j, points, result)
 
     while not plan.finished():
         ready = plan.next_block()
@@ -127,13 +127,13 @@ def schedule(members: int, first: Tensor, block: int, run: Run[R], done: Done[R]
             plan.hand_out(k)
             if pool is None or plan.blocks(k) == 1:  # alone by construction: nothing else can run now
                 start = time.perf_counter()
-                result = run(k, points)
+                result = run(k, j, points)
                 seconds[k] += time.perf_counter() - start
                 clock = time.perf_counter()
                 end(k, j, points, result)
             else:
                 tick()
-                running[pool.submit(run, k, points)] = (k, j, points)
+                running[pool.submit(run, k, j, points)] = (k, j, points)
             continue
         if not running:
             raise RuntimeError("cascade schedule stalled: no block is ready and none is running")

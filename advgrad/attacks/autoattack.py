@@ -33,9 +33,7 @@ interval goes in equal parts to the blocks running in it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +41,11 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
-from advgrad._runtime import check_batch, frozen_eval, logits
-from advgrad.attacks._calls import run_attack
-from advgrad.attacks._cascade import schedule
+from advgrad._runtime import check_batch, logits
+from advgrad.attacks import runner
 from advgrad.attacks._checks import EpsSpec, check_radius
 from advgrad.attacks.result import AttackResult
+from advgrad.attacks.runner import BLOCK, Progress
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
 from advgrad.losses import margin
@@ -59,7 +57,6 @@ VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
              ("apgd-t", {}), ("fab-t", {})),
     "rand": (("apgd-ce", {"eot": 20}), ("apgd-dlr", {"eot": 20})),
 }
-BLOCK = 250  # points per call of a member, as the reference's default batch (Square's draws follow the block)
 
 
 @dataclass(frozen=True)
@@ -96,29 +93,6 @@ def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple
     return VERSIONS[_validate.one_of("AutoAttack version", version, [*VERSIONS, "custom"])]
 
 
-def default_workers() -> int:
-    """Two workers where torch may use two threads or more, else one: the blocks share torch's thread budget
-    (``torch.get_num_threads()``, e.g. set by OMP_NUM_THREADS), so a single-thread budget runs serially."""
-    return min(2, torch.get_num_threads())
-
-
-@contextmanager
-def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
-    """``workers`` threads (None for one), each with torch.get_num_threads() // workers intra-op threads
-    (at least 1); torch's thread count is restored on exit, also when the body raises."""
-    if workers == 1:
-        yield None
-        return
-    threads = torch.get_num_threads()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="autoattack",
-                              initializer=torch.set_num_threads, initargs=(max(1, threads // workers),))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)  # a worker's set_num_threads also changes the default of new threads
-
-
 @dataclass(frozen=True)
 class Budget:
     """A cheaper cascade of the same members, for experiments (AutoAttack proper uses none): iterations of
@@ -142,49 +116,97 @@ class Budget:
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: str = "inf",
                version: str = "standard", attacks: tuple[str, ...] | None = None, seed: int = 0,
                bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
-               workers: int | None = None, progress: Callable[[int], None] | None = None,
+               workers: int | None = None, progress: Progress | None = None,
                budget: Budget | None = None) -> AutoAttackResult:
-    """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf" or "2"): see the module
-    docstring. ``block``: points per member call; ``workers``: blocks of a member run at once on the CPU
-    (default ``default_workers()``; 1: one after the other; the same results, see the module docstring
-    for the bits); ``progress(k)``: called with the points each call handled; ``budget``: a cheaper
-    cascade for experiments (AutoAttack proper takes none). The model runs in eval mode with its
-    parameters' gradients off; x and y are not modified."""
+    """AutoAttack of ``version`` on (x, y) at radius ``eps``: each member on the points the members before it
+    left standing, in blocks of ``block`` (see the module docstring).
+
+    Parameters
+    ----------
+    model, x, y : as ``pgd``
+    eps : float
+        One radius for every point.
+    norm : {"inf", "2"}
+    version : {"standard", "plus", "rand", "custom"}
+        The reference's versions; "custom" runs ``attacks`` (names from ``catalog.ATTACKS``) in order.
+    seed : int
+        Every member call reseeds its own generator with it, as the reference reseeds torch's.
+    bounds : (float, float)
+    chunk_size : int, optional
+        Samples per forward pass inside a member (speed and memory only).
+    block : int
+        Points per member call (the reference's batch, 250).
+    workers : int, optional
+        Blocks run at once on the CPU (default ``runner.default_workers()``); the same results whatever it is.
+    progress : callable, optional
+        ``progress(done, total)``: points whose verdict is sealed.
+    budget : Budget, optional
+        A cheaper cascade for experiments; AutoAttack proper takes none.
+
+    Returns
+    -------
+    AutoAttackResult
+        ``success`` per point (broken by a member, or misclassified at x), ``x_adv`` (x where robust), the
+        member that broke each point, robust accuracy after each member, seconds per member.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import autoattack
+    >>> from advgrad.attacks.autoattack import Budget
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 5))
+    >>> x, y = torch.rand(8, 1, 6, 6), torch.randint(0, 5, (8,))
+    >>> result = autoattack(model, x, y, 0.1, budget=Budget(steps=5, targets=2, queries=20))
+    >>> list(result.accuracy)
+    ['clean', 'apgd-ce', 'apgd-t', 'fab-t', 'square']
+
+    References
+    ----------
+    Croce, Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
+    attacks", ICML 2020, arXiv 2003.01690.
+    """
     check_batch(x, y)
     eps_ = check_radius("eps", eps, x, positive=False)
     if isinstance(eps_, Tensor):
         raise ValueError("autoattack takes one radius for every point (a number), not a per-sample tensor")
-    plan = members(version, attacks)
+    configs = member_configs(norm, version, attacks, budget)
+    _validate.count("block", block)
+    x, y = x.detach(), y.to(x.device)
+    z = logits(model, x, batch_size=block).to(x.device)
+    correct = z.argmax(1) == y  # (N,) classified correctly at x: the points the cascade attacks
+    x_adv, z_adv = x.clone(), z.clone()
+    broken_by = torch.where(correct, len(configs), -1)  # (N,) at ε = 0 nothing can move: the clean verdicts
+    seconds = [0.0] * len(configs)
+    if eps_ > 0:
+        out = runner.run(model, x, y, eps_, configs, candidates=correct.cpu(), seed=seed, bounds=bounds,
+                         block=block, workers=workers, chunk_size=chunk_size, progress=progress)
+        fooled = out.success.to(x.device)
+        x_adv[fooled] = out.x_adv[fooled.cpu()].to(x.device)
+        if out.logits is not None:  # None: no point was attacked
+            z_adv[fooled] = out.logits[fooled.cpu()].to(z_adv)
+        broken_by, seconds = out.broken_by.to(x.device), out.seconds
+    names = [c.method for c in configs]
+    accuracy = {"clean": float(correct.float().mean()),
+                **robust_after(broken_by, names[:len(configs) if eps_ > 0 else 0], torch.float32)}
+    return AutoAttackResult(x_adv, broken_by < len(configs), margin(z_adv, y), z_adv, broken_by=broken_by,
+                            stages=tuple(names), accuracy=accuracy, seconds=dict(zip(names, seconds)))
+
+
+def member_configs(norm: str, version: str = "standard", attacks: tuple[str, ...] | None = None,
+                   budget: Budget | None = None) -> list[AttackConfig]:
+    """The members of ``version`` as configs under ``norm``, made cheaper by ``budget`` where they take it."""
     if budget is not None and not isinstance(budget, Budget):
         raise ValueError(f"budget must be an autoattack.Budget, got {type(budget).__name__}")
     cheaper = budget.options() if budget is not None else {}
-    configs = [AttackConfig(name, norm, {**extra, **{k: v for k, v in cheaper.items() if k in ATTACKS[name].options}})
-               for name, extra in plan]
-    _validate.count("block", block)
-    workers = default_workers() if workers is None else _validate.count("workers", workers)
-    x, y = x.detach(), y.to(x.device)
-    z = logits(model, x, batch_size=max(block, 1)).to(x.device)
-    correct = z.argmax(1) == y  # (N,) classified correctly at x: the points the cascade attacks
-    broken_by = torch.where(correct, len(plan), -1)  # (N,) robust: len(plan) still at the end
-    x_adv, z_adv = x.clone(), z.clone()
+    configs = []
+    for name, extra in members(version, attacks):
+        takes = ATTACKS[name].options
+        fast = {"early_stop": True} if "early_stop" in takes else {}  # a fooled point is done: same verdicts
+        configs.append(AttackConfig(name, norm, {**fast, **extra, **{k: v for k, v in cheaper.items() if k in takes}}))
+    return configs
 
-    def run(k: int, b: Tensor) -> AttackResult:  # member k on the block b (b,), reseeded as the reference
-        return run_attack(model, x[b], y[b], eps_, configs[k], seed=seed, bounds=bounds, early_stop=True,
-                          chunk_size=chunk_size)
 
-    def done(k: int, b: Tensor, res: AttackResult) -> None:
-        fooled = res.success
-        x_adv[b[fooled]], z_adv[b[fooled]] = res.x_adv[fooled], res.logits[fooled].to(z_adv.dtype)
-        broken_by[b[fooled]] = k
-        if progress is not None:
-            progress(len(b))
-
-    stages = len(configs) if eps_ > 0 else 0  # at ε = 0 nothing can move: the clean verdicts
-    with frozen_eval(model), _pool(workers) as pool:
-        spent = schedule(stages, correct.nonzero().squeeze(1), block, run, done,
-                         pool if x.device.type == "cpu" else None, workers)
-    accuracy = {"clean": float(correct.float().mean()),
-                **robust_after(broken_by, [c.method for c in configs[:stages]], torch.float32)}
-    seconds = {c.method: t for c, t in zip(configs, spent)}
-    return AutoAttackResult(x_adv, broken_by < len(plan), margin(z_adv, y), z_adv, broken_by=broken_by,
-                            stages=tuple(c.method for c in configs), accuracy=accuracy, seconds=seconds)
+def cascade_of(config: AttackConfig) -> list[AttackConfig]:
+    """The members an "autoattack" config runs (its version, custom attacks and budget, under its norm): what
+    the runner attacks with when an evaluation names autoattack."""
+    return member_configs(config.norm, config.get("version"), config.get("attacks"), config.get("budget"))

@@ -67,7 +67,9 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--n", "--n-test", "n", type=POSITIVE, default=None,
               help="Attack the first N test images (default: all); --n-test under torchrun, whose own options "
                    "--n... would take --n.")
-@click.option("--batch-size", type=POSITIVE, default=500, show_default=True)
+@click.option("--block", type=POSITIVE, default=250, show_default=True,
+              help="Points per attack call: the unit of random seeds and of the work shared between processes "
+                   "(250, AutoAttack's reference batch).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random starts and random targets.")
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
@@ -80,7 +82,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.pass_context
 def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, norm: str, steps: int | None,
            alpha: float | None, restarts: int, random_start: bool, targeted: bool, target_class: int | None,
-           target_mode: str | None, loss: str, queries: int, targets: int, n: int | None, batch_size: int,
+           target_mode: str | None, loss: str, queries: int, targets: int, n: int | None, block: int,
            seed: int, device: str, data_root: Path | None, out: Path, save_examples: Path | None,
            as_json: bool, **sources: Any) -> None:
     """Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and report
@@ -102,7 +104,7 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, nor
     from advgrad.runs.attack import attack_report, write_examples
 
     with progress_bar("attack", "image") as bar:
-        report = attack_report(model_path, eps, config, target=target, n=n, batch_size=batch_size, seed=seed,
+        report = attack_report(model_path, eps, config, target=target, n=n, block=block, seed=seed,
                                device=device, data_root=data_root, on_warning=warn, progress=follow(bar), **sources)
     if not is_main():  # under torchrun: process 0 alone prints and writes
         return

@@ -38,7 +38,7 @@ DEFAULTS = EvalConfig()
 @click.option("--examples", type=click.Path(path_type=Path), default=None,
               help="Evaluate these saved adversarial examples (`attack --save-examples`) on --model instead of "
                    "attacking it: the same record as `advgrad transfer` (takes only --model and its options, "
-                   "--batch-size, --device, --out).")
+                   "--block, --device, --out).")
 @model_option
 @model_source_options
 @data_option
@@ -54,7 +54,9 @@ DEFAULTS = EvalConfig()
 @click.option("--n", "--n-test", "n", type=IntIn(min=1, rule="a positive integer"), default=None,
               help="Evaluate the first N test images (default: all); --n-test under torchrun, whose own options "
                    "--n... would take --n.")
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
+@click.option("--block", type=int, default=DEFAULTS.block, show_default=True,
+              help="Points per attack call: the unit of random seeds, of the work shared between processes and of "
+                   "--resume (250, AutoAttack's reference batch).")
 @click.option("--min-eps", "min_eps", is_flag=True,
               help="Also bisect each sample's minimal ε (up to the largest --eps) with --min-eps-attack.")
 @click.option("--min-eps-attack", type=click.Choice(MIN_EPS_ATTACKS), default=DEFAULTS.min_eps_attack,
@@ -65,7 +67,7 @@ DEFAULTS = EvalConfig()
 @click.option("--queries", type=int, default=DEFAULTS.queries, show_default=True,
               help="Queries of the black-box search in the sanity report.")
 @click.option("--no-sanity", is_flag=True,
-              help="Skip the sanity report (on a folder it runs on the first --batch-size images only).")
+              help="Skip the sanity report (on a folder it runs on its first images only).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
@@ -75,7 +77,7 @@ DEFAULTS = EvalConfig()
                    "the --model file.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps: tuple[float, ...], norm: str,
-             attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, batch_size: int, min_eps: bool,
+             attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, block: int, min_eps: bool,
              min_eps_attack: str, precision: float, queries: int, no_sanity: bool, seed: int, device: str,
              data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
@@ -85,9 +87,9 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
     With --examples: how saved adversarial examples transfer to --model (as `advgrad transfer`).
     """
     if examples is not None:
-        _transfer(ctx, examples, model_path, batch_size, device, out, sources)
+        _transfer(ctx, examples, model_path, block, device, out, sources)
         return
-    config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, batch_size=batch_size,
+    config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, block=block,
                         seed=seed, min_eps=min_eps, min_eps_attack=min_eps_attack, precision=precision,
                         queries=queries)
     csv_path = out.with_suffix(".csv")
@@ -111,19 +113,19 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
                + (f"; sanity report {verdict}" if report.evaluation.checks else ""))
 
 
-def _transfer(ctx: click.Context, examples: Path, model_path: Path, batch_size: int, device: str, out: Path,
+def _transfer(ctx: click.Context, examples: Path, model_path: Path, block: int, device: str, out: Path,
               sources: dict[str, Any]) -> None:
     """``eval --examples``: refuse the options that configure an attack or pick data, then ``advgrad transfer``."""
     from advgrad.cli.transfer import run_transfer
     from advgrad.runs._sources import MODEL_OPTIONS  # model_source_options' names
 
-    allowed = {"examples", "model_path", "batch_size", "device", "out", *MODEL_OPTIONS}
+    allowed = {"examples", "model_path", "block", "device", "out", *MODEL_OPTIONS}
     for param in ctx.command.params:
         if param.name not in allowed and ctx.get_parameter_source(param.name or "") is not ParameterSource.DEFAULT:
             flag = max(param.opts, key=len) if param.opts else param.name
             raise UsageFail(f"{flag} does not apply with --examples: the saved examples are evaluated as they are "
                             "(no attack runs, the data is the file's); drop one of them")
-    run_transfer(examples, model_path, batch_size=batch_size, device=device, png_dir=None, out=out,
+    run_transfer(examples, model_path, batch_size=block, device=device, png_dir=None, out=out,
                  sources={k: sources[k] for k in MODEL_OPTIONS if sources[k] is not None})
 
 

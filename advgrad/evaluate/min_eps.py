@@ -10,10 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
-from advgrad._runtime import model_device, predict
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.progress import Progress, Tally
-from advgrad.evaluate.robust import attack_mask, config_from
+from advgrad.evaluate.robust import attack_mask, config_from, correct_at_x
 
 
 def bisection_rounds(eps_max: float, precision: float) -> int:
@@ -29,27 +28,27 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     ``config.precision``. Returns hi (N,) float64 — an ε at which the attack succeeded — with 0
     for points misclassified already and ``inf`` for points it cannot break at ``eps_max`` (default: the full
     bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉; ``progress``: one pass at eps_max and one
-    per round. Each pass is ``attack_mask`` (random starts per block of samples, seeded by (seed + pass,
-    block)); under torch.distributed every process must call it and gets the same values."""
+    per round. Each pass is ``attack_mask`` (the runner's blocks, the pass's randomness seeded by seed + pass);
+    under torch.distributed every process must call it and gets the same values."""
     config = config_from(config, options)
     lo_b, hi_b = config.bounds
     eps_max = _validate.number("eps_max", hi_b - lo_b if eps_max is None else eps_max, minimum=0.0, strict=True)
-    device = model_device(model)  # x stays where it is: attack_mask moves it in batches
+    device = x.device  # x stays where it is: the runner moves it block by block
     attack = config.attack(config.min_eps_attack)
     rounds = bisection_rounds(eps_max, config.precision)
     tally = Tally(progress, len(y) * (1 + rounds))
-    correct = (predict(model, x, config.batch_size) == y.to(x.device)).to(device)
+    correct = correct_at_x(model, x, y, config)
     result = torch.zeros(len(y), dtype=torch.float64, device=device)
-    broken = attack_mask(model, x, y, correct, eps_max, attack, batch_size=config.batch_size, seed=config.seed,
-                         bounds=config.bounds, tally=tally)
+    broken = attack_mask(model, x, y, correct, eps_max, attack, config)
+    tally(len(y))
     result[correct & ~broken] = math.inf
     active = correct & broken
     lo = torch.zeros(len(y), dtype=torch.float64, device=device)
     hi = torch.full((len(y),), eps_max, dtype=torch.float64, device=device)
     for r in range(rounds):
         mid = (lo + hi) / 2
-        ok = attack_mask(model, x, y, active, mid.to(x.dtype), attack, batch_size=config.batch_size,
-                         seed=config.seed + 1 + r, bounds=config.bounds, tally=tally)
+        ok = attack_mask(model, x, y, active, mid.to(x.dtype), attack, config, seed=config.seed + 1 + r)
+        tally(len(y))
         hi = torch.where(active & ok, mid, hi)
         lo = torch.where(active & ~ok, mid, lo)
     result[active] = hi[active]

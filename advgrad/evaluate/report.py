@@ -37,7 +37,7 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
 
     Under torch.distributed (``advgrad.distributed.setup``, as ``advgrad eval`` under torchrun) every
     process calls it with the same arguments and gets the same ``Evaluation``, bit for bit the one of a
-    single process: every attack pass (``attack_mask``: the sweep, the bisection, the sanity report's PGD
+    single process: every attack pass (the runner's blocks: the sweep, the bisection, the sanity report's PGD
     passes) shares its blocks of samples out; the clean predictions and the sanity report's other checks
     (gradients, sign noise, Square, ...) run whole on every process. Only process 0 should write the
     records (``distributed.is_main()``)."""

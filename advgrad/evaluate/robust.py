@@ -1,13 +1,11 @@
 """Robust accuracy: accuracy under several attacks at several ε in one call.
 
-Only the points the model classifies correctly are attacked, with the attack's ``early_stop`` (a fooled
-point stops moving: it is done); a point is robust at ε only if it survives every attack and every restart
-(the "worst" record).
-
-Random starts are drawn per block of ``BLOCK`` (256) consecutive samples, from a generator seeded by
-(seed, block index): the one scheme, in one process as under torch.distributed, where the blocks are the
-unit of work shared between processes (``attack_blocks``). So the per-sample results do not depend on the
-number of processes, nor the random starts on the batch size.
+Only the points the model classifies correctly are attacked, each attack by the runner
+(``advgrad.attacks.runner``): blocks of ``EvalConfig.block`` (250) points, each with its own seeded
+randomness, an ensemble such as AutoAttack run as its cascade over the same blocks ``advgrad.autoattack``
+runs, with early stop (a fooled point is done). A point is robust at ε only if it survives every attack
+(the "worst" record). Under torch.distributed the blocks are shared out and every process returns the same
+records.
 """
 
 from __future__ import annotations
@@ -20,16 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advgrad import distributed
-from advgrad._runtime import model_device, predict, spans
-from advgrad.attacks import AttackResult, AutoAttackResult, run_attack
+from advgrad._runtime import predict
+from advgrad.attacks import runner
 from advgrad.attacks.autoattack import robust_after
+from advgrad.attacks.runner import Outcome
 from advgrad.configs import AttackConfig, EvalConfig
-from advgrad.distributed import stream_seed
-from advgrad.evaluate.progress import Progress, Tally
+from advgrad.evaluate.progress import Progress, parts
 
 WORST = "worst"  # the record of points that survive every attack
-BLOCK = 256  # samples per block: the unit of random starts and of the work shared between processes
 
 
 @dataclass
@@ -39,44 +35,7 @@ class SweepResult:
 
     records: list[dict[str, Any]]
     robust: dict[tuple[str, float], Tensor]
-    correct: Tensor  # (N,) bool, clean predictions
-
-
-class Cascade:
-    """Collects an ensemble's per-member breakdown (``AutoAttackResult.broken_by``) over the batches of a
-    pass: robust accuracy after each member, in cascade order, and the members' seconds."""
-
-    def __init__(self, n: int, device: torch.device) -> None:
-        self.broken_by = torch.full((n,), -1, dtype=torch.long, device=device)
-        self.stages: tuple[str, ...] = ()
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, idx: Tensor, result: AttackResult) -> None:
-        if isinstance(result, AutoAttackResult):
-            self.broken_by[idx] = result.broken_by.to(self.broken_by.device)
-            self.stages = result.stages
-            for stage, seconds in result.seconds.items():
-                self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-
-    def shared(self) -> Cascade:
-        """Every process's batches in one breakdown (a collective call under torch.distributed; identity in
-        one process): ``broken_by`` assembled from the blocks' owners, the members' seconds summed."""
-        if distributed.world_size() == 1:
-            return self
-        self.broken_by = distributed.share(self.broken_by, BLOCK)
-        parts = distributed.gather_objects((self.stages, self.seconds))
-        self.stages = next((stages for stages, _ in parts if stages), ())
-        self.seconds = {s: sum(seconds.get(s, 0.0) for _, seconds in parts) for s in self.stages}
-        return self
-
-    def record(self) -> dict[str, Any]:
-        """{"cascade": {member: accuracy after it}, "seconds_per_attack": {...}}, or {} for a lone attack
-        (``robust_after``; points never attacked keep broken_by −1: they were misclassified clean). float32
-        means, as the sweep's other accuracies."""
-        if not self.stages:
-            return {}
-        after = robust_after(self.broken_by, self.stages, torch.float32)
-        return {"cascade": after, "seconds_per_attack": dict(self.seconds)}
+    correct: Tensor  # (N,) bool, clean predictions, on x's device
 
 
 def config_from(config: EvalConfig | None, options: dict[str, Any]) -> EvalConfig:
@@ -86,81 +45,45 @@ def config_from(config: EvalConfig | None, options: dict[str, Any]) -> EvalConfi
     return config.but(**options) if options else config
 
 
-def block_generator(seed: int, block: int, device: torch.device) -> torch.Generator:
-    """The generator of block ``block``'s random starts: seeded by (seed, block) alone (``stream_seed``), so
-    a sample's starts depend neither on the batch size nor on the number of processes."""
-    return torch.Generator(device=device).manual_seed(stream_seed(seed, block))
+def correct_at_x(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig) -> Tensor:
+    """(N,) the points the model classifies correctly, on x's device; forward passes of ``config.block``
+    points, as the runner's blocks (a batch of another size may round a near-tie the other way)."""
+    return predict(model, x, config.block) == y.to(x.device)
 
 
-OnResult = Callable[[Tensor, AttackResult], None]
-
-
-def attack_blocks(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
-                  attack: AttackConfig, *, batch_size: int, seed: int, bounds: tuple[float, float] = (0.0, 1.0),
-                  tally: Tally | None = None,
-                  examples: bool = False, on_result: OnResult | None = None) -> tuple[Tensor, Tensor | None]:
-    """(success (N,) bool on the model's device, the examples (N, ...) on x's device or None) of ``attack``
-    on the samples where ``candidates`` is True; the others: no success, x itself.
-
-    The N samples are cut into blocks of ``BLOCK`` consecutive indices. Block k's candidates are attacked
-    in batches of at most ``batch_size`` (moved to the model's device one at a time) with random starts
-    from ``block_generator(seed, k)``; under torch.distributed, process k mod W attacks block k and every
-    process then holds all the results (``distributed.share``). Each block sees the same inputs, shapes
-    and generator whatever the number of processes, so the result is the same bit for bit with 1, 2 or 3
-    processes on one machine. A collective call under torch.distributed: every process must make it.
-    ``tally`` counts the pass's N samples (this process's blocks ×W, then the rest at the end);
-    ``on_result(indices, result)`` receives each of this process's batches whole."""
-    tally = tally or Tally(None, 0)
-    device = model_device(model)
-    n, world = len(x), distributed.world_size()
-    success = torch.zeros(n, dtype=torch.bool, device=device)
-    x_adv = x.detach().clone() if examples else None
-    if not isinstance(eps, Tensor) and eps == 0:
-        tally(n)
-        return success, x_adv  # nothing moves at ε = 0
-    chosen = candidates.detach().to("cpu", torch.bool)  # (N,) index arithmetic on the CPU
-    counted = 0
-    for k in distributed.owned(-(-n // BLOCK)):
-        rows = slice(k * BLOCK, min(n, (k + 1) * BLOCK))
-        idx = chosen[rows].nonzero().squeeze(1) + rows.start  # (n_k,) this block's candidates
-        counted += _count(tally, (rows.stop - rows.start - len(idx)) * world, n - counted)
-        generator = block_generator(seed, k, device) if len(idx) else None
-        for part in spans(len(idx), batch_size):
-            b = idx[part]
-            bx = b.to(x.device)
-            e = eps[b.to(eps.device)] if isinstance(eps, Tensor) else eps
-            result = run_attack(model, x[bx].to(device), y[bx].to(device), e, attack, generator=generator,
-                                seed=stream_seed(seed, k), bounds=bounds)
-            success[b.to(device)] = result.success
-            if x_adv is not None:
-                x_adv[bx] = result.x_adv.to(x.device)
-            if on_result is not None:
-                on_result(b.to(device), result)
-            counted += _count(tally, len(b) * world, n - counted)
-    success = distributed.share(success, BLOCK)
-    x_adv = distributed.share(x_adv, BLOCK) if x_adv is not None else None
-    tally(n - counted)
-    return success, x_adv
-
-
-def _count(tally: Tally, k: int, left: int) -> int:
-    k = min(k, left)
-    tally(k)
-    return k
+def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
+                attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Outcome:
+    """``attack`` (an ensemble expanded into its members: ``runner.stages``) at ``eps`` (a float or (N,)
+    radii) on the points where ``candidates`` is True, by the runner with this evaluation's block size,
+    bounds and seed (``seed`` overrides it)."""
+    return runner.run(model, x, y, eps, runner.stages(attack), candidates=candidates.cpu(),
+                      seed=config.seed if seed is None else seed, bounds=config.bounds, block=config.block,
+                      progress=progress)
 
 
 def attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
-                attack: AttackConfig, *, batch_size: int, seed: int, bounds: tuple[float, float] = (0.0, 1.0),
-                tally: Tally | None = None, on_result: OnResult | None = None) -> Tensor:
-    """Success (N,) bool, on the model's device, of ``attack`` on the samples where ``candidates`` is True
-    (the others: False). ``eps`` is a float or an (N,) tensor of per-sample radii. Random starts: one
-    generator per block of ``BLOCK`` samples, seeded by (``seed``, block); shared out between processes
-    under torch.distributed (see ``attack_blocks``). ``tally`` counts the pass's N samples;
-    ``on_result(indices, result)`` receives each batch's whole result (an ensemble's per-member breakdown,
-    say; under torch.distributed only this process's batches)."""
-    success, _ = attack_blocks(model, x, y, candidates, eps, attack, batch_size=batch_size, seed=seed,
-                               bounds=bounds, tally=tally, on_result=on_result)
-    return success
+                attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """Success (N,) bool on x's device of ``attack_pass`` (False where not a candidate)."""
+    return attack_pass(model, x, y, candidates, eps, attack, config, seed=seed, progress=progress).success.to(x.device)
+
+
+def cascade_record(outcome: Outcome) -> dict[str, Any]:
+    """An ensemble's breakdown: {"cascade": {member: robust accuracy after it}, "seconds_per_attack": {...}},
+    float32 means as the sweep's other accuracies; {} for a single attack."""
+    if len(outcome.stages) < 2:
+        return {}
+    names = [s.method for s in outcome.stages]
+    return {"cascade": robust_after(outcome.broken_by, names, torch.float32),
+            "seconds_per_attack": dict(zip(names, outcome.seconds))}
+
+
+def _fraction(part: Progress | None, n: int) -> Callable[[int, int], None] | None:
+    """A pass's progress (points sealed of its candidates) as a share of n points of the whole."""
+    if part is None:
+        return None
+    return lambda done, total: part(n * done // max(total, 1), n)
 
 
 def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
@@ -168,28 +91,24 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
     """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them).
     ``config`` or its fields as keywords; ``progress(done, total)``: one pass of N samples per (ε, attack)."""
     config = config_from(config, options)
-    device = model_device(model)
     n = len(y)
-    tally = Tally(progress, n * len(config.grid) * len(config.attacks))
-    # x stays where it is (the CPU, typically): batches move to the model's device one at a time.
-    correct = (predict(model, x, config.batch_size) == y.to(x.device)).to(device)  # (N,) on every process
+    correct = correct_at_x(model, x, y, config)
     records: list[dict[str, Any]] = []
     robust: dict[tuple[str, float], Tensor] = {}
+    passes = iter(parts(progress, [n] * (len(config.grid) * len(config.attacks))))
     for e in config.grid:
         survivors = correct.clone()
         for name in config.attacks:
             attack = config.attack(name)
             start = time.perf_counter()
-            cascade = Cascade(len(y), device)
-            mask = correct & ~attack_mask(model, x, y, correct, e, attack, batch_size=config.batch_size,
-                                          seed=config.seed, bounds=config.bounds, tally=tally, on_result=cascade)
-            cascade.shared()
+            outcome = attack_pass(model, x, y, correct, e, attack, config, progress=_fraction(next(passes), n))
+            mask = correct & ~outcome.success.to(x.device)
             robust[(name, e)] = mask
             survivors &= mask
             records.append({"attack": name, "eps": e, "accuracy": float(mask.float().mean()), "n": n,
                             "seconds": time.perf_counter() - start, "steps": attack.get("steps"),
                             "restarts": attack.get("restarts") if attack.get("random_start") is not False else 1,
-                            **cascade.record()})
+                            **cascade_record(outcome)})
         if len(config.attacks) > 1:
             robust[(WORST, e)] = survivors
             records.append({"attack": WORST, "eps": e, "accuracy": float(survivors.float().mean()), "n": n,
@@ -201,14 +120,24 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
 def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                     progress: Progress | None = None, **options: Any) -> list[dict[str, Any]]:
     """Accuracy of ``model`` on (x, y) under each attack at each ε, in one call (``EvalConfig``: ``eps``,
-    ``attacks``, ``steps``, ``restarts``, ``norm``, ``bounds``, ``batch_size``, ``seed``, given whole or
-    as keywords).
+    ``attacks``, ``steps``, ``restarts``, ``norm``, ``bounds``, ``block``, ``seed``, given whole or as
+    keywords).
 
     Returns one record per (attack, ε): ``{"attack", "eps", "accuracy", "n", "seconds", "steps",
-    "restarts"}``, and with several attacks a ``"worst"`` record per ε: the share of points that survive
-    every attack and every restart. Only correctly classified points are attacked (with ``early_stop``);
-    random starts come from one generator per block of ``BLOCK`` samples, seeded by (``seed``, block).
-    Under torch.distributed (``advgrad.distributed.setup``) every process must call it: the blocks are
-    shared out and every process returns the same records.
+    "restarts"}`` (an ensemble adds its per-member ``"cascade"``), and with several attacks a ``"worst"``
+    record per ε: the share of points that survive every attack and every restart. Only correctly
+    classified points are attacked (with early stop), block by block (``advgrad.attacks.runner``). Under
+    torch.distributed (``advgrad.distributed.setup``) every process must call it: the blocks are shared out
+    and every process returns the same records.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import robust_accuracy
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(20, 1, 2, 2), torch.randint(0, 3, (20,))
+    >>> records = robust_accuracy(model, x, y, eps=(0.0, 0.1), attacks=("pgd",), steps=3)
+    >>> [(r["attack"], r["eps"]) for r in records]
+    [('pgd', 0.0), ('pgd', 0.1)]
     """
     return sweep(model, x, y, config, progress=progress, **options).records

@@ -80,7 +80,7 @@ class Context:
     def pgd_fooled(self, eps: float, seed: int, **changes: Any) -> Tensor:
         """PGD's success mask at ``eps`` on the correctly classified points."""
         return attack_mask(self.model, self.x, self.y, self.result.correct, eps, self.config.attack("pgd", **changes),
-                           batch_size=self.config.batch_size, seed=seed, bounds=self.config.bounds)
+                           self.config, seed=seed)
 
     @cached_property
     def base(self) -> Tensor:
@@ -140,7 +140,7 @@ def steps_restarts(c: Context) -> SanityCheck:
 def gradients(c: Context) -> SanityCheck:
     idx = c.result.correct.nonzero().squeeze(1)
     bad = 0
-    for part in spans(len(idx), c.config.batch_size):
+    for part in spans(len(idx), c.config.block):
         b = idx[part]
         g = input_gradient(c.model, c.x[b], c.y[b]).flatten(1)
         bad += int(((g == 0).all(1) | ~torch.isfinite(g).all(1)).sum())
@@ -154,10 +154,10 @@ def sign_noise_check(c: Context) -> SanityCheck:
     generator = c.noise
     fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
     idx = c.result.correct.nonzero().squeeze(1)
-    for part in spans(len(idx), c.config.batch_size):
+    for part in spans(len(idx), c.config.block):
         b = idx[part]
         x_noise = sign_noise(c.x[b], c.check_eps, bounds=c.config.bounds, generator=generator)
-        fooled[b] = predict(c.model, x_noise, c.config.batch_size) != c.y[b]
+        fooled[b] = predict(c.model, x_noise, c.config.block) != c.y[b]
     acc_noise = float((c.result.correct & ~fooled).float().mean())
     acc_base = float(c.base.float().mean())
     extra = float((c.base & fooled).float().mean())
@@ -175,7 +175,7 @@ def black_box(c: Context) -> SanityCheck:
                            {"skipped": True})
     fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
     survivors = c.base.nonzero().squeeze(1)
-    for part in spans(len(survivors), c.config.batch_size):
+    for part in spans(len(survivors), c.config.block):
         b = survivors[part]
         fooled[b] = square(c.model, c.x[b], c.y[b], c.check_eps, norm=c.config.norm, queries=c.config.queries,
                            bounds=c.config.bounds, seed=c.config.seed + 104729).success
@@ -192,7 +192,7 @@ def black_box(c: Context) -> SanityCheck:
 def randomised(c: Context) -> SanityCheck:
     """Two forward passes on the same inputs must agree: a model that draws randomness at test time hides
     behind it, and needs attacks that average their gradients over draws (AutoAttack's "rand": EOT)."""
-    x = c.x[:c.config.batch_size]
+    x = c.x[:c.config.block]
     first, second = logits(c.model, x), logits(c.model, x)
     gap = float((first - second).abs().max())
     return SanityCheck("randomised", gap == 0.0, "two forward passes on the same inputs agree" if gap == 0.0 else
@@ -204,7 +204,7 @@ def randomised(c: Context) -> SanityCheck:
 def logits_check(c: Context) -> SanityCheck:
     """Attacks climb the loss of the logits; a model that outputs probabilities (softmax inside) flattens
     the cross-entropy's gradient where it is confident."""
-    z = logits(c.model, c.x[:c.config.batch_size])
+    z = logits(c.model, c.x[:c.config.block])
     softmax_like = bool((z >= 0).all()) and bool(torch.allclose(z.sum(1), torch.ones(len(z), dtype=z.dtype),
                                                                 atol=1e-4))
     in_unit = bool(((z >= 0) & (z <= 1)).all())

@@ -4,14 +4,13 @@ of the perturbations, timing, provenance) and the examples arrays of ``--save-ex
 
 Targeted attacks aim every image at one class (``target=K``) or each at a class drawn uniformly among the
 others (``target="random"``, from a generator seeded with the seed). The attack runs as ``advgrad eval``'s
-passes do (``evaluate.robust.attack_blocks``): blocks of 256 consecutive images, each with random starts
-from a generator seeded by (seed, block), in batches of at most ``batch_size`` within a block.
+passes do (``advgrad.attacks.runner``): blocks of ``block`` (250) images, each with its own seeded randomness;
+AutoAttack as ``advgrad.autoattack`` runs it, on the same blocks.
 
 Under torchrun (``torchrun --nproc_per_node N -m advgrad attack ...``) process k attacks the blocks k, k + N,
-...; the examples, the adversarial logits and an ensemble's per-sample cascade are then gathered from the
-blocks' owners (``distributed.share``), so every process ends with the one-process record and examples,
-bit for bit. Only process 0 reports (warnings, progress); the caller writes on process 0 only
-(``distributed.is_main()``).
+... of each stage; every block's examples, logits and verdicts are gathered on every process, so every
+process ends with the one-process record and examples. Only process 0 reports (warnings, progress); the
+caller writes on process 0 only (``distributed.is_main()``).
 """
 
 from __future__ import annotations
@@ -29,12 +28,11 @@ from torch import Tensor, nn
 from advgrad import distributed
 from advgrad._runtime import logits as logits_of
 from advgrad._validate import ParameterError
-from advgrad.attacks import AttackResult
-from advgrad.attacks.autoattack import members, robust_after
+from advgrad.attacks import runner
+from advgrad.attacks.autoattack import robust_after
 from advgrad.attacks.pgd import STEP_FACTORS
+from advgrad.attacks.runner import BLOCK
 from advgrad.configs import AttackConfig
-from advgrad.evaluate.progress import Tally
-from advgrad.evaluate.robust import BLOCK, Cascade, attack_blocks
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import provenance
 from advgrad.runs._inputs import Warn
@@ -70,44 +68,40 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
-                batch_size: int, seed: int, bounds: tuple[float, float], progress: Progress | None) -> dict[str, Any]:
+                block: int, seed: int, bounds: tuple[float, float], progress: Progress | None) -> dict[str, Any]:
     """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
-    ``attack_blocks`` (per-block generators, shared out under torch.distributed): x, y, labels, x_adv, the
-    clean and adversarial predictions and confidences (N,) on the CPU, and an ensemble's ``broken_by`` (N,)
-    and ``stages``. The clean logits are one pass in batches of ``batch_size`` on every process."""
-    clean = logits_of(model, x, batch_size=batch_size)  # (N, K) on the CPU
+    the runner (``advgrad.attacks.runner``: blocks of ``block``, shared out under torch.distributed; an
+    ensemble attacks the points classified correctly at x, as ``advgrad.autoattack`` does, a single attack
+    every image, without early stop): x, y, labels, x_adv, the clean and adversarial predictions and
+    confidences (N,) on the CPU, and an ensemble's ``broken_by`` (N,) and ``stages``. The clean logits are
+    one pass in blocks of ``block`` on every process."""
+    clean = logits_of(model, x, batch_size=block)  # (N, K) on the CPU
+    stages = runner.stages(config)
+    ensemble = len(stages) > 1
+    candidates = clean.argmax(1) == labels if ensemble else torch.ones(len(x), dtype=torch.bool)
+    outcome = runner.run(model, x, labels, eps, stages, candidates=candidates, seed=seed, bounds=bounds, block=block,
+                         early_stop=False, progress=progress)
     z_adv = clean.clone()  # (N, K): each attacked row replaced by the attack's logits at x_adv
-    cascade = Cascade(len(x), torch.device("cpu"))
-
-    def collect(idx: Tensor, result: AttackResult) -> None:
-        z_adv[idx.cpu()] = result.logits.detach().to("cpu", z_adv.dtype)
-        cascade(idx.cpu(), result)
-
-    everyone = torch.ones(len(x), dtype=torch.bool)
-    _, x_adv = attack_blocks(model, x, labels, everyone, eps, config, batch_size=batch_size, seed=seed,
-                             bounds=bounds, tally=Tally(progress, len(x)), examples=True, on_result=collect)
-    assert x_adv is not None  # examples=True
-    z_adv = distributed.share(z_adv, BLOCK)
-    cascade.shared()
-    out = {"x": x, "y": y, "labels": labels, "x_adv": x_adv}
+    if outcome.logits is not None:
+        z_adv[outcome.attacked] = outcome.logits[outcome.attacked].to(z_adv.dtype)
+    out = {"x": x, "y": y, "labels": labels, "x_adv": outcome.x_adv}
     out.update(zip(("pred_clean", "conf_clean", "pred_adv", "conf_adv"),
                    (*_predict(model, clean), *_predict(model, z_adv))))
-    if config.method == "autoattack" and not cascade.stages:  # ε = 0: nothing ran, every member keeps x
-        cascade.stages = tuple(name for name, _ in members("standard"))
-        cascade.broken_by = torch.where(out["pred_clean"] == labels, len(cascade.stages), -1)
-    return {**out, "broken_by": cascade.broken_by, "stages": cascade.stages} if cascade.stages else out
+    if not ensemble:
+        return out
+    return {**out, "broken_by": outcome.broken_by, "stages": tuple(s.method for s in stages)}
 
 
 def attack_report(model_path: str | os.PathLike[str], eps: float, config: AttackConfig, *, target: Target = None,
-                  n: int | None = None, batch_size: int = 500, seed: int = 0, device: str = "auto",
+                  n: int | None = None, block: int = BLOCK, seed: int = 0, device: str = "auto",
                   data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
                   progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
                   classes: str | Sequence[int] | None = None, **options: Any) -> AttackReport:
     """Attack the first ``n`` images (all with None) of ``data`` (default: the test split of the data set the
-    checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``batch_size`` images at a
-    time; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
+    checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``block`` images per attack
+    call; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
     mean, std, and load_data's image_size, grayscale, workers; ``runs._sources.open_sources``). Random starts
-    come from one generator per block of 256 images seeded by (``seed``, block), random targets from one
+    come from one generator per block seeded by (``seed``, block), random targets from one
     seeded with ``seed`` (the global RNG is seeded with it too); under torchrun every process must call it
     and every process returns the one-process report (see the module docstring). A targeted ``config`` needs
     ``target``: a class index or "random". The attack success rate counts only the images the model
@@ -129,7 +123,7 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     # Random targets: CPU draws from their own seeded generator, the same on any device and process.
     labels = y if target is None else targets(y, k, target, torch.Generator().manual_seed(seed))  # (N,)
     start = time.perf_counter()
-    out = _attack_all(inputs.model, x, y, labels, eps, config, batch_size=batch_size, seed=seed, bounds=inputs.bounds,
+    out = _attack_all(inputs.model, x, y, labels, eps, config, block=block, seed=seed, bounds=inputs.bounds,
                       progress=progress)
     seconds = time.perf_counter() - start
     record = {**_record(out, eps, config, target, inputs, seconds),

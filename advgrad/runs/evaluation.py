@@ -96,7 +96,7 @@ def _merge(parts: list[Evaluation]) -> Evaluation:
 def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, config: EvalConfig, *,
                     device: torch.device, sanity: bool = True, progress: Progress | None = None) -> Evaluation:
     """``evaluate_model`` on a data source. A ``TensorSource`` (in memory already) in one call; a folder
-    of images one chunk of ``config.batch_size`` images at a time, so that it is never read whole: the
+    of images one block of ``config.block`` images at a time, so that it is never read whole: the
     chunks' records merged by ``_merge``, the sanity report run on the first chunk alone: its checks attack
     the points again and compare with the sweep's result, which would mean holding the whole folder in
     memory; their statuses do not add up across chunks the way accuracy counts do."""
@@ -105,7 +105,7 @@ def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, confi
         return evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity, progress=progress)
     parts: list[Evaluation] = []
     done = 0
-    for x, y in source.batches(config.batch_size):
+    for x, y in source.batches(config.block):
         parts.append(evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity and not parts))
         done += len(y)
         if progress is not None:
@@ -138,5 +138,5 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
                          seconds=seconds, provenance=provenance(seed=config.seed, model_path=model_file))
     if evaluation.checks:  # a folder: the report ran on its first chunk alone (evaluate_source)
         whole = not isinstance(inputs.source, FolderSource)
-        record["sanity_n"] = len(inputs.source) if whole else min(config.batch_size, len(inputs.source))
+        record["sanity_n"] = len(inputs.source) if whole else min(config.block, len(inputs.source))
     return EvalReport(evaluation, record, csv_rows(evaluation))

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad.attacks import ATTACKS, autoattack
-from advgrad.attacks.autoattack import AutoAttackResult, Budget, default_workers, members
+from advgrad.attacks.autoattack import AutoAttackResult, Budget, members
+from advgrad.attacks.runner import default_workers
 
 CHEAP = Budget(steps=3, targets=2, queries=15)  # every member runs, a few iterations each
 
@@ -153,7 +154,7 @@ def test_blocks_run_in_the_workers_on_a_frozen_model(monkeypatch) -> None:
     assert log and not any(training for _, _, training in log)
     first = [thread for member, thread, _ in log if member == "apgd-ce"]  # the clean-correct points
     assert int((serial.broken_by >= 0).sum()) > 7 and len(first) >= 2  # ≥ 2 blocks of 7
-    assert all(thread.startswith("autoattack") for thread in first)
+    assert all(thread.startswith("advgrad-block") for thread in first)
     assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
     log.clear()
     autoattack(model, x[:5], y[:5], 0.5, block=7, workers=2, budget=CHEAP)
@@ -182,7 +183,7 @@ def test_thread_count_restored_after_a_parallel_run(monkeypatch) -> None:
         log: Log = []
         _spy(monkeypatch, log)
         autoattack(model, x, y, 0.3, block=4, workers=3, budget=CHEAP)
-        assert any(thread.startswith("autoattack") for _, thread, _ in log)  # the pool ran
+        assert any(thread.startswith("advgrad-block") for _, thread, _ in log)  # the pool ran
         assert torch.get_num_threads() == _fresh_threads() == 3
 
 

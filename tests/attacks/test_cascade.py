@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from advgrad.attacks._cascade import Plan, schedule
+from advgrad.attacks._cascade import Plan, pipeline
 
 
 @dataclass(frozen=True)
@@ -35,37 +35,37 @@ class Verdicts:
 Rule = Callable[[int, int], bool]  # (member, point) → broken by that member
 
 
-def plain(members: int, first: Tensor, block: int, broken: Rule) -> tuple[list[tuple[int, tuple[int, ...]]], Tensor]:
+def plain(members: int, first: Tensor, block: int, broken: Rule) -> tuple[list[tuple[int, int, tuple[int, ...]]], Tensor]:
     """The member-by-member loop: the blocks run, as (member, points), in order; the final survivors."""
     blocks, alive = [], first
     for k in range(members):
         survivors = []
         for start in range(0, len(alive), block):
             points = alive[start:start + block]
-            blocks.append((k, tuple(points.tolist())))
+            blocks.append((k, start // block, tuple(points.tolist())))
             survivors.append(points[~torch.tensor([broken(k, int(i)) for i in points], dtype=torch.bool)])
         alive = torch.cat(survivors) if survivors else alive[:0]
     return blocks, alive
 
 
 def scheduled(members: int, first: Tensor, block: int, broken: Rule, workers: int, sleeps: list[float],
-              pool: bool = True) -> tuple[list[tuple[int, tuple[int, ...]]], Tensor, list[float]]:
+              pool: bool = True) -> tuple[list[tuple[int, int, tuple[int, ...]]], Tensor, list[float]]:
     """The schedule with fake members that sleep a drawn time: the blocks as ``done`` saw them, the
     survivors of the last member, and the seconds it reports."""
-    seen: list[tuple[int, tuple[int, ...]]] = []
+    seen: list[tuple[int, int, tuple[int, ...]]] = []
     alive = torch.zeros(int(first.max()) + 1 if len(first) else 0, dtype=torch.bool)
     alive[first] = True
 
-    def run(k: int, points: Tensor) -> Verdicts:
+    def run(k: int, j: int, points: Tensor) -> Verdicts:
         time.sleep(sleeps[len(seen) % len(sleeps)] if sleeps else 0)
         return Verdicts(torch.tensor([broken(k, int(i)) for i in points], dtype=torch.bool))
 
-    def done(k: int, points: Tensor, result: Verdicts) -> None:
-        seen.append((k, tuple(points.tolist())))
+    def done(k: int, j: int, points: Tensor, result: Verdicts) -> None:
+        seen.append((k, j, tuple(points.tolist())))
         alive[points[result.success]] = False
 
     with ThreadPoolExecutor(workers) as executor:
-        seconds = schedule(members, first, block, run, done, executor if pool else None, workers)
+        seconds = pipeline(members, first, block, run, done, executor if pool else None, workers)
     return seen, alive.nonzero().squeeze(1), seconds
 
 
@@ -99,7 +99,7 @@ def test_a_member_starts_before_the_one_before_it_ends() -> None:
     started = threading.Event()
     order: list[tuple[int, int]] = []
 
-    def run(k: int, points: Tensor) -> Verdicts:
+    def run(k: int, j: int, points: Tensor) -> Verdicts:
         order.append((k, int(points[0])))
         if (k, int(points[0])) == (0, 6):
             assert started.wait(20), "member 1 never started while member 0's last block ran"
@@ -108,7 +108,7 @@ def test_a_member_starts_before_the_one_before_it_ends() -> None:
         return Verdicts(torch.zeros(len(points), dtype=torch.bool))
 
     with ThreadPoolExecutor(2) as executor:
-        schedule(2, torch.arange(9), 3, run, lambda k, points, result: None, executor, 2)
+        pipeline(2, torch.arange(9), 3, run, lambda k, j, points, result: None, executor, 2)
     assert order.index((1, 0)) < len(order) - 1 and set(order) == {(0, 0), (0, 3), (0, 6), (1, 0), (1, 3), (1, 6)}
 
 
@@ -118,7 +118,7 @@ def test_at_most_workers_blocks_at_once_and_lone_blocks_in_the_callers_thread() 
     lock, now, most = threading.Lock(), [0], [0]
     threads: dict[int, set[str]] = {0: set(), 1: set(), 2: set()}
 
-    def run(k: int, points: Tensor) -> Verdicts:
+    def run(k: int, j: int, points: Tensor) -> Verdicts:
         with lock:
             now[0] += 1
             most[0] = max(most[0], now[0])
@@ -129,32 +129,32 @@ def test_at_most_workers_blocks_at_once_and_lone_blocks_in_the_callers_thread() 
         return Verdicts(points >= 2 if k == 0 else torch.zeros(len(points), dtype=torch.bool))
 
     with ThreadPoolExecutor(3, thread_name_prefix="pool") as executor:
-        schedule(3, torch.arange(20), 2, run, lambda k, points, result: None, executor, 3)
+        pipeline(3, torch.arange(20), 2, run, lambda k, j, points, result: None, executor, 3)
     assert most[0] == 3
     assert all(name.startswith("pool") for name in threads[0]) and len(threads[0]) > 1
     assert threads[1] == threads[2] == {threading.current_thread().name}
 
 
 def test_a_failing_block_raises() -> None:
-    def run(k: int, points: Tensor) -> Verdicts:
+    def run(k: int, j: int, points: Tensor) -> Verdicts:
         if k == 1:
             raise RuntimeError("member 1 failed")
         return Verdicts(torch.zeros(len(points), dtype=torch.bool))
 
     with ThreadPoolExecutor(2) as executor, pytest.raises(RuntimeError, match="member 1 failed"):
-        schedule(2, torch.arange(10), 3, run, lambda k, points, result: None, executor, 2)
+        pipeline(2, torch.arange(10), 3, run, lambda k, j, points, result: None, executor, 2)
 
 
 def test_seconds_share_the_wall_clock() -> None:
     """Each interval is split among the blocks running in it, so the seconds add up to at most the wall
     time (by construction, not by a timing bound), and a member that sleeps gets a positive share."""
-    def run(k: int, points: Tensor) -> Verdicts:
+    def run(k: int, j: int, points: Tensor) -> Verdicts:
         time.sleep(0.01 if k == 1 else 0)
         return Verdicts(torch.zeros(len(points), dtype=torch.bool))
 
     start = time.perf_counter()
     with ThreadPoolExecutor(2) as executor:
-        seconds = schedule(3, torch.arange(12), 4, run, lambda k, points, result: None, executor, 2)
+        seconds = pipeline(3, torch.arange(12), 4, run, lambda k, j, points, result: None, executor, 2)
     wall = time.perf_counter() - start
     assert sum(seconds) <= wall and seconds[1] > 0
 

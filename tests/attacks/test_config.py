@@ -3,6 +3,7 @@ validation on construction, and the one generic step from a config to a call."""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -109,3 +110,22 @@ def test_mifgsm_momentum_follows_its_definition(tiny_mlp: nn.Module) -> None:
         v = mu * v + grad / grad.abs().flatten(1).mean(1).view(-1, 1, 1, 1)
         xa = (x + (xa + eps / steps * v.sign() - x).clamp(-eps, eps)).clamp(0, 1)
     torch.testing.assert_close(mifgsm(model, x, y, eps, steps=steps, momentum=mu).x_adv, xa, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_every_entry_names_a_public_function_on_the_one_contract(name: str) -> None:
+    """The catalog's target is a public function ``f(model, x, y, eps, *, options) -> AttackResult`` with every
+    parameter annotated and every option keyword-only with a default, so that the generic step can call it
+    from any config: no adapter in between."""
+    entry = ATTACKS[name]
+    fn = entry.impl
+    assert inspect.isfunction(fn) and not fn.__name__.startswith("_") and fn.__doc__
+    assert not entry.target.partition(":")[2].startswith("_")
+    params = list(inspect.signature(fn).parameters.values())
+    assert [p.name for p in params[:4]] == ["model", "x", "y", "eps"]
+    assert all(p.kind is p.KEYWORD_ONLY and p.default is not p.empty for p in params[4:]), params
+    assert all(p.annotation is not p.empty for p in params) and "Result" in str(inspect.signature(fn).return_annotation)
+    for norm in entry.norms:
+        config = AttackConfig(name, norm)
+        kwargs = keyword_arguments(config, bounds=(0.0, 1.0), early_stop=True, seed=0)
+        assert set(kwargs) <= {p.name for p in params[4:]}

@@ -32,6 +32,8 @@ from torch import Tensor
 
 from advgrad._runtime import frozen_eval
 from advgrad.attacks import AttackResult, auto_chunk_size
+from advgrad.attacks import _reference as reference
+from advgrad.attacks.pgd import pgd as advgrad_pgd
 from advgrad.evaluate import minimal_eps, robust_accuracy
 from advgrad.norms import get_norm
 
@@ -133,7 +135,7 @@ def test_minimal_eps_matches_its_closed_form_on_flip_model(n: int) -> None:
     x = (0.5 + t[:, None] * model.u.sign()[None, :]).view(n, 1, 48, 48)
     y = torch.zeros(n, dtype=torch.long)
     precision = 0.004
-    m = minimal_eps(model, x, y, eps_max=0.25, precision=precision, steps=10, restarts=2, batch_size=700)
+    m = minimal_eps(model, x, y, eps_max=0.25, precision=precision, steps=10, restarts=2, block=700)
     exact = -t
     assert bool(((m >= exact - 1e-9) & (m <= exact + precision + 1e-9)).all()), (m - exact).abs().max()
 
@@ -168,3 +170,41 @@ def test_robust_accuracy_with_restarts_on_a_robust_model_completes(robust_small,
     acc = {(r["attack"], r["eps"]): r["accuracy"] for r in records}
     assert 0 < acc[("worst", 0.2)] <= acc[("worst", 0.1)] < 1
     assert acc[("pgd", 0.1)] <= acc[("fgsm", 0.1)] + 0.01
+
+
+# --- the plain reference loops (advgrad.attacks._reference) against the fast ones ---------------------
+
+@pytest.mark.parametrize("norm,eps", [("inf", 0.1), ("2", 1.0), ("1", 8.0)])
+def test_pgd_is_its_plain_reference_loop(trained_small, mnist5k, norm: str, eps: float) -> None:
+    """In float64 the buffer-recycling loop (in place, chunked) and the plain loop agree to rounding (a
+    sign of a gradient coordinate within 1e-16 of zero could differ, none here): same iterates."""
+    model = copy.deepcopy(trained_small[0]).double()
+    x, y = mnist5k.x_test[:64].double(), mnist5k.y_test[:64]
+    steps, alpha = 7, 2.5 * eps / 7
+    start = x + get_norm(norm).random_start(x, eps, torch.Generator().manual_seed(3))
+    start = start.clamp(0, 1)
+    fast = advgrad_pgd(model, x, y, eps, steps=steps, alpha=alpha, norm=norm, chunk_size=16,
+                       generator=torch.Generator().manual_seed(3))
+    plain = reference.pgd(model, x, y, eps, steps=steps, alpha=alpha, norm=norm, start=start)
+    torch.testing.assert_close(fast.x_adv, plain, rtol=0, atol=1e-10)
+
+
+def test_apgd_is_its_plain_reference_loop(trained_small, mnist5k) -> None:
+    """APGD-CE's fast run (exact mode, one piece, buffers recycled) against the plain Algorithm 1 loop from
+    the same start: the same points fooled, the same last misclassified iterate (float64)."""
+    core = importlib.import_module("advgrad.attacks._apgd_run")
+    model = copy.deepcopy(trained_small[0]).double().eval()
+    x, y = mnist5k.x_test[:48].double(), mnist5k.y_test[:48]
+    eps, steps = 0.08, 20
+    for p in model.parameters():
+        p.requires_grad_(False)
+    setup = core.Setup(model, "inf", steps, 0.75, 0.0, 1.0, 1, len(x), False,
+                       lambda z, t, _: torch.nn.functional.cross_entropy(z, t, reduction="none"))
+    e = torch.full((len(x), 1, 1, 1), eps, dtype=x.dtype)
+    start = core.start(setup, x, e, torch.Generator().manual_seed(0))
+    fooled, found, _ = core.run(setup, x, y, None, e, torch.Generator().manual_seed(0))
+    ref_fooled, ref_found = reference.apgd_ce(model, x, y, eps, steps=steps, start=start,
+                                              checkpoints=core.checkpoint_windows(steps))
+    assert 0 < int(fooled.sum()) < len(x)  # a radius where some fall during the run
+    assert torch.equal(fooled, ref_fooled)
+    torch.testing.assert_close(found[fooled], ref_found[fooled], rtol=0, atol=1e-10)

@@ -5,6 +5,7 @@ every norm and shape."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad._runtime import frozen_eval
-from advgrad.attacks import fgsm, input_gradient, pgd
+from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd
 from advgrad.losses import resolve_loss
 from advgrad.norms import get_norm
 
@@ -210,11 +211,27 @@ def test_attack_runs_in_eval_mode_and_restores_even_on_error() -> None:
 
 
 def test_attacks_work_inside_no_grad(tiny_mlp: nn.Module) -> None:
+    """Under the caller's no_grad the attacks still differentiate: the same examples, and the input gradient
+    equal to the one taken outside no_grad and to central finite differences (float64)."""
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     expected = pgd(tiny_mlp, x, y, 0.1, random_start=False).x_adv
+    outside = input_gradient(tiny_mlp, x, y)
     with torch.no_grad():
         assert torch.equal(pgd(tiny_mlp, x, y, 0.1, random_start=False).x_adv, expected)
-        assert torch.equal(input_gradient(tiny_mlp, x, y), input_gradient(tiny_mlp, x, y))
+        inside = input_gradient(tiny_mlp, x, y)
+    assert torch.equal(inside, outside) and bool(inside.abs().sum() > 0)
+    model, xd = tiny_mlp.double(), x.double()
+    with torch.no_grad():
+        grad = input_gradient(model, xd, y)
+        h, fd = 1e-6, torch.zeros_like(xd)
+        for i in range(xd[0].numel()):
+            e = torch.zeros_like(xd).view(len(xd), -1)
+            e[:, i] = h
+            e = e.view_as(xd)
+            up = nn.functional.cross_entropy(model(xd + e), y, reduction="none")
+            down = nn.functional.cross_entropy(model(xd - e), y, reduction="none")
+            fd.view(len(xd), -1)[:, i] = (up - down) / (2 * h)
+    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-8)
 
 
 def test_returned_tensor_follows_x_dtype_and_device(tiny_mlp: nn.Module) -> None:
@@ -230,6 +247,54 @@ def test_attacks_run_on_cuda(tiny_mlp: nn.Module) -> None:
     x, y = x.cuda(), y.cuda()
     out = pgd(model, x, y, 0.1, generator=torch.Generator().manual_seed(0)).x_adv
     assert out.is_cuda and bool((out - x).abs().max() <= 0.1 + 1e-6)
+    # The same start (drawn on the CPU generator, moved to the GPU) and steps as on the CPU; the GPU's matrix
+    # multiplies may round a logit differently, so a sign within rounding of zero may flip: a coordinate
+    # lands at most 2α from the CPU's (one step the other way and back), here α = 2.5·0.1/10.
+    cpu = pgd(tiny_mlp.cpu(), x.cpu(), y.cpu(), 0.1, generator=torch.Generator().manual_seed(0)).x_adv
+    assert float((out.cpu() - cpu).abs().max()) <= 2 * 0.025 + 1e-6
+    assert float((out.cpu() != cpu).double().mean()) <= 0.01
+
+# --- bad input: a ValueError that names the value ---------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(eps=-0.1), "eps must be finite and ≥ 0, got -0.1"),
+    (dict(eps=math.nan), "eps .* got nan"),
+    (dict(eps=math.inf), "eps .* got inf"),
+    (dict(eps=torch.tensor([0.1, -1.0, 0.1, 0.1])), r"eps .* -1\.0"),
+    (dict(eps=torch.tensor([0.1, math.nan, 0.1, 0.1])), r"eps must be finite"),
+    (dict(eps=torch.tensor([0.1, 0.1])), r"eps must be .* shape \(4,\), got shape \(2,\)"),
+    (dict(alpha=0.0), "alpha must be finite and > 0, got 0.0"),
+    (dict(alpha=-1.0), "alpha .* got -1.0"),
+    (dict(steps=0), "steps must be an integer ≥ 1, got 0"),
+    (dict(steps=2.5), "steps .* got 2.5"),
+    (dict(restarts=0), "restarts must be an integer ≥ 1, got 0"),
+    (dict(chunk_size=0), "chunk_size must be an integer ≥ 1, got 0"),
+    (dict(chunk_size=8.0), "chunk_size .* got 8.0"),
+    (dict(norm="3"), "unknown norm '3'"),
+    (dict(norm=5), "unknown norm 5"),
+    (dict(loss="hinge"), "unknown loss 'hinge'"),
+    (dict(random_start=1), "random_start must be True or False, got 1"),
+    (dict(bounds=(1.0, 0.0)), r"bounds .* lo < hi, got \(1.0, 0.0\)"),
+    (dict(bounds=(0.0, 0.5)), r"x lies outside bounds \(0.0, 0.5\)"),
+], ids=lambda v: str(v)[:30])
+def test_bad_arguments_raise_value_error_naming_the_value(tiny_mlp: nn.Module, kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
+    x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
+    args = dict(eps=0.1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        pgd(tiny_mlp, x, y, **args)
+
+
+@pytest.mark.parametrize("attack,kwargs,match", [
+    (fgsm, dict(eps=-1.0), "eps must be finite and ≥ 0, got -1.0"),
+    (fgsm, dict(eps=0.1, bounds=(0.0, 0.5)), r"x lies outside bounds"),
+    (mifgsm, dict(eps=0.1, momentum=-1.0), "momentum must be finite and ≥ 0, got -1.0"),
+    (mifgsm, dict(eps=0.1, steps=0), "steps must be an integer ≥ 1, got 0"),
+], ids=["fgsm-eps", "fgsm-bounds", "mifgsm-momentum", "mifgsm-steps"])
+def test_fgsm_and_mifgsm_refuse_bad_arguments(tiny_mlp: nn.Module, attack: Any, kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
+    x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
+    with pytest.raises(ValueError, match=match):
+        attack(tiny_mlp, x, y, **kwargs)
+
 
 # --- property tests over random shapes, ε, norms and bounds -----------------------------------------
 

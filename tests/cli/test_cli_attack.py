@@ -49,7 +49,7 @@ def test_fgsm_writes_a_record_with_every_field(trained_small_path: Path, mnist5k
 def test_pgd_json_to_stdout_and_examples_file(trained_small_path: Path, tmp_path: Path) -> None:
     out, npz = tmp_path / "p.json", tmp_path / "ex.npz"
     code, stdout, _ = _run("--eps", "0.1", "--method", "pgd", "--steps", "5", "--restarts", "2", "--model",
-                           str(trained_small_path), "--n", "60", "--batch-size", "25", "--out", str(out),
+                           str(trained_small_path), "--n", "60", "--block", "25", "--out", str(out),
                            "--save-examples", str(npz), "--json")
     assert code == 0, stdout
     rec = json.loads(stdout)

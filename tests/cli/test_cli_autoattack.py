@@ -6,10 +6,13 @@ errors that name what it does take."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import advgrad
@@ -18,7 +21,6 @@ from advgrad.catalog import ATTACKS, NORMS
 from advgrad.checkpoint import load_model, save_checkpoint
 from advgrad.cli import main
 from advgrad.data import Dataset
-from advgrad.distributed import stream_seed
 from advgrad.models import build_for
 
 N = 24  # test images: a mix of robust and broken points for the seeded logreg below at ε = 0.05
@@ -70,9 +72,10 @@ def test_attack_autoattack_equals_the_library_and_records_its_cascade(logreg: Pa
     rec = json.loads(out.read_text())
     model = load_model(logreg)
     x, y = mnist5k.x_test[:N], mnist5k.y_test[:N]
-    # The same points, seed and version: `advgrad attack --seed 0` seeds block k of 256 images with
-    # stream_seed(0, k) (one block here), and AutoAttack reseeds its members with that.
-    library = advgrad.autoattack(model, x, y, 0.05, seed=stream_seed(0, 0))
+    # The same points, seed and version: `advgrad attack --seed 0` runs the library's cascade, whose members
+    # reseed with the seed on every block, as the reference does.
+    library = advgrad.autoattack(model, x, y, 0.05, seed=0)
+    assert rec["cascade"] == pytest.approx({k: v for k, v in library.accuracy.items() if k != "clean"})
     assert rec["adversarial_accuracy"] == pytest.approx(float((~library.success).double().mean()))
     assert list(rec["cascade"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert rec["cascade"] == pytest.approx({k: v for k, v in library.accuracy.items() if k != "clean"})
@@ -98,6 +101,44 @@ def test_eval_autoattack_in_l2_records_the_cascade(logreg: Path, mnist5k: Datase
     assert aa["accuracy"] == pytest.approx(float((~library.success).double().mean()))
     assert list(aa["cascade"].values())[-1] == pytest.approx(aa["accuracy"]) and worst["accuracy"] <= aa["accuracy"]
     assert "apgd-ce" in output and "→" in output
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+def test_the_commands_run_the_references_batches_with_its_verdicts(logreg: Path, mnist5k: Dataset,
+                                                                   tmp_path: Path) -> None:
+    """`advgrad attack --method autoattack` and `advgrad eval --attacks autoattack` on 600 test images (blocks
+    of 250: three, one partial) give every image the verdict of pyautoattack's standard AutoAttack with
+    the same seed, run on the same points with its batch of 250: the runner hands each member the
+    reference's batches and each member is the reference's algorithm with its random draws."""
+    pyautoattack = pytest.importorskip("pyautoattack")
+    n, norm, eps = 600, "inf", 0.05
+    out, examples, evaluation = tmp_path / "a.json", tmp_path / "a.npz", tmp_path / "e.json"
+    common = ["--model", str(logreg), "--n", str(n), "--norm", norm]
+    code, output = _invoke("attack", *common, "--eps", str(eps), "--method", "autoattack", "--out", str(out),
+                           "--save-examples", str(examples))
+    assert code == 0, output
+    code, output = _invoke("eval", *common, "--eps", str(eps), "--attacks", "autoattack", "--no-sanity",
+                           "--out", str(evaluation))
+    assert code == 0, output
+    model = load_model(logreg)
+    x, y = mnist5k.x_test[:n], mnist5k.y_test[:n]
+    reference = pyautoattack.AutoAttack(model, norm={"inf": "Linf", "2": "L2"}[norm], eps=eps, version="standard",
+                                        seed=0, device="cpu")
+    logging.disable(logging.CRITICAL)
+    try:
+        with torch.random.fork_rng():
+            out = reference.run_standard_evaluation(x.clone(), y.clone(), batch_size=250)
+        x_ref = out[0] if isinstance(out, tuple) else out
+    finally:
+        logging.disable(logging.NOTSET)
+    with torch.no_grad():
+        theirs = model(x_ref).argmax(1) == y  # robust (or already wrong: then False on both sides)
+    ours = torch.from_numpy(np.load(examples)["pred_adv"]) == y
+    assert 0.2 < float(theirs.double().mean()) < 0.9  # a radius where the cascade decides something
+    assert torch.equal(ours, theirs), f"{int((ours != theirs).sum())} of {n} verdicts differ"
+    record = json.loads(evaluation.read_text())["records"][-1]
+    assert record["attack"] == "autoattack" and record["accuracy"] == pytest.approx(float(theirs.double().mean()))
 
 
 @pytest.mark.parametrize("method,option,takes", [

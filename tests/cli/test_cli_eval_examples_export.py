@@ -79,9 +79,9 @@ def test_eval_export_program_equals_library_on_the_same_module(trained_small: An
     program = write_export(tmp_path / "cnn.pt2", trained_small[0], mnist5k.x_test[:2])
     out = tmp_path / "e.json"
     result = invoke("eval", "--model", str(program), "--data", "mnist-5k", "--eps", "0.05,0.1", "--attacks",
-                    "fgsm,pgd", "--steps", "5", "--n", "120", "--batch-size", "50", "--no-sanity", "--out", str(out))
+                    "fgsm,pgd", "--steps", "5", "--n", "120", "--block", "50", "--no-sanity", "--out", str(out))
     assert result.exit_code == 0, result.output
-    config = EvalConfig(eps=(0.05, 0.1), attacks=("fgsm", "pgd"), steps=5, batch_size=50)
+    config = EvalConfig(eps=(0.05, 0.1), attacks=("fgsm", "pgd"), steps=5, block=50)
     torch.manual_seed(config.seed)
     module = open_model(program).model
     lib = evaluate_model(module, mnist5k.x_test[:120], mnist5k.y_test[:120], config, sanity=False)
@@ -117,7 +117,7 @@ def test_folder_sanity_report_runs_on_the_first_chunk_and_says_so(trained_small_
     x, y = digits_folder(tmp_path / "digits", mnist5k, 50)
     out = tmp_path / "e.json"
     result = invoke("eval", "--model", str(trained_small_path), "--data", str(tmp_path / "digits"), "--grayscale",
-                    "--eps", "0.1", "--attacks", "fgsm,pgd", "--steps", "3", "--queries", "10", "--batch-size", "20",
+                    "--eps", "0.1", "--attacks", "fgsm,pgd", "--steps", "3", "--queries", "10", "--block", "20",
                     "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "sanity report (on the first 20 of the 50 points: a folder is evaluated chunk by chunk" in result.stdout
@@ -125,7 +125,7 @@ def test_folder_sanity_report_runs_on_the_first_chunk_and_says_so(trained_small_
     record = json.loads(out.read_text())
     assert record["n"] == 50 and record["sanity_n"] == 20
     # The reference: the library's evaluation of that first chunk alone, from the same seed.
-    config = EvalConfig(eps=(0.1,), attacks=("fgsm", "pgd"), steps=3, queries=10, batch_size=20)
+    config = EvalConfig(eps=(0.1,), attacks=("fgsm", "pgd"), steps=3, queries=10, block=20)
     torch.manual_seed(config.seed)
     lib = evaluate_model(trained_small[0], x[:20], y[:20], config, sanity=True)
     assert record["sanity"] == [c.to_dict() for c in lib.checks] and len(lib.checks) > 0

@@ -229,18 +229,18 @@ def command_line(data: st.DataObject) -> list[str]:
                      *common])
     elif name == "attack":
         args = pick(data, [("--n", ["5", "1"], ["0", "x"])], [("--eps", ["0.1", "0", "2"], FLOATS), model],
-                    [("--method", ["fgsm", "pgd"], ["cw"]), ("--norm", ["inf", "2", "1"], ["3"]),
+                    [("--method", ["fgsm", "pgd"], ["nope"]), ("--norm", ["inf", "2", "1"], ["3"]),
                      ("--steps", ["1", "2"], ["0"]), ("--alpha", ["0.05"], FLOATS), ("--restarts", ["1", "2"], ["0"]),
                      ("--no-random-start", *FLAG), ("--targeted", *FLAG), ("--target-class", ["0", "3"], ["12", "-1"]),
                      ("--target", ["random"], ["x"]), ("--loss", ["ce", "mse", "margin"], ["x"]),
-                     ("--batch-size", ["3"], ["0"]), ("--out", ["r.json", "out/r.json", "a.json"], OUTPUTS),
+                     ("--block", ["3"], ["0"]), ("--out", ["r.json", "out/r.json", "a.json"], OUTPUTS),
                      ("--save-examples", ["x.npz", "out/x.npz", "ex.npz"], OUTPUTS), ("--json", *FLAG),
                      ("--device", ["cpu"], ["cuda"]), *common])
     elif name == "eval":
         args = pick(data, [("--n", ["6"], ["0", "x"]), ("--steps", ["1"], ["0"]), ("--queries", ["3"], ["0"])], [model],
                     [("--eps", ["0,0.1", "0.1", "0"], ["-1", "a", "", "nan"]),
-                     ("--attacks", ["fgsm", "pgd", "fgsm,pgd"], ["cw", ""]), ("--restarts", ["1", "2"], ["0"]),
-                     ("--batch-size", ["4"], ["0"]), ("--min-eps", *FLAG),
+                     ("--attacks", ["fgsm", "pgd", "fgsm,pgd"], ["nope", ""]), ("--restarts", ["1", "2"], ["0"]),
+                     ("--block", ["4"], ["0"]), ("--min-eps", *FLAG),
                      ("--min-eps-attack", ["pgd", "fgsm"], ["square", "x"]),
                      ("--precision", ["0.1", "0.01"], ["0", "-1"]),
                      ("--no-sanity", *FLAG), ("--out", ["r.json", "out/e2.json", "e.json"], OUTPUTS),

@@ -60,8 +60,8 @@ def model(mnist5k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return logreg_checkpoint(tmp_path_factory.mktemp("progress") / "m.pt", mnist5k)
 
 
-EVAL = ["eval", "--n", "200", "--eps", "0,0.1", "--steps", "2", "--queries", "5", "--batch-size", "50"]
-ATTACK = ["attack", "--eps", "0.1", "--method", "pgd", "--steps", "2", "--n", "200", "--batch-size", "50"]
+EVAL = ["eval", "--n", "200", "--eps", "0,0.1", "--steps", "2", "--queries", "5", "--block", "50"]
+ATTACK = ["attack", "--eps", "0.1", "--method", "pgd", "--steps", "2", "--n", "200", "--block", "50"]
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from tests.clirun import sections
 
 TRAIN = ["train", "--dataset", "mnist-5k", "--model", "logreg", "--epochs", "1", "--n-train", "256",
          "--optimizer", "sgd", "--lr", "0.05", "--device", "cpu", "--seed", "3"]
-EVAL = ["eval", "--eps", "0,0.1", "--attacks", "fgsm,pgd", "--steps", "3", "--n-test", "300", "--batch-size", "100",
+EVAL = ["eval", "--eps", "0,0.1", "--attacks", "fgsm,pgd", "--steps", "3", "--n-test", "300", "--block", "100",
         "--queries", "10", "--device", "cpu", "--seed", "2"]
 
 

@@ -31,8 +31,8 @@ from tests._cli_util import ENV, run_together
 from tests.clirun import sections
 
 PGD = ["attack", "--method", "pgd", "--eps", "0.1", "--steps", "4", "--restarts", "2", "--n-test", "600",
-       "--batch-size", "100", "--device", "cpu", "--seed", "4"]
-AUTOATTACK = ["attack", "--method", "autoattack", "--eps", "0.1", "--n-test", "300", "--batch-size", "128",
+       "--block", "100", "--device", "cpu", "--seed", "4"]
+AUTOATTACK = ["attack", "--method", "autoattack", "--eps", "0.1", "--n-test", "300", "--block", "128",
               "--device", "cpu", "--seed", "1"]
 
 

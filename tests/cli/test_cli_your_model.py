@@ -56,14 +56,14 @@ def _records(path: Path) -> list[tuple[str, float, float]]:
 def test_eval_factory_route_equals_checkpoint_route_and_library(trained_small_path: Path, trained_small: Any,
                                                                  mnist5k: Dataset, factory: tuple[Path, Path],
                                                                  tmp_path: Path) -> None:
-    common = ["--eps", "0.05,0.1", "--attacks", "fgsm,pgd", "--steps", "5", "--n", "120", "--batch-size", "50",
+    common = ["--eps", "0.05,0.1", "--attacks", "fgsm,pgd", "--steps", "5", "--n", "120", "--block", "50",
               "--no-sanity"]
     a, b = tmp_path / "ckpt.json", tmp_path / "factory.json"
     r1 = invoke("eval", "--model", str(trained_small_path), *common, "--out", str(a))
     r2 = invoke("eval", "--model", f"{factory[0]}:make", "--weights", str(factory[1]), "--data", "mnist-5k",
                 *common, "--out", str(b))
     assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
-    config = EvalConfig(eps=(0.05, 0.1), attacks=("fgsm", "pgd"), steps=5, batch_size=50)
+    config = EvalConfig(eps=(0.05, 0.1), attacks=("fgsm", "pgd"), steps=5, block=50)
     torch.manual_seed(config.seed)
     lib = evaluate_model(trained_small[0], mnist5k.x_test[:120], mnist5k.y_test[:120], config, sanity=False)
     expected = [(r["attack"], r["eps"], r["accuracy"]) for r in lib.records]
@@ -82,7 +82,7 @@ def test_attack_torchscript_on_png_folder_equals_npz(trained_small: Any, mnist5k
     for data, options in (("digits", ["--grayscale"]), ("digits.npz", [])):  # PNGs are read as RGB unless
         out, ex = tmp_path / f"{data}.json", tmp_path / f"{data}.ex.npz"
         result = invoke("attack", "--model", str(script), "--data", str(tmp_path / data), *options, "--eps", "0.1",
-                        "--method", "pgd", "--steps", "3", "--batch-size", "25", "--out", str(out),
+                        "--method", "pgd", "--steps", "3", "--block", "25", "--out", str(out),
                         "--save-examples", str(ex))
         assert result.exit_code == 0, result.output
         outs[data] = (json.loads(out.read_text()), np.load(ex))
@@ -188,7 +188,7 @@ def test_real_process_factory_on_npz(factory: tuple[Path, Path], trained_small: 
 
 def test_eval_on_a_folder_goes_chunk_by_chunk(trained_small_path: Path, mnist5k: Dataset, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A folder is evaluated in chunks of --batch-size images whose counts add up to the in-memory result:
+    """A folder is evaluated in chunks of --block images whose counts add up to the in-memory result:
     FGSM is deterministic, so chunking changes no prediction; the merged accuracy is the exact count ratio
     (float64), the in-memory one a float32 mean of the same count, hence approx at float32 resolution."""
     x, y = digits_folder(tmp_path / "digits", mnist5k, 70)
@@ -202,7 +202,7 @@ def test_eval_on_a_folder_goes_chunk_by_chunk(trained_small_path: Path, mnist5k:
     for data, options in (("digits", ["--grayscale"]), ("digits.npz", [])):
         out = tmp_path / f"{data}.json"
         result = invoke("eval", "--model", str(trained_small_path), "--data", str(tmp_path / data), *options,
-                        "--eps", "0.1,0.2", "--attacks", "fgsm", "--batch-size", "30", "--no-sanity", "--out", str(out))
+                        "--eps", "0.1,0.2", "--attacks", "fgsm", "--block", "30", "--no-sanity", "--out", str(out))
         assert result.exit_code == 0, result.output
         recs[data] = json.loads(out.read_text())
     folder, arrays = recs["digits"], recs["digits.npz"]

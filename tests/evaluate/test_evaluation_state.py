@@ -52,7 +52,7 @@ def test_sweep_matches_the_closed_form(n: int, batch: int, steps: int, restarts:
     t = _margins(n, grid, seed)
     x, y = _points(model, t)
     result = sweep(model, x, y, eps=grid, attacks=("fgsm", "pgd"), steps=steps, restarts=restarts,
-                   batch_size=batch, seed=seed)
+                   block=batch, seed=seed)
     assert torch.equal(result.correct, t < 0)
     for e in grid:
         expected = t + e < 0
@@ -71,7 +71,7 @@ def test_sweep_on_600_points_where_the_active_set_shrinks_after_full_steps(batch
     model = FlipModel(side=SIDE)
     t = -torch.linspace(0.001, 0.3, 600, dtype=torch.float64)
     x, y = _points(model, t)
-    result = sweep(model, x, y, eps=(0.1, 0.25), attacks=("pgd",), steps=5, restarts=2, batch_size=batch)
+    result = sweep(model, x, y, eps=(0.1, 0.25), attacks=("pgd",), steps=5, restarts=2, block=batch)
     for e in (0.1, 0.25):
         assert torch.equal(result.robust[("pgd", e)], t + e < 0)
 
@@ -85,7 +85,7 @@ def test_evaluate_model_min_eps_and_sanity_on_1000_points() -> None:
     grid = (0.0, 0.05, 0.1, 0.2)
     t = _margins(1000, grid, 0)
     x, y = _points(model, t)
-    config = EvalConfig(eps=grid, steps=5, restarts=2, batch_size=400, min_eps=True, precision=0.004, queries=20)
+    config = EvalConfig(eps=grid, steps=5, restarts=2, block=400, min_eps=True, precision=0.004, queries=20)
     result = evaluate_model(model, x, y, config)
     acc = {(r["attack"], r["eps"]): r["accuracy"] for r in result.records}
     for e in grid:

@@ -37,7 +37,7 @@ def setup(trained_small: tuple[nn.Module, dict], mnist5k: Dataset) -> tuple[nn.M
 @pytest.mark.parametrize("min_eps,sanity", [(False, False), (True, False), (False, True), (True, True)])
 def test_evaluate_model_reports_every_pass_and_changes_nothing(setup, min_eps: bool, sanity: bool) -> None:  # type: ignore[no-untyped-def]
     model, x, y = setup
-    config = EvalConfig(eps=(0.0, 0.1, 0.2, 0.1), steps=2, queries=4, batch_size=7, min_eps=min_eps, precision=0.03)
+    config = EvalConfig(eps=(0.0, 0.1, 0.2, 0.1), steps=2, queries=4, block=7, min_eps=min_eps, precision=0.03)
     calls, progress = recorder()
     torch.manual_seed(0)
     with_bar = evaluate_model(model, x, y, config, sanity=sanity, progress=progress)  # type: ignore[arg-type]
@@ -59,12 +59,12 @@ def test_evaluate_model_reports_every_pass_and_changes_nothing(setup, min_eps: b
 def test_each_part_counts_its_own_passes(setup) -> None:  # type: ignore[no-untyped-def]
     model, x, y = setup
     calls, progress = recorder()
-    result = sweep(model, x, y, eps=(0.0, 0.1), attacks=("pgd",), steps=2, batch_size=5, progress=progress)  # type: ignore[arg-type]
+    result = sweep(model, x, y, eps=(0.0, 0.1), attacks=("pgd",), steps=2, block=5, progress=progress)  # type: ignore[arg-type]
     assert_counts_to(calls, N * 2)
     calls.clear()
-    minimal_eps(model, x, y, eps_max=0.25, precision=0.1, steps=2, batch_size=5, progress=progress)  # type: ignore[arg-type]
+    minimal_eps(model, x, y, eps_max=0.25, precision=0.1, steps=2, block=5, progress=progress)  # type: ignore[arg-type]
     assert_counts_to(calls, N * (1 + 2))  # ⌈log₂(0.25 / 0.1)⌉ = 2 rounds
     calls.clear()
-    config = EvalConfig(eps=(0.0, 0.1), attacks=("pgd",), steps=2, queries=3, batch_size=5)
+    config = EvalConfig(eps=(0.0, 0.1), attacks=("pgd",), steps=2, queries=3, block=5)
     sanity_report(model, x, y, result, config=config, progress=progress)  # type: ignore[arg-type]
     assert_counts_to(calls, N * len(CHECKS))  # N per check; pgd-vs-fgsm declines without FGSM but still counts

@@ -46,3 +46,17 @@ def test_autoattack_bench_script_runs_and_writes_its_table(tmp_path, script) -> 
     assert "| reference |" in text and "| advgrad |" in text and "Ratio advgrad / reference" in text
     assert "Robust flags agree: 0 disagreements out of 12 points." in text
     assert re.search(r"Machine: .+, \d+ CPUs, torch .+ with 1 threads", text)
+
+
+@pytest.mark.slow
+def test_autoattack_bench_times_the_command_too(tmp_path, script, trained_small_path) -> None:
+    """``--cli``: ``advgrad attack --method autoattack`` on the same 12 digits, timed beside the library, with
+    its own ratio and its flags compared with the reference's (0 differ)."""
+    pytest.importorskip("pyautoattack")
+    out = tmp_path / "aa.md"
+    argv = ["--model", str(trained_small_path), "--n", "12", "--eps", "0.3", "--repeats", "1", "--threads", "1",
+            "--cli", "--out", str(out)]
+    assert script("bench_autoattack").main(argv) == 0
+    text = out.read_text()
+    assert "| advgrad attack |" in text and "`advgrad attack --method autoattack` (the command" in text
+    assert "0 of 12 flags differ from the reference's" in text
