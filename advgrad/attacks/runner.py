@@ -52,6 +52,13 @@ class Store(Protocol):
     def put(self, key: tuple[int, int], points: Tensor, result: AttackResult) -> None: ...
 
 
+class Journal(Protocol):
+    """A run's stores, one per pass of the runner (an evaluation makes many: per attack and ε, per round of
+    the bisection, per sanity check), named by the caller."""
+
+    def store(self, name: str) -> Store: ...
+
+
 @dataclass
 class Outcome:
     """The cascade's answer per point: ``broken_by`` (N,) the stage that broke it (−1: not a candidate,
@@ -175,8 +182,10 @@ def run(model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor | None, stag
                        {"bounds": bounds, "early_stop": early_stop, "chunk_size": chunk_size})
     total, done_points = int(chosen.sum()), [0]
 
+    loaded: set[tuple[int, int]] = set()  # blocks read from the store: not written again
+
     def done(k: int, j: int, points: Tensor, result: AttackResult) -> None:
-        if store is not None:
+        if store is not None and (k, j) not in loaded:
             store.put((k, j), points, result)
         collect(k, points, result)
         if progress is not None:
@@ -185,7 +194,10 @@ def run(model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor | None, stag
 
     def attack(k: int, j: int, points: Tensor) -> AttackResult:
         saved = store.get((k, j), points) if store is not None else None
-        return saved if saved is not None else call(k, j, points)
+        if saved is None:
+            return call(k, j, points)
+        loaded.add((k, j))
+        return saved
 
     first = chosen.nonzero().squeeze(1)
     if isinstance(eps, (int, float)) and eps == 0:  # nothing can move: every candidate keeps x and its verdict

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -199,3 +201,20 @@ def follow(bar: Any) -> Callable[[int, int], None]:
         bar.update(done - bar.n)
 
     return update
+
+
+@contextmanager
+def resumable(state: Path) -> Iterator[None]:
+    """A command that keeps its finished blocks in ``state``: on Ctrl-C, say how to continue and exit 130; on
+    an error before any block was finished, leave no state behind (there is nothing to resume)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if state.exists():
+            click.echo(f"interrupted: the finished blocks are kept in {state}; run the same command with --resume "
+                       "to continue", err=True)
+        sys.exit(130)
+    except Exception:
+        if state.is_dir() and not any(state.glob("*.pt")):
+            shutil.rmtree(state, ignore_errors=True)
+        raise

@@ -23,6 +23,7 @@ from advgrad.cli._common import (
     model_option,
     model_source_options,
     progress_bar,
+    resumable,
     suffix,
     warn,
 )
@@ -71,6 +72,10 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
               help="Points per attack call: the unit of random seeds and of the work shared between processes "
                    "(250, AutoAttack's reference batch).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random starts and random targets.")
+@click.option("--resume", is_flag=True,
+              help="Continue a killed run of this same command from its state (OUT.state/, beside --out), "
+                   "attacking only the blocks it had not finished; the same record and examples as an "
+                   "uninterrupted run.")
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the checkpoint's data set files (torchvision's layout).")
@@ -83,7 +88,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, norm: str, steps: int | None,
            alpha: float | None, restarts: int, random_start: bool, targeted: bool, target_class: int | None,
            target_mode: str | None, loss: str, queries: int, targets: int, n: int | None, block: int,
-           seed: int, device: str, data_root: Path | None, out: Path, save_examples: Path | None,
+           seed: int, resume: bool, device: str, data_root: Path | None, out: Path, save_examples: Path | None,
            as_json: bool, **sources: Any) -> None:
     """Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and report
     what survives.
@@ -103,14 +108,18 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, nor
     from advgrad.results import to_json, write_json
     from advgrad.runs.attack import attack_report, write_examples
 
-    with progress_bar("attack", "image") as bar:
+    state = out.with_suffix(".state")
+    with progress_bar("attack", "image") as bar, resumable(state):
         report = attack_report(model_path, eps, config, target=target, n=n, block=block, seed=seed,
-                               device=device, data_root=data_root, on_warning=warn, progress=follow(bar), **sources)
-    if not is_main():  # under torchrun: process 0 alone prints and writes
+                               device=device, data_root=data_root, on_warning=warn, progress=follow(bar),
+                               state=state, resume=resume, **sources)
+    if is_main():  # under torchrun: process 0 alone prints and writes
+        write_json(out, report.record)
+        if save_examples is not None:
+            write_examples(save_examples, report)
+    report.finish()
+    if not is_main():
         return
-    write_json(out, report.record)
-    if save_examples is not None:
-        write_examples(save_examples, report)
     if as_json:
         click.echo(to_json(report.record), nl=False)
         return

@@ -23,6 +23,7 @@ from advgrad.cli._common import (
     model_option,
     model_source_options,
     progress_bar,
+    resumable,
     warn,
 )
 from advgrad.cli._types import Floats, IntIn, Names
@@ -69,6 +70,9 @@ DEFAULTS = EvalConfig()
 @click.option("--no-sanity", is_flag=True,
               help="Skip the sanity report (on a folder it runs on its first images only).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="Continue a killed run of this same command from its state (OUT.state/, beside --out), "
+                   "attacking only the blocks it had not finished; the same record as an uninterrupted run.")
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the checkpoint's data set files (torchvision's layout).")
@@ -78,8 +82,8 @@ DEFAULTS = EvalConfig()
 @click.pass_context
 def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps: tuple[float, ...], norm: str,
              attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, block: int, min_eps: bool,
-             min_eps_attack: str, precision: float, queries: int, no_sanity: bool, seed: int, device: str,
-             data_root: Path | None, out: Path, **sources: Any) -> None:
+             min_eps_attack: str, precision: float, queries: int, no_sanity: bool, seed: int, resume: bool,
+             device: str, data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
     (only correctly classified points are attacked; "worst" = survives every attack), optionally the
     per-sample minimal ε, and a sanity report that flags gradient masking.
@@ -100,14 +104,17 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
     from advgrad.results import write_csv, write_json
     from advgrad.runs.evaluation import CSV_FIELDS, run_eval
 
-    with progress_bar("eval", "image") as bar:
+    state = out.with_suffix(".state")
+    with progress_bar("eval", "image") as bar, resumable(state):
         report = run_eval(model_path, config, n=n, sanity=not no_sanity, device=device, data_root=data_root,
-                          on_warning=warn, progress=follow(bar), **sources)
-    if not is_main():  # under torchrun: process 0 alone prints and writes
+                          on_warning=warn, progress=follow(bar), state=state, resume=resume, **sources)
+    if is_main():  # under torchrun: process 0 alone prints and writes
+        _print_report(report, model_path)
+        write_json(out, report.record)
+        write_csv(csv_path, report.rows, CSV_FIELDS)
+    report.finish()
+    if not is_main():
         return
-    _print_report(report, model_path)
-    write_json(out, report.record)
-    write_csv(csv_path, report.rows, CSV_FIELDS)
     verdict = "all ok" if report.evaluation.all_ok else "has warnings"
     click.echo(f"wrote {out} and {csv_path} ({report.seconds:.0f} s)"
                + (f"; sanity report {verdict}" if report.evaluation.checks else ""))

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
+from advgrad.attacks.runner import Journal
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.progress import Progress, Tally
 from advgrad.evaluate.robust import attack_mask, config_from, correct_at_x
@@ -21,7 +22,8 @@ def bisection_rounds(eps_max: float, precision: float) -> int:
 
 
 def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
-                eps_max: float | None = None, progress: Progress | None = None, **options: Any) -> Tensor:
+                eps_max: float | None = None, progress: Progress | None = None, journal: Journal | None = None,
+                **options: Any) -> Tensor:
     """Per-sample minimal ε at which ``config.min_eps_attack`` (default PGD with ``config.steps``, ``restarts``,
     α = 2.5·ε/steps; APGD-CE with its own 100 steps, say) finds an adversarial example, by bisection on a
     per-sample ε: every sample's interval [lo, hi] halves each round until it is narrower than
@@ -39,7 +41,7 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     tally = Tally(progress, len(y) * (1 + rounds))
     correct = correct_at_x(model, x, y, config)
     result = torch.zeros(len(y), dtype=torch.float64, device=device)
-    broken = attack_mask(model, x, y, correct, eps_max, attack, config)
+    broken = attack_mask(model, x, y, correct, eps_max, attack, config, journal=journal, name="min-eps max")
     tally(len(y))
     result[correct & ~broken] = math.inf
     active = correct & broken
@@ -47,7 +49,8 @@ def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | Non
     hi = torch.full((len(y),), eps_max, dtype=torch.float64, device=device)
     for r in range(rounds):
         mid = (lo + hi) / 2
-        ok = attack_mask(model, x, y, active, mid.to(x.dtype), attack, config, seed=config.seed + 1 + r)
+        ok = attack_mask(model, x, y, active, mid.to(x.dtype), attack, config, seed=config.seed + 1 + r,
+                         journal=journal, name=f"min-eps {r}")
         tally(len(y))
         hi = torch.where(active & ok, mid, hi)
         lo = torch.where(active & ~ok, mid, lo)

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from advgrad.attacks.runner import Journal
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.min_eps import bisection_rounds, curve_from_min_eps, minimal_eps
 from advgrad.evaluate.progress import Progress, parts
@@ -30,7 +31,8 @@ class Evaluation:
 
 
 def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
-                   sanity: bool = True, progress: Progress | None = None, **options: Any) -> Evaluation:
+                   sanity: bool = True, progress: Progress | None = None, journal: Journal | None = None,
+                   **options: Any) -> Evaluation:
     """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report.
     ``progress(done, total)`` runs over all three: the sweep's and the bisection's passes of N samples,
     then N per sanity check.
@@ -48,15 +50,15 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
              n * (1 + bisection_rounds(eps_max, config.precision)) if config.min_eps else 0,
              n * len(CHECKS) if sanity else 0]
     on_sweep, on_bisection, on_checks = parts(progress, sizes)
-    result = sweep(model, x, y, config, progress=on_sweep)
+    result = sweep(model, x, y, config, progress=on_sweep, journal=journal)
     records = list(result.records)
     min_eps = None
     if config.min_eps:
         start = time.perf_counter()
-        min_eps = minimal_eps(model, x, y, config, eps_max=eps_max, progress=on_bisection)
+        min_eps = minimal_eps(model, x, y, config, eps_max=eps_max, progress=on_bisection, journal=journal)
         seconds = time.perf_counter() - start
         records += [{**r, "seconds": seconds, "steps": config.steps, "restarts": config.restarts}
                     for r in curve_from_min_eps(min_eps, config.eps)]
-    checks = sanity_report(model, x, y, result, config=config, progress=on_checks) if sanity else []
+    checks = sanity_report(model, x, y, result, config=config, progress=on_checks, journal=journal) if sanity else []
     return Evaluation(config, float(result.correct.float().mean()), records, checks, min_eps,
                       eps_max if config.min_eps else None)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from advgrad._runtime import predict
 from advgrad.attacks import runner
 from advgrad.attacks.autoattack import robust_after
-from advgrad.attacks.runner import Outcome
+from advgrad.attacks.runner import Journal, Outcome
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.evaluate.progress import Progress, parts
 
@@ -53,20 +53,24 @@ def correct_at_x(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig) -> 
 
 def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
                 attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Outcome:
+                progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
+                name: str = "") -> Outcome:
     """``attack`` (an ensemble expanded into its members: ``runner.stages``) at ``eps`` (a float or (N,)
     radii) on the points where ``candidates`` is True, by the runner with this evaluation's block size,
-    bounds and seed (``seed`` overrides it)."""
+    bounds and seed (``seed`` overrides it); its finished blocks kept in ``journal`` under ``name``."""
     return runner.run(model, x, y, eps, runner.stages(attack), candidates=candidates.cpu(),
                       seed=config.seed if seed is None else seed, bounds=config.bounds, block=config.block,
-                      progress=progress)
+                      progress=progress, store=journal.store(name) if journal is not None else None)
 
 
 def attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
                 attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Tensor:
+                progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
+                name: str = "") -> Tensor:
     """Success (N,) bool on x's device of ``attack_pass`` (False where not a candidate)."""
-    return attack_pass(model, x, y, candidates, eps, attack, config, seed=seed, progress=progress).success.to(x.device)
+    outcome = attack_pass(model, x, y, candidates, eps, attack, config, seed=seed, progress=progress,
+                          journal=journal, name=name)
+    return outcome.success.to(x.device)
 
 
 def cascade_record(outcome: Outcome) -> dict[str, Any]:
@@ -87,9 +91,10 @@ def _fraction(part: Progress | None, n: int) -> Callable[[int, int], None] | Non
 
 
 def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
-          progress: Progress | None = None, **options: Any) -> SweepResult:
+          progress: Progress | None = None, journal: Journal | None = None, **options: Any) -> SweepResult:
     """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them).
-    ``config`` or its fields as keywords; ``progress(done, total)``: one pass of N samples per (ε, attack)."""
+    ``config`` or its fields as keywords; ``progress(done, total)``: one pass of N samples per (ε, attack);
+    ``journal``: where finished blocks are kept, for a resumed run."""
     config = config_from(config, options)
     n = len(y)
     correct = correct_at_x(model, x, y, config)
@@ -101,7 +106,8 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
         for name in config.attacks:
             attack = config.attack(name)
             start = time.perf_counter()
-            outcome = attack_pass(model, x, y, correct, e, attack, config, progress=_fraction(next(passes), n))
+            outcome = attack_pass(model, x, y, correct, e, attack, config, progress=_fraction(next(passes), n),
+                                  journal=journal, name=f"sweep {name} {e!r}")
             mask = correct & ~outcome.success.to(x.device)
             robust[(name, e)] = mask
             survivors &= mask

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from advgrad._runtime import logits, model_device, predict, spans
 from advgrad.attacks import input_gradient
 from advgrad.attacks.noise import sign_noise
+from advgrad.attacks.runner import Journal
 from advgrad.attacks.square import square
 from advgrad.catalog import ATTACKS
 from advgrad.configs import EvalConfig
@@ -63,6 +64,7 @@ class Context:
     result: SweepResult
     config: EvalConfig
     check_eps: float
+    journal: Journal | None = None  # where the checks' PGD passes keep their finished blocks
 
     @cached_property
     def accuracy(self) -> dict[tuple[str, float], float]:
@@ -80,7 +82,8 @@ class Context:
     def pgd_fooled(self, eps: float, seed: int, **changes: Any) -> Tensor:
         """PGD's success mask at ``eps`` on the correctly classified points."""
         return attack_mask(self.model, self.x, self.y, self.result.correct, eps, self.config.attack("pgd", **changes),
-                           self.config, seed=seed)
+                           self.config, seed=seed, journal=self.journal,
+                           name=f"sanity pgd {eps!r} {seed} {sorted(changes.items())}")
 
     @cached_property
     def base(self) -> Tensor:
@@ -245,7 +248,7 @@ def _lower_median(values: Sequence[float]) -> float:
 
 def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | None = None, *,
                   config: EvalConfig | None = None, check_eps: float | None = None,
-                  progress: Progress | None = None) -> list[SanityCheck]:
+                  progress: Progress | None = None, journal: Journal | None = None) -> list[SanityCheck]:
     """Every check of ``CHECKS``. ``result`` is a ``sweep`` over (x, y) with ``config`` (computed if absent).
     ``progress(done, total)``: N per check."""
     config = config or EvalConfig()
@@ -257,7 +260,7 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
     if check_eps is None:
         lo, hi = config.bounds
         check_eps = _lower_median(sorted(set(positive))) if positive else 0.1 * (hi - lo)
-    context = Context(model, x, y, result, config, float(check_eps))
+    context = Context(model, x, y, result, config, float(check_eps), journal)
     tally = Tally(progress, len(y) * len(CHECKS))
     checks = []
     for _, fn in CHECKS:

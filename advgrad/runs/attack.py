@@ -26,12 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import distributed
+from advgrad._journal import Journal, data_hash, key_of
 from advgrad._runtime import logits as logits_of
 from advgrad._validate import ParameterError
 from advgrad.attacks import runner
 from advgrad.attacks.autoattack import robust_after
 from advgrad.attacks.pgd import STEP_FACTORS
-from advgrad.attacks.runner import BLOCK
+from advgrad.attacks.runner import BLOCK, Store
 from advgrad.configs import AttackConfig
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import provenance
@@ -45,10 +46,17 @@ Progress = Callable[[int, int], None]  # progress(images done, images in all)
 @dataclass(frozen=True)
 class AttackReport:
     """``record``: what ``advgrad attack`` writes as JSON; ``examples``: x, x_adv (N, C, H, W), y, pred_clean,
-    pred_adv, conf_clean, conf_adv (N,) and, targeted, target (N,) as numpy arrays."""
+    pred_adv, conf_clean, conf_adv (N,) and, targeted, target (N,) as numpy arrays; ``journal``: the run's
+    state on disk (with ``state``), to delete with ``finish()`` once the files are written."""
 
     record: dict[str, Any]
     examples: dict[str, np.ndarray]
+    journal: Journal | None = None
+
+    def finish(self) -> None:
+        """The record and examples are written: the state kept for a resumed run is no longer needed."""
+        if self.journal is not None:
+            self.journal.close()
 
 
 def targets(y: Tensor, num_classes: int, target: Target, generator: torch.Generator) -> Tensor:
@@ -68,7 +76,8 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
-                block: int, seed: int, bounds: tuple[float, float], progress: Progress | None) -> dict[str, Any]:
+                block: int, seed: int, bounds: tuple[float, float], progress: Progress | None,
+                store: Store | None) -> dict[str, Any]:
     """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
     the runner (``advgrad.attacks.runner``: blocks of ``block``, shared out under torch.distributed; an
     ensemble attacks the points classified correctly at x, as ``advgrad.autoattack`` does, a single attack
@@ -80,7 +89,7 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
     ensemble = len(stages) > 1
     candidates = clean.argmax(1) == labels if ensemble else torch.ones(len(x), dtype=torch.bool)
     outcome = runner.run(model, x, labels, eps, stages, candidates=candidates, seed=seed, bounds=bounds, block=block,
-                         early_stop=False, progress=progress)
+                         early_stop=False, progress=progress, store=store)
     z_adv = clean.clone()  # (N, K): each attacked row replaced by the attack's logits at x_adv
     if outcome.logits is not None:
         z_adv[outcome.attacked] = outcome.logits[outcome.attacked].to(z_adv.dtype)
@@ -96,7 +105,8 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
                   n: int | None = None, block: int = BLOCK, seed: int = 0, device: str = "auto",
                   data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
                   progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
-                  classes: str | Sequence[int] | None = None, **options: Any) -> AttackReport:
+                  classes: str | Sequence[int] | None = None, state: str | os.PathLike[str] | None = None,
+                  resume: bool = False, **options: Any) -> AttackReport:
     """Attack the first ``n`` images (all with None) of ``data`` (default: the test split of the data set the
     checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``block`` images per attack
     call; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
@@ -105,7 +115,9 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     seeded with ``seed`` (the global RNG is seeded with it too); under torchrun every process must call it
     and every process returns the one-process report (see the module docstring). A targeted ``config`` needs
     ``target``: a class index or "random". The attack success rate counts only the images the model
-    classified correctly (targeted: those whose label is not the target, now classified as the target)."""
+    classified correctly (targeted: those whose label is not the target, now classified as the target).
+    ``state``/``resume``: every finished block kept in that folder, a killed run continued from it (as
+    ``runs.evaluation.run_eval``); ``AttackReport.finish()`` deletes it."""
     if bool(config.get("targeted")) != (target is not None):
         raise ValueError(f"a targeted attack needs a target (a class or 'random') and only a targeted one takes "
                          f"one; got targeted={bool(config.get('targeted'))} and target={target!r}")
@@ -122,16 +134,21 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
     x, y = inputs.source.tensors()  # (N, C, H, W) on the CPU; a folder is decoded batch by batch
     # Random targets: CPU draws from their own seeded generator, the same on any device and process.
     labels = y if target is None else targets(y, k, target, torch.Generator().manual_seed(seed))  # (N,)
+    journal = None
+    if state is not None:
+        key = key_of(command="attack", config=config.to_dict(), eps=eps, target=target, seed=seed, block=block,
+                     model=inputs.model_meta, data=data_hash(x, labels))
+        journal = Journal.open(state, key, resume=resume)
     start = time.perf_counter()
     out = _attack_all(inputs.model, x, y, labels, eps, config, block=block, seed=seed, bounds=inputs.bounds,
-                      progress=progress)
+                      progress=progress, store=journal.store("attack") if journal is not None else None)
     seconds = time.perf_counter() - start
     record = {**_record(out, eps, config, target, inputs, seconds),
               "provenance": provenance(seed=seed, model_path=_model_file(model_path))}
     examples = {k: out[k].numpy() for k in ("x", "x_adv", "y", "pred_clean", "pred_adv", "conf_clean", "conf_adv")}
     if target is not None:
         examples["target"] = out["labels"].numpy()
-    return AttackReport(record, examples)
+    return AttackReport(record, examples, journal)
 
 
 def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:

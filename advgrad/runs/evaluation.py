@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from advgrad import distributed
+from advgrad._journal import Journal, data_hash, key_of
+from advgrad.attacks.runner import Store
 from advgrad.configs import EvalConfig
 from advgrad.datasource import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
@@ -33,15 +35,22 @@ CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
 
 @dataclass(frozen=True)
 class EvalReport:
-    """The evaluation itself, its JSON ``record`` and its CSV ``rows`` (columns ``CSV_FIELDS``)."""
+    """The evaluation itself, its JSON ``record`` and its CSV ``rows`` (columns ``CSV_FIELDS``); ``journal``:
+    the run's state on disk (with ``state``), to delete with ``finish()`` once the record is written."""
 
     evaluation: Evaluation
     record: dict[str, Any]
     rows: list[dict[str, Any]]
+    journal: Journal | None = None
 
     @property
     def seconds(self) -> float:
         return float(self.record["seconds"])
+
+    def finish(self) -> None:
+        """The record is written: the state kept for a resumed run is no longer needed."""
+        if self.journal is not None:
+            self.journal.close()
 
 
 def eval_record(evaluation: Evaluation, *, model: dict[str, Any], dataset: str, n: int, seconds: float,
@@ -93,8 +102,27 @@ def _merge(parts: list[Evaluation]) -> Evaluation:
     return replace(first, clean_accuracy=clean, records=records, min_eps=min_eps)
 
 
+class _Chunk:
+    """A folder chunk's view of the run's journal: its passes named after the chunk."""
+
+    def __init__(self, journal: Journal, chunk: int) -> None:
+        self.journal, self.chunk = journal, chunk
+
+    def store(self, name: str) -> Store:
+        return self.journal.store(f"chunk {self.chunk} {name}")
+
+
+def data_key(source: TensorSource | FolderSource) -> str:
+    """What names the data of a run for its journal: the points' hash, or a folder's files, sizes and times."""
+    if isinstance(source, TensorSource):
+        return data_hash(*source.tensors())
+    files = [(path, label, os.stat(path).st_size, os.stat(path).st_mtime_ns) for path, label in source.samples]
+    return key_of(files=files)
+
+
 def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, config: EvalConfig, *,
-                    device: torch.device, sanity: bool = True, progress: Progress | None = None) -> Evaluation:
+                    device: torch.device, sanity: bool = True, progress: Progress | None = None,
+                    journal: Journal | None = None) -> Evaluation:
     """``evaluate_model`` on a data source. A ``TensorSource`` (in memory already) in one call; a folder
     of images one block of ``config.block`` images at a time, so that it is never read whole: the
     chunks' records merged by ``_merge``, the sanity report run on the first chunk alone: its checks attack
@@ -102,11 +130,14 @@ def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, confi
     memory; their statuses do not add up across chunks the way accuracy counts do."""
     if isinstance(source, TensorSource):
         x, y = source.tensors()
-        return evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity, progress=progress)
+        return evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity, progress=progress,
+                              journal=journal)
     parts: list[Evaluation] = []
     done = 0
     for x, y in source.batches(config.block):
-        parts.append(evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity and not parts))
+        chunk = _Chunk(journal, len(parts)) if journal is not None else None
+        parts.append(evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity and not parts,
+                                    journal=chunk))
         done += len(y)
         if progress is not None:
             progress(done, len(source))
@@ -116,22 +147,32 @@ def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, confi
 def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int | None = None, sanity: bool = True,
              device: str = "auto", data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
              progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
-             classes: str | Sequence[int] | None = None, **options: Any) -> EvalReport:
+             classes: str | Sequence[int] | None = None, state: str | os.PathLike[str] | None = None,
+             resume: bool = False, **options: Any) -> EvalReport:
     """Evaluate the model ``model_path`` (any model ``open_model`` takes; ``options``: model_args, weights,
     weights_key, mean, std, image_size, grayscale, workers as in ``runs._sources.open_sources``) on the first
     ``n`` images (all with None) of ``data`` (default: the test split of a checkpoint's own data set) under
     ``config`` (its bounds replaced by the model's), with the sanity report unless ``sanity`` is False. The
-    global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring."""
+    global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring.
+
+    ``state``: a folder where every finished block is kept (``advgrad._journal``), so that a killed run
+    continues with ``resume=True`` and gives the same record, bit for bit but for its timings; a state of
+    another run (options, model or data) is refused. ``EvalReport.finish()`` deletes it."""
     distributed.setup(device)  # under torchrun: join the group (else: nothing)
     if not distributed.is_main():  # process 0 alone reports
         on_warning = progress = None
     inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
                           on_warning=on_warning, **options)
     config = config.but(bounds=inputs.bounds)
+    journal = None
+    if state is not None:
+        key = key_of(command="eval", config=config.to_dict(), sanity=sanity, model=inputs.model_meta,
+                     data=data_key(inputs.source))
+        journal = Journal.open(state, key, resume=resume)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     evaluation = evaluate_source(inputs.model, inputs.source, config, device=inputs.device, sanity=sanity,
-                                 progress=progress)
+                                 progress=progress, journal=journal)
     seconds = time.perf_counter() - start
     model_file = model_path if os.path.isfile(model_path) else None
     record = eval_record(evaluation, model=inputs.model_meta, dataset=inputs.dataset_name, n=len(inputs.source),
@@ -139,4 +180,4 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
     if evaluation.checks:  # a folder: the report ran on its first chunk alone (evaluate_source)
         whole = not isinstance(inputs.source, FolderSource)
         record["sanity_n"] = len(inputs.source) if whole else min(config.block, len(inputs.source))
-    return EvalReport(evaluation, record, csv_rows(evaluation))
+    return EvalReport(evaluation, record, csv_rows(evaluation), journal)
