@@ -147,6 +147,7 @@ def load_onnx(path: str | Path, *, device: str = "cpu", labels_only: bool = Fals
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime's own exception types: InvalidProtobuf, Fail, InvalidGraph, ...
-        raise ValueError(f"{str(path)!r} is not a valid ONNX graph: {_line(exc)}") from None
+        raise ValueError(f"ONNX Runtime cannot load {str(path)!r} (not a valid ONNX graph, or operators it "
+                         f"does not implement): {_line(exc)}") from None
     k = _check_graph(session, path.name)
     return QueryModel(OnnxRun(session, path.name), labels_only=labels_only, num_classes=k, name=f"ONNX {path.name}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advgrad.attacks.blackbox._oracle import Oracle, draw
+from advgrad.attacks.blackbox._oracle import ROWS, Oracle, draw
 
 MAX_HALVINGS = 64   # step-size search: 2⁻⁶⁴ of a distance is below any float's resolution
 MAX_BISECTIONS = 64
@@ -49,12 +49,13 @@ def estimate(oracle: Oracle, at: Tensor, local: Tensor, m: int, delta: Tensor, l
     sample (N(0, I) for L2, U[−1, 1]^D for L∞, scaled to unit L2 norm): with φ_b = ±1 the decision at
     clip(at + δ·u_b) and u_b replaced by the step actually taken over δ,
         ĝ = 1/m Σ (φ_b − φ̄)·u_b          (φ̄ = the mean of φ; no baseline when every φ_b agrees)
-    (Chen et al. eq. 16). Directions are drawn one (n, D) block per b, whatever the chunk size."""
+    (Chen et al. eq. 16). Directions are drawn one (n, D) block per b and summed in groups whose size depends
+    on n only, so ``chunk_size`` (how many rows the model answers at a time) changes no bit."""
     p = oracle.p
     n, d = at.shape
     s1, s0 = torch.zeros_like(at), torch.zeros_like(at)
     votes = torch.zeros(n, dtype=at.dtype, device=at.device)
-    per_query = max(1, p.chunk // n)  # directions per request
+    per_query = max(16, ROWS // n)  # directions per request
     dl = delta.to(at.dtype)[:, None]
     for b0 in range(0, m, per_query):
         k = min(per_query, m - b0)
