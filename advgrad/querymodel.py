@@ -7,7 +7,8 @@ counts them all (``queries``). With ``labels_only=True`` it answers the argmax o
 gives: a torch ``nn.Module`` wrapped so is an honest decision-based setting (the attack never sees a score).
 
 An ``nn.Module`` is run in evaluation mode with its parameters' ``requires_grad`` off and under
-``torch.no_grad``, each batch moved to the module's device and the answer brought back to x's.
+``torch.no_grad``, each batch moved to the module's device and the answer brought back to x's; an attack
+holds a ``session`` to enter that mode once for all its queries.
 
 ``Tally`` charges the rows of one attack call to the samples they belong to (``owners``), so that the
 queries an attack reports per sample are exactly what the model answered for it, and refuses a query past
@@ -18,7 +19,8 @@ caller turn a model without gradients away with one line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -67,17 +69,39 @@ class QueryModel:
         self.num_classes = num_classes
         self.name = name or type(fn).__name__
         self.queries = 0  # rows answered since the model was made
+        self._open = 0    # nesting depth of ``session``
+        self._device = torch.device("cpu")  # a module's device, read when a session opens
 
     def __repr__(self) -> str:
         kind = "labels" if self.labels_only else "scores or labels"
         return f"QueryModel({self.name}, answers {kind}, {self.queries} queries so far)"
 
+    @contextmanager
+    def session(self) -> Iterator[QueryModel]:
+        """Many queries in a row: a module's frozen evaluation mode entered once for all of them (each
+        query outside a session enters and leaves it itself); restored on exit."""
+        if not isinstance(self.fn, nn.Module) or self._open:
+            self._open += 1
+            try:
+                yield self
+            finally:
+                self._open -= 1
+            return
+        with frozen_eval(self.fn):
+            self._open, self._device = 1, model_device(self.fn)
+            try:
+                yield self
+            finally:
+                self._open = 0
+
     def _call(self, x: Tensor) -> object:
-        if isinstance(self.fn, nn.Module):
-            with torch.no_grad(), frozen_eval(self.fn):
-                return self.fn(x.to(model_device(self.fn)))
         with torch.no_grad():
-            return self.fn(x)
+            if not isinstance(self.fn, nn.Module):
+                return self.fn(x)
+            if self._open:
+                return self.fn(x.to(self._device))
+            with frozen_eval(self.fn):
+                return self.fn(x.to(model_device(self.fn)))
 
     def __call__(self, x: Tensor) -> Tensor:
         """The answer for every row of x: scores (N, K) on x's device, or labels (N,) int64 when the callable

@@ -128,3 +128,16 @@ def test_tally_refuses_past_the_budget_before_asking() -> None:
     with pytest.raises(RuntimeError, match="budget of 3"):
         tally.answers(torch.zeros(2, 1), torch.tensor([0, 0]))
     assert model.queries == 3 and tally.counts.tolist() == [2, 1]
+
+
+def test_session_enters_eval_mode_once_and_restores() -> None:
+    net = _net().train()
+    model = QueryModel(net)
+    with model.session():
+        assert not net.training and not any(p.requires_grad for p in net.parameters())
+        with model.session():  # nested: still one mode
+            model.labels(torch.rand(2, 1, 4, 4))
+        assert not net.training
+        model.labels(torch.rand(2, 1, 4, 4))
+    assert net.training and all(p.requires_grad for p in net.parameters())
+    assert model.queries == 4

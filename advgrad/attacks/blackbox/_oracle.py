@@ -156,12 +156,13 @@ Search = Callable[["Oracle", Tensor], tuple[Tensor, Tensor]]
 def minimal(p: Problem, search: Search) -> AttackResult:
     """A decision-based minimal-norm attack: the query at x, ``search(oracle, labels at x (N,))`` → (points
     (n, D), found (n,)) on the samples not already adversarial, and the result."""
-    tally, clean, fooled = start(p)
-    adv, found = p.flat.clone(), torch.zeros_like(fooled)
-    idx = (~fooled).nonzero().squeeze(1)
-    if len(idx):
-        adv[idx], found[idx] = search(Oracle(p, tally, idx), labels_of(clean))
-    return finish(p, tally, clean, fooled, found, adv)
+    with p.model.session():
+        tally, clean, fooled = start(p)
+        adv, found = p.flat.clone(), torch.zeros_like(fooled)
+        idx = (~fooled).nonzero().squeeze(1)
+        if len(idx):
+            adv[idx], found[idx] = search(Oracle(p, tally, idx), labels_of(clean))
+        return finish(p, tally, clean, fooled, found, adv)
 
 
 def within(p: Problem, dist: Tensor, idx: Tensor) -> Tensor:

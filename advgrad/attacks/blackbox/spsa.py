@@ -92,6 +92,11 @@ def _search(p: Problem, oracle: Oracle, samples: int, delta: float, lr: float, s
 
 
 def _run(p: Problem, samples: int, delta: float, lr: float) -> AttackResult:
+    with p.model.session():
+        return _attack(p, samples, delta, lr)
+
+
+def _attack(p: Problem, samples: int, delta: float, lr: float) -> AttackResult:
     tally, clean, fooled = start(p)
     if clean.ndim == 1:
         raise ValueError(f"{p.model.name} answers labels only; SPSA is a score-based attack")

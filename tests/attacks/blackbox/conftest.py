@@ -45,29 +45,50 @@ def norm_of(delta: Tensor, norm: str) -> Tensor:
 
 @torch.no_grad()
 def noise_starts(model: nn.Module, x: Tensor, y: Tensor, seed: int, trials: int = 100) -> tuple[Tensor, Tensor, Tensor]:
-    """The peers' starting points, made here by the rule advgrad's decision attacks use (written again, not
-    imported): uniform noise until misclassified, then the blend (1 − α)·x + α·noise bisected to 10⁻³.
+    """The peers' starting points, made here by the rule of advgrad's decision attacks (written again, not
+    imported), with the same draws in the same order: per trial one uniform draw for the points not yet
+    misclassified, then the blend (1 − α)·x + α·noise bisected on α to 10⁻³. On a batch where every point
+    finds its noise, advgrad's attack seeded alike starts from these very points.
     (starts (N, ...), found (N,), queries spent per point (N,))."""
     g = torch.Generator().manual_seed(seed)
-    far, found = x.clone(), torch.zeros(len(x), dtype=torch.bool)
+    flat = x.flatten(1)
+    far, found = flat.clone(), torch.zeros(len(x), dtype=torch.bool)
     spent = torch.zeros(len(x), dtype=torch.long)
+
+    def fooled(rows: Tensor, idx: Tensor) -> Tensor:
+        spent[idx] += 1
+        return model(rows.view(-1, *x.shape[1:])).argmax(1) != y[idx]
+
     for _ in range(trials):
-        u = torch.rand(x.shape, generator=g, dtype=x.dtype)
-        spent += ~found
-        hit = (model(u).argmax(1) != y) & ~found
-        far[hit], found = u[hit], found | hit
+        live = (~found).nonzero().squeeze(1)
+        if len(live) == 0:
+            break
+        u = torch.rand((len(live), flat.shape[1]), generator=g, dtype=x.dtype)
+        hit = fooled(u, live)
+        far[live[hit]], found[live[hit]] = u[hit], True
     lo, hi = torch.zeros(len(x), dtype=torch.float64), torch.ones(len(x), dtype=torch.float64)
     while True:
-        go = found & (hi - lo > 1e-3)
-        if not go.any():
+        go = (found & (hi - lo > 1e-3)).nonzero().squeeze(1)
+        if len(go) == 0:
             break
-        mid = (lo + hi) / 2
-        a = mid.to(x.dtype).view(-1, *[1] * (x.ndim - 1))
-        adv = model((1 - a) * x + a * far).argmax(1) != y
-        spent += go
-        hi, lo = torch.where(go & adv, mid, hi), torch.where(go & ~adv, mid, lo)
-    a = hi.to(x.dtype).view(-1, *[1] * (x.ndim - 1))
-    return torch.where(found.view(-1, *[1] * (x.ndim - 1)), (1 - a) * x + a * far, x), found, spent
+        mid = (lo[go] + hi[go]) / 2
+        a = mid.to(x.dtype)[:, None]
+        adv = fooled((1 - a) * flat[go] + a * far[go], go)
+        hi[go[adv]], lo[go[~adv]] = mid[adv], mid[~adv]
+    a = hi.to(x.dtype)[:, None]
+    starts = torch.where(found[:, None], (1 - a) * flat + a * far, flat)
+    return starts.view_as(x), found, spent
+
+
+def startable(model: nn.Module, x: Tensor, y: Tensor, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The points whose noise start succeeds, narrowed until it succeeds for each of them in their own batch
+    (the draws depend on which points are still drawing): (x, y, starts, spent) on those, and their indices."""
+    keep = torch.arange(len(x))
+    while True:
+        starts, found, spent = noise_starts(model, x[keep], y[keep], seed)
+        if bool(found.all()):
+            return x[keep], y[keep], starts, spent, keep
+        keep = keep[found]
 
 
 @pytest.fixture(scope="session")
