@@ -4,6 +4,8 @@ calls × rows); the budget; labels-only models; chunk sizes; one-line ValueError
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -99,7 +101,13 @@ def check_result(name: str, model: nn.Module, x: Tensor, y: Tensor, res: AttackR
     assert torch.equal(res.x_adv[~res.success], x[~res.success])
 
 
-@settings(max_examples=6, deadline=None)
+@pytest.mark.parametrize("module", ["hopskipjump", "rays", "boundary", "spsa"])
+def test_docstring_examples_run(module: str) -> None:
+    outcome = doctest.testmod(importlib.import_module(f"advgrad.attacks.blackbox.{module}"))
+    assert outcome.attempted > 0 and outcome.failed == 0
+
+
+@settings(max_examples=5, deadline=None)
 @given(n=st.integers(1, 5), radius=st.sampled_from(["none", "float", "tensor"]), targeted=st.booleans(),
        seed=st.integers(0, 3))
 @pytest.mark.parametrize("name", list(ATTACKS))

@@ -6,12 +6,13 @@ per point (tests/attacks/blackbox/peers.py).
 ART's is another algorithm of the same name: each of its iterations draws 20 orthogonal proposals, adapts
 the step sizes on their success rate at once and moves to the best of the successful ones after a source
 step, where Foolbox (and advgrad) draw one proposal per step and adapt from success rates over the last 100
-and 30 checks. At a few thousand queries ART's gets measurably closer (the heavy test records by how much).
+and 30 checks. So ART's adapts sooner and is ahead early (measured on cnn-small digits: at ≈ 2,900 queries
+a point advgrad's median ‖δ‖ is 1.27× ART's, 20 digits), advgrad's ahead later (at ≈ 11,400 queries
+0.90×, 12 digits); the heavy comparison is made at the later budget, the Boundary Attack's working range
+(Foolbox's default is 25,000 steps).
 """
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
@@ -80,12 +81,12 @@ def test_as_close_as_foolbox_on_digits(digits_model: tuple[nn.Module, Tensor, Te
 
 
 @pytest.mark.heavy
-def test_against_art_on_digits(digits_model: tuple[nn.Module, Tensor, Tensor]) -> None:
-    """cnn-small, 30 digits, ART's 100 iterations (≈ 2,900 queries a point) and advgrad with as many: ART's
-    variant ends closer (module docstring). Recorded, not hidden: measured advgrad/ART median 1.27 on 20
-    digits; held to ≤ 1.35, so that a regression of advgrad's walk still fails here."""
+def test_as_close_as_art_on_digits(digits_model: tuple[nn.Module, Tensor, Tensor]) -> None:
+    """cnn-small, 20 digits, ART's 400 iterations (≈ 11,000 queries a point) and advgrad with as many: the
+    median within 5 % of ART's (or lower), at most 1 of 20 points fooled within ε by ART only. (At a quarter
+    of that budget ART's variant is ahead: module docstring.)"""
     model, x, y = digits_model
-    result = compare(*_against(model, x, y, "art", steps=100, n=30))
-    print(f"boundary vs art, 30 digits: {result}")
-    assert result.ratio <= 1.35, str(result)
-    assert math.isfinite(result.ratio)
+    result = compare(*_against(model, x, y, "art", steps=400, n=20))
+    print(f"boundary vs art, 20 digits: {result}")
+    assert result.ratio <= 1.05, str(result)
+    assert max(result.worse) <= 1 / 20 + 1e-9, str(result)
