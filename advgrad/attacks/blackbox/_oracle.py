@@ -1,9 +1,10 @@
 """What every black-box attack shares: its arguments checked once, the oracle it asks, its random draws, and
 the result it returns.
 
-Queries, per sample: one at x (is it already misclassified? its scores), those of the search, and one at
-the example found (its scores for the result, and the model's own word that it is adversarial). ``queries``
-caps their total; the search gets ``queries − 2``.
+Queries, per sample, of a decision-based attack (``minimal``): one at x (is it already misclassified? its
+scores), those of the search, and one at the example found (its scores for the result, and the model's own
+word that it is adversarial). ``queries`` caps their total; the search gets ``queries − 2``. (SPSA, which
+reads scores at every step, needs no last query: it counts one at x and its steps.)
 """
 
 from __future__ import annotations
