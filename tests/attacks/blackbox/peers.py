@@ -2,8 +2,9 @@
 queries counted here (calls × rows), and comparing their distances with advgrad's.
 
 Both peers take starting points (Foolbox ``starting_points``, ART ``x_adv_init``); they get the ones
-``noise_starts`` makes by advgrad's rule, and the queries spent making them are added to their counts, so
-that advgrad's attack, which finds its own start, runs with the same budget per point.
+``noise_starts`` makes by advgrad's rule with advgrad's draws (so the very points advgrad's attack, seeded
+alike, starts from), and the queries spent making them are added to their counts, so that advgrad's attack,
+which finds its own start, runs with the same budget per point.
 """
 
 from __future__ import annotations

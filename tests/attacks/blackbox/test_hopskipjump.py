@@ -1,6 +1,7 @@
 """HopSkipJump (advgrad/attacks/blackbox/hopskipjump.py) against the closed form of an affine model and
 against the peers, ART 1.20's HopSkipJump and Foolbox 3's HopSkipJumpAttack, on the same points from the
-same kind of start with the same query budget per point (tests/attacks/blackbox/peers.py).
+same starts (advgrad's own, made again by the test with the same draws) with the same query budget per
+point (tests/attacks/blackbox/peers.py).
 
 Matching the peers' settings:
 - Foolbox is Chen et al.'s algorithm with γ = 1 (advgrad's default); but for L2 it divides the batch's
@@ -10,9 +11,11 @@ Matching the peers' settings:
 - ART fixes θ = 0.01/√d (L2) and 0.01/d (L∞), which is γ = 0.01·d in Chen et al.'s θ = γ/d^{3/2} and γ/d²;
   advgrad runs with that γ against it. ART ends each iteration with a step and bisects at the start of the
   next, so its last point is off the boundary; advgrad bisects after every step.
-The attacks are random, so the points differ run to run; the comparison is on the median ‖δ‖ (advgrad's
-within 5 % of the peer's, or lower) and, at three radii ε, on the points the peer fools within ε and advgrad
-does not.
+The attacks are random (their directions differ), so the points differ run to run; the comparison is on
+the median ‖δ‖ (advgrad's within 5 % of the peer's, or lower) and, at ε = the peer's quartiles, on the
+points the peer fools within ε and advgrad does not (at most 2 %). Measured on 100 digits (40 for Foolbox
+L2), advgrad/peer medians: ART L2 0.969, ART L∞ 0.864, Foolbox L∞ 0.942, Foolbox L2 0.993; peer-only
+points 0–2.5 %; both-or-neither agreement 79–100 % (lower where advgrad is ahead).
 """
 
 from __future__ import annotations
