@@ -37,7 +37,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "advgrad.attacks._fab_projections", "advgrad.attacks._fab_closest", "advgrad.attacks._square_steps", "advgrad.attacks.apgd",
         "advgrad.attacks.autoattack", "advgrad.attacks.fab", "advgrad.attacks.gradient", "advgrad.attacks.noise",
         "advgrad.attacks.pgd", "advgrad.attacks.result", "advgrad.attacks.square",
-        "advgrad.models", "advgrad.data", "advgrad.datasource", "advgrad._datafiles", "advgrad._cifar_pickle",
+        "advgrad.models", "advgrad.querymodel", "advgrad.onnx_model", "advgrad.data", "advgrad.datasource", "advgrad._datafiles", "advgrad._cifar_pickle",
         "advgrad._imagefolder", "advgrad._traindata", "advgrad.checkpoint", "advgrad.model_loading", "advgrad._model_files",
         "advgrad._weights", "advgrad.transfer", "advgrad.train", "advgrad.train_loop", "advgrad.distributed",
         "advgrad._ddp", "advgrad.adversarial", "advgrad.backprop", "advgrad.gradcheck"),
