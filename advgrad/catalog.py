@@ -50,8 +50,10 @@ class AttackEntry(Entry):
 
     ``norms``: the threat models it runs; ``fixed``: keyword arguments this name sets for good ("apgd-dlr" is
     ``apgd`` with ``loss="dlr"``); ``kind``: "budget" (fooled within a given ε), "minimal" (the smallest
-    ‖δ‖ per sample; ε optional) or "ensemble" (a cascade of other entries); ``gradient_free``: it never asks
-    for ∂J/∂X; ``per_sample_eps``: it takes an (N,) tensor of radii, one per sample (what ``--min-eps``'s
+    ‖δ‖ per sample; ε optional) or "ensemble" (a cascade of other entries); ``needs``: what it asks of the
+    model — "gradients" (∂J/∂X), "scores" (the outputs only: it runs on a model that only answers queries)
+    or "labels" (the top-1 label only); ``per_sample_eps``: it takes an (N,) tensor of radii, one per
+    sample (what ``--min-eps``'s
     bisection needs); ``sweep``: the ``EvalConfig`` fields (steps, restarts) an evaluation sets on it;
     ``paper``: where it comes from; ``title``: its name as papers and tables print it; ``members``: for an
     ensemble, "module:function" mapping its config to the configs of its members, in cascade order."""
@@ -59,7 +61,7 @@ class AttackEntry(Entry):
     norms: tuple[str, ...] = ("inf", "2", "1")
     fixed: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "budget"
-    gradient_free: bool = False
+    needs: str = "gradients"
     per_sample_eps: bool = True
     sweep: tuple[str, ...] = ()
     paper: str = ""
@@ -172,16 +174,34 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                          paper=_FAB, sweep=("restarts",), title="FAB-T"),
     "square": AttackEntry("advgrad.attacks.square:square",
                           "Square Attack: score-based random search, 5,000 queries (AutoAttack)",
-                          ("inf", "2"), gradient_free=True, per_sample_eps=False,
+                          ("inf", "2"), needs="scores", per_sample_eps=False,
                           paper="Andriushchenko et al. 2020, arXiv 1912.00049", sweep=("restarts",), title="Square"),
     "autoattack": AttackEntry("advgrad.attacks.autoattack:autoattack",
                               "AutoAttack's standard ensemble: APGD-CE → APGD-T → FAB-T → Square, each on the "
                               "survivors",
                               ("inf", "2"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack",
                               members="advgrad.attacks.autoattack:cascade_of"),
+    "hopskipjump": AttackEntry("advgrad.attacks.blackbox.hopskipjump:hopskipjump",
+                               "HopSkipJump: the smallest ‖δ‖ from top-1 labels only, by gradient estimates at the "
+                               "boundary",
+                               ("2", "inf"), kind="minimal", needs="labels", paper="Chen et al. 2020, arXiv 1904.02144",
+                               title="HopSkipJump"),
+    "rays": AttackEntry("advgrad.attacks.blackbox.rays:rays",
+                        "RayS: the smallest L∞ ‖δ‖ from top-1 labels only, by a search over sign rays",
+                        ("inf",), kind="minimal", needs="labels", paper="Chen & Gu 2020, arXiv 2006.12792",
+                        title="RayS"),
+    "boundary": AttackEntry("advgrad.attacks.blackbox.boundary:boundary",
+                            "Boundary Attack: a random walk along the decision boundary, top-1 labels only",
+                            ("2",), kind="minimal", needs="labels", paper="Brendel et al. 2018, arXiv 1712.04248",
+                            title="Boundary"),
+    "spsa": AttackEntry("advgrad.attacks.blackbox.spsa:spsa", "SPSA: gradient-free L∞ attack on the margin from scores",
+                        ("inf",), needs="scores", paper="Uesato et al. 2018, arXiv 1802.05666", title="SPSA"),
 })
+# the attacks that run on a model that only answers queries (scores, or labels only)
+QUERY_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.needs != "gradients")
+LABEL_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.needs == "labels")
 # the attacks ``--min-eps`` may bisect with: those that take one radius per sample
-MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sample_eps)
+MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sample_eps and entry.kind == "budget")
 
 MODELS: Registry[ModelEntry] = Registry("model", {
     "logreg": ModelEntry("advgrad.models:_logreg", "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),

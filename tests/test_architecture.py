@@ -40,7 +40,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "advgrad.models", "advgrad.querymodel", "advgrad.onnx_model", "advgrad.data", "advgrad.datasource", "advgrad._datafiles", "advgrad._cifar_pickle",
         "advgrad._imagefolder", "advgrad._traindata", "advgrad.checkpoint", "advgrad.model_loading", "advgrad._model_files",
         "advgrad._weights", "advgrad.transfer", "advgrad.train", "advgrad.train_loop", "advgrad.distributed",
-        "advgrad._ddp", "advgrad.adversarial", "advgrad.backprop", "advgrad.gradcheck"),
+        "advgrad._ddp", "advgrad.adversarial", "advgrad.backprop", "advgrad.gradcheck", "advgrad._journal"),
     # evaluation, and the figures drawn from it; the package's lazy public facade (advgrad/__init__.py)
     # re-exports the library up to here (its imports are for type checkers; at run time it imports by name)
     3: ("advgrad", "advgrad.evaluate", "advgrad.evaluate.landscape", "advgrad.evaluate.min_eps",

@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from advgrad.attacks._checks import EpsSpec
 from advgrad.attacks.result import AttackResult
-from advgrad.catalog import ATTACKS
+from advgrad.catalog import ATTACKS, LABEL_ATTACKS, QUERY_ATTACKS
 from advgrad.configs import AttackConfig
+from advgrad.querymodel import QueryModel, refuse_query_only
 
 
 def keyword_arguments(config: AttackConfig, *, generator: torch.Generator | None = None, seed: int = 0,
@@ -40,10 +41,12 @@ def keyword_arguments(config: AttackConfig, *, generator: torch.Generator | None
     return kwargs
 
 
-def run_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None, config: AttackConfig, *,
+def run_attack(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: EpsSpec | None, config: AttackConfig, *,
                generator: torch.Generator | None = None, seed: int = 0, **settings: Any) -> AttackResult:
     """Any attack of ``catalog.ATTACKS``, as ``config`` describes it, on one batch: its function called with
-    ``keyword_arguments(config, generator=…, seed=…, **settings)``.
+    ``keyword_arguments(config, generator=…, seed=…, **settings)``. A model that only answers queries
+    (``QueryModel``) is refused by a gradient attack, and one that answers labels only by a score-based one,
+    with a line naming the attacks that apply.
 
     Examples
     --------
@@ -55,7 +58,13 @@ def run_attack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None, conf
     >>> run_attack(model, x, y, 0.1, config, generator=torch.Generator().manual_seed(0)).x_adv.shape
     torch.Size([5, 1, 2, 2])
     """
-    fn = ATTACKS[config.method].impl
+    entry = ATTACKS[config.method]
+    if entry.needs == "gradients":
+        refuse_query_only(model, config.method, QUERY_ATTACKS)
+    elif entry.needs == "scores" and isinstance(model, QueryModel) and model.labels_only:
+        raise ValueError(f"{config.method} needs the model's scores, but {model.name} answers labels only: use a "
+                         f"decision-based attack ({', '.join(LABEL_ATTACKS)})")
+    fn = entry.impl
     result: AttackResult = fn(model, x, y, eps, **keyword_arguments(config, generator=generator, seed=seed,
                                                                     **settings))
     return result

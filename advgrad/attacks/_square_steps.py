@@ -4,12 +4,13 @@ float operation and every draw is the reference's, in its order (see ``square``'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from itertools import product
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from advgrad.attacks._chunks import slices
 
@@ -65,7 +66,7 @@ def _margin(logits: Tensor, y: Tensor) -> Tensor:
     return true - logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
 
 
-def _forward(model: nn.Module, x: Tensor, chunk: int) -> Tensor:
+def _forward(model: Callable[[Tensor], Tensor], x: Tensor, chunk: int) -> Tensor:
     """Logits (n, K), ``chunk`` samples per forward pass (one pass when n ≤ chunk)."""
     if len(x) <= chunk:
         return model(x)
@@ -103,7 +104,7 @@ def _start_l2(x: Tensor, eps: float, lo: float, hi: float, g: torch.Generator) -
     return (x + delta / (_l2_norm(delta) + 1e-12) * eps).clamp(lo, hi)
 
 
-def _query_linf(model: nn.Module, cur: Tensor, y: Tensor, m: Tensor, box: Tensor, eps: float, s: int,
+def _query_linf(model: Callable[[Tensor], Tensor], cur: Tensor, y: Tensor, m: Tensor, box: Tensor, eps: float, s: int,
                 u: Tensor, chunk: int) -> Tensor:
     """One L∞ query on the live points, in place in ``cur`` (n, c, h, w): the window at (u₀, u₁) moves by
     ±2ε (sign per channel from u₂…) into ``box`` (n, 2, c, h, w: lower, upper); kept where the margin
@@ -153,7 +154,7 @@ def _l2_candidate(cur: Tensor, x: Tensor, eps: float, s: int, at: tuple[int, int
     return delta.div_(_l2_norm(delta) + 1e-12).mul_(eps).add_(x).clamp_(lo, hi)  # x + ε·δ/‖δ‖, clipped
 
 
-def _query_l2(model: nn.Module, cur: Tensor, y: Tensor, m: Tensor, x: Tensor, eps: float, s: int,
+def _query_l2(model: Callable[[Tensor], Tensor], cur: Tensor, y: Tensor, m: Tensor, x: Tensor, eps: float, s: int,
               u: Tensor, lo: float, hi: float, chunk: int) -> Tensor:
     """One L2 query on the live points: windows at (u₀, u₁) and (u₂, u₃), η_s transposed if u₄ > ½, signs
     per (point, channel) from u₅…; ``cur`` takes the proposal where the margin drops. Returns margins."""

@@ -37,6 +37,7 @@ from advgrad.attacks._cascade import pipeline
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS, resolve
 from advgrad.configs import AttackConfig
+from advgrad.querymodel import QueryModel
 
 BLOCK = 250  # points per attack call: the reference AutoAttack's batch; the unit of seeds, work and resume
 
@@ -148,10 +149,17 @@ class _Collector:
             self.queries[points] += result.queries.detach().cpu().to(torch.int64)
 
 
-def _block_call(model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor | None, stages: Sequence[AttackConfig],
-                seed: int, settings: dict[str, Any]) -> Callable[[int, int, Tensor], AttackResult]:
+def _device(model: nn.Module | QueryModel) -> torch.device:
+    """Where a block's points go: the module's device (a model that only answers queries takes them on the
+    CPU and moves them itself)."""
+    return torch.device("cpu") if isinstance(model, QueryModel) else model_device(model)
+
+
+def _block_call(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor | None,
+                stages: Sequence[AttackConfig], seed: int,
+                settings: dict[str, Any]) -> Callable[[int, int, Tensor], AttackResult]:
     """(stage k, block j, points (b,)) → the stage's attack on those points, moved to the model's device."""
-    device = model_device(model)
+    device = _device(model)
 
     def call(k: int, j: int, points: Tensor) -> AttackResult:
         e = eps[points].to(device) if isinstance(eps, Tensor) else eps
@@ -162,10 +170,11 @@ def _block_call(model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor | No
     return call
 
 
-def run(model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor | None, stages: Sequence[AttackConfig], *,
-        candidates: Tensor | None = None, seed: int = 0, bounds: tuple[float, float] = (0.0, 1.0),
-        block: int = BLOCK, workers: int | None = None, early_stop: bool = True, chunk_size: int | None = None,
-        store: Store | None = None, progress: Progress | None = None) -> Outcome:
+def run(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor | None,
+        stages: Sequence[AttackConfig], *, candidates: Tensor | None = None, seed: int = 0,
+        bounds: tuple[float, float] = (0.0, 1.0), block: int = BLOCK, workers: int | None = None,
+        early_stop: bool = True, chunk_size: int | None = None, store: Store | None = None,
+        progress: Progress | None = None) -> Outcome:
     """Run the cascade ``stages`` (one ``AttackConfig`` each; one stage: a single attack) on the points where
     ``candidates`` (N,) is True (default all) at radius ``eps`` (a float or (N,) radii; None for minimal-norm
     attacks; at ε = 0 nothing runs and every point keeps x), as the module docstring says. ``bounds``,
@@ -200,14 +209,15 @@ def run(model: nn.Module, x: Tensor, y: Tensor, eps: float | Tensor | None, stag
         return saved
 
     first = chosen.nonzero().squeeze(1)
+    session = model.session() if isinstance(model, QueryModel) else frozen_eval(model)
     if isinstance(eps, (int, float)) and eps == 0:  # nothing can move: every candidate keeps x and its verdict
         return Outcome(tuple(stages), collect.broken_by, collect.x_adv, None, collect.attacked, None, None,
                        [0.0] * len(stages))
-    with frozen_eval(model):
+    with session:
         if distributed.world_size() > 1:
             seconds = _stage_by_stage(len(stages), first, block, attack, done)
         else:
-            on_cpu = model_device(model).type == "cpu"
+            on_cpu = _device(model).type == "cpu"
             with _pool(workers if on_cpu else 1) as pool:
                 seconds = pipeline(len(stages), first, block, attack, done, pool, workers)
     return Outcome(tuple(stages), collect.broken_by, collect.x_adv, collect.logits, collect.attacked,

@@ -25,6 +25,8 @@ size (the start is drawn for the whole batch first) and, for L2, on when the oth
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +39,7 @@ from advgrad.attacks._square_steps import _forward, _margin, _query_l2, _query_l
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
 from advgrad.norms import NormSpec, get_norm
+from advgrad.querymodel import QueryModel
 
 HALVE_AFTER = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # queries after which p halves
 
@@ -65,8 +68,8 @@ def _check_labels(logits: Tensor, y: Tensor) -> None:
 
 # --- one run and the attack ------------------------------------------------------------------------
 
-def _search(model: nn.Module, x: Tensor, y: Tensor, eps: float, linf: bool, queries: int, p_init: float,
-            lo: float, hi: float, g: torch.Generator, chunk: int) -> tuple[Tensor, Tensor]:
+def _search(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, eps: float, linf: bool, queries: int,
+            p_init: float, lo: float, hi: float, g: torch.Generator, chunk: int) -> tuple[Tensor, Tensor]:
     """One run on (x, y) (the reference's attack_single_run): the best point per sample (n, c, h, w) and the
     queries spent on it (n,). Points leave the search once their margin is ≤ 0 (their point is kept);
     the rest is a compact ``live`` set, re-indexed only when someone leaves."""
@@ -118,9 +121,9 @@ def _check_options(x: Tensor, eps: float | Tensor, norm: str, p_init: float, see
     return norm == "inf", float(eps)
 
 
-def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec = "inf", queries: int = 5000,
-           p_init: float = 0.8, restarts: int = 1, bounds: tuple[float, float] = (0.0, 1.0), seed: int = 0,
-           chunk_size: int | None = None) -> AttackResult:
+def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec = "inf",
+           queries: int = 5000, p_init: float = 0.8, restarts: int = 1, bounds: tuple[float, float] = (0.0, 1.0),
+           seed: int = 0, chunk_size: int | None = None) -> AttackResult:
     """Square Attack (Andriushchenko et al. 2020), untargeted, margin loss, as AutoAttack runs it.
 
     Minimises z_y − max_{j≠y} z_j by random search in ‖x′ − x‖ ≤ ε (L∞ or L2) ∩ ``bounds``, ``queries``
@@ -138,7 +141,8 @@ def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec
     the examples equal pyautoattack 0.2.0's ``SquareAttack(p_init, n_queries=queries, n_restarts=restarts,
     seed=seed, loss='margin', resc_schedule=False)`` on the same batch bit for bit (float32, bounds (0, 1));
     in chunks, a forward pass of another batch size may round a logit differently. ``eps == 0`` returns
-    x without querying. Square never differentiates: every forward pass runs under ``torch.no_grad`` (with
+    x without querying. ``model`` may be a ``QueryModel`` that answers scores (an ONNX graph, an API): Square
+    only ever queries it. Square never differentiates: every forward pass runs under ``torch.no_grad`` (with
     ``chunk_size=None`` on the CPU, ``auto_chunk_size`` may first probe the model once with autograd).
     """
     xmin, xmax = check_batch(x, y)
@@ -147,8 +151,16 @@ def square(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec
     linf, eps_ = _check_options(x, check_radius("eps", eps, x, positive=False), name, p_init, seed)
     queries, restarts = _validate.count("queries", queries), _validate.count("restarts", restarts)
     x = x.detach()
-    chunk = chunk_for(chunk_size, model, x)
-    with frozen_eval(model), torch.no_grad():
+    if isinstance(model, QueryModel):  # a model that only answers queries: Square needs its scores
+        if model.labels_only:
+            raise ValueError(f"square needs the model's scores, but {model.name} answers labels only: use a "
+                             "decision-based attack (hopskipjump, rays, boundary)")
+        chunk = chunk_size or len(x)
+        session: AbstractContextManager[object] = model.session()
+    else:
+        chunk = chunk_for(chunk_size, model, x)
+        session = frozen_eval(model)
+    with session, torch.no_grad():
         logits = _forward(model, x, chunk)  # (N, K) at x
         _check_labels(logits, y)
         robust = logits.max(dim=1).indices == y  # the reference's clean check (its tie-breaking)
