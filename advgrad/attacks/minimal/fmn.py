@@ -117,8 +117,7 @@ def _descend(s: _Setup, x: Tensor, y: Tensor, delta: Tensor, eps: Tensor) -> Ten
                                 worst)
             # δ + α·∇/‖∇‖₂ as one fused operation, in adv-lib's order (so the iterates are its bits)
             delta.addcdiv_(grad, _view(L2_NORM.measure(grad).clamp_(min=1e-12), x), value=alpha)
-            # an L0 radius of 0 would be x itself, already known not adversarial: at least one pixel
-            delta = s.norm.project_(delta, eps.clamp(min=1) if s.norm.name == "0" else eps)
+            delta = s.norm.project_(delta, eps)
             delta.add_(x).clamp_(s.lo, s.hi).sub_(x)
     return x_best
 

@@ -15,7 +15,9 @@ cannot be matched, by design:
   differ on those points (figures in ``test_agreement_with_the_peers_on_500_digits``).
 - L0: ties. adv-lib keeps every coordinate tied with the ε-th largest |δ| (more than ε of them), advgrad
   the lower indices (exactly ε); ties at that rank do not occur on these digits (the test would show it).
-  An L0 radius of 0 projects onto one pixel in both (adv-lib by its clamped index, advgrad by max(ε, 1)).
+  An L0 radius of 0 (reached only after an adversarial iterate of one pixel, which nothing can beat):
+  adv-lib projects onto one pixel (its clamped index), advgrad onto none; later iterates differ, the
+  result cannot.
 Foolbox differs by design, so the tolerance applies there: it normalises by a product with 1/‖g‖ (other
 rounding), keeps a new best on a tie (``<=``), does not clamp ‖∇‖_q in the distance estimate, keeps ε+1
 coordinates in its L0 projection (``argsort(...)[ε]``, an off-by-one) and ε ≥ 1, and its L2 projection is
@@ -58,6 +60,16 @@ def test_bit_identical_to_adv_lib(trained_small, digits, norm: str) -> None:
     assert bool(ours.success.any())
     torch.testing.assert_close(ours.distance[ours.success].double(), torch.linalg.vector_norm(
         (theirs - x).flatten(1), ord=P[norm], dim=1)[ours.success].double(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("norm", ["inf", "2", "1", "0"])
+def test_bit_identical_to_adv_lib_in_float64(affine_problem, norm: str) -> None:
+    """The affine problem, float64, 60 steps: most points have a one-coordinate L0 adversarial, so the L0
+    radius reaches 0 here (module docstring: the results agree all the same)."""
+    model, _, _, x, y = affine_problem
+    theirs = adv_lib_fmn(model, x, y, P[norm], 60, ball=norm == "2")
+    ours = fmn(model, x, y, norm=norm, steps=60)
+    assert torch.equal(bits(ours.x_adv), bits(theirs)) and int(ours.success.sum()) >= 16
 
 
 @pytest.mark.isa
@@ -229,6 +241,23 @@ def test_starting_points_are_searched_towards_x(affine_problem) -> None:
             assert bool((r.distance <= get_norm(norm).measure(start - x) * (1 + 1e-12)).all())
     with pytest.raises(ValueError, match=r"starting_points must be adversarial: 1 are not \(indices \[3\]\)"):
         fmn(model, x, y, starting_points=torch.where(torch.arange(32).view(-1, 1, 1, 1) == 3, x, start))
+
+
+def test_the_bisection_brackets_the_boundary_on_the_segment(affine_problem) -> None:
+    """L2, one step: the first iterate is the bisection's adversarial end x + t·(x₁ − x), and on an affine
+    model the segment crosses the boundary at t* = min_j g_j(0)/(g_j(0) − g_j(1)), g_j(t) = z_y − z_j, so
+    10 bisection steps put t in [t*, t* + 2⁻¹⁰]."""
+    model, weight, bias, x, y = affine_problem
+    other = torch.tensor([int((y != y[i]).nonzero()[0]) for i in range(len(y))])
+    start = x[other]
+    r = fmn(model, x, y, norm=2, steps=1, starting_points=start)
+    with torch.no_grad():
+        z0, z1 = model(x), model(start)
+    rows = torch.arange(len(y))
+    g0, g1 = z0[rows, y, None] - z0, z1[rows, y, None] - z1  # (N, K)
+    cross = torch.where(g1 < 0, g0 / (g0 - g1), torch.inf).min(dim=1).values  # (N,) t*
+    t = r.distance / (start - x).flatten(1).norm(dim=1)
+    assert bool(r.success.all()) and bool((t >= cross - 1e-12).all()) and bool((t <= cross + 2**-10 + 1e-12).all())
 
 
 def test_eps_only_decides_success(trained_small, digits) -> None:

@@ -119,6 +119,26 @@ def test_contract_invariants(targeted: bool, lo: float, eps: float | None, chunk
     assert torch.equal(r.success, (pred == y if targeted else pred != y) & (measured <= (math.inf if eps is None else eps)))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_smooth_count_is_one_term_per_pixel(channels: int) -> None:
+    """∇_δ of max(z_y − max_j z_j, 0) + (1/P)·Σ_p s_p/(s_p + σ), s_p = Σ_c δ_pc², against autograd on that
+    formula written out (the channels of a pixel share one term)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(channels * 9, 4)).double().eval()
+    x = torch.rand(5, channels, 3, 3, dtype=torch.float64)
+    y = torch.randint(0, 4, (5,))
+    delta = torch.randn(5, channels, 3, 3, dtype=torch.float64) * 0.05
+    setup = sigma_zero_module._Setup(model, 1, SigmaZeroOptions(sigma=0.01), L0_NORM, False, 0.0, 1.0, 5)
+    grad, logits = sigma_zero_module._gradient(setup, x, y, delta)
+    d = delta.clone().requires_grad_(True)
+    z = model(x + d)
+    others = z.masked_fill(torch.nn.functional.one_hot(y, 4).bool(), -torch.inf).amax(1)
+    s = d.square().sum(dim=1).flatten(1)  # (N, P)
+    loss = (z.gather(1, y[:, None])[:, 0] - others).clamp(min=0) + (s / (s + 0.01)).mean(dim=1)
+    torch.testing.assert_close(grad, torch.autograd.grad(loss.sum(), d)[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(logits, z.detach())
+
+
 def test_misclassified_points_succeed_at_distance_zero(tiny_mlp) -> None:
     x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
