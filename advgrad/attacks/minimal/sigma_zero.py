@@ -49,7 +49,11 @@ class SigmaZeroOptions:
 
     ``alpha``: η₀, Adam's first step size; ``sigma``: σ > 0 of the smooth count (smaller: sharper);
     ``threshold``: τ₀ in [0, 1]; ``threshold_factor``: τ moves by threshold_factor·η per step;
-    ``grad_norm``: the norm ("inf", "2" or "1") the gradient is divided by."""
+    ``grad_norm``: the norm ("inf", "2" or "1") the gradient is divided by.
+
+    >>> SigmaZeroOptions(grad_norm=2).grad_norm
+    '2'
+    """
 
     alpha: float = 1.0
     sigma: float = 1e-3
