@@ -9,8 +9,9 @@ margin L(δ) = max_{j≠y} z_j − z_y inside a ball whose radius ε_k adapts at
     δ_{k+1} = clip(Π_{ε_{k+1}}(δ_k + α_k·∇L/‖∇L‖₂)),
 
 q the dual exponent of p, Π the Euclidean projection onto the norm's ball (``advgrad.norms``), clip the
-box. The step α_k and the rate γ_k decay by cosine annealing from α₀, γ₀ to α_K, γ_K. In L0, ε is an
-integer number of pixels: ε ± max(1, ⌊γε⌋). The attack returns per sample the smallest adversarial iterate.
+box. The step α_k and the rate γ_k decay by cosine annealing from α₀, γ₀ to α_K, γ_K. In L0, ε is a whole
+number of pixels: ε − max(1, ⌈γε⌉) (at most ‖δ*‖₀) after an adversarial iterate, ε + max(1, ⌊γε⌋) after
+another. The attack returns per sample the smallest adversarial iterate.
 """
 
 from __future__ import annotations
