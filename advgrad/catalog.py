@@ -243,6 +243,7 @@ NORMS: Registry[NormEntry] = Registry("norm", {
     "inf": NormEntry("advgrad.norms:LINF", "L∞: every coordinate within ε", "L∞", ("linf", "infinity", "∞", "l∞")),
     "2": NormEntry("advgrad.norms:L2_NORM", "L2: Euclidean distance within ε", "L2", ("l2", "2.0")),
     "1": NormEntry("advgrad.norms:L1_NORM", "L1: total absolute change within ε", "L1", ("l1", "1.0")),
+    "0": NormEntry("advgrad.norms:L0_NORM", "L0: at most ε pixels changed (channels jointly)", "L0", ("l0", "0.0")),
 })
 
 OBJECTIVES: Registry[ObjectiveEntry] = Registry("adversarial method", {
@@ -271,16 +272,16 @@ SCHEDULES: Registry[Entry] = Registry("schedule", {
 
 
 def norm_name(spec: object) -> str:
-    """The canonical name ("inf", "2", "1") of a norm given as a name, an alias, float("inf"), 2 or 1."""
+    """The canonical name ("inf", "2", "1", "0") of a norm given as a name, an alias, float("inf"), 2, 1 or 0."""
     key: str | None = None
     if isinstance(spec, str):
         key = spec.strip().lower()
         key = next((name for name, e in NORMS.items() if key == name or key in e.aliases), None)
     elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        key = "inf" if spec == float("inf") else "2" if spec == 2 else "1" if spec == 1 else None
+        key = {float("inf"): "inf", 2: "2", 1: "1", 0: "0"}.get(spec)
     elif (name := getattr(spec, "name", None)) in NORMS:  # a Norm object
         key = str(name)
     if key is None:
         raise ValueError(f"unknown norm {spec!r}: expected one of {', '.join(map(repr, NORMS))} "
-                         "(or float('inf'), 2, 1)")
+                         "(or float('inf'), 2, 1, 0)")
     return key

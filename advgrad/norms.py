@@ -1,6 +1,6 @@
-"""The geometry of the Lp threat models: one small ``Norm`` object per p (∞, 2, 1).
+"""The geometry of the Lp threat models: one small ``Norm`` object per p (∞, 2, 1, 0).
 
-An attack needs four things from its norm, and nothing else differs between L∞, L2 and L1 attacks:
+An attack needs four things from its norm, and nothing else differs between L∞, L2, L1 and L0 attacks:
 
 - ``measure(delta)``: ‖δ‖ per sample, shape (N,).
 - ``steepest(grad, size)``: the steepest-ascent step, argmax over ‖η‖ ≤ size of ⟨η, grad⟩.
@@ -8,7 +8,8 @@ An attack needs four things from its norm, and nothing else differs between L∞
 - ``random_start(like, eps, generator)``: a point drawn uniformly from the ε-ball.
 
 Every tensor is a batch (N, ...) of any shape; sample i is ``x[i].flatten()``. ``size`` and ``eps`` are a
-float or a per-sample tensor (N,), so one call can use a different radius for every sample.
+float or a per-sample tensor (N,), so one call can use a different radius for every sample. L0 (see ``L0``)
+counts pixels, and its ball is unbounded in magnitude: its step and start take their scale from elsewhere.
 """
 
 from __future__ import annotations
@@ -212,11 +213,86 @@ class L1(Norm):
         return (u * signs).view_as(like) * per_sample(eps, like)
 
 
-LINF, L2_NORM, L1_NORM = Linf(), L2(), L1()
+@dataclass(frozen=True, init=False)
+class L0(Norm):
+    """L0 geometry: ‖δ‖₀ counts the pixels δ changes; ε is a number of pixels (⌊ε⌋ for a fraction).
+
+    Pixels (``pixels=True``, the registered "0"): in a 4-D batch (N, C, H, W) the C channels of a location
+    are one pixel, changed if any channel is (as Croce & Hein 2019 count); other ranks count coordinates.
+    ``L0(pixels=False)`` counts coordinates always (adv-lib's and Foolbox's count; equal when C = 1).
+    A pixel's magnitude is |δ| (one coordinate) or Σ_c δ_c². ``project`` keeps the ⌊ε⌋ pixels of largest
+    magnitude (the Euclidean projection); of equal magnitudes the lower flat index wins, so never more
+    than ⌊ε⌋ pixels, deterministically. In a box, loops use ``project_box`` (L0-ball ∩ box, PGD-L0's), not
+    ``project`` then a clip, which can spend the budget on pixels the clip zeroes.
+    """
+
+    pixels: bool = True
+
+    def __init__(self, pixels: bool = True) -> None:
+        super().__init__("0", 0.0, "L0")
+        object.__setattr__(self, "pixels", pixels)
+
+    def _view(self, t: Tensor) -> Tensor:
+        """t (N, ...) as (N, P, C): the C coordinates of each of the P pixels."""
+        return t.flatten(2).transpose(1, 2) if self.pixels and t.ndim == 4 else t.reshape(len(t), -1, 1)
+
+    def _spread(self, mask: Tensor, like: Tensor) -> Tensor:
+        """A per-pixel mask (N, P) as a per-coordinate one that broadcasts against ``like``."""
+        return mask.view(len(like), 1, *like.shape[2:]) if self.pixels and like.ndim == 4 else mask.view(like.shape)
+
+    def _magnitude(self, delta: Tensor) -> Tensor:
+        pix = self._view(delta)  # (N, P, C)
+        return pix[..., 0].abs() if pix.shape[-1] == 1 else pix.square().sum(dim=-1)
+
+    def _keep(self, score: Tensor, eps: Radius, like: Tensor) -> Tensor:
+        """The mask of the ⌊ε⌋ pixels of largest score (ties: lower index first), spread like ``like``."""
+        n, p = score.shape
+        k = torch.as_tensor(eps, dtype=torch.float64).clamp(0, p).floor().long().to(score.device).reshape(-1, 1)
+        order = score.argsort(dim=1, descending=True, stable=True)  # (N, P)
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(p, device=score.device).expand(n, p))
+        return self._spread(rank < k, like)
+
+    def measure(self, delta: Tensor) -> Tensor:
+        """The number of pixels changed, per sample, as (N,) in delta's dtype."""
+        return (self._view(delta) != 0).any(dim=-1).sum(dim=-1).to(delta.dtype)
+
+    def steepest(self, grad: Tensor, size: Radius) -> Tensor:
+        """size·g/‖g‖₁: Croce & Hein's PGD-L0 step. ⟨η, g⟩ has no maximum on the L0 ball (it holds
+        vectors of any length), so the step borrows its length from L1; it is dense, and the projection
+        makes the iterate sparse. A zero gradient gives a zero step."""
+        return self.steepest_(grad.clone(), size)
+
+    def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
+        length = L1_NORM.measure(grad).clamp_min(torch.finfo(grad.dtype).tiny)
+        return grad.div_(per_sample(length, grad)).mul_(per_sample(size, grad))
+
+    def project(self, delta: Tensor, eps: Radius) -> Tensor:
+        """Keep the ⌊ε⌋ pixels of largest magnitude, zero the others."""
+        return self.project_(delta.clone(), eps)
+
+    def project_(self, delta: Tensor, eps: Radius) -> Tensor:
+        return delta.masked_fill_(~self._keep(self._magnitude(delta), eps, delta), 0)
+
+    def project_box(self, delta: Tensor, eps: Radius, x: Tensor, lo: float, hi: float) -> Tensor:
+        """The closest δ′ to δ with ≤ ⌊ε⌋ pixels and x + δ′ in [lo, hi] (x itself in the box): a kept
+        pixel becomes its clip c, a dropped one 0, so keep the ⌊ε⌋ with the largest gain
+        ‖δ_p‖² − ‖δ_p − c_p‖² (Croce & Hein 2019's projection for PGD-L0)."""
+        c = torch.maximum(torch.minimum(delta, hi - x), lo - x)  # (N, ...) the clip, per coordinate
+        gain = self._view(delta.square() - (delta - c).square()).sum(dim=-1)  # (N, P)
+        return c.masked_fill(~self._keep(gain, eps, delta), 0)
+
+    def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform in L0-ball ∩ [−1, 1]^D (the ball has no volume of its own): ⌊ε⌋ pixels drawn uniformly
+        without replacement, each of their coordinates U(−1, 1); clip x + δ to the bounds after."""
+        score = _uniform(like.new_empty(self._view(like).shape[:2]), generator)  # (N, P) a random order
+        return (2 * _uniform(like, generator) - 1).masked_fill_(~self._keep(score, eps, like), 0)
+
+
+LINF, L2_NORM, L1_NORM, L0_NORM = Linf(), L2(), L1(), L0()
 
 
 def get_norm(spec: NormSpec) -> Norm:
-    """The ``Norm`` for "inf"/"2"/"1" (also float('inf'), 2, 1, aliases such as "linf", or a ``Norm``);
+    """The ``Norm`` for "inf"/"2"/"1"/"0" (also float('inf'), 2, 1, 0, aliases such as "linf", or a ``Norm``);
     ValueError otherwise. ``catalog.NORMS`` is the one list of names."""
     if isinstance(spec, Norm):
         return spec

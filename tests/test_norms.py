@@ -25,7 +25,7 @@ def test_get_norm_accepts_names_and_numbers(spec: object, name: str) -> None:
     assert get_norm(get_norm(spec)) is get_norm(spec)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", ["3", "l0", 0, 3, 1.5, -math.inf, True, None, "fro"])
+@pytest.mark.parametrize("bad", ["3", "l3", -1, 3, 1.5, -math.inf, math.nan, True, False, None, "fro"])
 def test_get_norm_rejects_other_values_by_name(bad: object) -> None:
     with pytest.raises(ValueError, match="unknown norm " + repr(bad).replace("(", r"\(").replace(")", r"\)")):
         get_norm(bad)  # type: ignore[arg-type]
