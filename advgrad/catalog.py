@@ -40,7 +40,7 @@ class Entry:
 
 # Arguments of an attack function that the runner supplies (the data, the radius, the randomness, the box)
 # rather than the user: never options of a config.
-SUPPLIED = ("model", "x", "y", "eps", "bounds", "generator", "seed", "progress")
+SUPPLIED = ("model", "x", "y", "eps", "bounds", "generator", "seed", "progress", "starting_points")
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                         "fast gradient sign method (Goodfellow et al. 2015): one step of size ε",
                         paper="arXiv 1412.6572", title="FGSM"),
     "pgd": AttackEntry("advgrad.attacks.pgd:pgd", "projected gradient descent (Madry et al. 2018), α = 2.5·ε/steps",
-                       paper="arXiv 1706.06083", sweep=("steps", "restarts"), title="PGD"),
+                       ("inf", "2", "1", "0"), paper="arXiv 1706.06083", sweep=("steps", "restarts"), title="PGD"),
     "mifgsm": AttackEntry("advgrad.attacks.pgd:mifgsm",
                           "momentum iterative FGSM (Dong et al. 2018): the transfer attack, α = ε/steps",
                           paper="arXiv 1710.06081", sweep=("steps",), title="MI-FGSM"),
@@ -181,6 +181,13 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                               "survivors",
                               ("inf", "2"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack",
                               members="advgrad.attacks.autoattack:cascade_of"),
+    "fmn": AttackEntry("advgrad.attacks.minimal.fmn:fmn",
+                       "Fast Minimum-Norm: the smallest ‖δ‖ per point, by steps that shrink and grow an ε-ball",
+                       ("inf", "2", "1", "0"), kind="minimal", paper="Pintor et al. 2021, arXiv 2102.12827",
+                       title="FMN"),
+    "sigma-zero": AttackEntry("advgrad.attacks.minimal.sigma_zero:sigma_zero",
+                              "σ-zero: the fewest changed pixels, by descent on a smooth L0 count",
+                              ("0",), kind="minimal", paper="Cinà et al. 2024, arXiv 2402.01879", title="σ-zero"),
     "hopskipjump": AttackEntry("advgrad.attacks.blackbox.hopskipjump:hopskipjump",
                                "HopSkipJump: the smallest ‖δ‖ from top-1 labels only, by gradient estimates at the "
                                "boundary",

@@ -79,6 +79,11 @@ class Norm:
     def project_(self, delta: Tensor, eps: Radius) -> Tensor:
         return self.project(delta, eps)
 
+    def project_box(self, delta: Tensor, eps: Radius, x: Tensor, lo: float, hi: float) -> Tensor:
+        """Onto the ε-ball, for x + δ then clipped to [lo, hi] by the caller (in place); L0 overrides it with
+        the projection onto the ball ∩ box, which clipping after a plain projection is not."""
+        return self.project_(delta, eps)
+
     def __str__(self) -> str:
         return self.name
 

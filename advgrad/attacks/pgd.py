@@ -44,6 +44,8 @@ from advgrad.norms import Norm, NormSpec, Radius, get_norm, per_sample
 # The default step α = factor·ε/steps of each function of the loop (the papers': Madry et al.'s 2.5·ε/K,
 # Dong et al.'s ε/K, Goodfellow et al.'s single step of ε).
 STEP_FACTORS = {"pgd": 2.5, "mifgsm": 1.0, "fgsm": 1.0}
+# PGD-L0's step along g/‖g‖₁ per input coordinate (Croce & Hein 2019: η = 120000/255 for CIFAR-10's 3,072).
+L0_STEP = 120000 / 255 / 3072
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,9 @@ def _descend(plan: _Plan, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius, alph
             # x′ + step − x, projected, + x, clipped, in place in the gradient's buffer (the same values as
             # torchattacks' out-of-place (x′ + step) − x: addition commutes bit for bit).
             step = plan.norm.steepest_(grad, a).add_(xs)
-            new = (plan.norm.project_(step.sub_(x0), e).add_(x0) if plan.project else step).clamp_(plan.lo, plan.hi)
+            if plan.project:
+                step = plan.norm.project_box(step.sub_(x0), e, x0, plan.lo, plan.hi).add_(x0)
+            new = step.clamp_(plan.lo, plan.hi)
             if kept is None:
                 free = x_adv if owned else None  # the previous iterate: the next gradient's buffer
                 x_adv, owned = new, True
@@ -166,10 +170,17 @@ def _prepare(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, steps: int
         _validate.flag(name, flag)
     momentum = _validate.number("momentum", momentum, minimum=0.0)
     _validate.optional_count("chunk_size", chunk_size)
-    a: Radius = factor * eps_ / steps if alpha is None else _validate.number("alpha", alpha, minimum=0.0, strict=True)
+    geometry = get_norm(norm)
+    if alpha is not None:
+        a: Radius = _validate.number("alpha", alpha, minimum=0.0, strict=True)
+    elif geometry.name == "0":  # ε counts pixels: Croce & Hein's η = 120000/255 on CIFAR-10, per coordinate
+        a = L0_STEP * x[0].numel()
+    else:
+        a = factor * eps_ / steps
     x = x.detach()
-    one_step = steps == 1 and not random_start and bool(torch.all(torch.as_tensor(a <= eps_)))
-    plan = _Plan(model, get_norm(norm), resolve_loss(loss, model), steps, momentum, targeted, early_stop, lo, hi,
+    one_step = (steps == 1 and not random_start and geometry.name != "0"  # L0's step is dense: projected
+                and bool(torch.all(torch.as_tensor(a <= eps_))))
+    plan = _Plan(model, geometry, resolve_loss(loss, model), steps, momentum, targeted, early_stop, lo, hi,
                  chunk_for(chunk_size, model, x), project=not one_step)
     return _Run(plan, x, eps_, a, random_start)
 
@@ -251,12 +262,14 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
         Inputs (N, ...) within ``bounds`` and labels (N,) (target classes when ``targeted``).
     eps : float or Tensor
         The radius ε ≥ 0, or one per sample (N,).
-    norm : {"inf", "2", "1"}
-        The threat model (also ``float("inf")``, 2, 1).
+    norm : {"inf", "2", "1", "0"}
+        The threat model (also ``float("inf")``, 2, 1, 0). L0 (PGD-L0, Croce & Hein 2019, arXiv 1909.05040)
+        counts pixels and projects onto the L0 ball ∩ the box.
     steps : int
         Iterations K ≥ 1.
     alpha : float, optional
-        The step α > 0; default 2.5·ε/steps.
+        The step α > 0; default 2.5·ε/steps (L0, where ε counts pixels: Croce & Hein's step along g/‖g‖₁,
+        120000/255 per 3,072 coordinates, scaled to x's).
     random_start : bool
         Start from a uniform point of the ball (L∞: U(−ε, ε) per coordinate).
     restarts : int
