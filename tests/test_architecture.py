@@ -41,12 +41,13 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "advgrad.models", "advgrad.querymodel", "advgrad.onnx_model", "advgrad.data", "advgrad.datasource", "advgrad._datafiles", "advgrad._cifar_pickle",
         "advgrad._imagefolder", "advgrad._traindata", "advgrad.checkpoint", "advgrad.model_loading", "advgrad._model_files",
         "advgrad._weights", "advgrad.transfer", "advgrad.train", "advgrad.train_loop", "advgrad.distributed",
-        "advgrad._ddp", "advgrad.adversarial", "advgrad.backprop", "advgrad.gradcheck", "advgrad._journal"),
+        "advgrad._ddp", "advgrad.adversarial", "advgrad.backprop", "advgrad.gradcheck", "advgrad._journal",
+        "advgrad.counting"),
     # evaluation, and the figures drawn from it; the package's lazy public facade (advgrad/__init__.py)
     # re-exports the library up to here (its imports are for type checkers; at run time it imports by name)
     3: ("advgrad", "advgrad.evaluate", "advgrad.evaluate.landscape", "advgrad.evaluate.min_eps",
         "advgrad.evaluate.progress", "advgrad.evaluate.report", "advgrad.evaluate.robust",
-        "advgrad.evaluate.sanity", "advgrad.plots"),
+        "advgrad.evaluate.sanity", "advgrad.evaluate.optimality", "advgrad.plots"),
     # workflows: one per command
     4: ("advgrad.runs", "advgrad.runs._inputs", "advgrad.runs._resume", "advgrad.runs._sources",
         "advgrad.runs.attack", "advgrad.runs.evaluation", "advgrad.runs.figures", "advgrad.runs.gradients",
