@@ -31,8 +31,11 @@ _FIELDS = ("x_adv", "success", "loss", "logits", "distance", "queries")
 
 
 def key_of(**parts: Any) -> str:
-    """The SHA-256 naming a run: of its parts as canonical JSON (options, the model file's hash, the data's)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
+    """The SHA-256 naming a run: of its parts as canonical JSON (options, the model file's hash, the data's)
+    and advgrad's version (a block saved by another version is not this run's)."""
+    from advgrad._version import __version__
+
+    text = json.dumps({**parts, "advgrad": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -209,6 +209,8 @@ QUERY_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.needs != 
 LABEL_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.needs == "labels")
 # the attacks ``--min-eps`` may bisect with: those that take one radius per sample
 MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sample_eps and entry.kind == "budget")
+# the attacks ``--min-norm`` may run: the minimal-norm ones as they are, the others through the bisection
+MIN_NORM_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.kind == "minimal" or name in MIN_EPS_ATTACKS)
 
 MODELS: Registry[ModelEntry] = Registry("model", {
     "logreg": ModelEntry("advgrad.models:_logreg", "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),

@@ -30,7 +30,7 @@ from advgrad._train_configs import (
     TrainConfig,
     TrainingPlan,
 )
-from advgrad.catalog import ATTACKS, LOSSES, MIN_EPS_ATTACKS, norm_name
+from advgrad.catalog import ATTACKS, LOSSES, MIN_EPS_ATTACKS, MIN_NORM_ATTACKS, norm_name
 
 __all__ = ["ACCELERATION", "DEFAULT_BETA", "DEFAULT_STEPS", "AdvConfig", "AttackConfig", "EvalConfig", "LossSpec",
            "TrainConfig", "TrainingPlan"]
@@ -123,10 +123,12 @@ class EvalConfig:
     """``eps``: the radii swept; ``attacks``: names in ``catalog.ATTACKS``; ``steps``/``restarts``: the
     iterative attacks' (PGD's α = 2.5·ε/steps); ``min_eps``: also bisect each sample's minimal ε to
     ``precision`` with the attack ``min_eps_attack`` (one that takes per-sample radii:
-    ``catalog.MIN_EPS_ATTACKS``); ``tolerance``: the slack (a fraction of the samples) the sanity checks
-    allow; ``queries``: the score-based black-box search's budget in the sanity report; ``block``: points per
-    attack call (``advgrad.attacks.runner``: the unit of random seeds, of the work shared between processes
-    and of resume; 250, AutoAttack's reference batch); ``seed``: every pass's randomness."""
+    ``catalog.MIN_EPS_ATTACKS``); ``min_norm``: attacks whose per-sample minimal ‖δ‖ is measured
+    (minimal-norm attacks as they are, the others by the bisection: ``catalog.MIN_NORM_ATTACKS``);
+    ``tolerance``: the slack (a fraction of the samples) the sanity checks allow; ``queries``: the
+    score-based black-box search's budget in the sanity report; ``block``: points per attack call
+    (``advgrad.attacks.runner``: the unit of random seeds, of the work shared between processes and of
+    resume; 250, AutoAttack's reference batch); ``seed``: every pass's randomness."""
 
     eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     attacks: tuple[str, ...] = ("fgsm", "pgd")
@@ -139,6 +141,7 @@ class EvalConfig:
     min_eps: bool = False
     precision: float = 0.005
     min_eps_attack: str = "pgd"
+    min_norm: tuple[str, ...] = ()
     tolerance: float = 0.01
     queries: int = 300
 
@@ -154,8 +157,10 @@ class EvalConfig:
         _validate.flag("min_eps", self.min_eps)
         set_(self, "precision", _validate.number("precision", self.precision, minimum=0.0, strict=True))
         _validate.one_of("min_eps_attack", self.min_eps_attack, MIN_EPS_ATTACKS)
+        if self.min_norm:
+            set_(self, "min_norm", _validate.names("min_norm", self.min_norm, MIN_NORM_ATTACKS))
         set_(self, "tolerance", _validate.number("tolerance", self.tolerance, minimum=0.0, below=1.0))
-        for name in (*self.attacks, self.min_eps_attack):  # each runs this threat model (checked torch-free:
+        for name in (*self.attacks, self.min_eps_attack, *self.min_norm):  # each runs this threat model (torch-free:
             entry = ATTACKS[name]                            # the attack's options are checked when it runs)
             if self.norm not in entry.norms:
                 raise ValueError(f"{name} implements the norms {', '.join(entry.norms)}, not {self.norm!r}")
@@ -182,4 +187,5 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["eps"], d["attacks"], d["bounds"] = list(self.eps), list(self.attacks), list(self.bounds)
+        d["min_norm"] = list(self.min_norm)
         return d

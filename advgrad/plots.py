@@ -193,17 +193,17 @@ def min_eps_figure(series: Sequence[tuple[str, Sequence[float | None]]], *, eps_
         ax_hist.hist(a[np.isfinite(a) & (a > 0)], bins=edges, alpha=0.6, label=label)
         grid = np.linspace(0.0, edges[-1], 200)
         ax_cdf.plot(grid, [100.0 * float((a > e).mean()) for e in grid], label=label)
-    ax_hist.set_xlabel("minimal ε")
+    ax_hist.set_xlabel("minimal ‖δ‖")
     ax_hist.set_ylabel("samples")
-    ax_hist.set_title("Minimal ε per sample")
+    ax_hist.set_title("Minimal ‖δ‖ per sample")
     ax_cdf.set_xlabel("ε")
-    ax_cdf.set_ylabel("accuracy (%) = share with minimal ε > ε")
+    ax_cdf.set_ylabel("accuracy (%) = share with minimal ‖δ‖ > ε")
     ax_cdf.set_ylim(-3, 103)
-    ax_cdf.set_title("Robust accuracy from minimal ε")
+    ax_cdf.set_title("Robust accuracy from the minimal ‖δ‖")
     for ax in (ax_hist, ax_cdf):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
-    fig.suptitle(title or "Minimal adversarial ε (bisection)")
+    fig.suptitle(title or "Minimal adversarial perturbation per point")
     return fig
 
 

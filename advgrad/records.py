@@ -94,6 +94,28 @@ def min_eps(path: PathLike) -> tuple[list[Any], float, str]:
     return block["values"], float(block.get("eps_max") or 0.0), str(block.get("attack") or "pgd")
 
 
+def minimal_distances(path: PathLike) -> tuple[list[tuple[str, list[Any]]], float]:
+    """Every series of per-point minimal distances in the JSON of ``advgrad eval``: the bisection's
+    (``--min-eps``, labelled by its attack) and each ``--min-norm`` attack's and their ensemble's (None
+    meaning "not broken"), with the largest distance the file can tell of (0 when none)."""
+    obj = read_json(path)
+    series: list[tuple[str, list[Any]]] = []
+    top = 0.0
+    if isinstance(obj.get("min_eps"), dict):
+        values, top, attack = min_eps(path)
+        series.append((f"{attack} (bisection)", values))
+    block = obj.get("min_norm")
+    if isinstance(block, dict) and isinstance(block.get("attacks"), dict):
+        for name, a in block["attacks"].items():
+            if not isinstance(a, dict) or not isinstance(a.get("values"), list):
+                raise ValueError(f"{str(path)!r}: min_norm.{name} holds no per-point values")
+            series.append((str(name), a["values"]))
+            top = max([top, *(float(v) for v in a["values"] if _finite(v))])
+    if not series:
+        raise ValueError(f"{str(path)!r} has no minimal distances: run `advgrad eval --min-norm …` or --min-eps")
+    return series, top
+
+
 def read_examples(path: PathLike) -> tuple[dict[str, Any], list[str] | None]:
     """The arrays of an examples file — x, x_adv (N, C, H, W), (N, H, W) or (N, D); y, pred_clean, pred_adv
     (N,) integers; conf_clean, conf_adv (N,) numbers (under any name of ``EXAMPLE_ALIASES``) — and its class

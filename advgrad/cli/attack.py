@@ -43,8 +43,10 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @model_option
 @model_source_options
 @data_option
-@click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), required=True,
-              help="Budget ε: the largest ‖x′ − x‖ allowed.")
+@click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), default=None,
+              help="Budget ε: the largest ‖x′ − x‖ allowed. Required, but for the minimal-norm attacks (fmn, "
+                   "sigma-zero, hopskipjump, rays, boundary), which find each image's smallest ‖δ‖ (with --eps: "
+                   "the success rate within ε).")
 @click.option("--method", type=click.Choice(METHODS), default="fgsm", show_default=True,
               help=f"One of {', '.join(METHODS)} (autoattack: the standard version). `advgrad info --attacks` "
                    "describes each.")
@@ -85,7 +87,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
               help="Also write x, x_adv, y, predictions and confidences (a .npz file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON record to stdout instead of the table.")
 @click.pass_context
-def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, norm: str, steps: int | None,
+def attack(ctx: click.Context, /, model_path: Path, eps: float | None, method: str, norm: str, steps: int | None,
            alpha: float | None, restarts: int, random_start: bool, targeted: bool, target_class: int | None,
            target_mode: str | None, loss: str, queries: int, targets: int, n: int | None, block: int,
            seed: int, resume: bool, device: str, data_root: Path | None, out: Path, save_examples: Path | None,
@@ -100,6 +102,9 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, nor
     config = _config(ctx, method, norm=norm, steps=steps, alpha=alpha, restarts=restarts, random_start=random_start,
                      targeted=targeted, loss=loss, queries=queries, targets=targets)
     target = _target(targeted, target_class, target_mode)
+    if eps is None and ATTACKS[method].kind != "minimal":
+        minimal = ", ".join(name for name, entry in ATTACKS.items() if entry.kind == "minimal")
+        raise UsageFail(f"--method {method} needs --eps (the minimal-norm attacks run without: {minimal})")
     suffix("--out", out, ".json")
     suffix("--save-examples", save_examples, ".npz")
     check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
@@ -159,7 +164,8 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
         + (f"×{restarts}" if restarts > 1 else "")
     goal = "" if not record["targeted"] else f", targeted ({record['target']})"
     click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}; "
-               f"{name} {NORMS[record['norm']].symbol} ε = {record['eps']:g}"
+               f"{name} {NORMS[record['norm']].symbol}" + (f" ε = {record['eps']:g}" if record['eps'] is not None
+                                                            else " (minimal ‖δ‖)")
                + (f", α = {record['alpha']:g}" if "alpha" in ATTACKS[method].options else "")
                + (f", loss {record['loss']}" if "loss" in ATTACKS[method].options else "")
                + f"{goal}, seed {record['provenance']['seed']}")
@@ -171,6 +177,11 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
             ("max ‖x′ − x‖∞ / mean ‖x′ − x‖₂", f"{record['max_linf']:.4g} / {record['mean_l2']:.4g}"),
             ("time", f"{record['seconds']:.2f} s ({record['images_per_second'] or 0:.0f} images/s)")]
     rows += [(f"  accuracy after {member}", f"{acc:.2%}") for member, acc in record.get("cascade", {}).items()]
+    if "min_norm" in record:
+        m, symbol = record["min_norm"], NORMS[record["norm"]].symbol
+        sizes = " / ".join("∞" if m[k] is None else f"{m[k]:.4g}" for k in ("median", "mean", "max"))
+        rows += [(f"median / mean / max ‖x′ − x‖ ({symbol})", sizes),
+                 ("found an example", "n/a" if m["broken"] is None else f"{m['broken']:.2%} of the attacked")]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from advgrad.catalog import ATTACKS, MIN_EPS_ATTACKS, NORMS
+from advgrad.catalog import ATTACKS, MIN_EPS_ATTACKS, MIN_NORM_ATTACKS, NORMS
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
@@ -58,6 +58,11 @@ DEFAULTS = EvalConfig()
 @click.option("--block", type=int, default=DEFAULTS.block, show_default=True,
               help="Points per attack call: the unit of random seeds, of the work shared between processes and of "
                    "--resume (250, AutoAttack's reference batch).")
+@click.option("--min-norm", "min_norm", type=Names(MIN_NORM_ATTACKS), default=None,
+              help=f"Comma-separated attacks whose per-point minimal ‖δ‖ (in --norm) to measure: "
+                   f"{', '.join(MIN_NORM_ATTACKS)} (minimal-norm attacks as they are, the others by bisection); "
+                   "with their ensemble, the "
+                   "accuracy-vs-ε curve, medians and each attack's best-on count.")
 @click.option("--min-eps", "min_eps", is_flag=True,
               help="Also bisect each sample's minimal ε (up to the largest --eps) with --min-eps-attack.")
 @click.option("--min-eps-attack", type=click.Choice(MIN_EPS_ATTACKS), default=DEFAULTS.min_eps_attack,
@@ -81,7 +86,8 @@ DEFAULTS = EvalConfig()
                    "the --model file.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps: tuple[float, ...], norm: str,
-             attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, block: int, min_eps: bool,
+             attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, block: int,
+             min_norm: tuple[str, ...] | None, min_eps: bool,
              min_eps_attack: str, precision: float, queries: int, no_sanity: bool, seed: int, resume: bool,
              device: str, data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
@@ -94,7 +100,8 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
         _transfer(ctx, examples, model_path, block, device, out, sources)
         return
     config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, block=block,
-                        seed=seed, min_eps=min_eps, min_eps_attack=min_eps_attack, precision=precision,
+                        seed=seed, min_eps=min_eps, min_eps_attack=min_eps_attack, min_norm=min_norm or (),
+                        precision=precision,
                         queries=queries)
     csv_path = out.with_suffix(".csv")
     if out.suffix.lower() != ".json":
@@ -148,6 +155,16 @@ def _print_report(report: EvalReport, model_path: Path) -> None:
         click.echo(f"{r['attack']:>{w}}  {r['eps']:>6g}  {r['accuracy']:>8.2%}  {r['seconds']:>7.1f}")
         if "cascade" in r:  # an ensemble: robust accuracy after each member
             click.echo(" " * (w + 2) + " → ".join(f"{m} {a:.2%}" for m, a in r["cascade"].items()))
+    if "min_norm" in record:
+        norms = record["min_norm"]
+        click.echo(f"minimal {NORMS[norms['norm']].symbol} ‖δ‖ per point (best on: the points where the attack "
+                   "found the smallest of all):")
+        click.echo(f"  {'attack':>12}  {'median':>8}  {'mean':>8}  {'broken':>7}  {'best on':>7}  {'optimality':>10}")
+        for name, a in norms["attacks"].items():
+            median, mean = (f"{v:.4g}" if v is not None else "∞" for v in (a["median"], a["mean"]))
+            best = "" if a["best_on"] is None else str(a["best_on"])
+            score = "" if a["optimality"] is None else f"{a['optimality']:.3f}"
+            click.echo(f"  {name:>12}  {median:>8}  {mean:>8}  {a['broken']:>7.1%}  {best:>7}  {score:>10}")
     if evaluation.checks:
         sanity_n = int(record.get("sanity_n", record["n"]))
         click.echo("sanity report:" if sanity_n == record["n"] else

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from advgrad.attacks.runner import Journal
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.min_eps import bisection_rounds, curve_from_min_eps, minimal_eps
+from advgrad.evaluate.min_norm import MinNorms, minimal_norms
 from advgrad.evaluate.progress import Progress, parts
 from advgrad.evaluate.robust import config_from, sweep
 from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
@@ -24,6 +25,7 @@ class Evaluation:
     checks: list[SanityCheck]
     min_eps: Tensor | None = None  # (N,) 0 = misclassified clean, inf = not broken within eps_max
     min_eps_max: float | None = None
+    min_norm: MinNorms | None = None  # per attack of config.min_norm: the minimal distance per point
 
     @property
     def all_ok(self) -> bool:
@@ -48,8 +50,8 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
     eps_max = max(config.eps) if max(config.eps) > 0 else float(config.bounds[1] - config.bounds[0])
     sizes = [n * len(config.grid) * len(config.attacks),
              n * (1 + bisection_rounds(eps_max, config.precision)) if config.min_eps else 0,
-             n * len(CHECKS) if sanity else 0]
-    on_sweep, on_bisection, on_checks = parts(progress, sizes)
+             n * len(config.min_norm), n * len(CHECKS) if sanity else 0]
+    on_sweep, on_bisection, on_min_norm, on_checks = parts(progress, sizes)
     result = sweep(model, x, y, config, progress=on_sweep, journal=journal)
     records = list(result.records)
     min_eps = None
@@ -59,6 +61,10 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
         seconds = time.perf_counter() - start
         records += [{**r, "seconds": seconds, "steps": config.steps, "restarts": config.restarts}
                     for r in curve_from_min_eps(min_eps, config.eps)]
+    norms = None
+    if config.min_norm:
+        norms = minimal_norms(model, x, y, config, eps_max=eps_max, journal=journal, progress=on_min_norm)
+        records += norms.curve(config.grid)
     checks = sanity_report(model, x, y, result, config=config, progress=on_checks, journal=journal) if sanity else []
     return Evaluation(config, float(result.correct.float().mean()), records, checks, min_eps,
-                      eps_max if config.min_eps else None)
+                      eps_max if config.min_eps else None, norms)

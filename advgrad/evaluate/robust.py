@@ -51,7 +51,7 @@ def correct_at_x(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig) -> 
     return predict(model, x, config.block) == y.to(x.device)
 
 
-def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
+def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor | None,
                 attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
                 progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
                 name: str = "") -> Outcome:

@@ -15,6 +15,7 @@ caller writes on process 0 only (``distributed.is_main()``).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -75,7 +76,7 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
     return pred.cpu(), conf.cpu()
 
 
-def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float, config: AttackConfig, *,
+def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float | None, config: AttackConfig, *,
                 block: int, seed: int, bounds: tuple[float, float], progress: Progress | None,
                 store: Store | None) -> dict[str, Any]:
     """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
@@ -94,6 +95,8 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
     if outcome.logits is not None:
         z_adv[outcome.attacked] = outcome.logits[outcome.attacked].to(z_adv.dtype)
     out = {"x": x, "y": y, "labels": labels, "x_adv": outcome.x_adv}
+    if outcome.distance is not None:  # a minimal-norm attack: ‖δ‖ per point, inf where none was found
+        out["distance"] = outcome.distance
     out.update(zip(("pred_clean", "conf_clean", "pred_adv", "conf_adv"),
                    (*_predict(model, clean), *_predict(model, z_adv))))
     if not ensemble:
@@ -101,7 +104,7 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
     return {**out, "broken_by": outcome.broken_by, "stages": tuple(s.method for s in stages)}
 
 
-def attack_report(model_path: str | os.PathLike[str], eps: float, config: AttackConfig, *, target: Target = None,
+def attack_report(model_path: str | os.PathLike[str], eps: float | None, config: AttackConfig, *, target: Target = None,
                   n: int | None = None, block: int = BLOCK, seed: int = 0, device: str = "auto",
                   data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
                   progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
@@ -161,16 +164,18 @@ def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
     name = "fgsm" if r["method"] == "fgsm" else f"{r['method']}-{r['steps']}" + (
         f"x{r['restarts']}" if r["restarts"] > 1 else "")
     extra = {k: v for k, v in ex.items() if k not in ("x", "x_adv", "y")}
-    save_examples(path, torch.from_numpy(ex["x_adv"]), torch.from_numpy(ex["y"]), attack=name, eps=r["eps"],
+    # A minimal-norm attack without ε: every example lies within the largest ‖δ‖ it found.
+    eps = r["eps"] if r["eps"] is not None else (r.get("min_norm", {}).get("max") or 0.0)
+    save_examples(path, torch.from_numpy(ex["x_adv"]), torch.from_numpy(ex["y"]), attack=name, eps=eps,
                   norm=r["norm"], seed=r["provenance"]["seed"], model_sha256=r["provenance"].get("model_sha256"),
                   x=torch.from_numpy(ex["x"]), bounds=tuple(r["bounds"]), arrays=extra, targeted=r["targeted"],
                   loss=r["loss"], data=r["dataset"], num_classes=r["num_classes"], model=r["model"].get("name"))
 
 
-def step_size(config: AttackConfig, eps: float) -> float | None:
+def step_size(config: AttackConfig, eps: float | None) -> float | None:
     """The step α the gradient loop takes (``pgd``, ``mifgsm``, ``fgsm``): the explicit ``alpha``, else the
     attack's default (PGD 2.5·ε/steps, MI-FGSM ε/steps, FGSM ε); None for attacks without a step size."""
-    if config.method not in STEP_FACTORS:
+    if config.method not in STEP_FACTORS or eps is None:
         return None
     alpha = config.get("alpha")
     return float(alpha) if alpha is not None else STEP_FACTORS[config.method] * eps / (config.get("steps") or 1)
@@ -185,7 +190,19 @@ def _model_file(spec: str | os.PathLike[str]) -> str | os.PathLike[str] | None:
     return spec if os.path.isfile(spec) else None
 
 
-def _record(out: dict[str, Any], eps: float, config: AttackConfig, target: Target, inputs: Sources,
+def _min_norm(out: dict[str, Any], eligible: Tensor, norm: str) -> dict[str, Any]:
+    """A minimal-norm attack's distances over the points it attacked (``eligible``): median (inf counts:
+    ∞, written None, when most stay unbroken), mean and max over those broken, the share broken."""
+    d = out["distance"][eligible].double()
+    broken = torch.isfinite(d)
+    median = float(d.median()) if len(d) else math.inf
+    return {"norm": norm, "median": median if math.isfinite(median) else None,
+            "mean": float(d[broken].mean()) if bool(broken.any()) else None,
+            "max": float(d[broken].max()) if bool(broken.any()) else None,
+            "broken": float(broken.double().mean()) if len(d) else None}
+
+
+def _record(out: dict[str, Any], eps: float | None, config: AttackConfig, target: Target, inputs: Sources,
             seconds: float) -> dict[str, Any]:
     """The JSON record, its fields in the order ``advgrad attack`` has always written them."""
     y, labels = out["y"], out["labels"]
@@ -211,4 +228,5 @@ def _record(out: dict[str, Any], eps: float, config: AttackConfig, target: Targe
         "seconds": seconds, "images_per_second": len(y) / seconds if seconds > 0 else None,
         "device": str(inputs.device),
         **({"cascade": robust_after(out["broken_by"], out["stages"])} if "stages" in out else {}),
+        **({"min_norm": _min_norm(out, eligible, config.norm)} if "distance" in out else {}),
     }

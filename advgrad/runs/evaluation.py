@@ -26,6 +26,7 @@ from advgrad.attacks.runner import Store
 from advgrad.configs import EvalConfig
 from advgrad.datasource import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
+from advgrad.evaluate.min_norm import merged as merged_min_norms
 from advgrad.results import provenance
 from advgrad.runs._inputs import Warn
 from advgrad.runs._sources import open_sources
@@ -68,6 +69,11 @@ def eval_record(evaluation: Evaluation, *, model: dict[str, Any], dataset: str, 
         record["min_eps"] = {"attack": evaluation.config.min_eps_attack, "eps_max": evaluation.min_eps_max,
                              "precision": evaluation.config.precision,
                              "values": [None if math.isinf(v) else v for v in evaluation.min_eps.tolist()]}
+    if evaluation.min_norm is not None:
+        norms = evaluation.min_norm
+        record["min_norm"] = {"norm": norms.norm, "precision": evaluation.config.precision, "attacks": {
+            name: {**norms.summary(name), "values": [None if math.isinf(v) else v for v in d.tolist()]}
+            for name, d in norms.distances.items()}}
     return record
 
 
@@ -99,7 +105,9 @@ def _merge(parts: list[Evaluation]) -> Evaluation:
     sizes = [int(p.records[0]["n"]) for p in parts]  # every sweep record of a chunk carries its size
     clean = sum(round(p.clean_accuracy * k) for p, k in zip(parts, sizes)) / sum(sizes)
     min_eps = None if first.min_eps is None else torch.cat([p.min_eps for p in parts if p.min_eps is not None])
-    return replace(first, clean_accuracy=clean, records=records, min_eps=min_eps)
+    chunks = [p.min_norm for p in parts if p.min_norm is not None]
+    norms = merged_min_norms(chunks) if chunks else None
+    return replace(first, clean_accuracy=clean, records=records, min_eps=min_eps, min_norm=norms)
 
 
 class _Chunk:

@@ -36,12 +36,13 @@ def training(path: PathLike, *, title: str | None = None) -> Figure:
 
 
 def min_eps(paths: Sequence[PathLike], *, title: str | None = None) -> Figure:
-    """Histogram and CDF of the minimal ε of each ``advgrad eval --min-eps`` record, each series named by
-    its file and the attack it bisected with."""
+    """Histogram and robust-accuracy curve of the per-point minimal distances of each ``advgrad eval``
+    record: its ``--min-eps`` bisection (named by the attack it bisected with) and every ``--min-norm``
+    attack with their ensemble, each series named by its file when there are several files."""
     series, eps_max = [], 0.0
     for path in paths:
-        values, top, attack = records.min_eps(path)
-        series.append((f"{Path(path).stem} ({attack})", values))
+        found, top = records.minimal_distances(path)
+        series += [(f"{Path(path).stem}: {label}" if len(paths) > 1 else label, values) for label, values in found]
         eps_max = max(eps_max, top)
     return plots.min_eps_figure(series, eps_max=eps_max or None, title=title)
 

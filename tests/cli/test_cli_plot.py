@@ -186,4 +186,22 @@ def test_min_eps_series_name_the_attack_they_bisected_with(tmp_path: Path) -> No
     old.write_text(json.dumps({"min_eps": {"eps_max": 0.3, "values": [0.2, 0.05]}}))
     fig = min_eps([new, old])
     labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert labels == ["apgd (apgd-ce)", "old (pgd)"] and fig.get_suptitle() == "Minimal adversarial ε (bisection)"
+    assert labels == ["apgd: apgd-ce (bisection)", "old: pgd (bisection)"]
+    assert fig.get_suptitle() == "Minimal adversarial perturbation per point"
+
+
+def test_min_norm_series_are_each_attack_and_the_ensemble(tmp_path: Path) -> None:
+    """An `eval --min-norm fmn,pgd` record: one series per attack and the ensemble, named as the record
+    names them; a record without any minimal distance is one line."""
+    from advgrad.runs.figures import min_eps
+
+    path = tmp_path / "e.json"
+    attacks = {name: {"values": values} for name, values in
+               (("fmn", [0.5, 1.0, None]), ("pgd", [0.6, None, None]), ("ensemble", [0.5, 1.0, None]))}
+    path.write_text(json.dumps({"min_norm": {"norm": "2", "attacks": attacks}}))
+    fig = min_eps([path])
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["fmn", "pgd", "ensemble"]
+    empty = tmp_path / "none.json"
+    empty.write_text(json.dumps({"records": []}))
+    with pytest.raises(ValueError, match="has no minimal distances: run `advgrad eval --min-norm"):
+        min_eps([empty])
