@@ -1,5 +1,5 @@
 """What every command shares: one-line usage errors (exit 2), the --device and --model options, warnings,
-the checks every output path passes before any work starts, the progress bar.
+the checks every output path passes before any work starts, the progress report (``cli._progress``).
 
 Nothing heavy is imported at module level (torch, numpy, the library): a command imports what it needs
 when it runs, so that ``advgrad --help`` and ``advgrad CMD --help`` answer at once. The choices come from
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from advgrad.catalog import DEVICES
+from advgrad.cli._progress import Progress as Progress  # re-exported: the commands import them from here
+from advgrad.cli._progress import progress_bar as progress_bar
 from advgrad.results import check_writable
 
 if TYPE_CHECKING:
@@ -174,28 +175,7 @@ def writes() -> bool:
         return True
 
 
-def progress_bar(desc: str, unit: str) -> Any:
-    """A tqdm bar on stderr while stderr is a terminal; a disabled one in pipes, logs and tests. Only the
-    CLI draws it: the library reports progress through a callback."""
-    from tqdm import tqdm
-
-    try:
-        show = sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        show = False
-    # delay: nothing flashes up for a run shorter than 0.3 s, unless tqdm's own TQDM_DELAY says otherwise
-    # (tqdm reads TQDM_* only for arguments not passed); leave=False: the finished bar is erased.
-    delay = {} if "TQDM_DELAY" in os.environ else {"delay": 0.3}
-    return tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, disable=not show, leave=False,
-                dynamic_ncols=True, **delay)
-
-
-def follow(bar: Any) -> Callable[[int, int], None]:
-    """The library's progress callback ``progress(done, total)`` drawn on a tqdm bar."""
-
-    def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return update
+def follow(bar: Progress) -> Progress:
+    """The library's progress callback ``progress(done, total)`` for ``bar``: the bar itself (kept for the
+    call sites written ``progress=follow(bar)``; ``on_status=bar.status`` passes a run's status text)."""
+    return bar
