@@ -41,9 +41,32 @@ def device_option(f: F) -> F:
                         help="Where to compute.")(f)
 
 
+# What --model takes (``advgrad.model_loading.open_model``, the kinds of ``_model_files.model_kind``).
+MODEL_FORMS = ("an advgrad checkpoint (`advgrad train` writes runs/model.pt), a TorchScript file (torch.jit.save) or a "
+               "torch.export program (.pt2); or code that builds the model: path/file.py:factory, "
+               "package.module:factory or torchvision:NAME, with its state dict in --weights")
+
+
+def not_a_directory(what: str, path: Path) -> Path:
+    """``path``, or a usage error (exit 2) if it is a folder: what a model path must be, and the model files
+    the folder holds, if any."""
+    if not path.is_dir():
+        return path
+    found = sorted((p.name for p in path.iterdir() if p.suffix in (".pt", ".pt2", ".pth") and p.is_file()),
+                   key=lambda name: (len(name), name))  # model.pt before model.best.pt
+    hint = f"; it holds {', '.join(found[:4])}{', ...' if len(found) > 4 else ''}: e.g. {what} " \
+           f"{(path / found[0]).as_posix()}" if found else ""
+    raise UsageFail(f"{what} {str(path)!r} is a directory; expected a file: {MODEL_FORMS}{hint}")
+
+
+def _model_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    return not_a_directory("--model", value)
+
+
 def model_option(f: F) -> F:
     return click.option("--model", "model_path", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
-                        show_default=True, help="Checkpoint written by `advgrad train`; with the options of "
+                        callback=_model_path, show_default=True,
+                        help="Checkpoint written by `advgrad train`; with the options of "
                         "`your model` also path/file.py:factory (the .py file RUNS), package.module:factory, "
                         "torchvision:NAME, a TorchScript file or a torch.export .pt2.")(f)
 
@@ -102,7 +125,7 @@ def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
     """The checkpoint at ``path`` (a missing or foreign file is a one-line usage error, as every ValueError)."""
     from advgrad.checkpoint import load_checkpoint
 
-    return load_checkpoint(path, map_location=device)
+    return load_checkpoint(not_a_directory("--model", path), map_location=device)
 
 
 def warn(text: str) -> None:

@@ -188,14 +188,14 @@ class _Table:
                    + ("" if adv is None else f"{'PGD probe':>9}  ") + f"{'seconds':>7}")
 
     def row(self, rec: dict[str, Any]) -> None:
-        probe = "" if self.plan.adv is None else f", PGD probe {rec['robust_accuracy']:.2%}"
-        self.report.status(f"loss {rec['train_loss']:.4f}, test acc {rec['test_accuracy']:.2%}{probe}")
-        self.report(rec["epoch"], self.plan.train.epochs)
         if self.show:
             click.echo(f"{rec['epoch']:>5}  {rec['train_loss']:>8.4f}  {rec['train_accuracy']:>9.2%}  "
                        f"{rec['test_accuracy']:>8.2%}  "
                        + ("" if self.plan.adv is None else f"{rec['robust_accuracy']:>9.2%}  ")
                        + f"{rec['seconds']:>7.1f}")
+        probe = "" if self.plan.adv is None else f", PGD probe {rec['robust_accuracy']:.2%}"
+        self.report.status(f"loss {rec['train_loss']:.4f}, test acc {rec['test_accuracy']:.2%}{probe}")
+        self.report(rec["epoch"], self.plan.train.epochs)
 
     def end(self, result: TrainingResult) -> None:
         plan = self.plan
