@@ -120,7 +120,7 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         """The line written off a terminal for the state now."""
         elapsed = (time.monotonic() if now is None else now) - self.start
-        share = f" ({self.done / self.total:.0%})" if self.total else ""
+        share = f" ({100 * self.done // self.total}%)" if self.total > 0 else ""  # floor: 100% only when done
         parts = [f"{self.desc}: {self.done}/{self.total} {self.unit}s{share}"]
         if self.text:
             parts.append(self.text)

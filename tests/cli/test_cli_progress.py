@@ -194,9 +194,9 @@ def test_progress_lines_clock(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
         bar(t, 35)
         bar(t, 35)  # nothing new
     assert capsys.readouterr().err.splitlines() == [
-        "eval: 10/35 images (29%) | 10 s elapsed, ~25 s left",
+        "eval: 10/35 images (28%) | 10 s elapsed, ~25 s left",
         "eval: 20/35 images (57%) | 20 s elapsed, ~15 s left",
-        "eval: 30/35 images (86%) | apgd-t, robust 71.3 % | 30 s elapsed, ~5 s left",
+        "eval: 30/35 images (85%) | apgd-t, robust 71.3 % | 30 s elapsed, ~5 s left",
         "eval: 35/35 images (100%) | apgd-t, robust 71.3 % | 35 s elapsed"]
     short = _progress.Progress("eval", "image", "lines", every=10)
     for t in range(1, 10):
@@ -205,7 +205,7 @@ def test_progress_lines_clock(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     resumed = _progress.Progress("train", "epoch", "lines", every=0, initial=6)
     now[0] += 200
     resumed(7, 8)
-    assert capsys.readouterr().err.splitlines() == ["train: 7/8 epochs (88%) | 3 min 20 s elapsed, ~3 min 20 s left"]
+    assert capsys.readouterr().err.splitlines() == ["train: 7/8 epochs (87%) | 3 min 20 s elapsed, ~3 min 20 s left"]
     off = _progress.Progress("eval", "image", "off", every=0)
     off(1, 2)
     off.status("x")
