@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
-#   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
+#   make demo   - venv + install, then train + attack + eval + AutoAttack + figures (offline, mnist-5k,
+#                 cnn-small; a few minutes after the install) -> runs/demo/
 #   make test   - venv + install (with test extras) + ruff and mypy (make lint) + the test suite without
 #                 its heaviest tests (marked heavy), then its peer and chunk tests again under AVX2
 #                 (about 4 minutes on 2 cores)
 # Also: make test-all (everything: the heavy tests too, and the peer and chunk tests under every instruction
 # set; what CI runs), make test-fast (without the slow tests, under a minute), make demo-record (rewrites
-# the committed record results/demo/ on purpose), make bench.
+# the committed record results/demo/ on purpose, at the full sizes: cnn, about 42 minutes), make bench.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -59,11 +60,13 @@ test-isa: $(STAMP)
 	elif [ -n "$(HAS_AVX512)" ]; then env $(ISA_AVX512) $(BIN)/python -m pytest -q -m isa; \
 	else echo "no AVX-512 on this CPU: skipped $(ISA_AVX512)"; fi
 
+# The loop at a few minutes' size (cnn-small, 200 points, AutoAttack on 100 at four radii).
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py --out $(DEMO)
 
+# The committed record at the full sizes (cnn, 500 points, AutoAttack on 200 at five radii): about 42 minutes.
 demo-record: $(STAMP)
-	$(BIN)/python scripts/demo.py --out results/demo
+	$(BIN)/python scripts/demo.py --out results/demo --full
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_attacks.py
