@@ -15,6 +15,8 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.advgrad-installed
 DEMO   ?= runs/demo
+# When this make started (read once, at start-up): the install reports its own time, apart from the demo's.
+STARTED := $(shell date +%s)
 # Instruction sets the `isa` tests run under again (torch, oneDNN and MKL honour these variables): bits
 # that the tests claim must hold on any CPU, not only on this one. AVX-512 only where the CPU has it and
 # torch does not dispatch it already (there the main run is that run: running it again repeats it).
@@ -36,6 +38,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-build-isolation visdom==0.2.4
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
+	@echo "install: $$(( $$(date +%s) - $(STARTED) )) s (.venv/ built; not part of the demo's or the tests' time)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check advgrad tests scripts
