@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
-#   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
+#   make demo   - venv + install, then train + attack + eval + AutoAttack + figures (offline, mnist-5k,
+#                 cnn-small; a few minutes after the install) -> runs/demo/
 #   make test   - venv + install (with test extras) + ruff and mypy (make lint) + the test suite without
 #                 its heaviest tests (marked heavy), then its peer and chunk tests again under AVX2
 #                 (about 4 minutes on 2 cores)
 # Also: make test-all (everything: the heavy tests too, and the peer and chunk tests under every instruction
 # set; what CI runs), make test-fast (without the slow tests, under a minute), make demo-record (rewrites
-# the committed record results/demo/ on purpose), make bench.
+# the committed record results/demo/ on purpose, at the full sizes: cnn, about 42 minutes), make bench.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,6 +15,8 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.advgrad-installed
 DEMO   ?= runs/demo
+# When this make started (read once, at start-up): the install reports its own time, apart from the demo's.
+STARTED := $(shell date +%s)
 # Instruction sets the `isa` tests run under again (torch, oneDNN and MKL honour these variables): bits
 # that the tests claim must hold on any CPU, not only on this one. AVX-512 only where the CPU has it and
 # torch does not dispatch it already (there the main run is that run: running it again repeats it).
@@ -35,6 +38,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-build-isolation visdom==0.2.4
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
+	@echo "install: $$(( $$(date +%s) - $(STARTED) )) s (.venv/ built; not part of the demo's or the tests' time)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check advgrad tests scripts
@@ -59,11 +63,13 @@ test-isa: $(STAMP)
 	elif [ -n "$(HAS_AVX512)" ]; then env $(ISA_AVX512) $(BIN)/python -m pytest -q -m isa; \
 	else echo "no AVX-512 on this CPU: skipped $(ISA_AVX512)"; fi
 
+# The loop at a few minutes' size (cnn-small, 200 points, AutoAttack on 100 at four radii).
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py --out $(DEMO)
 
+# The committed record at the full sizes (cnn, 500 points, AutoAttack on 200 at five radii): about 42 minutes.
 demo-record: $(STAMP)
-	$(BIN)/python scripts/demo.py --out results/demo
+	$(BIN)/python scripts/demo.py --out results/demo --full
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_attacks.py

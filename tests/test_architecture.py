@@ -53,7 +53,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "advgrad.runs.attack", "advgrad.runs.evaluation", "advgrad.runs.figures", "advgrad.runs.gradients",
         "advgrad.runs.training", "advgrad.runs.transfer"),
     # the CLI: the only printing layer
-    5: ("advgrad.cli", "advgrad.cli._common", "advgrad.cli._errors", "advgrad.cli._types", "advgrad.cli.attack",
+    5: ("advgrad.cli", "advgrad.cli._common", "advgrad.cli._errors", "advgrad.cli._progress", "advgrad.cli._types",
+        "advgrad.cli.attack",
         "advgrad.cli.eval", "advgrad.cli.grad", "advgrad.cli.info", "advgrad.cli.plot", "advgrad.cli.train",
         "advgrad.cli.transfer", "advgrad.__main__"),
 }

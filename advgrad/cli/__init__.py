@@ -21,6 +21,7 @@ import click
 from advgrad import __version__
 from advgrad._validate import ParameterError
 from advgrad.cli._errors import internal_error_line, one_line
+from advgrad.cli._progress import DEFAULT_INTERVAL, INTERVAL_ENV, QUIET
 from advgrad.results import current_command
 
 # name → (module, attribute, the first paragraph of the command's docstring: its summary in `--help`).
@@ -136,9 +137,15 @@ def _as_option(exc: BaseException) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="advgrad")
-def main() -> None:
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress report: neither the bar drawn on a terminal nor the lines written to a pipe or "
+                   f"a log (one per finished step, at most one every {DEFAULT_INTERVAL:g} s, or "
+                   f"{INTERVAL_ENV} seconds). Results, warnings and errors still print.")
+@click.pass_context
+def main(ctx: click.Context, /, quiet: bool) -> None:
     """advgrad: adversarial examples from the input gradient ∂J/∂X.
 
     Training differentiates the loss with respect to the parameters (∂J/∂W); an attacker holds the
     parameters fixed and differentiates the same loss with respect to the input (∂J/∂X).
     """
+    ctx.meta[QUIET] = quiet  # shared with the command's context: cli._progress reads it

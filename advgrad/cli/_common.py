@@ -1,5 +1,5 @@
 """What every command shares: one-line usage errors (exit 2), the --device and --model options, warnings,
-the checks every output path passes before any work starts, the progress bar.
+the checks every output path passes before any work starts, the progress report (``cli._progress``).
 
 Nothing heavy is imported at module level (torch, numpy, the library): a command imports what it needs
 when it runs, so that ``advgrad --help`` and ``advgrad CMD --help`` answer at once. The choices come from
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from advgrad.catalog import DEVICES
+from advgrad.cli._progress import Progress as Progress  # re-exported: the commands import them from here
+from advgrad.cli._progress import progress_bar as progress_bar
 from advgrad.results import check_writable
 
 if TYPE_CHECKING:
@@ -42,9 +44,32 @@ def device_option(f: F) -> F:
                         help="Where to compute.")(f)
 
 
+# What --model takes (``advgrad.model_loading.open_model``, the kinds of ``_model_files.model_kind``).
+MODEL_FORMS = ("an advgrad checkpoint (`advgrad train` writes runs/model.pt), a TorchScript file (torch.jit.save) or a "
+               "torch.export program (.pt2); or code that builds the model: path/file.py:factory, "
+               "package.module:factory or torchvision:NAME, with its state dict in --weights")
+
+
+def not_a_directory(what: str, path: Path) -> Path:
+    """``path``, or a usage error (exit 2) if it is a folder: what a model path must be, and the model files
+    the folder holds, if any."""
+    if not path.is_dir():
+        return path
+    found = sorted((p.name for p in path.iterdir() if p.suffix in (".pt", ".pt2", ".pth") and p.is_file()),
+                   key=lambda name: (len(name), name))  # model.pt before model.best.pt
+    hint = f"; it holds {', '.join(found[:4])}{', ...' if len(found) > 4 else ''}: e.g. {what} " \
+           f"{(path / found[0]).as_posix()}" if found else ""
+    raise UsageFail(f"{what} {str(path)!r} is a directory; expected a file: {MODEL_FORMS}{hint}")
+
+
+def _model_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    return not_a_directory("--model", value)
+
+
 def model_option(f: F) -> F:
     return click.option("--model", "model_path", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
-                        show_default=True, help="Checkpoint written by `advgrad train`; with the options of "
+                        callback=_model_path, show_default=True,
+                        help="Checkpoint written by `advgrad train`; with the options of "
                         "`your model` also path/file.py:factory (the .py file RUNS), package.module:factory, "
                         "torchvision:NAME, a TorchScript file or a torch.export .pt2.")(f)
 
@@ -103,7 +128,7 @@ def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
     """The checkpoint at ``path`` (a missing or foreign file is a one-line usage error, as every ValueError)."""
     from advgrad.checkpoint import load_checkpoint
 
-    return load_checkpoint(path, map_location=device)
+    return load_checkpoint(not_a_directory("--model", path), map_location=device)
 
 
 def warn(text: str) -> None:
@@ -176,31 +201,10 @@ def writes() -> bool:
         return True
 
 
-def progress_bar(desc: str, unit: str) -> Any:
-    """A tqdm bar on stderr while stderr is a terminal; a disabled one in pipes, logs and tests. Only the
-    CLI draws it: the library reports progress through a callback."""
-    from tqdm import tqdm
-
-    try:
-        show = sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        show = False
-    # delay: nothing flashes up for a run shorter than 0.3 s, unless tqdm's own TQDM_DELAY says otherwise
-    # (tqdm reads TQDM_* only for arguments not passed); leave=False: the finished bar is erased.
-    delay = {} if "TQDM_DELAY" in os.environ else {"delay": 0.3}
-    return tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, disable=not show, leave=False,
-                dynamic_ncols=True, **delay)
-
-
-def follow(bar: Any) -> Callable[[int, int], None]:
-    """The library's progress callback ``progress(done, total)`` drawn on a tqdm bar."""
-
-    def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return update
+def follow(bar: Progress) -> Progress:
+    """The library's progress callback ``progress(done, total)`` for ``bar``: the bar itself (kept for the
+    call sites written ``progress=follow(bar)``; ``on_status=bar.status`` passes a run's status text)."""
+    return bar
 
 
 @contextmanager

@@ -117,7 +117,7 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float | None, method: s
     with progress_bar("attack", "image") as bar, resumable(state):
         report = attack_report(model_path, eps, config, target=target, n=n, block=block, seed=seed,
                                device=device, data_root=data_root, on_warning=warn, progress=follow(bar),
-                               state=state, resume=resume, **sources)
+                               on_status=bar.status, state=state, resume=resume, **sources)
     if is_main():  # under torchrun: process 0 alone prints and writes
         write_json(out, report.record)
         if save_examples is not None:

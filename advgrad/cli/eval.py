@@ -114,7 +114,8 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
     state = out.with_suffix(".state")
     with progress_bar("eval", "image") as bar, resumable(state):
         report = run_eval(model_path, config, n=n, sanity=not no_sanity, device=device, data_root=data_root,
-                          on_warning=warn, progress=follow(bar), state=state, resume=resume, **sources)
+                          on_warning=warn, progress=follow(bar), on_status=bar.status, state=state, resume=resume,
+                          **sources)
     if is_main():  # under torchrun: process 0 alone prints and writes
         _print_report(report, model_path)
         write_json(out, report.record)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from advgrad.cli._common import UsageFail, check_outputs, figure_path, warn
+from advgrad.cli._common import UsageFail, check_outputs, figure_path, not_a_directory, warn
 from advgrad.cli._types import FloatIn, IntIn
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,7 +111,7 @@ def min_eps(files: tuple[Path, ...], out: Path, title: str | None) -> None:
 def landscape(files: tuple[Path, ...], out: Path, title: str | None, n: int, eps_max: float, seed: int,
               data_root: Path | None) -> None:
     """Loss along sign(∂J/∂X) vs random sign directions for a few test images of MODEL.pt."""
-    path = _start(out, files, "landscape")
+    path = not_a_directory("MODEL", _start(out, files, "landscape"))
     from advgrad.runs import figures
 
     _write(out, figures.landscape(path, n=n, eps_max=eps_max, seed=seed, data_root=data_root, title=title,

@@ -20,7 +20,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from advgrad.catalog import DATASETS, HEADS, MODELS, OBJECTIVES, OPTIMIZERS, SCHEDULES, TRAIN_LOSSES
-from advgrad.cli._common import UsageFail, check_outputs, device_option, folder_options, refuse_directory, warn
+from advgrad.cli._common import (
+    Progress,
+    UsageFail,
+    check_outputs,
+    device_option,
+    folder_options,
+    progress_bar,
+    refuse_directory,
+    warn,
+)
+from advgrad.cli._progress import on_terminal
+from advgrad.cli._progress import quiet as run_quiet
 from advgrad.cli._types import IntIn, Widths
 from advgrad.configs import DEFAULT_BETA, DEFAULT_STEPS, AdvConfig, TrainConfig, TrainingPlan
 
@@ -79,7 +90,8 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
               help="PGD steps of the probe.")
 @click.option("--resume", is_flag=True,
               help="Continue the run saved in OUT (same options required); starts afresh if OUT is absent.")
-@click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+@click.option("--quiet", is_flag=True, help="No progress report and no table (`advgrad --quiet train`: no progress "
+                                           "report, the table stays).")
 def train(dataset: str, test_data: str | None, image_size: str | None, grayscale: bool, data_root: Path | None,
           download: bool, model_name: str,
           hidden: tuple[int, ...] | None, head: str, epochs: int, batch_size: int, optimizer: str, lr: float,
@@ -109,10 +121,12 @@ def train(dataset: str, test_data: str | None, image_size: str | None, grayscale
     from advgrad.distributed import is_main
     from advgrad.runs.training import run_training
 
-    table = _Table(plan, show=not quiet)
+    # On a terminal the library draws each epoch's bar of batches; elsewhere a line per epoch (rate-limited).
+    report = Progress("train", "epoch", "off") if quiet else progress_bar("train", "epoch", bar=False)
+    table = _Table(plan, show=not quiet, report=report)
     try:
         result = run_training(plan, on_start=table.start, on_epoch=table.row, on_warning=warn,
-                              progress=table.show and sys.stderr.isatty())  # tqdm: never into a pipe or a log
+                              progress=not (quiet or run_quiet()) and on_terminal())  # tqdm: never into a log
     except KeyboardInterrupt:
         if is_main():  # under torchrun: process 0 alone prints
             click.echo(f"interrupted: state saved in {out}; continue with the same command plus --resume", err=True)
@@ -153,8 +167,8 @@ def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float 
 class _Table:
     """What the command echoes while the run reports: the header, one row per epoch, the files written."""
 
-    def __init__(self, plan: TrainingPlan, show: bool) -> None:
-        self.plan, self.show = plan, show
+    def __init__(self, plan: TrainingPlan, show: bool, report: Progress) -> None:
+        self.plan, self.show, self.report = plan, show, report
 
     def start(self, start: TrainingStart) -> None:
         plan, c, adv = self.plan, self.plan.train, self.plan.adv
@@ -168,6 +182,7 @@ class _Table:
                    f"seed {c.seed}{what}")
         if start.resumed_at is not None:
             epoch, batch = start.resumed_at
+            self.report.initial = self.report.done = epoch  # the estimate counts this run's epochs only
             click.echo(f"resuming from {plan.out}: {epoch} epochs done" + (f" + {batch} batches" if batch else ""))
         click.echo(f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'test acc':>8}  "
                    + ("" if adv is None else f"{'PGD probe':>9}  ") + f"{'seconds':>7}")
@@ -178,6 +193,9 @@ class _Table:
                        f"{rec['test_accuracy']:>8.2%}  "
                        + ("" if self.plan.adv is None else f"{rec['robust_accuracy']:>9.2%}  ")
                        + f"{rec['seconds']:>7.1f}")
+        probe = "" if self.plan.adv is None else f", PGD probe {rec['robust_accuracy']:.2%}"
+        self.report.status(f"loss {rec['train_loss']:.4f}, test acc {rec['test_accuracy']:.2%}{probe}")
+        self.report(rec["epoch"], self.plan.train.epochs)
 
     def end(self, result: TrainingResult) -> None:
         plan = self.plan

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from advgrad.attacks.runner import Journal
+from advgrad.attacks.runner import Journal, Status
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.min_eps import bisection_rounds, curve_from_min_eps, minimal_eps
 from advgrad.evaluate.min_norm import MinNorms, minimal_norms
@@ -34,7 +34,7 @@ class Evaluation:
 
 def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                    sanity: bool = True, progress: Progress | None = None, journal: Journal | None = None,
-                   **options: Any) -> Evaluation:
+                   status: Status | None = None, **options: Any) -> Evaluation:
     """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report.
     ``progress(done, total)`` runs over all three: the sweep's and the bisection's passes of N samples,
     then N per sanity check.
@@ -52,7 +52,7 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
              n * (1 + bisection_rounds(eps_max, config.precision)) if config.min_eps else 0,
              n * len(config.min_norm), n * len(CHECKS) if sanity else 0]
     on_sweep, on_bisection, on_min_norm, on_checks = parts(progress, sizes)
-    result = sweep(model, x, y, config, progress=on_sweep, journal=journal)
+    result = sweep(model, x, y, config, progress=on_sweep, journal=journal, status=status)
     records = list(result.records)
     min_eps = None
     if config.min_eps:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from advgrad._runtime import predict
 from advgrad.attacks import runner
 from advgrad.attacks.autoattack import robust_after
-from advgrad.attacks.runner import Journal, Outcome
+from advgrad.attacks.runner import Journal, Outcome, Status
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.evaluate.progress import Progress, parts
 
@@ -54,13 +54,15 @@ def correct_at_x(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig) -> 
 def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor | None,
                 attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
                 progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
-                name: str = "") -> Outcome:
+                name: str = "", status: Status | None = None) -> Outcome:
     """``attack`` (an ensemble expanded into its members: ``runner.stages``) at ``eps`` (a float or (N,)
     radii) on the points where ``candidates`` is True, by the runner with this evaluation's block size,
-    bounds and seed (``seed`` overrides it); its finished blocks kept in ``journal`` under ``name``."""
+    bounds and seed (``seed`` overrides it); its finished blocks kept in ``journal`` under ``name``;
+    ``status`` hears where the pass stands."""
     return runner.run(model, x, y, eps, runner.stages(attack), candidates=candidates.cpu(),
                       seed=config.seed if seed is None else seed, bounds=config.bounds, block=config.block,
-                      progress=progress, store=journal.store(name) if journal is not None else None)
+                      progress=progress, store=journal.store(name) if journal is not None else None,
+                      status=status)
 
 
 def attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
@@ -83,6 +85,11 @@ def cascade_record(outcome: Outcome) -> dict[str, Any]:
             "seconds_per_attack": dict(zip(names, outcome.seconds))}
 
 
+def _prefixed(status: Status | None, what: str) -> Status | None:
+    """``status`` with the pass named in front: "pgd at ε = 0.1: …"."""
+    return None if status is None else (lambda text: status(f"{what}: {text}"))
+
+
 def _fraction(part: Progress | None, n: int) -> Callable[[int, int], None] | None:
     """A pass's progress (points sealed of its candidates) as a share of n points of the whole."""
     if part is None:
@@ -91,7 +98,8 @@ def _fraction(part: Progress | None, n: int) -> Callable[[int, int], None] | Non
 
 
 def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
-          progress: Progress | None = None, journal: Journal | None = None, **options: Any) -> SweepResult:
+          progress: Progress | None = None, journal: Journal | None = None, status: Status | None = None,
+          **options: Any) -> SweepResult:
     """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them).
     ``config`` or its fields as keywords; ``progress(done, total)``: one pass of N samples per (ε, attack);
     ``journal``: where finished blocks are kept, for a resumed run."""
@@ -107,7 +115,8 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
             attack = config.attack(name)
             start = time.perf_counter()
             outcome = attack_pass(model, x, y, correct, e, attack, config, progress=_fraction(next(passes), n),
-                                  journal=journal, name=f"sweep {name} {e!r}")
+                                  journal=journal, name=f"sweep {name} {e!r}",
+                                  status=_prefixed(status, f"{name} at ε = {e:g}"))
             mask = correct & ~outcome.success.to(x.device)
             robust[(name, e)] = mask
             survivors &= mask

@@ -33,7 +33,7 @@ from advgrad._validate import ParameterError
 from advgrad.attacks import runner
 from advgrad.attacks.autoattack import robust_after
 from advgrad.attacks.pgd import STEP_FACTORS
-from advgrad.attacks.runner import BLOCK, Store
+from advgrad.attacks.runner import BLOCK, Status, Store
 from advgrad.configs import AttackConfig
 from advgrad.losses import output_activation, probabilities
 from advgrad.results import provenance
@@ -78,7 +78,7 @@ def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
 
 def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float | None, config: AttackConfig, *,
                 block: int, seed: int, bounds: tuple[float, float], progress: Progress | None,
-                store: Store | None) -> dict[str, Any]:
+                store: Store | None, on_status: Status | None = None) -> dict[str, Any]:
     """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
     the runner (``advgrad.attacks.runner``: blocks of ``block``, shared out under torch.distributed; an
     ensemble attacks the points classified correctly at x, as ``advgrad.autoattack`` does, a single attack
@@ -90,7 +90,7 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
     ensemble = len(stages) > 1
     candidates = clean.argmax(1) == labels if ensemble else torch.ones(len(x), dtype=torch.bool)
     outcome = runner.run(model, x, labels, eps, stages, candidates=candidates, seed=seed, bounds=bounds, block=block,
-                         early_stop=False, progress=progress, store=store)
+                         early_stop=False, progress=progress, store=store, status=on_status)
     z_adv = clean.clone()  # (N, K): each attacked row replaced by the attack's logits at x_adv
     if outcome.logits is not None:
         z_adv[outcome.attacked] = outcome.logits[outcome.attacked].to(z_adv.dtype)
@@ -109,7 +109,7 @@ def attack_report(model_path: str | os.PathLike[str], eps: float | None, config:
                   data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
                   progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
                   classes: str | Sequence[int] | None = None, state: str | os.PathLike[str] | None = None,
-                  resume: bool = False, **options: Any) -> AttackReport:
+                  resume: bool = False, on_status: Status | None = None, **options: Any) -> AttackReport:
     """Attack the first ``n`` images (all with None) of ``data`` (default: the test split of the data set the
     checkpoint at ``model_path`` was trained on) with ``config`` at radius ``eps``, ``block`` images per attack
     call; ``model_path`` is any model ``open_model`` takes (``options``: its model_args, weights, weights_key,
@@ -126,7 +126,7 @@ def attack_report(model_path: str | os.PathLike[str], eps: float | None, config:
                          f"one; got targeted={bool(config.get('targeted'))} and target={target!r}")
     distributed.setup(device)  # under torchrun: join the group (else: nothing)
     if not distributed.is_main():  # process 0 alone reports
-        on_warning = progress = None
+        on_warning = progress = on_status = None
     inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
                           on_warning=on_warning, **options)
     k = inputs.source.num_classes
@@ -144,7 +144,8 @@ def attack_report(model_path: str | os.PathLike[str], eps: float | None, config:
         journal = Journal.open(state, key, resume=resume)
     start = time.perf_counter()
     out = _attack_all(inputs.model, x, y, labels, eps, config, block=block, seed=seed, bounds=inputs.bounds,
-                      progress=progress, store=journal.store("attack") if journal is not None else None)
+                      progress=progress, store=journal.store("attack") if journal is not None else None,
+                      on_status=on_status)
     seconds = time.perf_counter() - start
     record = {**_record(out, eps, config, target, inputs, seconds),
               "provenance": provenance(seed=seed, model_path=_model_file(model_path))}

@@ -22,7 +22,7 @@ from torch import nn
 
 from advgrad import distributed
 from advgrad._journal import Journal, data_hash, key_of
-from advgrad.attacks.runner import Store
+from advgrad.attacks.runner import Status, Store
 from advgrad.configs import EvalConfig
 from advgrad.datasource import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
@@ -130,7 +130,7 @@ def data_key(source: TensorSource | FolderSource) -> str:
 
 def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, config: EvalConfig, *,
                     device: torch.device, sanity: bool = True, progress: Progress | None = None,
-                    journal: Journal | None = None) -> Evaluation:
+                    journal: Journal | None = None, on_status: Status | None = None) -> Evaluation:
     """``evaluate_model`` on a data source. A ``TensorSource`` (in memory already) in one call; a folder
     of images one block of ``config.block`` images at a time, so that it is never read whole: the
     chunks' records merged by ``_merge``, the sanity report run on the first chunk alone: its checks attack
@@ -139,13 +139,13 @@ def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, confi
     if isinstance(source, TensorSource):
         x, y = source.tensors()
         return evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity, progress=progress,
-                              journal=journal)
+                              journal=journal, status=on_status)
     parts: list[Evaluation] = []
     done = 0
     for x, y in source.batches(config.block):
         chunk = _Chunk(journal, len(parts)) if journal is not None else None
         parts.append(evaluate_model(model, x.to(device), y.to(device), config, sanity=sanity and not parts,
-                                    journal=chunk))
+                                    journal=chunk, status=on_status))
         done += len(y)
         if progress is not None:
             progress(done, len(source))
@@ -156,19 +156,20 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
              device: str = "auto", data_root: str | os.PathLike[str] | None = None, on_warning: Warn | None = None,
              progress: Progress | None = None, data: str | os.PathLike[str] | None = None,
              classes: str | Sequence[int] | None = None, state: str | os.PathLike[str] | None = None,
-             resume: bool = False, **options: Any) -> EvalReport:
+             resume: bool = False, on_status: Status | None = None, **options: Any) -> EvalReport:
     """Evaluate the model ``model_path`` (any model ``open_model`` takes; ``options``: model_args, weights,
     weights_key, mean, std, image_size, grayscale, workers as in ``runs._sources.open_sources``) on the first
     ``n`` images (all with None) of ``data`` (default: the test split of a checkpoint's own data set) under
     ``config`` (its bounds replaced by the model's), with the sanity report unless ``sanity`` is False. The
     global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring.
 
+    ``on_status(text)``: where the run stands (the pass, stage and block, the points still robust).
     ``state``: a folder where every finished block is kept (``advgrad._journal``), so that a killed run
     continues with ``resume=True`` and gives the same record, bit for bit but for its timings; a state of
     another run (options, model or data) is refused. ``EvalReport.finish()`` deletes it."""
     distributed.setup(device)  # under torchrun: join the group (else: nothing)
     if not distributed.is_main():  # process 0 alone reports
-        on_warning = progress = None
+        on_warning = progress = on_status = None
     inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
                           on_warning=on_warning, **options)
     config = config.but(bounds=inputs.bounds)
@@ -180,7 +181,7 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     evaluation = evaluate_source(inputs.model, inputs.source, config, device=inputs.device, sanity=sanity,
-                                 progress=progress, journal=journal)
+                                 progress=progress, journal=journal, on_status=on_status)
     seconds = time.perf_counter() - start
     model_file = model_path if os.path.isfile(model_path) else None
     record = eval_record(evaluation, model=inputs.model_meta, dataset=inputs.dataset_name, n=len(inputs.source),

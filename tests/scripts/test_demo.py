@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -39,17 +40,23 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     assert record["provenance"]["command"].startswith("advgrad eval --model model.pt ")
 
 
-def test_quick_runs_the_same_commands_as_the_demo(script) -> None:
-    """--quick is the demo's loop made small (sizes and the model), not another loop: the same commands,
-    in the same order, writing the same files."""
+def test_every_size_runs_the_same_commands(script) -> None:
+    """`make demo`, `make demo-record` (--full) and --quick are one loop at three sizes (the model, the
+    points, the radii), not three loops: the same commands, in the same order, writing the same files; each
+    runs AutoAttack; the record's commands are the ones its COMMANDS.md lists."""
     demo = script("demo")
 
     def shape(args: list[str]) -> list[str]:  # the command (and plot's kind) and every file it names
         return [*args[:2 if args[0] == "plot" else 1], *(a for a in args if a.endswith((".pt", ".json", ".npz",
                                                                                          ".png")))]
 
-    quick, full = demo.steps(quick=True), demo.steps()
-    assert [shape(a) for a in quick] == [shape(a) for a in full] and len(full) == 11
+    quick, default, full = demo.steps("quick"), demo.steps(), demo.steps("full")
+    assert [shape(a) for a in quick] == [shape(a) for a in default] == [shape(a) for a in full] and len(full) == 11
+    for steps in (quick, default, full):
+        assert "autoattack" in steps[4]
+    record = (ROOT / "results" / "demo" / "COMMANDS.md").read_text()
+    for args in full:
+        assert f"    {shlex.join(['advgrad', *args])}    # " in record, args
 
 
 @pytest.mark.slow
@@ -58,9 +65,9 @@ def test_a_failed_demo_leaves_the_previous_folder_as_it_was(tmp_path: Path, scri
     out = tmp_path / "demo"
     out.mkdir()
     (out / "COMMANDS.md").write_text("the previous run\n")
-    monkeypatch.setattr(demo, "steps", lambda quick=False: [["info", "--json"], ["eval", "--n", "0"]])
+    monkeypatch.setattr(demo, "steps", lambda size="demo": [["info", "--json"], ["eval", "--n", "0"]])
     with pytest.raises(subprocess.CalledProcessError):
-        demo.run(out, quick=True)
+        demo.run(out, size="quick")
     assert [p.name for p in out.iterdir()] == ["COMMANDS.md"]
     assert (out / "COMMANDS.md").read_text() == "the previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # the staging folder is gone
@@ -71,6 +78,6 @@ def test_make_demo_writes_into_an_ignored_folder_and_demo_record_into_results() 
     `make demo-record` command writes results/demo."""
     makefile = (ROOT / "Makefile").read_text()
     assert "scripts/demo.py --out $(DEMO)" in makefile and "DEMO   ?= runs/demo" in makefile
-    assert "demo-record:" in makefile and "scripts/demo.py --out results/demo" in makefile
+    assert "demo-record:" in makefile and "scripts/demo.py --out results/demo --full" in makefile
     ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo/eval.json"], cwd=ROOT)
     assert ignored.returncode == 0
