@@ -37,6 +37,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet 'setuptools<81' wheel
 	$(BIN)/python -m pip install --quiet --no-build-isolation visdom==0.2.4
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	# torchattacks (a test peer) pins requests~=2.25.1, which the docs' mkdocs-material excludes: no resolver
+	# can satisfy both, so it comes without its pins (it runs with the newer requests, which it never calls)
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 	@echo "install: $$(( $$(date +%s) - $(STARTED) )) s (.venv/ built; not part of the demo's or the tests' time)"
 
