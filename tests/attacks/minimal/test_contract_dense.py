@@ -24,7 +24,7 @@ from advgrad.attacks.minimal.deepfool import deepfool
 Attack = Callable[..., AttackResult]
 ATTACKS: dict[str, tuple[Attack, float]] = {  # cheap settings, and the norm each measures
     "ddn": (partial(ddn, steps=12, init_norm=0.5), 2.0),
-    "cw": (partial(cw, steps=12, options=CWOptions(binary_search_steps=2, initial_const=1.0, lr=0.1)), 2.0),
+    "cw": (partial(cw, steps=8, options=CWOptions(binary_search_steps=2, initial_const=1.0, lr=0.1)), 2.0),
     "deepfool-2": (partial(deepfool, norm=2, steps=6), 2.0),
     "deepfool-inf": (partial(deepfool, norm="inf", steps=6), math.inf),
 }

@@ -58,10 +58,11 @@ def _same_as_adv_lib(model: nn.Module, x: Tensor, y: Tensor, steps: int, o: CWOp
 
 @pytest.mark.isa
 @pytest.mark.parametrize("targeted,options,steps", [
-    (False, CWOptions(binary_search_steps=4, initial_const=0.1, lr=0.1), 20),
-    (True, CWOptions(binary_search_steps=4, initial_const=0.1, lr=0.2), 20),
-    (False, CWOptions(binary_search_steps=10, initial_const=0.1, lr=0.2, confidence=1.0), 10),  # c = u at the end
-    (False, CWOptions(binary_search_steps=2, initial_const=1.0, lr=0.1, abort_early=False), 20),
+    (False, CWOptions(binary_search_steps=4, initial_const=0.1, lr=0.1), 12),
+    (True, CWOptions(binary_search_steps=4, initial_const=0.1, lr=0.2), 12),
+    # 10 searches: c = u in the last; adv-lib's abort test needs ≥ 10 steps (it takes steps // 10 modulo)
+    (False, CWOptions(binary_search_steps=10, initial_const=0.1, lr=0.3, confidence=1.0, abort_early=False), 5),
+    (False, CWOptions(binary_search_steps=2, initial_const=1.0, lr=0.1, abort_early=False), 10),
 ], ids=["untargeted", "targeted", "confidence-10-searches", "no-abort"])
 def test_bit_identical_to_adv_lib(trained_small, digits, targeted: bool, options: CWOptions, steps: int) -> None:
     model, _ = trained_small
@@ -97,7 +98,7 @@ def _against_torchattacks(model: nn.Module, x: Tensor, y: Tensor, steps: int) ->
 
 def test_close_to_torchattacks(trained_small, digits) -> None:
     model, _ = trained_small
-    _against_torchattacks(model, digits[0][:48], digits[1][:48], 30)
+    _against_torchattacks(model, digits[0][:32], digits[1][:32], 20)
 
 
 @pytest.mark.heavy
@@ -112,7 +113,7 @@ def test_500_digits_against_the_peers(request, digits, which: str) -> None:
     _against_torchattacks(model, x, y, 50)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 4])
+@pytest.mark.parametrize("seed", [0, 4])
 def test_two_classes_reach_the_minimal_distance(seed: int) -> None:
     """One boundary, d* in [0.02, 0.25], the box [0, 1] not binding (points in [0.3, 0.7]): CW's best
     example is never nearer than d* and at most 0.003 farther. The slack is absolute: Adam's steps have a

@@ -58,15 +58,16 @@ def test_bit_identical_to_adv_lib(trained_small, digits, levels: int | None, tar
     x, y = digits[0][:32], digits[1][:32]
     y = (y + 1) % 10 if targeted else y
     _same_as_adv_lib(model, x, y, 15, levels, targeted, chunk_size=32)
-    _same_as_adv_lib(model, x, y, 15, levels, targeted, chunk_size=16)  # two chunks: the same bits
+    if levels is None and not targeted:
+        _same_as_adv_lib(model, x, y, 15, levels, targeted, chunk_size=16)  # two chunks: the same bits
 
 
 def test_close_to_foolbox(trained_small, digits) -> None:
-    """The cheap version of the heavy comparison: 48 digits, 30 steps (see the module docstring)."""
+    """The cheap version of the heavy comparison: 32 digits, 20 steps (see the module docstring)."""
     model, _ = trained_small
-    x, y = digits[0][:48], digits[1][:48]
-    ours = ddn(model, x, y, steps=30)
-    found = agreement(model, x, y, ours, _foolbox(model, x, y, 30), 2.0)
+    x, y = digits[0][:32], digits[1][:32]
+    ours = ddn(model, x, y, steps=20)
+    found = agreement(model, x, y, ours, _foolbox(model, x, y, 20), 2.0)
     assert found.holds(flags=0.97), found
 
 
