@@ -1,4 +1,4 @@
-"""The attack contract for the dense minimal-norm attacks (DDN, CW-L2, DeepFool L2 and L∞): the reported
+"""The attack contract for the dense minimal-norm attacks (DDN, CW-L2, DeepFool L2 and L∞, ALMA L1 and L2): the reported
 distance is the measured one, the box is kept, the caller's tensors, the model's mode and its parameters'
 flags are left as they were and no parameter gradient appears; a radius ε only filters; a point
 adversarial from the start is a success at distance 0; every bad argument is a one-line ValueError."""
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad.attacks import AttackResult
+from advgrad.attacks.minimal.alma import alma
 from advgrad.attacks.minimal.cw import CWOptions, cw
 from advgrad.attacks.minimal.ddn import ddn
 from advgrad.attacks.minimal.deepfool import deepfool
@@ -27,6 +28,8 @@ ATTACKS: dict[str, tuple[Attack, float]] = {  # cheap settings, and the norm eac
     "cw": (partial(cw, steps=8, options=CWOptions(binary_search_steps=2, initial_const=1.0, lr=0.1)), 2.0),
     "deepfool-2": (partial(deepfool, norm=2, steps=6), 2.0),
     "deepfool-inf": (partial(deepfool, norm="inf", steps=6), math.inf),
+    "alma-1": (partial(alma, norm=1, steps=30), 1.0),
+    "alma-2": (partial(alma, norm=2, steps=30), 2.0),
 }
 TARGETED = ("ddn", "cw")
 
@@ -115,6 +118,7 @@ BAD: list[tuple[str, dict[str, object], str]] = [
     ("cw", {"norm": "inf"}, "norm 2 only"), ("cw", {"options": {"lr": 0.1}}, "options"), ("cw", {"steps": -1}, "steps"),
     ("deepfool-2", {"norm": 1}, "2, inf"), ("deepfool-2", {"overshoot": -0.1}, "overshoot"),
     ("deepfool-2", {"candidates": 1}, "candidates"), ("deepfool-2", {"norm": "l7"}, "l7"),
+    ("alma-2", {"options": None}, "options"), ("alma-2", {"targeted": "yes"}, "targeted"),
 ]
 COMMON: list[tuple[dict[str, object], str]] = [
     ({"eps": -1.0}, "eps"), ({"bounds": (0.2, 1.0)}, "outside bounds"), ({"bounds": (1.0, 0.0)}, "bounds"),
