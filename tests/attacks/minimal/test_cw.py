@@ -12,15 +12,16 @@ iterate, x within about 10⁻⁶; the tests compare the other points. The heavy 
 of 50 iterations (not 10,000: 90,000 passes over 500 digits would take hours on 2 cores); the
 bit-identity does not depend on the schedule.
 
-torchattacks' ``CW`` is one run at a fixed c (no search) with three differences from the algorithm, each
-neutralised here so that the comparison tests the shared algorithm: its atanh has no 1 − 10⁻⁶ factor, so
-a pixel at 0 or 1 maps to ±∞ and can never move (the digits are moved into [0.02, 0.98]); its hinge
-takes max((1 − onehot)·z) and max(onehot·z), which is not the margin when logits are negative (100 is
-added to the logits, which changes neither the argmax nor the margin); it stops when the summed loss
-rises between two tenths of the run (advgrad's abort test is off, and on these runs torchattacks' does
-not fire). The remaining difference — its start is x exactly, advgrad's x within 10⁻⁶, and its Adam is
-torch.optim.Adam (the same maths in other operations) — gives the issue's tolerance: the same flags on
-≥ 99 % of the points and a median norm at most 2 % above torchattacks'.
+torchattacks' ``CW`` is one run at a fixed c (no search; compared at c = 10) with three differences from the
+algorithm, each neutralised here so that the comparison tests the shared algorithm: its atanh has no
+1 − 10⁻⁶ factor, so a pixel at 0 or 1 maps to ±∞ and can never move (the digits are moved into
+[0.02, 0.98]); its hinge takes max((1 − onehot)·z) and max(onehot·z), which is not the margin when logits
+are negative (100 is added to the logits, which changes neither the argmax nor the margin); it stops when
+the summed loss rises between two tenths of the run (advgrad's abort test is off, and the test checks
+that torchattacks' did not fire: it does in 30 steps, not in 40 or 100). The remaining difference — its
+start is x exactly, advgrad's x within 10⁻⁶, and its Adam is torch.optim.Adam (the same maths in other
+operations) — gives the issue's tolerance: the same flags on ≥ 99 % of the points and a median norm at
+most 2 % above torchattacks'.
 """
 
 from __future__ import annotations
@@ -85,32 +86,40 @@ def _shifted(model: nn.Module) -> nn.Module:
 
 
 def _against_torchattacks(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> None:
+    """One run at c = 10 with a learning rate of 0.05 (torchattacks' default c = 1 and 0.01 break few
+    robust digits in a short run, which would make the comparison vacuous)."""
     torchattacks = pytest.importorskip("torchattacks")
     model, x = _shifted(model), 0.02 + 0.96 * x  # module docstring: what torchattacks' CW needs
     with torch.no_grad():
         assert bool((model(x) > 0).all())
-    theirs = torchattacks.CW(copy.deepcopy(model), c=1.0, kappa=0, steps=steps, lr=0.01)(x, y)
-    ours = cw(model, x, y, steps=steps, options=CWOptions(binary_search_steps=1, initial_const=1.0, abort_early=False))
-    found = agreement(model, x, y, ours, theirs, 2.0)
+    attack = torchattacks.CW(copy.deepcopy(model), c=10.0, kappa=0, steps=steps, lr=0.05)
+    forward, calls = attack.get_logits, []
+    attack.get_logits = lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs)  # type: ignore[method-assign]
+    theirs = attack(x, y)
+    assert len(calls) == steps  # one forward pass per step: its early stop did not fire
+    options = CWOptions(binary_search_steps=1, initial_const=10.0, lr=0.05, abort_early=False)
+    found = agreement(model, x, y, cw(model, x, y, steps=steps, options=options), theirs, 2.0)
     print(f"CW: torchattacks {found}")
     assert found.holds(), found
+    assert found.ours_rate > 0.5  # not vacuous
 
 
 def test_close_to_torchattacks(trained_small, digits) -> None:
     model, _ = trained_small
-    _against_torchattacks(model, digits[0][:32], digits[1][:32], 20)
+    _against_torchattacks(model, digits[0][:16], digits[1][:16], 40)
 
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("which", ["trained_small", "robust_small"])
 def test_500_digits_against_the_peers(request, digits, which: str) -> None:
     """500 digits, a standard and an adversarially trained cnn-small: adv-lib's examples bit for bit with
-    its defaults but 50 iterations per search (module docstring), torchattacks' within the tolerance."""
+    its defaults but 50 iterations per search (module docstring), torchattacks' within the tolerance
+    (100 iterations at c = 10)."""
     model = request.getfixturevalue(which)
     model = model[0] if isinstance(model, tuple) else model
     x, y = digits[0][:500], digits[1][:500]
     _same_as_adv_lib(model, x, y, 50, CWOptions())
-    _against_torchattacks(model, x, y, 50)
+    _against_torchattacks(model, x, y, 100)
 
 
 @pytest.mark.parametrize("seed", [0, 4])
