@@ -17,6 +17,7 @@ and a median norm at most 2 % above Foolbox's.
 
 from __future__ import annotations
 
+import copy
 import doctest
 
 import pytest
@@ -37,8 +38,10 @@ def _adv_lib(model: nn.Module, x: Tensor, y: Tensor, **options: object) -> Tenso
 
 
 def _foolbox(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> Tensor:
+    """On a copy of the model: Foolbox's ``backward`` fills parameter gradients."""
     fb = pytest.importorskip("foolbox")
-    _, x_adv, _ = fb.attacks.DDNAttack(steps=steps)(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=None)
+    fmodel = fb.PyTorchModel(copy.deepcopy(model), bounds=(0, 1))
+    _, x_adv, _ = fb.attacks.DDNAttack(steps=steps)(fmodel, x, y, epsilons=None)
     return x_adv
 
 

@@ -52,7 +52,7 @@ def _adv_lib(model: nn.Module, x: Tensor, y: Tensor, norm: str, steps: int) -> T
 def _foolbox(model: nn.Module, x: Tensor, y: Tensor, norm: str, **options: object) -> Tensor:
     fb = pytest.importorskip("foolbox")
     attack = fb.attacks.L2DeepFoolAttack(**options) if norm == "2" else fb.attacks.LinfDeepFoolAttack(**options)
-    _, x_adv, _ = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=None)
+    _, x_adv, _ = attack(fb.PyTorchModel(copy.deepcopy(model), bounds=(0, 1)), x, y, epsilons=None)  # it fills .grad
     return x_adv
 
 
