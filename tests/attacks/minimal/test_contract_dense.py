@@ -1,7 +1,8 @@
-"""The attack contract for the dense minimal-norm attacks (DDN, CW-L2, DeepFool L2 and L∞, ALMA L1 and L2): the reported
-distance is the measured one, the box is kept, the caller's tensors, the model's mode and its parameters'
-flags are left as they were and no parameter gradient appears; a radius ε only filters; a point
-adversarial from the start is a success at distance 0; every bad argument is a one-line ValueError."""
+"""The attack contract for the dense minimal-norm attacks (DDN, CW-L2, DeepFool L2 and L∞, ALMA L1 and L2,
+EAD): the reported distance is the measured one, the box is kept, the caller's tensors, the model's mode
+and its parameters' flags are left as they were and no parameter gradient appears; a radius ε only
+filters; a point adversarial from the start is a success at distance 0; every bad argument is a one-line
+ValueError."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from advgrad.attacks.minimal.alma import alma
 from advgrad.attacks.minimal.cw import CWOptions, cw
 from advgrad.attacks.minimal.ddn import ddn
 from advgrad.attacks.minimal.deepfool import deepfool
+from advgrad.attacks.minimal.ead import EADOptions, ead
 
 Attack = Callable[..., AttackResult]
 ATTACKS: dict[str, tuple[Attack, float]] = {  # cheap settings, and the norm each measures
@@ -30,8 +32,9 @@ ATTACKS: dict[str, tuple[Attack, float]] = {  # cheap settings, and the norm eac
     "deepfool-inf": (partial(deepfool, norm="inf", steps=6), math.inf),
     "alma-1": (partial(alma, norm=1, steps=30), 1.0),
     "alma-2": (partial(alma, norm=2, steps=30), 2.0),
+    "ead": (partial(ead, steps=10, options=EADOptions(binary_search_steps=2, initial_const=1.0, lr=0.1)), 1.0),
 }
-TARGETED = ("ddn", "cw")
+TARGETED = ("ddn", "cw", "ead")
 
 
 def _net(channels: int = 1) -> nn.Module:
@@ -119,6 +122,7 @@ BAD: list[tuple[str, dict[str, object], str]] = [
     ("deepfool-2", {"norm": 1}, "2, inf"), ("deepfool-2", {"overshoot": -0.1}, "overshoot"),
     ("deepfool-2", {"candidates": 1}, "candidates"), ("deepfool-2", {"norm": "l7"}, "l7"),
     ("alma-2", {"options": None}, "options"), ("alma-2", {"targeted": "yes"}, "targeted"),
+    ("ead", {"norm": 2}, "norm 1 only"), ("ead", {"options": EADOptions}, "options"),
 ]
 COMMON: list[tuple[dict[str, object], str]] = [
     ({"eps": -1.0}, "eps"), ({"bounds": (0.2, 1.0)}, "outside bounds"), ({"bounds": (1.0, 0.0)}, "bounds"),
