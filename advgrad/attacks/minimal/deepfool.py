@@ -40,10 +40,12 @@ MIN_DUAL = 1e-6        # the dual norms of the gradients are clamped here (adv-l
 
 
 def _candidates(logits: Tensor, y: Tensor, count: int | None) -> Tensor:
-    """(N, C − 1) the classes other than y to linearise, in increasing class order: all of them, or those
-    of the ``count`` − 1 largest clean logits besides y's."""
+    """(N, C) the C classes other than y to linearise, in increasing class order: all K − 1 of them, or
+    those of the ``count`` − 1 largest clean logits besides y's."""
     check_labels(logits, y)
     k = logits.shape[1]
+    if k < 2:
+        raise ValueError(f"deepfool needs a model with 2 classes or more, got {k}")
     if count is None or count >= k:
         others = torch.arange(k - 1, device=y.device).expand(len(y), k - 1)
         return others + (others >= y[:, None])  # (N, K − 1): 0 … K−1 without y
@@ -65,7 +67,7 @@ def _linearise(model: nn.Module, xa: Tensor, ya: Tensor, cand: Tensor) -> tuple[
     return z.detach(), f.detach(), torch.stack(w, dim=1)[keep]
 
 
-def _step(norm: Norm, f: Tensor, w: Tensor, overshoot: float) -> tuple[Tensor, Tensor]:
+def _step(norm: Norm, f: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     """The scale (m,) and direction (m, ...) of the step to the nearest linearised boundary."""
     m, c = f.shape
     dual = dual_measure(norm, w.flatten(0, 1)).view(m, c).clamp_(min=MIN_DUAL)  # (m, C) ‖w_k‖_q
@@ -92,7 +94,7 @@ def _search(model: nn.Module, x: Tensor, y: Tensor, s: Setup, norm: Norm, steps:
             break
         f, w = torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
         active, xa = active[~adv], xa[~adv]
-        scale, u = _step(norm, f, w, overshoot)
+        scale, u = _step(norm, f, w)
         x_cur[active] = xa.addcmul_(scale.view(-1, *[1] * (x.ndim - 1)), u, value=1 + overshoot).clamp_(s.lo, s.hi)
     else:
         out[active] = x_cur[active]  # the last iterates, not linearised again: ``finish`` tests them
