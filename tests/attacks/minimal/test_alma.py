@@ -76,7 +76,7 @@ def _second_nearest(weight: Tensor, bias: Tensor, x: Tensor, y: Tensor, p: float
     return dist.sort(dim=1).values[:, 1]
 
 
-@pytest.mark.parametrize("norm,steps,slack", [(2, 300, 0.05), (1, 1000, 0.25)])
+@pytest.mark.parametrize("norm,steps,slack", [(2, 300, 0.05), pytest.param(1, 1000, 0.25, marks=pytest.mark.heavy)])
 def test_an_affine_model_with_one_near_boundary(norm: int, steps: int, slack: float) -> None:
     """A three-class affine model (ALMA's DLR needs three logits), points in [0.3, 0.7] with d* in
     [0.02, 0.25] and the second boundary at least 2·d* away, so that one boundary decides and the box does

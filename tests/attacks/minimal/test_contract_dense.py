@@ -30,8 +30,8 @@ ATTACKS: dict[str, tuple[Attack, float]] = {  # cheap settings, and the norm eac
     "cw": (partial(cw, steps=8, options=CWOptions(binary_search_steps=2, initial_const=1.0, lr=0.1)), 2.0),
     "deepfool-2": (partial(deepfool, norm=2, steps=6), 2.0),
     "deepfool-inf": (partial(deepfool, norm="inf", steps=6), math.inf),
-    "alma-1": (partial(alma, norm=1, steps=30), 1.0),
-    "alma-2": (partial(alma, norm=2, steps=30), 2.0),
+    "alma-1": (partial(alma, norm=1, steps=15), 1.0),
+    "alma-2": (partial(alma, norm=2, steps=15), 2.0),
     "ead": (partial(ead, steps=10, options=EADOptions(binary_search_steps=2, initial_const=1.0, lr=0.1)), 1.0),
 }
 TARGETED = ("ddn", "cw", "ead")

@@ -122,7 +122,7 @@ def test_500_digits_against_the_peers(request, digits, which: str) -> None:
     _against_torchattacks(model, x, y, 100)
 
 
-@pytest.mark.parametrize("seed", [0, 4])
+@pytest.mark.parametrize("seed", [0])
 def test_two_classes_reach_the_minimal_distance(seed: int) -> None:
     """One boundary, d* in [0.02, 0.25], the box [0, 1] not binding (points in [0.3, 0.7]): CW's best
     example is never nearer than d* and at most 0.003 farther. The slack is absolute: Adam's steps have a

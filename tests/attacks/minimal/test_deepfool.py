@@ -97,9 +97,9 @@ def test_fewer_candidates_close_to_foolbox(trained_small, digits) -> None:
 
 
 def test_close_to_torchattacks(trained_small, digits) -> None:
-    """4 digits: torchattacks needs about 25 steps of 10 one-sample backward passes per digit."""
+    """3 digits: torchattacks needs about 25 steps of 10 one-sample backward passes per digit."""
     model, _ = trained_small
-    x, y = digits[0][:4], digits[1][:4]
+    x, y = digits[0][:3], digits[1][:3]
     found = agreement(model, x, y, deepfool(model, x, y), _torchattacks(model, x, y), 2.0, tie=TIE)
     assert found.holds(), found
 
@@ -127,7 +127,7 @@ def test_500_digits_against_the_peers(request, digits, which: str, norm: str) ->
 # --- closed forms ------------------------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 8), k=st.integers(2, 6), d=st.integers(2, 24),
        norm=st.sampled_from(["2", "inf"]), overshoot=st.sampled_from([0.0, 0.02, 0.1]))
 def test_one_step_on_an_affine_model(seed: int, n: int, k: int, d: int, norm: str, overshoot: float) -> None:
