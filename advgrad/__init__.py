@@ -24,7 +24,24 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad.attacks": ("AttackResult", "AutoAttackResult", "FabStep", "apgd", "apgd_targeted", "autoattack", "fab",
                         "fab_targeted", "fgsm", "get_attack", "gradient_steps", "input_gradient", "mifgsm", "pgd",
                         "run_attack", "square"),
+    # minimal-norm attacks, one module each
+    "advgrad.attacks.minimal.alma": ("ALMAOptions", "alma"),
+    "advgrad.attacks.minimal.cw": ("CWOptions", "cw"),
+    "advgrad.attacks.minimal.ddn": ("ddn",),
+    "advgrad.attacks.minimal.deepfool": ("deepfool",),
+    "advgrad.attacks.minimal.ead": ("EADOptions", "ead"),
+    "advgrad.attacks.minimal.fmn": ("FMNOptions", "fmn"),
+    "advgrad.attacks.minimal.sigma_zero": ("SigmaZeroOptions", "sigma_zero"),
+    # attacks that only query the model
+    "advgrad.attacks.blackbox.boundary": ("boundary",),
+    "advgrad.attacks.blackbox.hopskipjump": ("hopskipjump",),
+    "advgrad.attacks.blackbox.rays": ("rays",),
+    "advgrad.attacks.blackbox.spsa": ("spsa",),
     "advgrad.attacks.noise": ("sign_noise",),
+    # models that only answer queries (an ONNX graph, an API), and the cost of an attack in model passes
+    "advgrad.querymodel": ("QueryModel",),
+    "advgrad.onnx_model": ("load_onnx",),
+    "advgrad.counting": ("PassCounter", "Passes"),
     "advgrad.norms": ("Norm", "get_norm"),
     "advgrad.losses": ("resolve_loss",),
     "advgrad.models": ("MODEL_NAMES", "Normalize", "OutputLogits", "build_for", "build_model"),
@@ -66,7 +83,17 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad.attacks import AttackResult, get_attack, input_gradient, run_attack  # noqa: F401
     from advgrad.attacks.apgd import apgd, apgd_targeted  # noqa: F401
     from advgrad.attacks.autoattack import AutoAttackResult, autoattack  # noqa: F401
-    from advgrad.attacks.fab import FabStep, fab, fab_targeted  # noqa: F401
+    from advgrad.attacks.blackbox.boundary import boundary  # noqa: F401
+    from advgrad.attacks.blackbox.hopskipjump import hopskipjump  # noqa: F401
+    from advgrad.attacks.blackbox.rays import rays  # noqa: F401
+    from advgrad.attacks.blackbox.spsa import spsa  # noqa: F401
+    from advgrad.attacks.minimal.alma import ALMAOptions, alma  # noqa: F401
+    from advgrad.attacks.minimal.cw import CWOptions, cw  # noqa: F401
+    from advgrad.attacks.minimal.ddn import ddn  # noqa: F401
+    from advgrad.attacks.minimal.deepfool import deepfool  # noqa: F401
+    from advgrad.attacks.minimal.ead import EADOptions, ead  # noqa: F401
+    from advgrad.attacks.minimal.fmn import FMNOptions, fmn  # noqa: F401
+    from advgrad.attacks.minimal.sigma_zero import SigmaZeroOptions, sigma_zero  # noqa: F401
     from advgrad.attacks.noise import sign_noise  # noqa: F401
     from advgrad.attacks.pgd import fgsm, gradient_steps, mifgsm, pgd  # noqa: F401
     from advgrad.attacks.square import square  # noqa: F401
@@ -86,6 +113,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
         save_checkpoint,
     )
     from advgrad.configs import AdvConfig, AttackConfig, EvalConfig, TrainConfig  # noqa: F401
+    from advgrad.counting import PassCounter, Passes  # noqa: F401
     from advgrad.data import Dataset, load_dataset  # noqa: F401
     from advgrad.datasource import DataSource, FolderSource, TensorSource, load_data, source_of  # noqa: F401
     from advgrad.evaluate import (  # noqa: F401
@@ -112,5 +140,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     )
     from advgrad.models import MODEL_NAMES, Normalize, OutputLogits, build_for, build_model  # noqa: F401
     from advgrad.norms import Norm, get_norm  # noqa: F401
+    from advgrad.onnx_model import load_onnx  # noqa: F401
+    from advgrad.querymodel import QueryModel  # noqa: F401
     from advgrad.train import History, accuracy, fit  # noqa: F401
     from advgrad.transfer import Examples, export_png, load_examples, save_examples, transfer_success  # noqa: F401

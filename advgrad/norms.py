@@ -303,3 +303,37 @@ def get_norm(spec: NormSpec) -> Norm:
         return spec
     norm: Norm = NORMS[norm_name(spec)].impl
     return norm
+
+
+# --- Minimal-norm geometry (DDN, DeepFool, CW): dual norms, spheres, steepest directions ----------------
+# Module-level functions rather than methods, so that the block stands apart from the Norm classes above.
+_DUAL_P = {math.inf: 1.0, 2.0: 2.0, 1.0: math.inf}
+
+
+def dual_measure(norm: Norm, v: Tensor) -> Tensor:
+    """‖v‖_q per sample, shape (N,), q the dual exponent of the norm's p (1/p + 1/q = 1: ∞ ↔ 1, 2 ↔ 2).
+
+    ‖v‖_q is the largest ⟨η, v⟩ over ‖η‖_p ≤ 1 (Hölder), so the affine function f(x) + ⟨v, η⟩ first reaches
+    zero at the Lp distance |f(x)|/‖v‖_q: the distance DeepFool steps and the affine closed forms compute."""
+    if norm.p not in _DUAL_P:
+        raise ValueError(f"the dual norm is defined for L∞, L2 and L1, not {norm.symbol}")
+    return torch.linalg.vector_norm(v.flatten(1), ord=_DUAL_P[norm.p], dim=1)
+
+
+def rescale(norm: Norm, delta: Tensor, radius: Radius) -> Tensor:
+    """δ·(r/‖δ‖_p) per sample: δ moved radially onto the sphere of radius r, from inside as from outside (DDN's
+    step onto the sphere ‖δ‖ = ε, where ``project`` maps onto the ball). A zero sample stays zero."""
+    length = norm.measure(delta).clamp_min(torch.finfo(delta.dtype).tiny)  # (N,)
+    r = radius.to(delta.dtype) if isinstance(radius, Tensor) else radius
+    return delta * per_sample(r / length, delta)
+
+
+def ascent_direction(norm: Norm, w: Tensor) -> tuple[Tensor, Tensor]:
+    """(u, ‖u‖_p): a direction u of steepest ascent of ⟨·, w⟩, not necessarily of unit length, and its length
+    per sample (N,), so that the step of Lp length s along it is (s/‖u‖_p)·u, with ⟨u, w⟩ = ‖u‖_p·‖w‖_q.
+
+    L2: (w, ‖w‖₂), left unnormalised: (s/‖w‖)·w is DeepFool's own form, which rounds once where
+    s·(w/‖w‖) rounds twice. Otherwise ``steepest(w, 1)`` and a length of 1 (L∞: sign(w))."""
+    if isinstance(norm, L2):
+        return w, norm.measure(w)
+    return norm.steepest(w, 1.0), torch.ones(len(w), dtype=w.dtype, device=w.device)

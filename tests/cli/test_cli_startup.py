@@ -127,8 +127,8 @@ def test_choices_and_defaults_are_the_catalog_s_and_the_configs_own() -> None:
     assert _choices(eval_["min_eps_attack"]) == list(catalog.MIN_EPS_ATTACKS)
     compared = []
     for params, config in ((train, TrainConfig()), (eval_, EvalConfig())):
-        for name, param in params.items():  # flags default to off; eps and attacks are comma lists (below)
-            if hasattr(config, name) and not getattr(param, "is_flag", False) and name not in ("eps", "attacks"):
+        for name, param in params.items():  # flags default to off; eps, attacks and min_norm are comma lists
+            if hasattr(config, name) and not getattr(param, "is_flag", False) and name not in ("eps", "attacks", "min_norm"):
                 assert param.default == getattr(config, name), name
                 compared.append(name)
     assert len(compared) == 18, compared  # train: 10 TrainConfig fields; eval: 8 EvalConfig fields

@@ -36,7 +36,7 @@ from advgrad.attacks._checks import (
 )
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.gradient import gradient
-from advgrad.attacks.minimal._outcome import fooled, outcome
+from advgrad.attacks.minimal._common import is_adversarial, outcome
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
 from advgrad.norms import L1_NORM, L2_NORM, LINF, Norm, NormSpec, Radius, get_norm
@@ -123,7 +123,7 @@ def _descend(s: _Setup, x: Tensor, y: Tensor, delta: Tensor, eps: Tensor) -> Ten
         with torch.no_grad():
             if o.skip_saturated:
                 grad.masked_fill_(((x_adv <= s.lo) & (grad < 0)) | ((x_adv >= s.hi) & (grad > 0)), 0)
-            adv = fooled(logits, y, s.targeted)
+            adv = is_adversarial(logits, y, s.targeted)
             better = adv & (size < best)
             found |= adv
             best = torch.where(better, size, best)
@@ -147,8 +147,8 @@ def _boundary_start(s: _Setup, x: Tensor, y: Tensor, start: Tensor) -> Tensor:
     """δ₀ from adversarial starting points x₁: bisection over t ∈ [0, 1] on the path x + Π_{t‖δ₁‖}(δ₁),
     δ₁ = x₁ − x (the projections of δ₁ onto the norm's balls: adv-lib's and Foolbox's paths, parametrised
     by the radius); returns the adversarial end of the last bracket. Points adversarial at x start there."""
-    clean = fooled(_predict(s, x), y, s.targeted)
-    bad = (~fooled(_predict(s, start), y, s.targeted) & ~clean).nonzero().flatten().tolist()
+    clean = is_adversarial(_predict(s, x), y, s.targeted)
+    bad = (~is_adversarial(_predict(s, start), y, s.targeted) & ~clean).nonzero().flatten().tolist()
     if bad:
         raise ValueError(f"starting_points must be adversarial: {len(bad)} are not (indices {bad[:5]})")
     d1 = torch.where(_view(clean, x), x, start) - x  # (N, ...)
@@ -156,7 +156,7 @@ def _boundary_start(s: _Setup, x: Tensor, y: Tensor, start: Tensor) -> Tensor:
     low, high = torch.zeros_like(r1), torch.ones_like(r1)
     for _ in range(s.options.binary_search_steps):
         t = (low + high) / 2
-        adv = fooled(_predict(s, x + s.norm.project(d1, t * r1)), y, s.targeted)
+        adv = is_adversarial(_predict(s, x + s.norm.project(d1, t * r1)), y, s.targeted)
         low, high = torch.where(adv, low, t), torch.where(adv, t, high)
     return s.norm.project(d1, high * r1)
 

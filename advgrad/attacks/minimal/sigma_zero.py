@@ -35,7 +35,7 @@ from advgrad.attacks._checks import (
     forward,
 )
 from advgrad.attacks._chunks import chunk_for, slices
-from advgrad.attacks.minimal._outcome import fooled, outcome
+from advgrad.attacks.minimal._common import is_adversarial, outcome
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
 from advgrad.norms import L0_NORM, Norm, NormSpec, Radius, get_norm
@@ -119,7 +119,7 @@ def _descend(s: _Setup, x: Tensor, y: Tensor) -> Tensor:
     for i in range(s.steps):
         grad, logits = _gradient(s, x, y, delta)
         with torch.no_grad():
-            size, adv = L0_NORM.measure(delta), fooled(logits, y, s.targeted)
+            size, adv = L0_NORM.measure(delta), is_adversarial(logits, y, s.targeted)
             better = adv & (size < best)
             best = torch.where(better, size, best)
             x_best = torch.where(_view(better, x), x + delta, x_best)

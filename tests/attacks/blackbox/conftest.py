@@ -1,5 +1,5 @@
 """Shared pieces of the black-box attack tests: an independent query count, the peers' starting points, the
-affine closed forms (from tests/attacks/minimal/conftest.py) and small models."""
+affine closed forms (from tests/attacks/minimal/closed_forms.py) and small models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tests.attacks.minimal.conftest import affine, affine_problem, min_distance  # noqa: F401  (fixture re-export)
+from tests.attacks.minimal.closed_forms import affine, min_distance  # noqa: F401
+from tests.attacks.minimal.conftest import affine_problem  # noqa: F401  (fixture re-export)
 
 
 @pytest.fixture(autouse=True)

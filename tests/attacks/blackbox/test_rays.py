@@ -2,7 +2,7 @@
 baseline written here.
 
 On an affine model (no box in the way) the minimal L∞ distance to class j is (z_y − z_j)/‖w_y − w_j‖₁, reached
-along the ray sign(w_j − w_y) (tests/attacks/minimal/conftest.py). With two classes the sign flips only
+along the ray sign(w_j − w_y) (tests/attacks/minimal/closed_forms.py). With two classes the sign flips only
 ever bring RayS closer to that ray, so it ends there, up to its bisection tolerance 10⁻³/√D. With more
 classes the minimum over j is a union of half-spaces and the greedy flips can settle on another class's
 best ray (a local optimum): there it must still reach the closed form on most points, never go below it,

@@ -33,7 +33,7 @@ import math
 
 import pytest
 import torch
-from conftest import affine, min_distance, min_l0
+from closed_forms import affine, min_distance, min_l0
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sparse_peers import adv_lib_fmn, agreement, bits, foolbox_fmn

@@ -5,7 +5,7 @@ change the class, by the exact greedy argument of conftest.py)."""
 from __future__ import annotations
 
 import torch
-from conftest import affine, min_l0
+from closed_forms import affine, min_l0
 
 from advgrad.attacks import pgd
 
