@@ -5,7 +5,9 @@ per-sample worst case, not an average).
 Versions, as the reference (pyautoattack 0.2.0) defines them:
 
 - ``standard``: APGD-CE (100 iterations, 1 restart) → APGD-T (9 target classes) → FAB-T (9 targets) →
-  Square (5,000 queries, p_init 0.8). What RobustBench reports.
+  Square (5,000 queries, p_init 0.8). What RobustBench reports. Under L1 (the reference's L1 setting, from
+  Croce & Hein, "Mind the box", ICML 2021, arXiv 2103.01208): APGD-CE with 5 restarts and APGD-T with 5 target
+  classes, both over the ε schedule 3ε → 2ε → ε (``use_largereps``), then FAB-T and Square as above.
 - ``plus``: APGD-CE and APGD-DLR with 5 restarts each → untargeted FAB with 5 restarts → Square → APGD-T
   → FAB-T.
 - ``rand``: APGD-CE and APGD-DLR with the gradient averaged over 20 draws (EOT), for randomised models.
@@ -33,10 +35,11 @@ interval goes in equal parts to the blocks running in it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -46,10 +49,14 @@ from advgrad import _validate
 from advgrad._runtime import check_batch, frozen_eval, logits, model_device
 from advgrad.attacks._cascade import schedule
 from advgrad.attacks._checks import EpsSpec, check_radius, seed_of
+from advgrad.attacks.apgd import apgd, apgd_targeted
+from advgrad.attacks.fab import fab
 from advgrad.attacks.result import AttackResult
+from advgrad.attacks.square import square
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig
 from advgrad.losses import margin
+from advgrad.norms import NormSpec, get_norm
 
 # version → the members in order, each with the AttackConfig fields the version sets.
 VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
@@ -57,6 +64,13 @@ VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     "plus": (("apgd-ce", {"restarts": 5}), ("apgd-dlr", {"restarts": 5}), ("fab", {"restarts": 5}), ("square", {}),
              ("apgd-t", {}), ("fab-t", {})),
     "rand": (("apgd-ce", {"eot": 20}), ("apgd-dlr", {"eot": 20})),
+}
+# L1's standard version (the reference's _set_version for 'L1'): APGD-CE with 5 restarts and APGD-T with 5 target
+# classes, both with the ε schedule 3ε → 2ε → ε (``use_largereps``); FAB-T and Square as for L∞ and L2.
+L1_VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    **VERSIONS,
+    "standard": (("apgd-ce", {"restarts": 5, "use_largereps": True}), ("apgd-t", {"targets": 5, "use_largereps": True}),
+                 ("fab-t", {}), ("square", {})),
 }
 BLOCK = 250  # points per call of a member, as the reference's default batch (Square's draws follow the block)
 
@@ -83,8 +97,9 @@ def robust_after(broken_by: Tensor, stages: Sequence[str], dtype: torch.dtype = 
     return {stage: float((broken_by > k).to(dtype).mean()) for k, stage in enumerate(stages)}
 
 
-def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple[str, dict[str, Any]], ...]:
-    """The cascade of ``version`` (``attacks``: the names of a "custom" one)."""
+def members(version: str, attacks: tuple[str, ...] | None = None,
+            norm: NormSpec = "inf") -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The cascade of ``version`` under ``norm`` (``attacks``: the names of a "custom" one)."""
     if version == "custom":
         if not attacks:
             raise ValueError("version 'custom' needs attacks: a list of names from the catalog")
@@ -92,7 +107,8 @@ def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple
         return tuple((name, {}) for name in names)
     if attacks is not None:
         raise ValueError(f"attacks apply to version 'custom' only (version {version!r} fixes its own)")
-    return VERSIONS[_validate.one_of("AutoAttack version", version, [*VERSIONS, "custom"])]
+    versions = L1_VERSIONS if get_norm(norm).name == "1" else VERSIONS
+    return versions[_validate.one_of("AutoAttack version", version, [*versions, "custom"])]
 
 
 def default_workers() -> int:
@@ -118,7 +134,33 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
         torch.set_num_threads(threads)  # a worker's set_num_threads also changes the default of new threads
 
 
-Member = Callable[..., AttackResult]  # the catalog's impl: (model, x, y, eps, config, generator) → result
+Member = Callable[[nn.Module, Tensor, Tensor, float, torch.Generator], AttackResult]  # (model, x, y, eps, generator)
+# Under L1 the members are called by their functions (``_member``): the attack, and the options it fixes.
+_L1_CALLS: dict[str, tuple[Callable[..., AttackResult], dict[str, Any]]] = {
+    "apgd-ce": (apgd, {"loss": "ce"}), "apgd-dlr": (apgd, {"loss": "dlr"}), "apgd-t": (apgd_targeted, {}),
+    "fab": (fab, {}), "fab-t": (fab, {"targeted": True}), "square": (square, {})}
+
+
+def _member(name: str, options: dict[str, Any]) -> Member:
+    """Member ``name`` with ``options`` (AttackConfig fields): through ``catalog.ATTACKS`` and its AttackConfig;
+    under L1, by its function with the options it takes as keywords (the catalog does not list L1 for APGD and
+    Square, and AttackConfig has no ``use_largereps``), seeded as ``seed_of`` seeds the catalog's."""
+    if get_norm(options["norm"]).name != "1" or name not in _L1_CALLS:
+        config = AttackConfig.of(name, **options)
+        impl = ATTACKS[name].impl
+        return lambda model, x, y, eps, gen: impl(model, x, y, eps, config, gen)
+    known = {f.name for f in fields(AttackConfig)} | {"use_largereps"}
+    for key in options:
+        if key not in known or (key == "targeted" and options[key]):
+            raise ValueError(f"{key}={options[key]!r} is not an option of the AutoAttack members "
+                             f"(allowed: {', '.join(sorted(known - {'method', 'targeted'}))})")
+    _validate.flag("use_largereps", options.get("use_largereps", False))
+    rest = {key: value for key, value in options.items() if key != "use_largereps"}
+    AttackConfig.of(name, **{**rest, "norm": "inf"})  # the other values checked now, as the catalog's path does
+    fn, fixed = _L1_CALLS[name]
+    takes = inspect.signature(fn).parameters
+    kw = {key: value for key, value in options.items() if key in takes and key != "targeted"} | fixed
+    return lambda model, x, y, eps, gen: fn(model, x, y, eps, seed=seed_of(gen), **kw)
 
 
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: str = "inf",
@@ -126,20 +168,21 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
                bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
                workers: int | None = None, progress: Callable[[int], None] | None = None,
                **overrides: Any) -> AutoAttackResult:
-    """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf" or "2"): see the module
+    """AutoAttack of ``version`` on (x, y) at radius ``eps`` (``norm`` "inf", "2" or "1"): see the module
     docstring. ``block``: points per member call; ``workers``: blocks of a member run at once on the CPU
     (default ``default_workers()``; 1: one after the other; the same results, see the module docstring
     for the bits); ``progress(k)``: called with the points each call handled; ``overrides``: AttackConfig
     fields set on every member (``steps``, ``targets``, ``queries``: a cheaper cascade for experiments;
-    AutoAttack proper takes none). The model runs in eval mode with its parameters' gradients off; x and y
-    are not modified."""
+    AutoAttack proper takes none; under L1 also ``use_largereps``). The model runs in eval mode with its
+    parameters' gradients off; x and y are not modified."""
     check_batch(x, y)
     eps_ = check_radius("eps", eps, x, positive=False)
     if isinstance(eps_, Tensor):
         raise ValueError("autoattack takes one radius for every point (a number), not a per-sample tensor")
-    plan = members(version, attacks)
-    configs = [AttackConfig.of(name, **{"norm": norm, "bounds": bounds, "early_stop": True, "chunk_size": chunk_size,
-                                        **extra, **overrides}) for name, extra in plan]
+    plan = members(version, attacks, norm)
+    names = [name for name, _ in plan]
+    calls = [_member(name, {"norm": norm, "bounds": bounds, "early_stop": True, "chunk_size": chunk_size,
+                            **extra, **overrides}) for name, extra in plan]
     _validate.count("block", block)
     workers = default_workers() if workers is None else _validate.count("workers", workers)
     x, y = x.detach(), y.to(x.device)
@@ -147,10 +190,9 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     correct = z.argmax(1) == y  # (N,) classified correctly at x: the points the cascade attacks
     broken_by = torch.where(correct, len(plan), -1)  # (N,) robust: len(plan) still at the end
     x_adv, z_adv = x.clone(), z.clone()
-    impls: list[Member] = [ATTACKS[config.method].impl for config in configs]
 
     def run(k: int, b: Tensor) -> AttackResult:  # member k on the block b (b,), its own generator
-        return impls[k](model, x[b], y[b], eps_, configs[k], torch.Generator().manual_seed(seed))
+        return calls[k](model, x[b], y[b], eps_, torch.Generator().manual_seed(seed))
 
     def done(k: int, b: Tensor, res: AttackResult) -> None:
         fooled = res.success
@@ -159,15 +201,15 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
         if progress is not None:
             progress(len(b))
 
-    stages = len(configs) if eps_ > 0 else 0  # at ε = 0 nothing can move: the clean verdicts
+    stages = len(calls) if eps_ > 0 else 0  # at ε = 0 nothing can move: the clean verdicts
     with frozen_eval(model), _pool(workers) as pool:
         spent = schedule(stages, correct.nonzero().squeeze(1), block, run, done,
                          pool if x.device.type == "cpu" else None, workers)
     accuracy = {"clean": float(correct.float().mean()),
-                **robust_after(broken_by, [c.method for c in configs[:stages]], torch.float32)}
-    seconds = {c.method: t for c, t in zip(configs, spent)}
+                **robust_after(broken_by, names[:stages], torch.float32)}
+    seconds = dict(zip(names, spent))
     return AutoAttackResult(x_adv, broken_by < len(plan), margin(z_adv, y), z_adv, broken_by=broken_by,
-                            stages=tuple(c.method for c in configs), accuracy=accuracy, seconds=seconds)
+                            stages=tuple(names), accuracy=accuracy, seconds=seconds)
 
 
 def autoattack_entry(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, config: AttackConfig,
