@@ -1,6 +1,11 @@
 """Auto-PGD (APGD) and its targeted version APGD-T (Croce & Hein, "Reliable evaluation of adversarial
 robustness with an ensemble of diverse parameter-free attacks", ICML 2020, arXiv 2003.01690, Sec. 3),
-under the L∞ and L2 norms, as the reference implementation pyautoattack 0.2.0 runs them.
+under the L∞ and L2 norms, and under L1 as L1-APGD (Croce & Hein, "Mind the box: l1-APGD for sparse
+adversarial attacks on image classifiers", ICML 2021, arXiv 2103.01208), as the reference implementation
+pyautoattack 0.2.0 runs them. L1 differs (``_apgd_l1``): sparse steps on the largest gradient coordinates,
+the projection onto the box ∩ L1 ball, its own step-size rule, and ``use_largereps`` (the iterations at 3ε,
+2ε, then ε; off by default as in the reference's APGDAttack, on in AutoAttack's L1 version); ``rho`` is
+not used there.
 
 APGD is projected gradient ascent with momentum whose step size needs no tuning. From a random point
 x₀ = x + ε·t/‖t‖ of the ε-sphere (clipped to the box) and η = 2ε it iterates
@@ -27,7 +32,8 @@ fooled), the last misclassified iterate of that run (exact mode, as the referenc
 those computed at x_adv during the attack and ``loss`` the attack's untargeted loss there (cross-entropy or
 DLR; DLR for APGD-T).
 
-Exact mode (``early_stop=False``) forwards every sample of a run at every iteration, as the reference.
+Exact mode (``early_stop=False``) forwards every sample of a run at every iteration, as the reference
+(with ``use_largereps`` the fast mode drops samples only in the last phase, at ε).
 With ``chunk_size=len(x)`` (one piece), a float32 batch in [0, 1] and ``bounds=(0, 1)``, the examples are
 the reference's bit for bit: same random draws (a private generator seeded with ``seed``; torch's global
 RNG is never touched), same operations in the same order on the same shapes. Chunks only change which
@@ -164,8 +170,9 @@ def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
          eot: int = 1, early_stop: bool = False, chunk_size: int | None = None,
          use_largereps: bool = False) -> AttackResult:
     """APGD-CE (``loss="ce"``) or APGD-DLR (``loss="dlr"``, 3 classes or more) within the ε-ball
-    (``norm`` "inf" or "2"; ε a float or one per sample) and ``bounds``; see the module docstring for the
-    algorithm, the result and the two modes.
+    (``norm`` "inf", "2" or "1"; ε a float or one per sample) and ``bounds``; see the module docstring for the
+    algorithm, the result and the two modes. ``use_largereps`` (L1 only, steps ≥ 2): run the steps at 3ε,
+    2ε, then ε (30 %, 30 %, 40 %), as AutoAttack's L1 version does; default off, as the reference's APGDAttack.
 
     ``restarts`` runs from fresh random starts, each on the samples not fooled by the previous ones.
     ``eot`` > 1 averages the gradient over that many forward passes (Expectation over Transformation, for

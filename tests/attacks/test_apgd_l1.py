@@ -232,3 +232,20 @@ def test_fooled_points_outside_the_box_are_clipped_and_evaluated_again() -> None
         torch.testing.assert_close(z_out[0], model(x_out[:1])[0])
     assert torch.equal(z_out[1:], z_in[1:])
     assert torch.equal(ok, fooled & (torch.cat([model(x_out[:1]).argmax(1), z.argmax(1)[1:]]) != y))
+
+
+@pytest.mark.parametrize("eps", [0.3, 0.7, 1.1])
+def test_the_step_floor_and_radii_are_rounded_like_the_references(eps: float) -> None:
+    """A linear model: the gradient never changes, the best point's sparsity never falls, so η shrinks at
+    every check down to its floor ε/10 and stays there. The reference computes ε/10 (and 3ε, 2ε) in Python
+    and torch rounds them to float32; for these ε that is not float32(ε)/10, and the bits show it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 5)).eval()
+    g = torch.Generator().manual_seed(2)
+    x = 0.2 + 0.6 * torch.rand((16, 1, 4, 4), generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    for largereps in (False, True):
+        theirs = reference(model, x, y, eps, loss="ce", steps=40, largereps=largereps)
+        mine = apgd(model, x, y, eps, norm="1", steps=40, use_largereps=largereps, chunk_size=len(x))
+        assert torch.equal(mine.x_adv.view(torch.int32), theirs.clamp(0.0, 1.0).view(torch.int32))
