@@ -209,9 +209,9 @@ def test_schedule_splits_the_steps_like_the_paper() -> None:
 
 
 def test_fooled_points_outside_the_box_are_clipped_and_evaluated_again() -> None:
-    """The reference's L1 iterate x + δ + r can leave the box by one ulp (measured on digits: a coordinate
-    in a few thousand); the run returns fooled points clipped, with the logits and flag at the clipped point,
-    and leaves every other row as it was."""
+    """The reference's L1 iterate x + δ + r can leave the box by one ulp (rare: see ``_into_box``); the run
+    returns fooled points clipped, with the logits and flag at the clipped point, and leaves every other row
+    as it was."""
     from advgrad.attacks._apgd_l1 import _into_box
     from advgrad.attacks._apgd_run import Setup
 
