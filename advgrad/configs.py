@@ -54,7 +54,7 @@ OPTION_RULES: dict[str, Callable[[str, Any], Any]] = {
     **dict.fromkeys(("steps", "restarts", "targets", "queries", "eot"), _validate.count),
     "alpha": lambda name, v: _validate.number(name, v, minimum=0.0, strict=True),
     "momentum": lambda name, v: _validate.number(name, v, minimum=0.0),
-    **dict.fromkeys(("random_start", "targeted", "early_stop"), _flag),
+    **dict.fromkeys(("random_start", "targeted", "early_stop", "use_largereps"), _flag),
     "chunk_size": _validate.optional_count,
     "loss": _loss,
 }

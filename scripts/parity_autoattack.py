@@ -5,6 +5,8 @@ times.
 
     python scripts/parity_autoattack.py --model runs/repro_fashion/pgd3-20ep.pt --n 1000 --eps 0.1 \\
         --out results/autoattack_parity/fashion-pgd3-20ep.json
+    python scripts/parity_autoattack.py --model /work/models/mnist5k-small.pt --n 600 --eps 8 --norm 1 \\
+        --out results/autoattack_parity/mnist5k-small-l1.json
 
 The model is a checkpoint of ``advgrad train`` and the points are the first N test images of the data set
 it was trained on. The reference reseeds torch's global RNG and draws its starts there; advgrad draws the
@@ -33,7 +35,7 @@ def reference_flags(model: Any, x: Any, y: Any, eps: float, norm: str, seed: int
     from pyautoattack import AutoAttack
 
     logging.disable(logging.CRITICAL)  # the reference logs from library code
-    ref = AutoAttack(model, norm={"inf": "Linf", "2": "L2"}[norm], eps=eps, version=version, seed=seed,
+    ref = AutoAttack(model, norm={"inf": "Linf", "2": "L2", "1": "L1"}[norm], eps=eps, version=version, seed=seed,
                      device="cpu")
     start = time.perf_counter()
     with torch.random.fork_rng():  # it reseeds the global RNG: keep the caller's
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--eps", type=float, required=True)
-    p.add_argument("--norm", choices=("inf", "2"), default="inf")
+    p.add_argument("--norm", choices=("inf", "2", "1"), default="inf")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--version", choices=("standard", "plus"), default="standard")
     p.add_argument("--data-root", type=Path, default=None)

@@ -29,7 +29,7 @@ class Setup:
     """What stays fixed during an attack call."""
 
     model: nn.Module
-    norm: str          # "inf" or "2"
+    norm: str          # "inf", "2" or "1" (whose run is ``_apgd_l1.run``)
     steps: int         # N_iter
     rho: float         # ρ: the step halves when the loss rose in at most ρ·k of the last k steps
     lo: float          # the box the iterates are clipped to
@@ -38,6 +38,7 @@ class Setup:
     chunk: int         # samples per forward pass
     early_stop: bool   # drop a sample from the batch once it is misclassified
     loss: RunLoss
+    largereps: bool = False  # L1: the iterations at 3ε, 2ε, then ε (``_apgd_l1``)
 
 
 def checkpoint_windows(steps: int) -> dict[int, int]:

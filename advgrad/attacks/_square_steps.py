@@ -13,6 +13,9 @@ import torch
 from torch import Tensor
 
 from advgrad.attacks._chunks import slices
+from advgrad.norms import l1_box_correction
+
+L1_SHRINK = 1.0 - 1e-6  # the L1 search projects onto the ball of radius ε·(1 − 10⁻⁶): rounding stays within ε
 
 
 def _index(u: float, span: int) -> int:
@@ -27,11 +30,13 @@ def _signs(u: Tensor) -> Tensor:
 
 
 @cache
-def _bump(rows: int, cols: int) -> Tensor:
+def _bump(rows: int, cols: int, norm: str = "2") -> Tensor:
     """(rows, cols) float32: at Chebyshev distance d from the centre (rows//2, cols//2), Σ_{k=d}^{K−1} 1/(k+1)²
-    summed in float32 in that order (K = max(rows, cols)//2 + 1), then scaled to unit L2 norm."""
+    (L2; 1/(k+1)⁴ for L1) summed in float32 in that order (K = max(rows, cols)//2 + 1), then scaled to unit
+    L2 (L1) norm."""
     k_max = max(rows, cols) // 2 + 1
-    terms = [np.float32(1) / np.float32((k + 1) ** 2) for k in range(k_max)]
+    power = 4 if norm == "1" else 2
+    terms = [np.float32(1) / np.float32((k + 1) ** power) for k in range(k_max)]
     table = []
     for d in range(k_max):  # the reference adds the terms square by square, from the innermost out
         acc = np.float32(0)
@@ -41,18 +46,22 @@ def _bump(rows: int, cols: int) -> Tensor:
     i = (torch.arange(rows) - rows // 2).abs()[:, None]
     j = (torch.arange(cols) - cols // 2).abs()[None, :]
     bump = torch.tensor(table, dtype=torch.float32)[torch.maximum(i, j)]  # (rows, cols)
-    return bump / (bump ** 2).sum(dim=(0, 1), keepdim=True).sqrt()
+    return _unit(bump, norm)
+
+
+def _unit(t: Tensor, norm: str) -> Tensor:
+    """A (rows, cols) pattern scaled to unit L2 or L1 norm, with the reference's sum."""
+    return t / (t.abs().sum(dim=(0, 1), keepdim=True) if norm == "1" else (t ** 2).sum(dim=(0, 1), keepdim=True).sqrt())
 
 
 @cache
-def _eta(side: int, transpose: bool = False) -> Tensor:
-    """Square Attack's L2 window pattern (side, side), unit L2 norm: the upper ⌊side/2⌋ rows a centred
+def _eta(side: int, transpose: bool = False, norm: str = "2") -> Tensor:
+    """Square Attack's window pattern (side, side), unit L2 (L1) norm: the upper ⌊side/2⌋ rows a centred
     bump, the lower rows minus one (Andriushchenko et al., Alg. 3); or its transpose, stored contiguous:
     a proposal built from it must be laid out like the reference's, whose window sums follow memory order."""
     if transpose:
-        return _eta(side).t().contiguous()
-    pattern = torch.cat([_bump(side // 2, side), -_bump(side - side // 2, side)])
-    return pattern / (pattern ** 2).sum(dim=(0, 1), keepdim=True).sqrt()
+        return _eta(side, False, norm).t().contiguous()
+    return _unit(torch.cat([_bump(side // 2, side, norm), -_bump(side - side // 2, side, norm)]), norm)
 
 
 def _l2_norm(t: Tensor) -> Tensor:
@@ -86,9 +95,10 @@ def _start_linf(x: Tensor, eps: float, lo: float, hi: float, g: torch.Generator)
     return (x + eps * _signs(_rand(g, n * c * w, x)).view(n, c, 1, w)).clamp(lo, hi)
 
 
-def _start_l2(x: Tensor, eps: float, lo: float, hi: float, g: torch.Generator) -> Tensor:
+def _start_l2(x: Tensor, eps: float, lo: float, hi: float, g: torch.Generator, norm: str = "2") -> Tensor:
     """Tiles of side s = ⌊h/5⌋ from ((h − 5s)//2, same) on, each ±η_s (``_eta``, transposed at random) per
-    (sample, channel); δ scaled to ‖δ‖₂ = ε, then clipped. (n, c, h, w)"""
+    (sample, channel); δ scaled to ‖δ‖₂ = ε, then clipped (L2), or projected onto the box ∩ L1 ball of
+    radius ε·(1 − 10⁻⁶) (L1, with the L1 pattern). (n, c, h, w)"""
     n, c, h, w = x.shape
     s = h // 5
     first = (h - 5 * s) // 2
@@ -96,11 +106,13 @@ def _start_l2(x: Tensor, eps: float, lo: float, hi: float, g: torch.Generator) -
     draws = torch.rand((len(tiles), 1 + n * c), generator=g)  # per tile: transpose?, then the signs
     delta = torch.zeros_like(x)
     for (r, q), u in zip(tiles, draws):
-        pattern = _eta(s, bool(u[0] > 0.5)).to(x)
+        pattern = _eta(s, bool(u[0] > 0.5), norm).to(x)
         tile = pattern * _signs(u[1:].to(x)).view(n, c, 1, 1)  # (n, c, s, s)
         # A tile past the border is cropped: the reference skips one wholly outside (its draws are still
         # made) and fails on one partly outside, which happens only for some h < 28 or w ≠ h.
         delta[:, :, r:r + s, q:q + s] += tile[:, :, :h - r, :w - q]
+    if norm == "1":
+        return x + delta + l1_box_correction(x, delta, eps * L1_SHRINK, (lo, hi))
     return (x + delta / (_l2_norm(delta) + 1e-12) * eps).clamp(lo, hi)
 
 
@@ -154,16 +166,42 @@ def _l2_candidate(cur: Tensor, x: Tensor, eps: float, s: int, at: tuple[int, int
     return delta.div_(_l2_norm(delta) + 1e-12).mul_(eps).add_(x).clamp_(lo, hi)  # x + ε·δ/‖δ‖, clipped
 
 
+def _l1_candidate(cur: Tensor, x: Tensor, eps: float, s: int, at: tuple[int, int], away: tuple[int, int],
+                  new: Tensor, lo: float, hi: float) -> Tensor:
+    """The L1 proposal (n, c, h, w), as ``_l2_candidate`` with L1 norms: the window ``at`` gets ``new`` + its
+    old content / ‖·‖₁, rescaled per channel to ‖·‖₁ = c·(max(ε − ‖δ‖₁, 0)/c + ‖δ on both windows‖₁); the
+    window ``away`` is emptied; then x + δ is projected onto the box ∩ L1 ball of radius ε·(1 − 10⁻⁶)."""
+    n = len(cur)
+    delta = cur - x  # (n, c, h, w)
+    win = (slice(None), slice(None), slice(at[0], at[0] + s), slice(at[1], at[1] + s))
+    win2 = (slice(None), slice(None), slice(away[0], away[0] + s), slice(away[1], away[1] + s))
+    norm_win = delta[win].abs().sum(dim=(-2, -1), keepdim=True)  # (n, c, 1, 1)
+    size = delta.abs()
+    norm_img = size.view(n, -1).sum(-1).view(-1, 1, 1, 1)  # (n, 1, 1, 1)
+    mask = delta.new_zeros(delta.shape[-2:])  # (h, w): 1 on the union of the two windows
+    mask[win[2:]] = 1
+    mask[win2[2:]] = 1
+    norm_both = size.mul_(mask).sum(dim=(-2, -1), keepdim=True)  # (n, c, 1, 1); |δ·1| = |δ|·1
+    new += delta[win] / (1e-12 + norm_win)
+    c = delta.shape[1]
+    room = torch.clamp_min(torch.full_like(norm_img, eps) - norm_img, 0) / c + norm_both  # ε rounded as there
+    new = new / (1e-12 + new.abs().sum(dim=(-2, -1), keepdim=True)) * room * c
+    delta[win2] = 0
+    delta[win] = new
+    return x + delta + l1_box_correction(x, delta, eps * L1_SHRINK, (lo, hi))
+
+
 def _query_l2(model: Callable[[Tensor], Tensor], cur: Tensor, y: Tensor, m: Tensor, x: Tensor, eps: float, s: int,
-              u: Tensor, lo: float, hi: float, chunk: int) -> Tensor:
-    """One L2 query on the live points: windows at (u₀, u₁) and (u₂, u₃), η_s transposed if u₄ > ½, signs
-    per (point, channel) from u₅…; ``cur`` takes the proposal where the margin drops. Returns margins."""
+               u: Tensor, lo: float, hi: float, chunk: int, norm: str = "2") -> Tensor:
+    """One L2 (or L1) query on the live points: windows at (u₀, u₁) and (u₂, u₃), η_s transposed if u₄ > ½,
+    signs per (point, channel) from u₅…; ``cur`` takes the proposal where the margin drops. Returns margins."""
     n, c, h, w = cur.shape
     spans = (h - s, w - s, h - s, w - s)
     vh, vw, vh2, vw2 = (_index(v, span) for v, span in zip(u[:4].tolist(), spans))
-    pattern = _eta(s, bool(u[4] > 0.5)).to(cur)
+    pattern = _eta(s, bool(u[4] > 0.5), norm).to(cur)
     new = pattern * _signs(u[5:].to(cur)).view(n, c, 1, 1)  # (n, c, s, s)
-    cand = _l2_candidate(cur, x, eps, s, (vh, vw), (vh2, vw2), new, lo, hi)
+    propose = _l1_candidate if norm == "1" else _l2_candidate
+    cand = propose(cur, x, eps, s, (vh, vw), (vh2, vw2), new, lo, hi)
     margin = _margin(_forward(model, cand, chunk), y)
     better = margin < m
     cur[better] = cand[better]

@@ -1,6 +1,11 @@
 """Auto-PGD (APGD) and its targeted version APGD-T (Croce & Hein, "Reliable evaluation of adversarial
 robustness with an ensemble of diverse parameter-free attacks", ICML 2020, arXiv 2003.01690, Sec. 3),
-under the L∞ and L2 norms, as the reference implementation pyautoattack 0.2.0 runs them.
+under the L∞ and L2 norms, and under L1 as L1-APGD (Croce & Hein, "Mind the box: l1-APGD for sparse
+adversarial attacks on image classifiers", ICML 2021, arXiv 2103.01208), as the reference implementation
+pyautoattack 0.2.0 runs them. L1 differs (``_apgd_l1``): sparse steps on the largest gradient coordinates,
+the projection onto the box ∩ L1 ball, its own step-size rule, and ``use_largereps`` (the iterations at 3ε,
+2ε, then ε; off by default as in the reference's APGDAttack, on in AutoAttack's L1 version); ``rho`` is
+not used there.
 
 APGD is projected gradient ascent with momentum whose step size needs no tuning. From a random point
 x₀ = x + ε·t/‖t‖ of the ε-sphere (clipped to the box) and η = 2ε it iterates
@@ -27,7 +32,8 @@ fooled), the last misclassified iterate of that run (exact mode, as the referenc
 those computed at x_adv during the attack and ``loss`` the attack's untargeted loss there (cross-entropy or
 DLR; DLR for APGD-T).
 
-Exact mode (``early_stop=False``) forwards every sample of a run at every iteration, as the reference.
+Exact mode (``early_stop=False``) forwards every sample of a run at every iteration, as the reference
+(with ``use_largereps`` the fast mode drops samples only in the last phase, at ε).
 With ``chunk_size=len(x)`` (one piece), a float32 batch in [0, 1] and ``bounds=(0, 1)``, the examples are
 the reference's bit for bit: same random draws (a private generator seeded with ``seed``; torch's global
 RNG is never touched), same operations in the same order on the same shapes. Chunks only change which
@@ -45,6 +51,7 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import frozen_eval
+from advgrad.attacks import _apgd_l1 as l1
 from advgrad.attacks import _apgd_run as core
 from advgrad.attacks._checks import Bounds, EpsSpec, check_batch, check_bounds, check_radius
 from advgrad.attacks._chunks import chunk_for, slices
@@ -78,15 +85,22 @@ def _dlr_t(logits: Tensor, y: Tensor, target: Tensor | None) -> Tensor:
 
 def _setup(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, norm: NormSpec, steps: int, restarts: int,
            rho: float, bounds: Bounds, seed: int, eot: int, early_stop: bool, chunk_size: int | None,
-           loss: core.RunLoss) -> tuple[core.Setup, Tensor]:
-    """Validate the arguments; the run's settings and ε per sample, shaped (N, 1, ..., 1)."""
+           loss: core.RunLoss, largereps: bool = False) -> tuple[core.Setup, Tensor]:
+    """Validate the arguments; the run's settings and ε per sample, shaped (N, 1, ..., 1) (in float64
+    for L1, whose run derives its radii from the caller's number)."""
     lo, hi = check_bounds(bounds, *check_batch(x, y))
     radius = check_radius("eps", eps, x, positive=True)
     name = get_norm(norm).name
-    if name not in ("inf", "2"):
-        raise ValueError(f"APGD supports the norms 'inf' and '2', got {norm!r}")
+    if name not in ("inf", "2", "1"):
+        raise ValueError(f"APGD supports the norms 'inf', '2' and '1', got {norm!r}")
+    _validate.flag("use_largereps", largereps)
+    if largereps and name != "1":
+        raise ValueError(f"use_largereps applies to norm '1' only (its ε schedule is L1-APGD's), got norm {norm!r}")
     for label, count in (("steps", steps), ("restarts", restarts), ("eot", eot)):
         _validate.count(label, count)
+    if largereps and steps == 1:
+        raise ValueError("use_largereps splits the steps 30 % / 30 % / 40 % over 3ε, 2ε and ε: steps must be ≥ 2, "
+                         "got 1")
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
         raise ValueError(f"rho must be a number in [0, 1], got {rho!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not -2**63 <= seed < 2**64:
@@ -95,8 +109,8 @@ def _setup(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, norm: NormSpec,
         raise ValueError(f"early_stop must be True or False, got {early_stop!r}")
     chunk = chunk_for(chunk_size, model, x)
     lo, hi = _inward(lo, x.dtype, math.inf), _inward(hi, x.dtype, -math.inf)
-    e = torch.as_tensor(radius, dtype=x.dtype, device=x.device).expand(len(x))
-    return (core.Setup(model, name, steps, float(rho), lo, hi, eot, chunk, early_stop, loss),
+    e = torch.as_tensor(radius, dtype=torch.float64 if name == "1" else x.dtype, device=x.device).expand(len(x))
+    return (core.Setup(model, name, steps, float(rho), lo, hi, eot, chunk, early_stop, loss, largereps),
             e.reshape(-1, *[1] * (x.ndim - 1)).clone())
 
 
@@ -141,7 +155,7 @@ class _Found:
         target = None
         if target_rank is not None:
             target = _clean_logits(setup, xs).sort(dim=1).indices[:, -target_rank]
-        fooled, x_found, z_found = core.run(setup, xs, ys, target, eps[idx], gen)
+        fooled, x_found, z_found = (l1.run if setup.norm == "1" else core.run)(setup, xs, ys, target, eps[idx], gen)
         hit = idx[fooled]
         self.robust[hit] = False
         self.x_adv[hit], self.logits[hit] = x_found[fooled], z_found[fooled]
@@ -152,10 +166,12 @@ class _Found:
 
 def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf", loss: str = "ce",
          steps: int = 100, restarts: int = 1, rho: float = 0.75, bounds: Bounds = (0.0, 1.0), seed: int = 0,
-         eot: int = 1, early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
+         eot: int = 1, early_stop: bool = False, chunk_size: int | None = None,
+         use_largereps: bool = False) -> AttackResult:
     """APGD-CE (``loss="ce"``) or APGD-DLR (``loss="dlr"``, 3 classes or more) within the ε-ball
-    (``norm`` "inf" or "2"; ε a float or one per sample) and ``bounds``; see the module docstring for the
-    algorithm, the result and the two modes.
+    (``norm`` "inf", "2" or "1"; ε a float or one per sample) and ``bounds``; see the module docstring for the
+    algorithm, the result and the two modes. ``use_largereps`` (L1 only, steps ≥ 2): run the steps at 3ε,
+    2ε, then ε (30 %, 30 %, 40 %), as AutoAttack's L1 version does; default off, as the reference's APGDAttack.
 
     ``restarts`` runs from fresh random starts, each on the samples not fooled by the previous ones.
     ``eot`` > 1 averages the gradient over that many forward passes (Expectation over Transformation, for
@@ -167,7 +183,7 @@ def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
         raise ValueError(f"unknown APGD loss {loss!r}: expected one of {', '.join(APGD_LOSSES)}")
     fn = _ce if loss == "ce" else _dlr
     setup, e = _setup(model, x, y, eps, norm, steps, restarts, rho, bounds, seed, eot, early_stop, chunk_size,
-                      fn)
+                      fn, use_largereps)
     x, y = x.detach(), y.long()
     with frozen_eval(model):
         logits = _clean_logits(setup, x)
@@ -182,14 +198,14 @@ def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
 def apgd_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
                   steps: int = 100, targets: int = 9, restarts: int = 1, rho: float = 0.75,
                   bounds: Bounds = (0.0, 1.0), seed: int = 0, eot: int = 1, early_stop: bool = False,
-                  chunk_size: int | None = None) -> AttackResult:
+                  chunk_size: int | None = None, use_largereps: bool = False) -> AttackResult:
     """APGD-T: APGD on the targeted DLR loss, for target ranks r = 2 … targets + 1 in turn (the class of
     a sample's r-th largest logit at its clean point), ``restarts`` runs each, every run on the samples
     not fooled yet. Succeeds when a sample is misclassified (whichever the class). Needs 4 classes or more
     and ``targets`` ≤ K − 1 (the reference would fail with an IndexError; AutoAttack uses 9 targets for
     10 classes). Other arguments as ``apgd``."""
     setup, e = _setup(model, x, y, eps, norm, steps, restarts, rho, bounds, seed, eot, early_stop, chunk_size,
-                      _dlr_t)
+                      _dlr_t, use_largereps)
     _validate.count("targets", targets)
     x, y = x.detach(), y.long()
     with frozen_eval(model):

@@ -46,7 +46,7 @@ from advgrad.attacks import runner
 from advgrad.attacks._checks import EpsSpec, check_radius
 from advgrad.attacks.result import AttackResult
 from advgrad.attacks.runner import BLOCK, Progress
-from advgrad.catalog import ATTACKS
+from advgrad.catalog import ATTACKS, norm_name
 from advgrad.configs import AttackConfig
 from advgrad.losses import margin
 
@@ -56,6 +56,13 @@ VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     "plus": (("apgd-ce", {"restarts": 5}), ("apgd-dlr", {"restarts": 5}), ("fab", {"restarts": 5}), ("square", {}),
              ("apgd-t", {}), ("fab-t", {})),
     "rand": (("apgd-ce", {"eot": 20}), ("apgd-dlr", {"eot": 20})),
+}
+# L1's standard version (the reference's _set_version under 'L1'): APGD-CE with 5 restarts and APGD-T with 5
+# target classes, both with the radius schedule 3ε → 2ε → ε (``use_largereps``); FAB-T and Square as above.
+L1_VERSIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    **VERSIONS,
+    "standard": (("apgd-ce", {"restarts": 5, "use_largereps": True}),
+                 ("apgd-t", {"targets": 5, "use_largereps": True}), ("fab-t", {}), ("square", {})),
 }
 
 
@@ -81,8 +88,9 @@ def robust_after(broken_by: Tensor, stages: Sequence[str], dtype: torch.dtype = 
     return {stage: float((broken_by > k).to(dtype).mean()) for k, stage in enumerate(stages)}
 
 
-def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple[str, dict[str, Any]], ...]:
-    """The cascade of ``version`` (``attacks``: the names of a "custom" one)."""
+def members(version: str, attacks: tuple[str, ...] | None = None,
+            norm: str = "inf") -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The cascade of ``version`` under ``norm`` (``attacks``: the names of a "custom" one)."""
     if version == "custom":
         if not attacks:
             raise ValueError("version 'custom' needs attacks: a list of names from the catalog")
@@ -90,7 +98,8 @@ def members(version: str, attacks: tuple[str, ...] | None = None) -> tuple[tuple
         return tuple((name, {}) for name in names)
     if attacks is not None:
         raise ValueError(f"attacks apply to version 'custom' only (version {version!r} fixes its own)")
-    return VERSIONS[_validate.one_of("AutoAttack version", version, [*VERSIONS, "custom"])]
+    versions = L1_VERSIONS if norm == "1" else VERSIONS
+    return versions[_validate.one_of("AutoAttack version", version, [*versions, "custom"])]
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     model, x, y : as ``pgd``
     eps : float
         One radius for every point.
-    norm : {"inf", "2"}
+    norm : {"inf", "2", "1"}
+        Under "1" the standard version is the reference's L1 one (``L1_VERSIONS``).
     version : {"standard", "plus", "rand", "custom"}
         The reference's versions; "custom" runs ``attacks`` (names from ``catalog.ATTACKS``) in order.
     seed : int
@@ -199,7 +209,7 @@ def member_configs(norm: str, version: str = "standard", attacks: tuple[str, ...
         raise ValueError(f"budget must be an autoattack.Budget, got {type(budget).__name__}")
     cheaper = budget.options() if budget is not None else {}
     configs = []
-    for name, extra in members(version, attacks):
+    for name, extra in members(version, attacks, norm_name(norm)):
         takes = ATTACKS[name].options
         fast = {"early_stop": True} if "early_stop" in takes else {}  # a fooled point is done: same verdicts
         configs.append(AttackConfig(name, norm, {**fast, **extra, **{k: v for k, v in cheaper.items() if k in takes}}))

@@ -11,6 +11,10 @@ and the change is kept for a point when its margin strictly decreases. Only poin
 - L2: start from a 5 × 5 grid of tiles, each ± a unit-norm pattern η_s (``_square_steps._eta``), scaled to
   ‖δ‖ = ε; a query moves the perturbation mass of a second window into the first, redrawn as ± the bump plus the old
   content, with the norm the budget allows, then rescales δ to ‖δ‖ = ε and clips to the bounds.
+- L1: as L2 with L1 norms and a sharper bump (weights 1/(k+1)⁴, unit L1 norm), and instead of the rescaling
+  the projection onto the box ∩ L1 ball of radius ε·(1 − 10⁻⁶) (``advgrad.norms.l1_box_correction``). The
+  reference does not clip after that projection, whose x + δ + r can leave the bounds by one rounding; advgrad
+  searches on the same points and clips only the returned ones (its flags are those of the clipped points).
 
 Parity with AutoAttack's reference (pyautoattack 0.2.0 ``SquareAttack(p_init=.8, loss='margin',
 resc_schedule=False)``): the reference reseeds torch's global RNG and draws uniforms from it; here a
@@ -52,9 +56,9 @@ def p_schedule(it: int, p_init: float = 0.8) -> float:
 
 def window_side(p: float, c: int, h: int, w: int, norm: str = "inf") -> int:
     """Side s of the square window covering a share p of an (h, w) image: round(√(p·h·w)), at least 1
-    (L∞) or an odd number ≥ 3 (L2), at most min(h, w). 28 × 28 at p = 0.8: 25."""
+    (L∞) or an odd number ≥ 3 (L2, L1), at most min(h, w). 28 × 28 at p = 0.8: 25."""
     side = round(math.sqrt(p * (c * h * w) / c))  # the reference's expression (n_features / c)
-    if norm == "2":
+    if norm != "inf":
         side = max(side, 3)
         side += 1 - side % 2
     return min(max(side, 1), h, w)
@@ -68,30 +72,31 @@ def _check_labels(logits: Tensor, y: Tensor) -> None:
 
 # --- one run and the attack ------------------------------------------------------------------------
 
-def _search(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, eps: float, linf: bool, queries: int,
+def _search(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, eps: float, norm: str, queries: int,
             p_init: float, lo: float, hi: float, g: torch.Generator, chunk: int) -> tuple[Tensor, Tensor]:
     """One run on (x, y) (the reference's attack_single_run): the best point per sample (n, c, h, w) and the
     queries spent on it (n,). Points leave the search once their margin is ≤ 0 (their point is kept);
     the rest is a compact ``live`` set, re-indexed only when someone leaves."""
     n, c, h, w = x.shape
-    best = (_start_linf if linf else _start_l2)(x, eps, lo, hi, g)
+    linf = norm == "inf"
+    best = _start_linf(x, eps, lo, hi, g) if linf else _start_l2(x, eps, lo, hi, g, norm)
     margin = _margin(_forward(model, best, chunk), y)
     spent = torch.ones(n, dtype=torch.long, device=x.device)
     if bool((margin < 0).all()):
         return best, spent
-    # L∞: the box [x − ε, x + ε] ∩ bounds (n, 2, c, h, w); L2: x itself
+    # L∞: the box [x − ε, x + ε] ∩ bounds (n, 2, c, h, w); L2 and L1: x itself
     aux = torch.stack(((x - eps).clamp_(min=lo), (x + eps).clamp_(max=hi)), 1) if linf else x
     live = (margin > 0).nonzero().squeeze(1)
     cur, ys, m, aux = best[live], y[live], margin[live], aux[live]
     for it in range(queries):
-        s = window_side(p_schedule(it, p_init), c, h, w, "inf" if linf else "2")
+        s = window_side(p_schedule(it, p_init), c, h, w, norm)
         # this query's uniforms, made even when no point is live (the reference draws, then stops)
         u = torch.rand(2 + c if linf else 5 + len(live) * c, generator=g)
         if len(live):
             if linf:
                 m = _query_linf(model, cur, ys, m, aux, eps, s, u, chunk)
             else:
-                m = _query_l2(model, cur, ys, m, aux, eps, s, u, lo, hi, chunk)
+                m = _query_l2(model, cur, ys, m, aux, eps, s, u, lo, hi, chunk, norm)
             fooled = m <= 0
             if bool(fooled.any()):
                 best[live[fooled]], spent[live[fooled]] = cur[fooled], it + 2
@@ -103,22 +108,22 @@ def _search(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, eps: float,
     return best, spent
 
 
-def _check_options(x: Tensor, eps: float | Tensor, norm: str, p_init: float, seed: int) -> tuple[bool, float]:
+def _check_options(x: Tensor, eps: float | Tensor, norm: str, p_init: float, seed: int) -> float:
     if not isinstance(eps, (int, float)):  # the project's rule: bad arguments raise ValueError
         raise ValueError(  # noqa: TRY004
             f"eps must be one number for the batch, got a tensor of shape {tuple(eps.shape)}")
-    if norm not in ("inf", "2"):
-        raise ValueError(f"Square Attack supports norm 'inf' or '2', got {norm!r}")
+    if norm not in ("inf", "2", "1"):
+        raise ValueError(f"Square Attack supports norm 'inf', '2' or '1', got {norm!r}")
     if x.ndim != 4:
         raise ValueError(f"Square Attack needs images (N, C, H, W), got shape {tuple(x.shape)}")
-    if norm == "2" and x.shape[2] < 5:
-        raise ValueError(f"L2 Square Attack tiles its start in 5 rows of ⌊H/5⌋ pixels: H must be ≥ 5, "
+    if norm != "inf" and x.shape[2] < 5:
+        raise ValueError(f"L{norm} Square Attack tiles its start in 5 rows of ⌊H/5⌋ pixels: H must be ≥ 5, "
                          f"got shape {tuple(x.shape)}")
     if isinstance(p_init, bool) or not isinstance(p_init, (int, float)) or not 0 < p_init <= 1:
         raise ValueError(f"p_init must be a number in (0, 1], got {p_init!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-    return norm == "inf", float(eps)
+    return float(eps)
 
 
 def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec = "inf",
@@ -126,7 +131,7 @@ def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, n
            seed: int = 0, chunk_size: int | None = None) -> AttackResult:
     """Square Attack (Andriushchenko et al. 2020), untargeted, margin loss, as AutoAttack runs it.
 
-    Minimises z_y − max_{j≠y} z_j by random search in ‖x′ − x‖ ≤ ε (L∞ or L2) ∩ ``bounds``, ``queries``
+    Minimises z_y − max_{j≠y} z_j by random search in ‖x′ − x‖ ≤ ε (L∞, L2 or L1) ∩ ``bounds``, ``queries``
     queries per run (see the module docstring). Points the model misclassifies at x are not attacked.
     Each of ``restarts`` runs attacks the points still classified correctly, continuing the random
     stream (seeded with ``seed``: a private generator, torch's global RNG is untouched).
@@ -139,7 +144,8 @@ def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, n
 
     ``chunk_size`` splits forward passes (default ``auto_chunk_size``). With one piece (chunk_size ≥ N)
     the examples equal pyautoattack 0.2.0's ``SquareAttack(p_init, n_queries=queries, n_restarts=restarts,
-    seed=seed, loss='margin', resc_schedule=False)`` on the same batch bit for bit (float32, bounds (0, 1));
+    seed=seed, loss='margin', resc_schedule=False)`` on the same batch bit for bit (float32, bounds (0, 1);
+    L1: clipped to the bounds, see the module docstring);
     in chunks, a forward pass of another batch size may round a logit differently. ``eps == 0`` returns
     x without querying. ``model`` may be a ``QueryModel`` that answers scores (an ONNX graph, an API): Square
     only ever queries it. Square never differentiates: every forward pass runs under ``torch.no_grad`` (with
@@ -148,7 +154,7 @@ def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, n
     xmin, xmax = check_batch(x, y)
     name = get_norm(norm).name
     lo, hi = check_bounds(bounds, xmin, xmax)
-    linf, eps_ = _check_options(x, check_radius("eps", eps, x, positive=False), name, p_init, seed)
+    eps_ = _check_options(x, check_radius("eps", eps, x, positive=False), name, p_init, seed)
     queries, restarts = _validate.count("queries", queries), _validate.count("restarts", restarts)
     x = x.detach()
     if isinstance(model, QueryModel):  # a model that only answers queries: Square needs its scores
@@ -170,7 +176,9 @@ def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, n
             idx = robust.nonzero().squeeze(1)  # (n,) still classified correctly
             if len(idx) == 0:
                 break
-            best, used = _search(model, x[idx], y[idx], eps_, linf, queries, float(p_init), lo, hi, g, chunk)
+            best, used = _search(model, x[idx], y[idx], eps_, name, queries, float(p_init), lo, hi, g, chunk)
+            if name == "1":  # the reference's last projection can leave the box by a rounding
+                best.clamp_(lo, hi)
             z = _forward(model, best, chunk)
             fooled = z.max(dim=1).indices != y[idx]
             hit = idx[fooled]

@@ -366,7 +366,7 @@ def _err(match: str, **kw):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("kw", "match"), [
-    _err("APGD supports the norms 'inf' and '2', got '1'", norm="1"),
+    _err("use_largereps applies to norm .1. only", use_largereps=True),
     _err("unknown norm 'l3'", norm="l3"),
     _err("unknown APGD loss 'mse'", loss="mse"),
     _err("steps must be an integer ≥ 1, got 0", steps=0),

@@ -357,7 +357,6 @@ def test_linf_window_lands_on_the_ball_surface(trained_small: Any, digits: tuple
 
 
 BAD = [
-    ({"norm": "1"}, "norm 'inf' or '2'"),
     ({"norm": "3"}, "unknown norm"),
     ({"eps": -0.1}, "eps must be finite and ≥ 0"),
     ({"eps": float("nan")}, "eps must be finite"),
