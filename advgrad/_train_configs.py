@@ -121,7 +121,7 @@ class TrainingPlan:
     """A training run of ``advgrad.runs.training.run_training``: train ``model`` (``hidden`` widths and
     ``head`` for the MLPs) on the first ``n_train`` images (None: all) of ``dataset`` (files under
     ``data_root``; ``download`` lets torchvision fetch them; or a data file/folder, with the held-out split
-    ``test_data``: ``advgrad._traindata``; folders resized and centre-cropped to ``image_size``, one channel
+    ``test_data``: ``advgrad.data.training``; folders resized and centre-cropped to ``image_size``, one channel
     with ``grayscale``) with ``train``, adversarially when ``adv`` is
     given — then a PGD probe of ``probe_steps`` steps on ``probe_n`` fixed training images tracks the best
     epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it

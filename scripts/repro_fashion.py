@@ -82,9 +82,9 @@ def evaluate(method: str, runs: Path, out: Path, curve_n: int, restarts: int,
              restarts_n: int = 1000) -> dict[str, Any]:
     import torch
 
-    from advgrad.checkpoint import load_checkpoint
-    from advgrad.data import load_dataset
-    from advgrad.results import write_json
+    from advgrad.data.builtin import load_dataset
+    from advgrad.models.checkpoint import load_checkpoint
+    from advgrad.records.write import write_json
 
     data = load_dataset("fashion-mnist")
     ckpt = load_checkpoint(runs / f"{method}.pt")
@@ -172,7 +172,7 @@ def report(out: Path, restarts: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from advgrad.results import write_figure, write_text
+    from advgrad.records.write import write_figure, write_text
 
     recs = [json.loads((out / f"{m}.json").read_text()) for m in METHODS if (out / f"{m}.json").exists()]
     key = f"pgd50x{restarts}"

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from click.testing import CliRunner, Result
 
-from advgrad.checkpoint import save_checkpoint
 from advgrad.cli import main
-from advgrad.data import Dataset
-from advgrad.models import build_for
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import save_checkpoint
+from advgrad.models.zoo import build_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
@@ -153,9 +153,9 @@ def stopped_run(args: Sequence[str]) -> Result:
     run leaves for ``--resume``): the real command, with ``fit``'s checkpoint callback interrupting."""
     import pytest
 
-    import advgrad.train
+    import advgrad.training.train
 
-    fit = advgrad.train.fit
+    fit = advgrad.training.train.fit
 
     def stop_after_one_epoch(*a: Any, on_checkpoint: Any, **k: Any) -> Any:
         def save_then_stop(state: dict[str, Any]) -> None:
@@ -165,5 +165,5 @@ def stopped_run(args: Sequence[str]) -> Result:
         return fit(*a, on_checkpoint=save_then_stop, **k)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(advgrad.train, "fit", stop_after_one_epoch)
+        mp.setattr(advgrad.training.train, "fit", stop_after_one_epoch)
         return invoke("train", *args)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 
 
 def make_batch(shape: tuple[int, ...], k: int, seed: int = 0, dtype: torch.dtype = torch.float64

@@ -22,14 +22,14 @@ torch.set_num_threads(1)  # every run, alone or not, on the same kernels: bits c
 from torch import Tensor, nn  # noqa: E402
 
 from advgrad import distributed  # noqa: E402
-from advgrad.adversarial import RobustProbe, make_objective  # noqa: E402
-from advgrad.checkpoint import load_model  # noqa: E402
 from advgrad.configs import AdvConfig, EvalConfig, TrainConfig  # noqa: E402
-from advgrad.data import Dataset, load_dataset  # noqa: E402
+from advgrad.data.builtin import Dataset, load_dataset  # noqa: E402
 from advgrad.evaluate import evaluate_model  # noqa: E402
 from advgrad.evaluate.robust import attack_blocks  # noqa: E402
-from advgrad.models import build_for  # noqa: E402
-from advgrad.train import fit  # noqa: E402
+from advgrad.models.loading import load_model  # noqa: E402
+from advgrad.models.zoo import build_for  # noqa: E402
+from advgrad.training.objectives import RobustProbe, make_objective  # noqa: E402
+from advgrad.training.train import fit  # noqa: E402
 
 N_EVAL = 520  # three blocks of 256, 256 and 8 test points: 2 + 1 or 1 + 1 + 1 per process
 
@@ -176,8 +176,8 @@ def bad_batch_task(out: Path, data: Dataset, checkpoint: str) -> None:
 def ctrl_c_task(out: Path, data: Dataset, checkpoint: str) -> None:
     """Train until torchrun passes Ctrl-C on (SIGINT to every process): each process records how many
     steps it took; process 0's last checkpoint says where the run stopped."""
-    from advgrad.results import write_torch
-    from advgrad.train import clean_objective
+    from advgrad.records.write import write_torch
+    from advgrad.training.train import clean_objective
 
     sub = subset(data, 480, 50)
     model, _ = build_for("cnn-small", sub, seed=0)

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 # Rebuilds cnn-small for mnist-5k with another seed: the weights file must set every weight.
 FACTORY = textwrap.dedent("""
-    from advgrad.data import load_dataset
-    from advgrad.models import build_for
+    from advgrad.data.builtin import load_dataset
+    from advgrad.models.zoo import build_for
 
     def make():
         return build_for("cnn-small", load_dataset("mnist-5k"), seed=1)[0]

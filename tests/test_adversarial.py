@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import Tensor, nn
 
-from advgrad.adversarial import METHODS, AdvConfig, RobustProbe, make_objective
 from advgrad.cli import main
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from advgrad.results import sha256_file
-from advgrad.train import TrainConfig, accuracy, fit
+from advgrad.data.builtin import Dataset
+from advgrad.models.zoo import build_for
+from advgrad.records.write import sha256_file
+from advgrad.training.objectives import METHODS, AdvConfig, RobustProbe, make_objective
+from advgrad.training.train import TrainConfig, accuracy, fit
 
 
 def shuffled(data: Dataset, n: int, n_test: int = 300, seed: int = 0) -> Dataset:

@@ -28,21 +28,23 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: ("advgrad.catalog", "advgrad.configs", "advgrad._train_configs", "advgrad._validate", "advgrad._version"),
     # the geometry and losses, and what everything above shares: the runtime helpers (devices, eval mode,
     # batches) and the record files (results writes them, records reads them; both torch-free)
-    1: ("advgrad.norms", "advgrad.losses", "advgrad._runtime", "advgrad.results", "advgrad.records"),
+    1: ("advgrad.norms", "advgrad.losses", "advgrad._runtime", "advgrad.records", "advgrad.records.write", "advgrad.records.read"),
     # attacks and training, with the models, data and checkpoints they work on
     2: ("advgrad.attacks", "advgrad.attacks._apgd_run", "advgrad.attacks._cascade", "advgrad.attacks._checks", "advgrad.attacks._chunks",
         "advgrad.attacks._fab_projections", "advgrad.attacks._fab_closest", "advgrad.attacks._square_steps", "advgrad.attacks.apgd",
         "advgrad.attacks.autoattack", "advgrad.attacks.fab", "advgrad.attacks.gradient", "advgrad.attacks.noise",
         "advgrad.attacks.pgd", "advgrad.attacks.result", "advgrad.attacks.square",
-        "advgrad.models", "advgrad.data", "advgrad.datasource", "advgrad._datafiles", "advgrad._cifar_pickle",
-        "advgrad._imagefolder", "advgrad._traindata", "advgrad.checkpoint", "advgrad.model_loading", "advgrad._model_files",
-        "advgrad._weights", "advgrad.transfer", "advgrad.train", "advgrad.train_loop", "advgrad.distributed",
-        "advgrad._ddp", "advgrad.adversarial", "advgrad.backprop", "advgrad.gradcheck"),
+        "advgrad.models", "advgrad.models.zoo", "advgrad.data", "advgrad.data.builtin", "advgrad.data.sources",
+        "advgrad.data.files", "advgrad.data._cifar_pickle", "advgrad.data._imagefolder", "advgrad.data.training",
+        "advgrad.models.checkpoint", "advgrad.models.loading", "advgrad.models._files", "advgrad.models._weights",
+        "advgrad.records.examples", "advgrad.training", "advgrad.training.train", "advgrad.training.loop",
+        "advgrad.distributed", "advgrad.training._ddp", "advgrad.training.objectives", "advgrad.backprop",
+        "advgrad.gradcheck"),
     # evaluation, and the figures drawn from it; the package's lazy public facade (advgrad/__init__.py)
     # re-exports the library up to here (its imports are for type checkers; at run time it imports by name)
     3: ("advgrad", "advgrad.evaluate", "advgrad.evaluate.landscape", "advgrad.evaluate.min_eps",
         "advgrad.evaluate.progress", "advgrad.evaluate.report", "advgrad.evaluate.robust",
-        "advgrad.evaluate.sanity", "advgrad.plots"),
+        "advgrad.evaluate.sanity", "advgrad.evaluate.transfer", "advgrad.plots"),
     # workflows: one per command
     4: ("advgrad.runs", "advgrad.runs._inputs", "advgrad.runs._resume", "advgrad.runs._sources",
         "advgrad.runs.attack", "advgrad.runs.evaluation", "advgrad.runs.figures", "advgrad.runs.gradients",

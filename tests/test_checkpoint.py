@@ -11,10 +11,11 @@ import torch
 from _cli_util import fake_dataset, logreg_checkpoint
 from torch import nn
 
-from advgrad import results
-from advgrad.checkpoint import check_data, load_checkpoint, load_model, save_checkpoint
-from advgrad.data import Dataset
-from advgrad.models import build_for
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import check_data, load_checkpoint, save_checkpoint
+from advgrad.models.loading import load_model
+from advgrad.models.zoo import build_for
+from advgrad.records import write as results
 
 
 def test_round_trip_gives_identical_predictions(trained_small: tuple[nn.Module, dict],

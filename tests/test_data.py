@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from advgrad import data as data_mod
-from advgrad._cifar_pickle import read_cifar_batch
-from advgrad.data import DataNotFound, load_dataset, read_idx
+from advgrad.data import builtin as data_mod
+from advgrad.data._cifar_pickle import read_cifar_batch
+from advgrad.data.builtin import DataNotFound, load_dataset, read_idx
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:

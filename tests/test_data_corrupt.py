@@ -21,11 +21,11 @@ from click.testing import CliRunner
 # The file writers live in tests/test_data.py; tests/ is on sys.path under pytest's default import mode.
 from test_data import make_cifar_folder, make_idx_set, make_npz
 
-from advgrad import data as data_mod
-from advgrad._cifar_pickle import read_cifar_batch
-from advgrad._datafiles import read_idx
 from advgrad.cli import main
-from advgrad.data import DataError, load_dataset
+from advgrad.data import builtin as data_mod
+from advgrad.data._cifar_pickle import read_cifar_batch
+from advgrad.data.builtin import DataError, load_dataset
+from advgrad.data.files import read_idx
 
 
 def _idx(array: np.ndarray, ndim: int | None = None, type_byte: int = 0x08) -> bytes:

@@ -21,9 +21,9 @@ from numpy.testing._private import utils as np_testing_utils
 # The file writers live in tests/test_data.py; tests/ is on sys.path under pytest's default import mode.
 from test_data import make_cifar_folder
 
-from advgrad._cifar_pickle import read_cifar_batch
-from advgrad._datafiles import DataError
-from advgrad.data import load_dataset
+from advgrad.data._cifar_pickle import read_cifar_batch
+from advgrad.data.builtin import load_dataset
+from advgrad.data.files import DataError
 
 
 class _Call:

@@ -19,8 +19,8 @@ from PIL import Image
 from torch import nn
 
 from advgrad._runtime import predict
-from advgrad.data import Dataset
-from advgrad.datasource import TensorSource, load_data, parse_classes, select, source_of
+from advgrad.data.builtin import Dataset
+from advgrad.data.sources import TensorSource, load_data, parse_classes, select, source_of
 
 N = 120  # test digits written out: 12 per class on average, some of every class
 
@@ -152,7 +152,7 @@ def test_builtin_name_is_its_test_split(mnist5k: Dataset) -> None:
     xs, ys = source.tensors()
     assert torch.equal(xs, mnist5k.x_test[keep]) and torch.equal(ys, mnist5k.y_test[keep])
     assert source.mean == mnist5k.mean and source.num_classes == 10  # labels keep their class indices
-    whole = mnist5k.source()
+    whole = source_of(mnist5k)
     assert torch.equal(whole.tensors()[0], mnist5k.x_test) and source_of(mnist5k, "train").x is mnist5k.x_train
 
 
@@ -275,4 +275,4 @@ def test_a_bad_image_is_one_line_from_any_worker(tmp_path: Path, folder: str, kw
 
 def test_batch_size_is_checked(mnist5k: Dataset) -> None:
     with pytest.raises(ValueError, match=r"batch_size must be an integer ≥ 1, got 0"):
-        next(mnist5k.source().batches(0))
+        next(source_of(mnist5k).batches(0))

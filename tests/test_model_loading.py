@@ -21,9 +21,9 @@ from batches import mixed_digits
 from torch import nn
 
 import advgrad
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 from advgrad.evaluate import robust_accuracy
-from advgrad.model_loading import check_model_fits, open_model
+from advgrad.models.loading import check_model_fits, open_model
 
 FACTORY = '''
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from advgrad.models import build_model
+from advgrad.models.zoo import build_model
 
 
 def make(num_classes=10):
@@ -362,8 +362,8 @@ def test_module_factory_and_file_factory_agree(tmp_path: Path, factory: Path, we
 
 
 def test_check_model_data_reads_the_class_count_the_data_declares(tmp_path: Path, factory: Path) -> None:
-    from advgrad.datasource import load_data
-    from advgrad.model_loading import check_model_data
+    from advgrad.data.sources import load_data
+    from advgrad.models.loading import check_model_data
 
     model = open_model(f"{factory}:make").model  # 10 outputs
     x, y = torch.zeros((3, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2])
@@ -376,7 +376,7 @@ def test_check_model_data_reads_the_class_count_the_data_declares(tmp_path: Path
 
 
 def test_parse_floats() -> None:
-    from advgrad.model_loading import parse_floats
+    from advgrad.models.loading import parse_floats
 
     assert parse_floats("mean", "0.485, 0.456,-1") == (0.485, 0.456, -1.0) and parse_floats("std", None) is None
     with pytest.raises(ValueError, match=r"std must be finite"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advgrad import results
+from advgrad.records import write as results
 
 
 def test_json_csv_npz_round_trip(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advgrad.adversarial import AdvConfig, make_objective
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from advgrad.results import sha256_file
-from advgrad.train import TrainConfig, fit
+from advgrad.data.builtin import Dataset
+from advgrad.models.zoo import build_for
+from advgrad.records.write import sha256_file
+from advgrad.training.objectives import AdvConfig, make_objective
+from advgrad.training.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

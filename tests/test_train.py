@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from advgrad.train import TrainConfig, accuracy, fit, lr_factor
+from advgrad.data.builtin import Dataset
+from advgrad.models.zoo import build_for
+from advgrad.training.train import TrainConfig, accuracy, fit, lr_factor
 
 
 def weights(model: nn.Module) -> list[Tensor]:

@@ -15,10 +15,11 @@ from torch import nn
 
 from advgrad import __version__
 from advgrad.attacks import run_attack
-from advgrad.data import Dataset
-from advgrad.datasource import load_data
-from advgrad.results import sha256_file
-from advgrad.transfer import PNG_LOSSY, Examples, export_png, load_examples, save_examples, transfer_success
+from advgrad.data.builtin import Dataset
+from advgrad.data.sources import load_data
+from advgrad.evaluate.transfer import transfer_success
+from advgrad.records.examples import PNG_LOSSY, Examples, export_png, load_examples, save_examples
+from advgrad.records.write import sha256_file
 
 EPS = 0.1
 

@@ -21,7 +21,7 @@ import click
 from advgrad import __version__
 from advgrad._validate import ParameterError
 from advgrad.cli._errors import internal_error_line, one_line
-from advgrad.results import current_command
+from advgrad.records.write import current_command
 
 # name → (module, attribute, the first paragraph of the command's docstring: its summary in `--help`).
 # tests/test_cli_startup.py checks each summary against the command's own help.

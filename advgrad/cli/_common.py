@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from advgrad.catalog import DEVICES
-from advgrad.results import check_writable
+from advgrad.records.write import check_writable
 
 if TYPE_CHECKING:
     import torch
 
-    from advgrad.checkpoint import Checkpoint
+    from advgrad.models.checkpoint import Checkpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MODEL = Path("runs/model.pt")
@@ -48,7 +48,7 @@ def model_option(f: F) -> F:
 
 
 def model_source_options(f: F) -> F:
-    """--model-args, --weights, --weights-key, --mean, --std: how ``advgrad.model_loading.open_model`` builds a
+    """--model-args, --weights, --weights-key, --mean, --std: how ``advgrad.models.loading.open_model`` builds a
     model that is not an advgrad checkpoint."""
     options = [
         click.option("--model-args", "model_args", default=None, metavar="JSON",
@@ -82,7 +82,7 @@ def folder_options(f: F) -> F:
 
 
 def data_option(f: F) -> F:
-    """--data, --image-size, --grayscale, --workers, --classes: the data ``advgrad.datasource.load_data`` reads."""
+    """--data, --image-size, --grayscale, --workers, --classes: the data ``advgrad.data.sources.load_data`` reads."""
     options = [
         click.option("--data", default=None, metavar="NAME|FOLDER|FILE",
                      help="A built-in data set, a folder of images (one sub-folder per class) or an .npz/.pt "
@@ -99,7 +99,7 @@ def data_option(f: F) -> F:
 
 def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
     """The checkpoint at ``path`` (a missing or foreign file is a one-line usage error, as every ValueError)."""
-    from advgrad.checkpoint import load_checkpoint
+    from advgrad.models.checkpoint import load_checkpoint
 
     return load_checkpoint(path, map_location=device)
 
@@ -122,7 +122,7 @@ def figure_path(option: str, path: Path) -> None:
 
 
 def refuse_directory(path: Path) -> None:
-    """Exit 2 if an output path is a folder (the message ``results.check_writable`` gives)."""
+    """Exit 2 if an output path is a folder (the message ``records.write.check_writable`` gives)."""
     if path.is_dir():
         raise UsageFail(f"output path {str(path)!r} is a directory, expected a file path")
 
@@ -135,7 +135,7 @@ def _entry(path: Path) -> str:
 
 def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[str, Path]] = ()) -> None:
     """Before any work: no two outputs are one file, no output is one of the inputs, and each output's
-    folder provably takes a new file (``results.check_writable``). Each pair is (what the user calls it,
+    folder provably takes a new file (``records.write.check_writable``). Each pair is (what the user calls it,
     path). Called after a command's own suffix rules; one-line usage error (exit 2) otherwise.
 
     Two outputs collide when they name one folder entry (``runs/../m.json`` and ``m.json``). An output

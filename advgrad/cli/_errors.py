@@ -25,7 +25,7 @@ def save_traceback(exc: BaseException, argv: Sequence[str]) -> Path:
     """Write the command line, versions and the traceback of ``exc`` to a new file (atomically: a
     temporary file moved into place) named by the time and process id; returns its path."""
     from advgrad import __version__
-    from advgrad.results import write_text
+    from advgrad.records.write import write_text
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     path = log_dir() / f"traceback-{stamp}-{os.getpid()}.txt"

@@ -98,7 +98,7 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float, method: str, nor
     check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
                   inputs=[("--model", model_path)])
     from advgrad.distributed import is_main
-    from advgrad.results import to_json, write_json
+    from advgrad.records.write import to_json, write_json
     from advgrad.runs.attack import attack_report, write_examples
 
     with progress_bar("attack", "image") as bar:

@@ -95,7 +95,7 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
         raise UsageFail(f"--out {str(out)!r}: expected a .json file (the CSV goes beside it)")
     check_outputs([("--out", out), ("the CSV beside --out", csv_path)], inputs=[("--model", model_path)])
     from advgrad.distributed import is_main
-    from advgrad.results import write_csv, write_json
+    from advgrad.records.write import write_csv, write_json
     from advgrad.runs.evaluation import CSV_FIELDS, run_eval
 
     with progress_bar("eval", "image") as bar:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from advgrad.cli._common import model_option, model_source_options, open_checkpoint, warn
-from advgrad.results import to_json
+from advgrad.records.write import to_json
 
 
 @click.command()
@@ -58,8 +58,8 @@ def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) ->
 
 def _other(model_path: Path, as_json: bool, options: dict[str, Any]) -> None:
     """A model that is not an advgrad checkpoint (or a checkpoint with model options, which open_model
-    refuses in one line): ``model_loading.describe_model``."""
-    from advgrad.model_loading import describe_model, open_model
+    refuses in one line): ``models.loading.describe_model``."""
+    from advgrad.models.loading import describe_model, open_model
 
     loaded = open_model(model_path, **options)
     for text in loaded.warnings:

@@ -2,7 +2,7 @@
 table as the epochs end.
 
 With ``--adv METHOD --eps E`` the batches are perturbed with the input gradient first (adversarial
-training, see advgrad.adversarial); each epoch a PGD probe on a fixed training batch records robust
+training, see advgrad.training.objectives); each epoch a PGD probe on a fixed training batch records robust
 accuracy, the best epoch is kept in OUT.best.pt beside the last (OUT), and a collapse is warned about.
 OUT carries the optimizer and RNG states after every epoch: ``--resume`` continues an interrupted run
 (kill -9 loses at most the epoch in progress; Ctrl-C saves exactly where it stopped).
@@ -125,7 +125,7 @@ def _image_size(text: str | None) -> tuple[int, ...] | None:
     """--image-size H[,W] as the plan's (H, W); a bad value is one ValueError line (exit 2)."""
     if text is None:
         return None
-    from advgrad.datasource import parse_image_size  # torch: only once a run starts, not for --help
+    from advgrad.data.sources import parse_image_size  # torch: only once a run starts, not for --help
 
     return parse_image_size(text)
 

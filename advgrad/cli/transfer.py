@@ -40,7 +40,7 @@ def run_transfer(examples: Path, model_path: Path, *, batch_size: int, device: s
     ``runs.transfer.transfer_report`` call, write the record, echo the table."""
     suffix("--out", out, ".json")
     check_outputs([("--out", out)], inputs=[("--examples", examples), ("--model", model_path)])
-    from advgrad.results import write_json
+    from advgrad.records.write import write_json
     from advgrad.runs.transfer import transfer_report
 
     report = transfer_report(examples, model_path, batch_size=batch_size, device=device, png_dir=png_dir,

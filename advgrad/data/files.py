@@ -4,7 +4,7 @@ files are untrusted input: a reader returns plain numpy arrays (tensors for ``.p
 :class:`DataError` with one line naming the file and what is wrong. No library error (EOFError,
 zlib.error, struct.error, UnpicklingError, KeyError, ...) escapes, and no file runs code:
 CIFAR-10 batches go through an unpickler that knows only the globals of a pickled numpy array and calls
-none of them; the arrays are rebuilt with ``np.frombuffer`` from checked parts (``advgrad._cifar_pickle``).
+none of them; the arrays are rebuilt with ``np.frombuffer`` from checked parts (``advgrad.data._cifar_pickle``).
 """
 
 from __future__ import annotations

@@ -34,10 +34,10 @@ import torch
 from torch import Tensor
 
 from advgrad import _validate
-from advgrad._datafiles import DataError, read_npz, read_torch_arrays
-from advgrad._imagefolder import FolderSource, open_folder, parse_image_size
-from advgrad.data import DATASETS, DataNotFound, Dataset, load_dataset
-from advgrad.results import sha256_file
+from advgrad.data._imagefolder import FolderSource, open_folder, parse_image_size
+from advgrad.data.builtin import DATASETS, DataNotFound, Dataset, load_dataset
+from advgrad.data.files import DataError, read_npz, read_torch_arrays
+from advgrad.records.write import sha256_file
 
 __all__ = ["DataSource", "FolderSource", "TensorSource", "load_data", "parse_classes", "parse_image_size",
            "source_of"]

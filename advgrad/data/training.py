@@ -1,6 +1,6 @@
 """Training data that is not a built-in set: ``advgrad train --data FILE|FOLDER --test-data FILE|FOLDER``.
 
-The two sources (``datasource.load_data``: an ImageFolder folder or an ``.npz``/``.pt`` file) become one
+The two sources (``data.sources.load_data``: an ImageFolder folder or an ``.npz``/``.pt`` file) become one
 ``data.Dataset``: the first is the training split, the second the held-out split that every epoch's test
 accuracy is measured on. There is no hidden split: a file has no test split of its own, so one is asked for
 explicitly. Both are read whole into memory (training shuffles over all of it every epoch). The Dataset's
@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from advgrad.data import Dataset
-from advgrad.datasource import load_data
+from advgrad.data.builtin import Dataset
+from advgrad.data.sources import load_data
 
 
 def load_training_data(train: str | os.PathLike[str], test: str | os.PathLike[str], *,

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advgrad._weights import _why
+from advgrad.models._weights import _why
 
 TORCHVISION = "torchvision:"
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")

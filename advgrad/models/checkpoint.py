@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from advgrad.models import build_model
-from advgrad.results import to_json, write_torch
+from advgrad.models.zoo import build_model
+from advgrad.records.write import to_json, write_torch
 
 if TYPE_CHECKING:
-    from advgrad.data import Dataset
+    from advgrad.data.builtin import Dataset
 
 FORMAT = "advgrad-checkpoint"
 FORMAT_VERSION = 1
@@ -97,11 +97,6 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     model.to(map_location).eval()
     extra = {k: v for k, v in payload.items() if k not in ("format", "format_version", "meta", "state_dict")}
     return Checkpoint(model=model, meta=meta, extra=extra)
-
-
-def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a trained model from its checkpoint, in eval mode."""
-    return load_checkpoint(path, map_location).model
 
 
 def check_data(ckpt_or_meta: Checkpoint | Mapping[str, Any], data: Dataset) -> list[str]:

@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 from advgrad import _validate
-from advgrad._model_files import ExportedModule, build_factory, build_torchvision, load_program, model_kind
 from advgrad._runtime import check_dtype, frozen_eval, model_device, resolve_device
-from advgrad._weights import _why, fit_state_dict, read_state_dict
-from advgrad.checkpoint import load_checkpoint
-from advgrad.models import Normalize, OutputLogits, output_logits
-from advgrad.results import sha256_file
+from advgrad.models._files import ExportedModule, build_factory, build_torchvision, load_program, model_kind
+from advgrad.models._weights import _why, fit_state_dict, read_state_dict
+from advgrad.models.checkpoint import load_checkpoint
+from advgrad.models.zoo import Normalize, OutputLogits, output_logits
+from advgrad.records.write import sha256_file
 
 KINDS = ("checkpoint", "factory", "torchvision", "torchscript", "export")
 _BUILT = ("factory", "torchvision")  # the kinds built from code, which take weights and model_args
@@ -237,7 +237,7 @@ def check_model_fits(model: nn.Module, sample_shape: Sequence[int], num_classes:
 
 
 class _DataShape(Protocol):
-    """What ``check_model_data`` reads of a data source (``advgrad.datasource.DataSource`` has it)."""
+    """What ``check_model_data`` reads of a data source (``advgrad.data.sources.DataSource`` has it)."""
 
     @property
     def classes_known(self) -> bool: ...

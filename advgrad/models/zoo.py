@@ -241,7 +241,7 @@ def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
 
 
 class DataShape(Protocol):
-    """What a model is sized by (``advgrad.data.Dataset`` has it)."""
+    """What a model is sized by (``advgrad.data.builtin.Dataset`` has it)."""
 
     @property
     def input_shape(self) -> tuple[int, int, int]: ...

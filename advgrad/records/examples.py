@@ -1,12 +1,11 @@
-"""Transfer attacks: adversarial examples made on one model, saved with their provenance, tried on another.
+"""Adversarial examples saved with their provenance, to be tried on another model (a transfer attack).
 
 ``save_examples`` writes one ``.npz`` (atomically; numpy arrays only, no pickle): ``x_adv`` (N, C, H, W)
 float32 exactly as the attack returned it, the true labels ``y``, optionally the clean inputs ``x``, and
 ``meta``, a JSON record: the format, the attack, ε, the norm, the seed, the bounds, the source model's
 sha256 and advgrad's version. ``load_examples`` reads it back and checks it (shapes, dtypes, bounds, labels,
-and ‖x_adv − x‖ ≤ ε to float32 rounding). ``transfer_success`` evaluates the examples on another model:
-its accuracy on x and x_adv and the transfer success rate, the share of the points it classifies correctly
-when clean that x_adv fools (Papernot et al. 2016, "Transferability in machine learning").
+and ‖x_adv − x‖ ≤ ε to float32 rounding). ``advgrad.evaluate.transfer.transfer_success`` evaluates them on
+another model.
 
 ``export_png`` writes the examples as 8-bit PNGs (ImageFolder layout, readable by ``load_data``): lossy,
 since rounding to multiples of 1/255 moves each pixel by up to 1/510 and can undo an attack.
@@ -23,15 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from advgrad import _validate
-from advgrad._datafiles import DataError, read_npz
-from advgrad._runtime import predict
 from advgrad._version import __version__
-from advgrad.model_loading import check_model_fits
+from advgrad.data.files import DataError, read_npz
 from advgrad.norms import get_norm
-from advgrad.results import check_writable, write_bytes, write_npz
+from advgrad.records.write import check_writable, write_bytes, write_npz
 
 FORMAT, FORMAT_VERSION = "advgrad-examples", 1
 PNG_LOSSY = ("PNG stores 8 bits per channel: x_adv is rounded to multiples of 1/255 (up to 1/510 per pixel), "
@@ -177,27 +174,3 @@ def export_png(folder: str | os.PathLike[str], examples: Examples,
         Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
         write_bytes(root / names[label] / f"{i:05d}.png", buf.getvalue())
     return {"files": len(q), "max_rounding": rounding, "warning": PNG_LOSSY}
-
-
-@torch.no_grad()
-def transfer_success(model: nn.Module, examples: Examples, *, bounds: tuple[float, float] = (0.0, 1.0),
-                     batch_size: int = 500) -> dict[str, Any]:
-    """The target ``model``'s accuracy on x (if saved) and x_adv, and the transfer success rate: among the
-    points it classifies correctly when clean, the share x_adv fools (without x: 1 − accuracy on x_adv).
-    ValueError if the examples' shape, bounds or labels do not fit the model."""
-    if _validate.bounds(bounds) != examples.bounds:
-        raise ValueError(f"the examples live in bounds {examples.bounds} but the model takes {bounds}")
-    k = examples.meta.get("num_classes")
-    need = int(k) if isinstance(k, int) else int(examples.y.max()) + 1
-    check_model_fits(model, examples.x_adv.shape[1:], need, examples.bounds, exact=isinstance(k, int))
-    size = _validate.count("batch_size", batch_size)
-    adv_ok = predict(model, examples.x_adv, size) == examples.y
-    clean_ok = None if examples.x is None else predict(model, examples.x, size) == examples.y
-    attacked = clean_ok if clean_ok is not None else torch.ones_like(adv_ok)
-    n_attacked = int(attacked.sum())
-    fooled = int((attacked & ~adv_ok).sum())
-    n = len(examples)
-    return {"n": n, "clean_accuracy": None if clean_ok is None else int(clean_ok.sum()) / n,
-            "adv_accuracy": int(adv_ok.sum()) / n, "n_clean_correct": n_attacked,
-            "success_rate": fooled / n_attacked if n_attacked else float("nan"),
-            "source": {k: examples.meta.get(k) for k in ("attack", "eps", "norm", "seed", "model_sha256")}}

@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-# Called through their modules, not imported by name, so that a test replacing one sees every call.
-from advgrad import checkpoint as _checkpoint
-from advgrad import data as _data
 from advgrad._runtime import resolve_device
+from advgrad.data import builtin as _data
+
+# Called through their modules, not imported by name, so that a test replacing one sees every call.
+from advgrad.models import checkpoint as _checkpoint
 
 Warn = Callable[[str], None]
 

@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from advgrad._model_files import model_kind
 from advgrad._runtime import resolve_device
-from advgrad.data import DATASETS
-from advgrad.datasource import FolderSource, TensorSource, load_data, select, source_of, subset
-from advgrad.model_loading import check_model_data, open_model
-from advgrad.results import sha256_file
+from advgrad.data.builtin import DATASETS
+from advgrad.data.sources import FolderSource, TensorSource, load_data, select, source_of, subset
+from advgrad.models._files import model_kind
+from advgrad.models.loading import check_model_data, open_model
+from advgrad.records.write import sha256_file
 from advgrad.runs._inputs import Warn, open_inputs
 
 MODEL_OPTIONS = ("model_args", "weights", "weights_key", "mean", "std")

@@ -36,7 +36,7 @@ from advgrad.configs import AttackConfig
 from advgrad.evaluate.progress import Tally
 from advgrad.evaluate.robust import BLOCK, Cascade, attack_blocks
 from advgrad.losses import output_activation, probabilities
-from advgrad.results import provenance
+from advgrad.records.write import provenance
 from advgrad.runs._inputs import Warn
 from advgrad.runs._sources import Sources, open_sources
 
@@ -141,10 +141,10 @@ def attack_report(model_path: str | os.PathLike[str], eps: float, config: Attack
 
 
 def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
-    """The examples of ``report`` as a ``transfer.save_examples`` file (readable by ``load_examples`` and
+    """The examples of ``report`` as a ``records.examples.save_examples`` file (readable by ``load_examples`` and
     ``advgrad transfer``): x_adv, y, x and the provenance record (attack, ε, norm, seed, bounds, the model's
     sha256, data, class count), beside the predictions and confidences (and targets) ``advgrad attack`` saves."""
-    from advgrad.transfer import save_examples
+    from advgrad.records.examples import save_examples
 
     r, ex = report.record, report.examples
     name = "fgsm" if r["method"] == "fgsm" else f"{r['method']}-{r['steps']}" + (

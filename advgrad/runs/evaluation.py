@@ -22,9 +22,9 @@ from torch import nn
 
 from advgrad import distributed
 from advgrad.configs import EvalConfig
-from advgrad.datasource import FolderSource, TensorSource
+from advgrad.data.sources import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
-from advgrad.results import provenance
+from advgrad.records.write import provenance
 from advgrad.runs._inputs import Warn
 from advgrad.runs._sources import open_sources
 

@@ -1,5 +1,5 @@
 """The figures of ``advgrad plot``, each from the files another command writes (read and checked by
-``advgrad.records``, drawn by ``advgrad.plots``): a matplotlib ``Figure`` for ``results.write_figure``."""
+``advgrad.records.read``, drawn by ``advgrad.plots``): a matplotlib ``Figure`` for ``records.write.write_figure``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from advgrad import plots, records
+from advgrad import plots
 from advgrad.evaluate import loss_landscape
+from advgrad.records import read as records
 from advgrad.runs._inputs import Warn, open_inputs
 
 PathLike = str | os.PathLike[str]

@@ -1,7 +1,7 @@
-"""The epoch loop behind ``advgrad.train.fit``: the run's mutable state (``Run``: what a checkpoint holds to
+"""The epoch loop behind ``advgrad.training.train.fit``: the run's mutable state (``Run``: what a checkpoint holds to
 continue bit for bit), Ctrl-C at a batch boundary (``InterruptFlag``), one epoch, and the epochs with their
 callbacks. In one process without accelerator options this is the plain loop; under torch.distributed every
-process runs it in step with the others (``advgrad._ddp``: shares of each global batch, sums added up over
+process runs it in step with the others (``advgrad.training._ddp``: shares of each global batch, sums added up over
 the processes, process 0's BatchNorm statistics, one stop batch on Ctrl-C).
 """
 
@@ -18,11 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advgrad import _ddp, distributed
+from advgrad import distributed
 from advgrad._runtime import check_batch, check_dtype, check_labels, forward, frozen_eval, spans
 from advgrad.catalog import SCHEDULES
 from advgrad.configs import TrainConfig
-from advgrad.data import Dataset, batches
+from advgrad.data.builtin import Dataset, batches
+from advgrad.training import _ddp
 
 ObjectiveFn = Callable[[nn.Module, Tensor, Tensor, float], tuple[Tensor, Tensor]]
 EpochCallback = Callable[[int, dict[str, Any]], None]

@@ -1,6 +1,6 @@
 """Adversarial training objectives: the two gradients meeting in one loop.
 
-``fit`` (advgrad.train) differentiates a batch loss with respect to the parameters, ∂J/∂W. An
+``fit`` (advgrad.training.train) differentiates a batch loss with respect to the parameters, ∂J/∂W. An
 adversarial objective first moves the batch uphill with the input gradient ∂J/∂X (an attack from
 ``advgrad.attacks``, run with the parameters' ``requires_grad`` off, so nothing is accumulated in parameter
 ``.grad``), then returns the loss at the moved batch, whose parameter gradient ``fit`` takes. The

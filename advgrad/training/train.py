@@ -4,12 +4,12 @@ respect to the input instead; see ``advgrad.attacks``.)
 ``fit(model, data, config)`` runs mini-batch gradient descent and returns a ``History``. The one seam for
 adversarial training is ``objective``: a function (model, x, y, progress) → (loss, logits) that computes
 the scalar loss whose parameter gradient is taken for one batch. The default is the clean loss
-J(f(x), y); adversarial objectives (``advgrad.adversarial``) perturb x with ∂J/∂X inside theirs.
+J(f(x), y); adversarial objectives (``advgrad.training.objectives``) perturb x with ∂J/∂X inside theirs.
 
-The epoch loop is ``advgrad.train_loop``. Past one process (``advgrad.distributed.setup`` under torchrun),
+The epoch loop is ``advgrad.training.loop``. Past one process (``advgrad.distributed.setup`` under torchrun),
 ``fit`` trains with PyTorch's DistributedDataParallel: every process draws the same shuffled order and
 takes its share of each global batch, DDP averages ∂J/∂W over the processes, and only process 0
-checkpoints (``advgrad._ddp``).
+checkpoints (``advgrad.training._ddp``).
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from advgrad import _ddp, _validate, distributed
+from advgrad import _validate, distributed
 from advgrad._runtime import check_batch, check_dtype, model_device, resolve_device, spans
 from advgrad.catalog import OPTIMIZERS
 from advgrad.configs import TrainConfig
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 from advgrad.losses import resolve_loss
-from advgrad.train_loop import EpochCallback as EpochCallback
-from advgrad.train_loop import History as History
-from advgrad.train_loop import Run, count_correct, epochs
-from advgrad.train_loop import StateCallback as StateCallback
-from advgrad.train_loop import lr_factor as lr_factor
+from advgrad.training import _ddp
+from advgrad.training.loop import EpochCallback as EpochCallback
+from advgrad.training.loop import History as History
+from advgrad.training.loop import Run, count_correct, epochs
+from advgrad.training.loop import StateCallback as StateCallback
+from advgrad.training.loop import lr_factor as lr_factor
 
 
 def _constant(t: float) -> float:

@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from advgrad.checkpoint import load_model
 from advgrad.cli import main
+from advgrad.models.loading import load_model
 
 FIELDS = ("method", "norm", "eps", "alpha", "steps", "restarts", "n", "clean_accuracy", "adversarial_accuracy",
           "attack_success_rate", "mean_confidence_adv", "max_linf", "mean_l2", "seconds", "images_per_second",

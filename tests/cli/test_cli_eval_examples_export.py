@@ -18,10 +18,11 @@ from batches import digits_folder
 from model_files import write_export, write_script
 
 from advgrad.configs import EvalConfig
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 from advgrad.evaluate import evaluate_model
-from advgrad.model_loading import open_model
-from advgrad.transfer import load_examples, transfer_success
+from advgrad.evaluate.transfer import transfer_success
+from advgrad.models.loading import open_model
+from advgrad.records.examples import load_examples
 
 VOLATILE = ("seconds", "provenance")  # wall time; the command line and the clock
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advgrad.checkpoint import checkpoint_meta, save_checkpoint
 from advgrad.cli import main
 from advgrad.configs import TrainConfig
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from advgrad.train import fit
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import checkpoint_meta, save_checkpoint
+from advgrad.models.zoo import build_for
+from advgrad.training.train import fit
 
 
 @pytest.fixture(scope="module")

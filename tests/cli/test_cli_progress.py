@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from _cli_util import ENV, invoke, logreg_checkpoint, many_argv, run_many, split_many
 
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 
 
 def on_terminal(args: list[str], cwd: Path, interrupt_when: str | None = None,

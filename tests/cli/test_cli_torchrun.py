@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import advgrad
-from advgrad.checkpoint import save_checkpoint
-from advgrad.data import Dataset
-from advgrad.models import build_for
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import save_checkpoint
+from advgrad.models.zoo import build_for
 from tests._cli_util import ENV, run_together
 from tests.clirun import sections
 

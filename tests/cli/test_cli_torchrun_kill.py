@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from advgrad.checkpoint import load_checkpoint
+from advgrad.models.checkpoint import load_checkpoint
 from tests._cli_util import ENV
 
 EPOCHS = 2
