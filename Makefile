@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
-#   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> runs/demo/
+#   make demo   - venv + install + train + attack + eval + figures (offline, mnist-5k) -> out/demo/
 #   make test   - venv + install (with test extras) + ruff and mypy (make lint) + the test suite without
 #                 its heaviest tests (marked heavy), then its peer and chunk tests again under AVX2
 #                 (about 4 minutes on 2 cores)
@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 # Elsewhere, override e.g. `make TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cpu"`.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.advgrad-installed
-DEMO   ?= runs/demo
+DEMO   ?= out/demo
 # Instruction sets the `isa` tests run under again (torch, oneDNN and MKL honour these variables): bits
 # that the tests claim must hold on any CPU, not only on this one. AVX-512 only where the CPU has it and
 # torch does not dispatch it already (there the main run is that run: running it again repeats it).
@@ -69,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_attacks.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) out .pytest_cache

@@ -14,10 +14,10 @@ from advgrad.catalog import (
     DATASETS,
     DEVICES,
     HEADS,
+    LR_SCHEDULES,
     MODELS,
     OBJECTIVES,
     OPTIMIZERS,
-    SCHEDULES,
     TRAIN_LOSSES,
     ObjectiveEntry,
     norm_name,
@@ -53,7 +53,8 @@ class TrainConfig:
         _validate.number("weight decay", self.weight_decay, minimum=0.0, phrase="≥ 0")
         _validate.number("momentum", self.momentum, minimum=0.0, below=1.0, phrase="in [0, 1)")
         _validate.count("seed", self.seed, minimum=0)
-        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"),
+        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"),
+                                     (self.schedule, LR_SCHEDULES, "schedule"),
                                      (self.device, DEVICES, "device"), (self.loss, TRAIN_LOSSES, "loss")):
             _validate.one_of(what, value, allowed)
         for name in ACCELERATION:
@@ -127,7 +128,7 @@ class TrainingPlan:
     epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it
     and, with ``adv``, ``best_path``; ``resume`` continues the run saved in ``out``."""
 
-    out: Path = Path("runs/model.pt")
+    out: Path = Path("out/model.pt")
     dataset: str = "mnist-5k"
     model: str = "cnn"
     hidden: tuple[int, ...] | None = None
@@ -185,10 +186,10 @@ class TrainingPlan:
 
     @property
     def metrics_path(self) -> Path:
-        """The metrics JSON beside ``out``: runs/model.pt → runs/model.json."""
+        """The metrics JSON beside ``out``: out/model.pt → out/model.json."""
         return self.out.with_suffix(".json")
 
     @property
     def best_path(self) -> Path:
-        """The best-probe checkpoint beside ``out``: runs/model.pt → runs/model.best.pt."""
+        """The best-probe checkpoint beside ``out``: out/model.pt → out/model.best.pt."""
         return self.out.with_name(self.out.stem + ".best" + self.out.suffix)

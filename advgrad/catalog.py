@@ -227,7 +227,7 @@ OPTIMIZERS: Registry[Entry] = Registry("optimizer", {
     "sgd": Entry("advgrad.training.train:_sgd", "SGD with momentum and weight decay"),
     "adam": Entry("advgrad.training.train:_adam", "Adam (Kingma & Ba 2015)"),
 })
-SCHEDULES: Registry[Entry] = Registry("schedule", {
+LR_SCHEDULES: Registry[Entry] = Registry("schedule", {
     "constant": Entry("advgrad.training.train:_constant", "the peak learning rate throughout"),
     "cosine": Entry("advgrad.training.train:_cosine", "½(1 + cos πt) of the peak"),
     "one-cycle": Entry("advgrad.training.train:_one_cycle",

@@ -1,6 +1,6 @@
 """The README's demo: the whole loop on the embedded mnist-5k data, offline, through the real CLI.
 
-    make demo            # = .venv/bin/python scripts/demo.py --out runs/demo
+    make demo            # = .venv/bin/python scripts/demo.py --out out/demo
     make demo-record     # = .venv/bin/python scripts/demo.py --out results/demo   (the committed record)
 
 train → attack (FGSM and PGD-20 at ε = 0.1, saving examples) → eval (ε sweep, minimal ε, sanity report)
@@ -104,8 +104,8 @@ def _replace_folder(new: Path, target: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run advgrad's demo loop.")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"),
-                        help="where the files go (default runs/demo; `make demo-record` writes results/demo)")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"),
+                        help="where the files go (default out/demo; `make demo-record` writes results/demo)")
     parser.add_argument("--quick", action="store_true", help="A tiny run (tests use it).")
     args = parser.parse_args(argv)
     try:

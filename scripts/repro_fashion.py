@@ -159,7 +159,7 @@ def autoattack_lines(out: Path) -> list[str]:
             f"--n {AA_N} --no-sanity --seed 0` run (records in [autoattack/](autoattack/)): the standard "
             "AutoAttack's robust accuracy after each member of its cascade (the last is AutoAttack's), and how "
             "many points PGD-50×10 over-reports by. The checkpoints were trained again with the commands above "
-            "for this table (runs/ is not committed), so their clean accuracy on these images is given here; "
+            "for this table (out/ is not committed), so their clean accuracy on these images is given here; "
             "it differs from the table above by up to a few tenths of a point.", "",
             "| method | clean | PGD-50×10 | after APGD-CE | after APGD-T | after FAB-T | after Square = AutoAttack "
             "| PGD − AA (points) | AA seconds |",
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", choices=("train", "eval", "autoattack", "report", "all"), default="all")
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "repro_fashion")
+    p.add_argument("--runs", type=Path, default=ROOT / "out" / "repro_fashion")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "repro_fashion")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--restarts", type=int, default=10)

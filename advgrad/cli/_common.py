@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from advgrad.catalog import DEVICES
-from advgrad.records.write import check_writable
+from advgrad.runs.output import check_writable
 
 if TYPE_CHECKING:
     import torch
 
-    from advgrad.models.checkpoint import Checkpoint
+    from advgrad.runs.info import Checkpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_MODEL = Path("runs/model.pt")
+DEFAULT_MODEL = Path("out/model.pt")
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -99,9 +99,9 @@ def data_option(f: F) -> F:
 
 def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
     """The checkpoint at ``path`` (a missing or foreign file is a one-line usage error, as every ValueError)."""
-    from advgrad.models.checkpoint import load_checkpoint
+    from advgrad.runs.info import read_checkpoint
 
-    return load_checkpoint(path, map_location=device)
+    return read_checkpoint(path, device)
 
 
 def warn(text: str) -> None:
@@ -138,7 +138,7 @@ def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[st
     folder provably takes a new file (``records.write.check_writable``). Each pair is (what the user calls it,
     path). Called after a command's own suffix rules; one-line usage error (exit 2) otherwise.
 
-    Two outputs collide when they name one folder entry (``runs/../m.json`` and ``m.json``). An output
+    Two outputs collide when they name one folder entry (``out/../m.json`` and ``m.json``). An output
     destroys an input when it names the input's entry or, for an input given through a symlink, the file
     the link points to."""
     try:

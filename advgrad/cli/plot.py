@@ -54,7 +54,7 @@ def _start(out: Path, files: tuple[Path, ...], kind: str | None = None) -> Path:
 
 
 def _write(out: Path, fig: Any) -> None:
-    from advgrad.records.write import write_figure
+    from advgrad.runs.output import write_figure
 
     write_figure(out, fig)
     click.echo(f"wrote {out}")

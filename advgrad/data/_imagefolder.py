@@ -28,24 +28,10 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from advgrad import _validate
+from advgrad._validate import parse_image_size
 from advgrad.data.files import DataError
 
 Size = tuple[int, int]  # (H, W)
-
-
-def parse_image_size(value: int | Sequence[int] | str | None) -> Size | None:
-    """``--image-size``: "224" or "224,192" (H,W), an int or a pair → (H, W); None stays None."""
-    if value is None:
-        return None
-    parts: Sequence[object]
-    if isinstance(value, str):
-        parts = [int(p) if p.strip().isdigit() else p for p in value.split(",")]
-    else:
-        parts = [value] if isinstance(value, int) else list(value)
-    if len(parts) not in (1, 2):
-        raise ValueError(f"image_size must be H or H,W (positive integers), got {value!r}")
-    sizes = [_validate.count("image_size", p, phrase="H or H,W (positive integers)") for p in parts]
-    return (sizes[0], sizes[-1])
 
 
 class _Bad:

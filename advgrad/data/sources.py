@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from advgrad import _validate
-from advgrad.data._imagefolder import FolderSource, open_folder, parse_image_size
+from advgrad._validate import parse_image_size
+from advgrad.data._imagefolder import FolderSource, open_folder
 from advgrad.data.builtin import DATASETS, DataNotFound, Dataset, load_dataset
 from advgrad.data.files import DataError, read_npz, read_torch_arrays
 from advgrad.records.write import sha256_file

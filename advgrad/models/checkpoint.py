@@ -74,7 +74,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """Load and rebuild; ValueError if the file is not an advgrad checkpoint, FileNotFoundError if absent."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no model at {str(p)!r}: train one with `advgrad train` (writes runs/model.pt)")
+        raise FileNotFoundError(f"no model at {str(p)!r}: train one with `advgrad train` (writes out/model.pt)")
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint we can read"

@@ -155,6 +155,15 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
     return LoadedModel(model, info, tuple(notes))
 
 
+def model_kind_of(spec: str | os.PathLike[str]) -> str:
+    """``open_model``'s kind of ``spec`` (one of ``KINDS``); "checkpoint" where it cannot tell (a missing or
+    foreign file), so that the checkpoint reader is the one to name the problem."""
+    try:
+        return model_kind(os.fspath(spec))
+    except (OSError, ValueError):
+        return "checkpoint"
+
+
 def user_module(model: nn.Module) -> nn.Module:
     """The user's module inside ``open_model``'s wrappers: the ``OutputLogits`` around it, then the
     ``--mean/--std`` Normalize in front of it (the module itself where there are none)."""

@@ -37,8 +37,7 @@ from advgrad.evaluate.progress import Tally
 from advgrad.evaluate.robust import BLOCK, Cascade, attack_blocks
 from advgrad.losses import output_activation, probabilities
 from advgrad.records.write import provenance
-from advgrad.runs._inputs import Warn
-from advgrad.runs._sources import Sources, open_sources
+from advgrad.runs._sources import Sources, Warn, open_sources
 
 Target = Union[int, Literal["random"], None]
 Progress = Callable[[int, int], None]  # progress(images done, images in all)

@@ -25,8 +25,7 @@ from advgrad.configs import EvalConfig
 from advgrad.data.sources import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
 from advgrad.records.write import provenance
-from advgrad.runs._inputs import Warn
-from advgrad.runs._sources import open_sources
+from advgrad.runs._sources import Warn, open_sources
 
 CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
 

@@ -24,8 +24,7 @@ from advgrad.gradcheck import GradientCheck, check_gradients
 from advgrad.losses import output_activation, probabilities
 from advgrad.models.loading import user_module
 from advgrad.models.zoo import build_for
-from advgrad.runs._inputs import Warn
-from advgrad.runs._sources import Sources, open_sources
+from advgrad.runs._sources import Sources, Warn, open_sources
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

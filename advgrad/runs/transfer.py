@@ -16,6 +16,7 @@ from advgrad.evaluate.transfer import transfer_success
 from advgrad.models.loading import open_model
 from advgrad.records.examples import export_png, load_examples
 from advgrad.records.write import provenance, sha256_file
+from advgrad.runs._sources import MODEL_OPTIONS as MODEL_OPTIONS  # the model options transfer_report takes
 
 Warn = Callable[[str], None]
 

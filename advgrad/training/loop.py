@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from advgrad import distributed
 from advgrad._runtime import check_batch, check_dtype, check_labels, forward, frozen_eval, spans
-from advgrad.catalog import SCHEDULES
+from advgrad.catalog import LR_SCHEDULES
 from advgrad.configs import TrainConfig
 from advgrad.data.builtin import Dataset, batches
 from advgrad.training import _ddp
@@ -42,8 +42,8 @@ class History:
 
 
 def lr_factor(schedule: str, t: float) -> float:
-    """Learning-rate multiplier of ``schedule`` (a name in ``catalog.SCHEDULES``) at progress t ∈ [0, 1]."""
-    factor: float = SCHEDULES.get_entry(schedule).impl(t)
+    """Learning-rate multiplier of ``schedule`` (a name in ``catalog.LR_SCHEDULES``) at progress t ∈ [0, 1]."""
+    factor: float = LR_SCHEDULES.get_entry(schedule).impl(t)
     return factor
 
 
