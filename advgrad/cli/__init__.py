@@ -24,7 +24,7 @@ from advgrad.cli._errors import internal_error_line, one_line
 from advgrad.runs.output import current_command
 
 # name → (module, attribute, the first paragraph of the command's docstring: its summary in `--help`).
-# tests/test_cli_startup.py checks each summary against the command's own help.
+# tests/cli/test_cli_startup.py checks each summary against the command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "attack": ("advgrad.cli.attack", "attack",
                "Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and "

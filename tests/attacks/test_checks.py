@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from batches import make_batch as _batch
+from helpers.batches import make_batch as _batch
 from torch import Tensor, nn
 
 from advgrad.attacks import fgsm, input_gradient, pgd, run_attack

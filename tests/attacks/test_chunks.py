@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-from batches import make_batch as _batch
-from batches import well_conditioned
+from helpers.batches import make_batch as _batch
+from helpers.batches import well_conditioned
 from torch import Tensor, nn
 
 from advgrad.attacks import fgsm, input_gradient, pgd, run_attack

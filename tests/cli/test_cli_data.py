@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _cli_util import assert_usage_error, fake_dataset, invoke, logreg_checkpoint, run
+from helpers.cli import assert_usage_error, fake_dataset, invoke, logreg_checkpoint, run
 
 from advgrad.data.builtin import Dataset
 from advgrad.models.checkpoint import save_checkpoint

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, run, tree
-from batches import digits_folder
-from model_files import write_export, write_script
+from helpers.batches import digits_folder
+from helpers.cli import assert_usage_error, invoke, run, tree
+from helpers.model_files import write_export, write_script
 
 from advgrad.configs import EvalConfig
 from advgrad.data.builtin import Dataset

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _cli_util import ROOT, invoke, run, run_many, stopped_run, tree
+from helpers.cli import ROOT, invoke, run, run_many, stopped_run, tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _cli_util import assert_usage_error, invoke, logreg_checkpoint, run, run_many, tree
+from helpers.cli import assert_usage_error, invoke, logreg_checkpoint, run, run_many, tree
 
 import advgrad.data.builtin
 import advgrad.models.checkpoint

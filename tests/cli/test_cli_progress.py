@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_util import ENV, invoke, logreg_checkpoint, many_argv, run_many, split_many
+from helpers.cli import ENV, invoke, logreg_checkpoint, many_argv, run_many, split_many
 
 from advgrad.data.builtin import Dataset
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 import pytest
-from _cli_util import ENV, assert_usage_error, invoke
 from click.testing import CliRunner
+from helpers.cli import ENV, assert_usage_error, invoke
 
 from advgrad.cli import COMMANDS, main
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, tree
+from helpers.cli import assert_usage_error, invoke, tree
 from PIL import Image
 
 from advgrad.data.builtin import Dataset

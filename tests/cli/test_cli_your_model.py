@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, run, tree
-from batches import digits_folder
+from helpers.batches import digits_folder
+from helpers.cli import assert_usage_error, invoke, run, tree
 from torch import nn
 
 from advgrad.configs import EvalConfig

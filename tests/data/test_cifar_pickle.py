@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.datafiles import make_cifar_folder
 from numpy.testing._private import utils as np_testing_utils
-
-# The file writers live in tests/test_data.py; tests/ is on sys.path under pytest's default import mode.
-from test_data import make_cifar_folder
 
 from advgrad.data._cifar_pickle import read_cifar_batch
 from advgrad.data.builtin import load_dataset

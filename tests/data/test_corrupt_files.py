@@ -17,9 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-# The file writers live in tests/test_data.py; tests/ is on sys.path under pytest's default import mode.
-from test_data import make_cifar_folder, make_idx_set, make_npz
+from helpers.datafiles import make_cifar_folder, make_idx_set, make_npz
 
 from advgrad.cli import main
 from advgrad.data import builtin as data_mod

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.datafiles import CIFAR_NAMES, make_cifar_folder, make_idx_set, make_npz
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-# The file writers live in tests/test_data.py; tests/ is on sys.path under pytest's default import mode.
-from test_data import CIFAR_NAMES, make_cifar_folder, make_idx_set, make_npz
 
 from advgrad.data import builtin as data_mod
 from advgrad.data.builtin import DataError, DataNotFound, Dataset, load_dataset

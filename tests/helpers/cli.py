@@ -19,7 +19,7 @@ from advgrad.data.builtin import Dataset
 from advgrad.models.checkpoint import save_checkpoint
 from advgrad.models.zoo import build_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 

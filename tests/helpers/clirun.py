@@ -1,8 +1,8 @@
 """Several ``advgrad`` commands in one process (one launch, one torch import, one process group under
 torchrun: ``advgrad.distributed.setup`` is idempotent), optionally with AutoAttack made cheap:
 
-    python tests/clirun.py [--cheap-autoattack] ARGS [--then ARGS ...]
-    torchrun ... tests/clirun.py [--cheap-autoattack] ARGS [--then ARGS ...]
+    python tests/helpers/clirun.py [--cheap-autoattack] ARGS [--then ARGS ...]
+    torchrun ... tests/helpers/clirun.py [--cheap-autoattack] ARGS [--then ARGS ...]
 
 After each command process 0 prints ``SEPARATOR`` on stdout (``sections`` splits the output there); the first
 command that exits non-zero ends the program with its exit status.

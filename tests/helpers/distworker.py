@@ -2,7 +2,7 @@
 or under torchrun with gloo (2 and 3 processes). Every process runs the same tasks; what the test compares
 goes to OUT/w{world}/, written by process 0 unless a file name carries the rank.
 
-    python tests/distworker.py OUT CHECKPOINT TASK[,TASK...]
+    python tests/helpers/distworker.py OUT CHECKPOINT TASK[,TASK...]
 """
 
 from __future__ import annotations

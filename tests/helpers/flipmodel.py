@@ -1,5 +1,6 @@
 """Test helpers for the attack loop's state space: a model whose predictions flip at chosen steps, and a plain
-reference PGD loop with advgrad's semantics (see tests/test_attacks_loop.py)."""
+reference PGD loop with advgrad's semantics (used by tests/attacks/test_loop_state.py and
+tests/evaluate/test_evaluation_state.py)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _cli_util import fake_dataset, logreg_checkpoint
+from helpers.cli import fake_dataset, logreg_checkpoint
 from torch import nn
 
 from advgrad.data.builtin import Dataset

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from batches import mixed_digits
+from helpers.batches import mixed_digits
 from torch import nn
 
 import advgrad

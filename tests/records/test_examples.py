@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from batches import mixed_digits
+from helpers.batches import mixed_digits
 from torch import nn
 
 from advgrad import __version__

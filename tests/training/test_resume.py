@@ -27,7 +27,7 @@ from advgrad.records.write import sha256_file
 from advgrad.training.objectives import AdvConfig, make_objective
 from advgrad.training.train import TrainConfig, fit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def small(data: Dataset, n: int = 256) -> Dataset:
