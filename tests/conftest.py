@@ -11,6 +11,7 @@ from types import ModuleType
 import matplotlib
 import pytest
 import torch
+from helpers.peers import pytest_runtest_makereport  # noqa: F401  (the hook: a missing peer fails under make test-all)
 from torch import nn
 
 matplotlib.use("Agg")

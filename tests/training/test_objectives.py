@@ -1,8 +1,9 @@
 """Adversarial training: the four objectives, the catastrophic-overfitting guard and `advgrad train --adv`.
 
-The objectives are checked against their definitions written out independently here (FGSM by hand,
-the TRADES KL by its formula), the perturbation is checked to use input gradients only, and the guard
-and the command line are exercised on small slices of mnist-5k.
+The objectives are checked against their definitions written out independently here in plain torch
+(FGSM by hand; fast FGSM, PGD and TRADES' inner attack by ``pgd_reference``, drawing its random start from
+the objective's own generator state; the TRADES KL by its formula), the perturbation is checked to use
+input gradients only, and the guard and the command line are exercised on small slices of mnist-5k.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -33,6 +36,38 @@ def shuffled(data: Dataset, n: int, n_test: int = 300, seed: int = 0) -> Dataset
     j = torch.randperm(len(data.y_test), generator=g)[:n_test]
     return Dataset(data.name, data.x_train[i], data.y_train[i], data.x_test[j], data.y_test[j],
                    data.class_names, data.mean, data.std)
+
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def pgd_reference(net: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
+                  generator: torch.Generator, loss_fn: LossFn) -> Tensor:
+    """L∞ PGD with a uniform random start in plain torch, as the papers define the training attack (one step
+    of α = 1.25·ε: Wong et al.'s fast FGSM; K steps of α = 2.5·ε/K: Madry et al.): the model in eval mode,
+    x′ = clip(x + U(−ε, ε)), then K times x′ ← clip_[0,1](x + clip_ε(x′ + α·sign ∇ₓ mean J(x′) − x)).
+    ``loss_fn(logits, y)`` is per sample. The same draw and operations as advgrad's loop: bit for bit."""
+    training = net.training
+    net.eval()
+    x_adv = (x + torch.empty_like(x).uniform_(-eps, eps, generator=generator)).clamp(0, 1)  # (N, C, H, W)
+    for _ in range(steps):
+        xv = x_adv.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss_fn(net(xv), y).mean(), xv)
+        x_adv = (x + (x_adv + alpha * g.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+    net.train(training)
+    return x_adv.detach()
+
+
+def ce(logits: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(logits, y, reduction="none")  # (N,)
+
+
+def stream(objective: Any) -> torch.Generator:
+    """A generator where the objective's random-start generator stands now (so the reference draws the same
+    start without knowing how the objective seeds it)."""
+    g = torch.Generator()
+    g.set_state(objective.generator.get_state())
+    return g
 
 
 @pytest.fixture
@@ -129,13 +164,19 @@ def test_fgsm_objective_is_goodfellows_formula(net: nn.Module, batch: tuple[Tens
 @pytest.mark.parametrize("method", ["fgsm-rs", "pgd"])
 def test_parameter_gradient_treats_the_perturbation_as_constant(method: str, net: nn.Module,
                                                                 batch: tuple[Tensor, Tensor]) -> None:
-    """∂/∂W of the objective equals ∂/∂W of J(f(x′), y) with x′ the (same-seeded) attack's output."""
+    """∂/∂W of the objective equals ∂/∂W of J(f(x′), y), x′ from the plain-torch reference attack (the paper's
+    steps and step size) started from the objective's draw; and the objective's own x′ is that x′, bit for bit."""
     x, y = batch
-    a = make_objective(AdvConfig(method, 0.1), epochs=1, seed=3)
-    b = make_objective(AdvConfig(method, 0.1), epochs=1, seed=3)
+    eps = 0.1
+    steps, alpha = (1, 1.25 * eps) if method == "fgsm-rs" else (7, 2.5 * eps / 7)
+    a = make_objective(AdvConfig(method, eps), epochs=1, seed=3)
+    b = make_objective(AdvConfig(method, eps), epochs=1, seed=3)
+    start = stream(a)
     loss, _ = a(net, x, y, 0.5)
-    x_adv = b.perturb(net, x, y, 0.5)
-    ref = F.cross_entropy(net(x_adv), y)
+    x_ref = pgd_reference(net, x, y, eps, alpha, steps, start, ce)
+    assert torch.equal(b.perturb(net, x, y, 0.5), x_ref)
+    ref = F.cross_entropy(net(x_ref), y)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
     params = list(net.parameters())
     for ga, gb in zip(torch.autograd.grad(loss, params), torch.autograd.grad(ref, params)):
         torch.testing.assert_close(ga, gb)
@@ -158,10 +199,21 @@ def test_random_starts_are_seeded_and_resumable(net: nn.Module, batch: tuple[Ten
 
 def test_trades_loss_is_ce_plus_beta_kl(net: nn.Module, batch: tuple[Tensor, Tensor]) -> None:
     x, y = batch
+    """x′ from the plain-torch reference: K = 7 steps of α = 2.5·ε/K on KL(p(x) ‖ p(x′)) with the clean
+    probabilities p(x) held fixed (Zhang et al. 2019), from the objective's random start."""
     objective = make_objective(AdvConfig("trades", 0.1, beta=6.0), epochs=1, seed=5)
-    twin = make_objective(AdvConfig("trades", 0.1, beta=6.0), epochs=1, seed=5)
+    start = stream(objective)
     loss, logits_adv = objective(net, x, y, 0.5)
-    x_adv = twin.perturb(net, x, y, 0.5)
+    net.eval()
+    with torch.no_grad():
+        p_fixed = F.softmax(net(x), 1)  # (N, K)
+    net.train()
+
+    def kl_to_clean(logits: Tensor, _y: Tensor) -> Tensor:  # (N,): Σ_k p_k (log p_k − log q_k)
+        return (p_fixed * (p_fixed.clamp_min(1e-12).log() - F.log_softmax(logits, 1))).sum(1)
+
+    x_adv = pgd_reference(net, x, y, 0.1, 2.5 * 0.1 / 7, 7, start, kl_to_clean)
+    torch.testing.assert_close(logits_adv, net(x_adv))  # the objective's logits are those at the reference x′
     p, q = F.softmax(net(x), 1), F.softmax(net(x_adv), 1)
     kl = (p * (p.log() - q.log())).sum(1).mean()
     ref = F.cross_entropy(net(x), y) + 6.0 * kl
