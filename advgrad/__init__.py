@@ -39,23 +39,23 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad.attacks.blackbox.spsa": ("spsa",),
     "advgrad.attacks.noise": ("sign_noise",),
     # models that only answer queries (an ONNX graph, an API), and the cost of an attack in model passes
-    "advgrad.querymodel": ("QueryModel",),
-    "advgrad.onnx_model": ("load_onnx",),
-    "advgrad.counting": ("PassCounter", "Passes"),
+    "advgrad.models.query": ("QueryModel",),
+    "advgrad.models.onnx": ("load_onnx",),
+    "advgrad.models.counting": ("PassCounter", "Passes"),
     "advgrad.norms": ("Norm", "get_norm"),
     "advgrad.losses": ("resolve_loss",),
-    "advgrad.models": ("MODEL_NAMES", "Normalize", "OutputLogits", "build_for", "build_model"),
-    "advgrad.data": ("Dataset", "load_dataset"),
-    "advgrad.train": ("History", "accuracy", "fit"),
-    "advgrad.checkpoint": ("Checkpoint", "checkpoint_meta", "load_checkpoint", "save_checkpoint"),
-    # your model, your data: any classifier, any image data, transfer attacks
-    "advgrad.model_loading": ("LoadedModel", "check_model_data", "check_model_fits", "load_model", "open_model"),
-    "advgrad.datasource": ("DataSource", "FolderSource", "TensorSource", "load_data", "source_of"),
-    "advgrad.transfer": ("Examples", "export_png", "load_examples", "save_examples", "transfer_success"),
-    "advgrad.adversarial": ("AdversarialObjective", "RobustProbe", "make_objective"),
+    # the zoo, checkpoints, and any classifier (checkpoint, factory, TorchScript, export)
+    "advgrad.models": ("MODEL_NAMES", "Checkpoint", "LoadedModel", "Normalize", "OutputLogits", "build_for",
+                       "build_model", "check_model_data", "check_model_fits", "checkpoint_meta", "load_checkpoint",
+                       "load_model", "open_model", "save_checkpoint"),
+    # built-in sets and any image data (tensors, folders, files)
+    "advgrad.data": ("DataSource", "Dataset", "FolderSource", "TensorSource", "load_data", "load_dataset",
+                     "source_of"),
+    "advgrad.training": ("AdversarialObjective", "History", "RobustProbe", "accuracy", "fit", "make_objective"),
+    "advgrad.records.examples": ("Examples", "export_png", "load_examples", "save_examples"),
     "advgrad.evaluate": ("CHECKS", "Evaluation", "SanityCheck", "SweepResult", "curve_from_min_eps",
                          "evaluate_model", "loss_landscape", "minimal_eps", "robust_accuracy", "sanity_report",
-                         "sweep"),
+                         "sweep", "transfer_success"),
     "advgrad.backprop": ("ForwardPass", "HandGradients", "backward_pass", "forward_pass", "hand_gradients",
                          "hand_input_gradient"),
     "advgrad.gradcheck": ("GradientCheck", "central_differences", "check_gradients"),
@@ -79,7 +79,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad._runtime import frozen_eval, predict  # noqa: F401
-    from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective  # noqa: F401
     from advgrad.attacks import AttackResult, get_attack, input_gradient, run_attack  # noqa: F401
     from advgrad.attacks.apgd import apgd, apgd_targeted  # noqa: F401
     from advgrad.attacks.autoattack import AutoAttackResult, autoattack  # noqa: F401
@@ -106,16 +105,16 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
         hand_input_gradient,
     )
     from advgrad.catalog import ATTACKS, DATASETS, LOSSES, MODELS, NORMS, OBJECTIVES  # noqa: F401
-    from advgrad.checkpoint import (  # noqa: F401
-        Checkpoint,
-        checkpoint_meta,
-        load_checkpoint,
-        save_checkpoint,
-    )
     from advgrad.configs import AdvConfig, AttackConfig, EvalConfig, TrainConfig  # noqa: F401
-    from advgrad.counting import PassCounter, Passes  # noqa: F401
-    from advgrad.data import Dataset, load_dataset  # noqa: F401
-    from advgrad.datasource import DataSource, FolderSource, TensorSource, load_data, source_of  # noqa: F401
+    from advgrad.data import (  # noqa: F401
+        Dataset,
+        DataSource,
+        FolderSource,
+        TensorSource,
+        load_data,
+        load_dataset,
+        source_of,
+    )
     from advgrad.evaluate import (  # noqa: F401
         CHECKS,
         Evaluation,
@@ -128,19 +127,36 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
         robust_accuracy,
         sanity_report,
         sweep,
+        transfer_success,
     )
     from advgrad.gradcheck import GradientCheck, central_differences, check_gradients  # noqa: F401
     from advgrad.losses import resolve_loss  # noqa: F401
-    from advgrad.model_loading import (  # noqa: F401
+    from advgrad.models import (  # noqa: F401
+        MODEL_NAMES,
+        Checkpoint,
         LoadedModel,
+        Normalize,
+        OutputLogits,
+        build_for,
+        build_model,
         check_model_data,
         check_model_fits,
+        checkpoint_meta,
+        load_checkpoint,
         load_model,
         open_model,
+        save_checkpoint,
     )
-    from advgrad.models import MODEL_NAMES, Normalize, OutputLogits, build_for, build_model  # noqa: F401
+    from advgrad.models.counting import PassCounter, Passes  # noqa: F401
+    from advgrad.models.onnx import load_onnx  # noqa: F401
+    from advgrad.models.query import QueryModel  # noqa: F401
     from advgrad.norms import Norm, get_norm  # noqa: F401
-    from advgrad.onnx_model import load_onnx  # noqa: F401
-    from advgrad.querymodel import QueryModel  # noqa: F401
-    from advgrad.train import History, accuracy, fit  # noqa: F401
-    from advgrad.transfer import Examples, export_png, load_examples, save_examples, transfer_success  # noqa: F401
+    from advgrad.records.examples import Examples, export_png, load_examples, save_examples  # noqa: F401
+    from advgrad.training import (  # noqa: F401
+        AdversarialObjective,
+        History,
+        RobustProbe,
+        accuracy,
+        fit,
+        make_objective,
+    )

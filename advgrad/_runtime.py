@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from advgrad._validate import ParameterError
 
 DEVICES = ("auto", "cpu", "cuda")
-Progress = Callable[[int], None]  # called with the number of samples just done
+Advance = Callable[[int], None]  # advance(k): k more samples done (evaluate.progress's Tally is one)
 
 
 @contextmanager
@@ -128,15 +128,15 @@ def spans(n: int, size: int) -> Iterator[slice]:
 
 
 @torch.no_grad()
-def logits(model: nn.Module, x: Tensor, batch_size: int = 500, progress: Progress | None = None) -> Tensor:
+def logits(model: nn.Module, x: Tensor, batch_size: int = 500, advance: Advance | None = None) -> Tensor:
     """Logits (N, K) in frozen eval mode, ``batch_size`` samples at a time on the model's device."""
     device = model_device(model)
     out = []
     with frozen_eval(model):
         for part in spans(len(x), batch_size):
             out.append(forward(model, x[part].to(device)).to(x.device))
-            if progress is not None:
-                progress(part.stop - part.start)
+            if advance is not None:
+                advance(part.stop - part.start)
     return torch.cat(out) if out else x.new_empty((0, 0))
 
 

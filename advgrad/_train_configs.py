@@ -14,10 +14,10 @@ from advgrad.catalog import (
     DATASETS,
     DEVICES,
     HEADS,
+    LR_SCHEDULES,
     MODELS,
     OBJECTIVES,
     OPTIMIZERS,
-    SCHEDULES,
     TRAIN_LOSSES,
     ObjectiveEntry,
     norm_name,
@@ -53,7 +53,8 @@ class TrainConfig:
         _validate.number("weight decay", self.weight_decay, minimum=0.0, phrase="≥ 0")
         _validate.number("momentum", self.momentum, minimum=0.0, below=1.0, phrase="in [0, 1)")
         _validate.count("seed", self.seed, minimum=0)
-        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"), (self.schedule, SCHEDULES, "schedule"),
+        for value, allowed, what in ((self.optimizer, OPTIMIZERS, "optimizer"),
+                                     (self.schedule, LR_SCHEDULES, "schedule"),
                                      (self.device, DEVICES, "device"), (self.loss, TRAIN_LOSSES, "loss")):
             _validate.one_of(what, value, allowed)
         for name in ACCELERATION:
@@ -121,13 +122,13 @@ class TrainingPlan:
     """A training run of ``advgrad.runs.training.run_training``: train ``model`` (``hidden`` widths and
     ``head`` for the MLPs) on the first ``n_train`` images (None: all) of ``dataset`` (files under
     ``data_root``; ``download`` lets torchvision fetch them; or a data file/folder, with the held-out split
-    ``test_data``: ``advgrad._traindata``; folders resized and centre-cropped to ``image_size``, one channel
+    ``test_data``: ``advgrad.data.training``; folders resized and centre-cropped to ``image_size``, one channel
     with ``grayscale``) with ``train``, adversarially when ``adv`` is
     given — then a PGD probe of ``probe_steps`` steps on ``probe_n`` fixed training images tracks the best
     epoch. Writes ``out`` (a .pt checkpoint holding the state to resume from), ``metrics_path`` beside it
     and, with ``adv``, ``best_path``; ``resume`` continues the run saved in ``out``."""
 
-    out: Path = Path("runs/model.pt")
+    out: Path = Path("out/model.pt")
     dataset: str = "mnist-5k"
     model: str = "cnn"
     hidden: tuple[int, ...] | None = None
@@ -185,10 +186,10 @@ class TrainingPlan:
 
     @property
     def metrics_path(self) -> Path:
-        """The metrics JSON beside ``out``: runs/model.pt → runs/model.json."""
+        """The metrics JSON beside ``out``: out/model.pt → out/model.json."""
         return self.out.with_suffix(".json")
 
     @property
     def best_path(self) -> Path:
-        """The best-probe checkpoint beside ``out``: runs/model.pt → runs/model.best.pt."""
+        """The best-probe checkpoint beside ``out``: out/model.pt → out/model.best.pt."""
         return self.out.with_name(self.out.stem + ".best" + self.out.suffix)

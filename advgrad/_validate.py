@@ -4,7 +4,7 @@ a ValueError that names the value and says what is allowed. Nothing here imports
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -101,3 +101,18 @@ def names(name: str, values: object, allowed: Iterable[str]) -> tuple[str, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"{name} repeat: {', '.join(out)}")
     return out
+
+
+def parse_image_size(value: int | Sequence[int] | str | None) -> tuple[int, int] | None:
+    """``--image-size``: "224" or "224,192" (H,W), an int or a pair → (H, W); None stays None."""
+    if value is None:
+        return None
+    parts: Sequence[object]
+    if isinstance(value, str):
+        parts = [int(p) if p.strip().isdigit() else p for p in value.split(",")]
+    else:
+        parts = [value] if isinstance(value, int) else list(value)
+    if len(parts) not in (1, 2):
+        raise ValueError(f"image_size must be H or H,W (positive integers), got {value!r}")
+    sizes = [count("image_size", p, phrase="H or H,W (positive integers)") for p in parts]
+    return (sizes[0], sizes[-1])

@@ -2,7 +2,7 @@
 
 Training holds the input X fixed and needs ∂J/∂Wᵢ, ∂J/∂bᵢ; an attacker holds the weights fixed and needs
 ∂J/∂X. Both come out of one recursion over the layers of an ``mlp-sigmoid`` model
-(:class:`advgrad.models.SigmoidMLP`)::
+(:class:`advgrad.models.zoo.SigmoidMLP`)::
 
     a⁽⁰⁾ = (X − mean)/std, flattened          z⁽ⁱ⁾ = Wᵢ a⁽ⁱ⁻¹⁾ + bᵢ      a⁽ⁱ⁾ = σ(z⁽ⁱ⁾)  (i < L)
     δ⁽ᴸ⁾ = ∂J/∂z⁽ᴸ⁾                             (the head, below)
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from advgrad.catalog import HAND_LOSSES, LOSSES, resolve
 from advgrad.losses import output_activation
-from advgrad.models import SigmoidMLP
+from advgrad.models.zoo import SigmoidMLP
 
 
 @dataclass(frozen=True)

@@ -229,26 +229,28 @@ MIN_EPS_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.per_sam
 MIN_NORM_ATTACKS = tuple(name for name, entry in ATTACKS.items() if entry.kind == "minimal" or name in MIN_EPS_ATTACKS)
 
 MODELS: Registry[ModelEntry] = Registry("model", {
-    "logreg": ModelEntry("advgrad.models:_logreg", "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),
-    "mlp-sigmoid": ModelEntry("advgrad.models:_mlp_sigmoid", "σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), the classic network",
+    "logreg": ModelEntry("advgrad.models.zoo:_logreg",
+                         "softmax regression, Goodfellow et al.'s shallow softmax (2015)"),
+    "mlp-sigmoid": ModelEntry("advgrad.models.zoo:_mlp_sigmoid", "σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), the classic network",
                               hidden=True, heads=("softmax", "sigmoid")),
-    "mlp": ModelEntry("advgrad.models:_mlp_relu", "ReLU MLP, default 256-256", hidden=True),
-    "cnn": ModelEntry("advgrad.models:_cnn", "Madry et al.'s (2018) MNIST CNN"),
-    "cnn-small": ModelEntry("advgrad.models:_cnn_small", "Wong et al.'s (2020) MNIST net"),
-    "preact-resnet18": ModelEntry("advgrad.models:_resnet",
+    "mlp": ModelEntry("advgrad.models.zoo:_mlp_relu", "ReLU MLP, default 256-256", hidden=True),
+    "cnn": ModelEntry("advgrad.models.zoo:_cnn", "Madry et al.'s (2018) MNIST CNN"),
+    "cnn-small": ModelEntry("advgrad.models.zoo:_cnn_small", "Wong et al.'s (2020) MNIST net"),
+    "preact-resnet18": ModelEntry("advgrad.models.zoo:_resnet",
                                   "pre-activation ResNet-18 (He et al. 2016), for 32×32 images"),
 })
 HEADS = ("softmax", "sigmoid")
 
 _DIGITS = tuple(str(d) for d in range(10))
 DATASETS: Registry[DatasetEntry] = Registry("dataset", {
-    "mnist-5k": DatasetEntry("advgrad.data:_mnist5k", "5,000 MNIST digits embedded in advgrad (4,000 / 1,000)",
+    "mnist-5k": DatasetEntry("advgrad.data.builtin:_mnist5k", "5,000 MNIST digits embedded in advgrad (4,000 / 1,000)",
                              _DIGITS, (0.1307,), (0.3081,)),
-    "fashion-mnist": DatasetEntry("advgrad.data:_fashion", "Zalando's Fashion-MNIST, 60,000 / 10,000",
+    "fashion-mnist": DatasetEntry("advgrad.data.builtin:_fashion", "Zalando's Fashion-MNIST, 60,000 / 10,000",
                                   ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                                    "Sneaker", "Bag", "Ankle boot"), (0.2860,), (0.3530,), "FashionMNIST"),
-    "mnist": DatasetEntry("advgrad.data:_mnist", "MNIST, 60,000 / 10,000", _DIGITS, (0.1307,), (0.3081,), "MNIST"),
-    "cifar10": DatasetEntry("advgrad.data:_cifar10", "CIFAR-10, 50,000 / 10,000",
+    "mnist": DatasetEntry("advgrad.data.builtin:_mnist", "MNIST, 60,000 / 10,000", _DIGITS, (0.1307,), (0.3081,),
+                          "MNIST"),
+    "cifar10": DatasetEntry("advgrad.data.builtin:_cifar10", "CIFAR-10, 50,000 / 10,000",
                             ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                              "truck"), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "CIFAR10"),
 })
@@ -272,27 +274,28 @@ NORMS: Registry[NormEntry] = Registry("norm", {
 })
 
 OBJECTIVES: Registry[ObjectiveEntry] = Registry("adversarial method", {
-    "fgsm": ObjectiveEntry("advgrad.adversarial:_half_clean_half_adversarial",
+    "fgsm": ObjectiveEntry("advgrad.training.objectives:_half_clean_half_adversarial",
                            "½·J(x) + ½·J(x + ε·sign ∇ₓJ) (Goodfellow et al. 2015)"),
-    "fgsm-rs": ObjectiveEntry("advgrad.adversarial:_adversarial",
+    "fgsm-rs": ObjectiveEntry("advgrad.training.objectives:_adversarial",
                               "J(x′), random start + one step of 1.25·ε (Wong et al. 2020)",
                               alpha_factor=1.25, random_start=True),
-    "pgd": ObjectiveEntry("advgrad.adversarial:_adversarial",
+    "pgd": ObjectiveEntry("advgrad.training.objectives:_adversarial",
                           "J(x′), K-step PGD, random start, α = 2.5·ε/K (Madry et al. 2018)",
                           multi_step=True, alpha_factor=2.5, random_start=True),
-    "trades": ObjectiveEntry("advgrad.adversarial:_trades",
+    "trades": ObjectiveEntry("advgrad.training.objectives:_trades",
                              "CE(x) + β·KL(p(x) ‖ p(x′)), x′ from K-step PGD on the KL (Zhang et al. 2019)",
                              multi_step=True, alpha_factor=2.5, random_start=True, kl=True),
 })
 
 OPTIMIZERS: Registry[Entry] = Registry("optimizer", {
-    "sgd": Entry("advgrad.train:_sgd", "SGD with momentum and weight decay"),
-    "adam": Entry("advgrad.train:_adam", "Adam (Kingma & Ba 2015)"),
+    "sgd": Entry("advgrad.training.train:_sgd", "SGD with momentum and weight decay"),
+    "adam": Entry("advgrad.training.train:_adam", "Adam (Kingma & Ba 2015)"),
 })
-SCHEDULES: Registry[Entry] = Registry("schedule", {
-    "constant": Entry("advgrad.train:_constant", "the peak learning rate throughout"),
-    "cosine": Entry("advgrad.train:_cosine", "½(1 + cos πt) of the peak"),
-    "one-cycle": Entry("advgrad.train:_one_cycle", "linear up to the peak at 40 %, then down to 0 (Smith 2018)"),
+LR_SCHEDULES: Registry[Entry] = Registry("schedule", {
+    "constant": Entry("advgrad.training.train:_constant", "the peak learning rate throughout"),
+    "cosine": Entry("advgrad.training.train:_cosine", "½(1 + cos πt) of the peak"),
+    "one-cycle": Entry("advgrad.training.train:_one_cycle",
+                       "linear up to the peak at 40 %, then down to 0 (Smith 2018)"),
 })
 
 

@@ -2,8 +2,8 @@
 to the library. Like ``advgrad.catalog`` this module imports neither torch nor the library, so the CLI
 validates the user's options — and answers ``--help`` — before torch loads.
 
-- ``TrainConfig``: a training run (``advgrad.train.fit``); stored in the checkpoint.
-- ``AdvConfig``: how adversarial training perturbs each batch (``advgrad.adversarial``).
+- ``TrainConfig``: a training run (``advgrad.training.train.fit``); stored in the checkpoint.
+- ``AdvConfig``: how adversarial training perturbs each batch (``advgrad.training.objectives``).
 - ``AttackConfig``: one attack (any name in ``catalog.ATTACKS``); the radius ε is not part of it:
   evaluations sweep it, and the minimal-ε bisection gives every sample its own.
 - ``EvalConfig``: an evaluation (``advgrad.evaluate``); recorded beside its results.

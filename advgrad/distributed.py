@@ -7,7 +7,7 @@ returns the device this process computes on. Without torchrun (WORLD_SIZE unset 
 device, nothing is initialised, and every helper below answers for a world of one process: the library
 then runs exactly as it does without this module.
 
-Who uses it: ``advgrad.train.fit`` wraps the model in DistributedDataParallel once a group is up, and
+Who uses it: ``advgrad.training.train.fit`` wraps the model in DistributedDataParallel once a group is up, and
 ``advgrad.attacks.runner`` (under ``advgrad eval`` and ``advgrad attack``) shares blocks of test
 points out (block k to process k mod N).
 Only process 0 (``is_main()``) writes files and prints.

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from advgrad.backprop import default_loss, hand_gradients
 from advgrad.catalog import HAND_LOSSES
 from advgrad.losses import resolve_loss
-from advgrad.models import SigmoidMLP
+from advgrad.models.zoo import SigmoidMLP
 
 # One-sided slopes differing by more than this fraction of the larger (plus 1e-8) mark a kink (ReLU at 0,
 # max-pool tie) of a piecewise-linear network, where the derivative does not exist; at smooth points of

@@ -1,7 +1,7 @@
 """Pictures: pure functions from numbers to a matplotlib ``Figure``.
 
 Nothing here touches pyplot's global state or writes a file: every function builds its own ``Figure``
-(``matplotlib.figure.Figure``, no GUI backend needed) and returns it; ``advgrad.results.write_figure``
+(``matplotlib.figure.Figure``, no GUI backend needed) and returns it; ``advgrad.records.write.write_figure``
 saves it (PNG, SVG or PDF by suffix). Every figure has a title, axis labels and, where several things
 are drawn, a legend, and is sized to read at README width.
 

@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(args.threads)
-    from advgrad.adversarial import AdvConfig, make_objective
-    from advgrad.data import Dataset, load_dataset
-    from advgrad.models import build_for
-    from advgrad.results import write_text
-    from advgrad.train import TrainConfig, fit
+    from advgrad.data.builtin import Dataset, load_dataset
+    from advgrad.models.zoo import build_for
+    from advgrad.records.write import write_text
+    from advgrad.training.objectives import AdvConfig, make_objective
+    from advgrad.training.train import TrainConfig, fit
 
     full = load_dataset("mnist-5k")
     data = Dataset(full.name, full.x_train[:args.n], full.y_train[:args.n], full.x_test[:500], full.y_test[:500],

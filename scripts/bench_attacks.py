@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from advgrad.attacks import auto_chunk_size, fgsm, pgd  # noqa: E402
 from advgrad.attacks._chunks import slices as _slices  # noqa: E402
-from advgrad.data import load_dataset  # noqa: E402
-from advgrad.models import build_model  # noqa: E402
-from advgrad.results import write_text  # noqa: E402
+from advgrad.data.builtin import load_dataset  # noqa: E402
+from advgrad.models.zoo import build_model  # noqa: E402
+from advgrad.records.write import write_text  # noqa: E402
 
 Runner = Callable[[], object]
 

@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advgrad.attacks import autoattack  # noqa: E402
-from advgrad.checkpoint import load_checkpoint  # noqa: E402
-from advgrad.data import Dataset, load_dataset  # noqa: E402
-from advgrad.models import build_for  # noqa: E402
-from advgrad.results import write_text  # noqa: E402
-from advgrad.train import TrainConfig, fit  # noqa: E402
+from advgrad.data.builtin import Dataset, load_dataset  # noqa: E402
+from advgrad.models.checkpoint import load_checkpoint  # noqa: E402
+from advgrad.models.zoo import build_for  # noqa: E402
+from advgrad.records.write import write_text  # noqa: E402
+from advgrad.training.train import TrainConfig, fit  # noqa: E402
 
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
 _LOGGED = re.compile(r"robust accuracy after (\S+): .*\(total time ([0-9.]+) s\)")

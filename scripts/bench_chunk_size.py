@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advgrad.attacks import auto_chunk_size, input_gradient  # noqa: E402
-from advgrad.data import load_dataset  # noqa: E402
-from advgrad.models import build_model  # noqa: E402
-from advgrad.results import write_text  # noqa: E402
+from advgrad.data.builtin import load_dataset  # noqa: E402
+from advgrad.models.zoo import build_model  # noqa: E402
+from advgrad.records.write import write_text  # noqa: E402
 
 CHUNKS = (16, 32, 64, 128, 256, 512)
 # model name → input shape; MNIST-shaped models run on mnist-5k digits, the rest on uniform noise

@@ -1,4 +1,4 @@
-"""What counting passes costs: attacks timed with and without ``advgrad.counting.PassCounter``, in one process.
+"""What counting passes costs: attacks timed with and without ``advgrad.models.counting.PassCounter``, in one process.
 
 Two measurements, because a difference of 1 % is below the noise of a shared machine:
 
@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from advgrad.attacks import apgd, square  # noqa: E402
 from advgrad.checkpoint import load_checkpoint  # noqa: E402
-from advgrad.counting import PassCounter, Passes  # noqa: E402
 from advgrad.data import load_dataset  # noqa: E402
 from advgrad.models import build_for  # noqa: E402
+from advgrad.models.counting import PassCounter, Passes  # noqa: E402
 from advgrad.results import write_text  # noqa: E402
 from advgrad.train import TrainConfig, fit  # noqa: E402
 

@@ -43,13 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advgrad import distributed  # noqa: E402
-from advgrad.adversarial import make_objective  # noqa: E402
 from advgrad.attacks import pgd  # noqa: E402
 from advgrad.configs import AdvConfig, TrainConfig  # noqa: E402
-from advgrad.data import Dataset  # noqa: E402
-from advgrad.models import build_for  # noqa: E402
-from advgrad.results import write_text  # noqa: E402
-from advgrad.train import fit  # noqa: E402
+from advgrad.data.builtin import Dataset  # noqa: E402
+from advgrad.models.zoo import build_for  # noqa: E402
+from advgrad.records.write import write_text  # noqa: E402
+from advgrad.training.objectives import make_objective  # noqa: E402
+from advgrad.training.train import fit  # noqa: E402
 
 EPS, ALPHA, STEPS = 8 / 255, 2 / 255, 10
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)

@@ -37,10 +37,10 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     from advgrad import distributed
     from advgrad.configs import TrainConfig
-    from advgrad.data import Dataset, load_dataset
+    from advgrad.data.builtin import Dataset, load_dataset
     from advgrad.evaluate import robust_accuracy
-    from advgrad.models import build_for
-    from advgrad.train import fit
+    from advgrad.models.zoo import build_for
+    from advgrad.training.train import fit
 
     with distributed.session("cpu"):
         full = load_dataset("mnist-5k")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             best[config] = t if old is None else {k: min(old[k], t[k]) if k != "accuracy" else t[k] for k in t}
     command = "python scripts/bench_scaling.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = table(best, args, command.strip())
-    from advgrad.results import write_text
+    from advgrad.records.write import write_text
 
     write_text(args.out, text)
     print(text)

@@ -1,6 +1,6 @@
 """The README's demo: the whole loop on the embedded mnist-5k data, offline, through the real CLI.
 
-    make demo            # = .venv/bin/python scripts/demo.py --out runs/demo               (a few minutes)
+    make demo            # = .venv/bin/python scripts/demo.py --out out/demo                (a few minutes)
     make demo-record     # = .venv/bin/python scripts/demo.py --out results/demo --full    (the committed record)
 
 train → attack (FGSM and PGD-20 at ε = 0.1, saving examples) → eval (ε sweep, minimal ε, sanity report)
@@ -132,8 +132,8 @@ def _replace_folder(new: Path, target: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run advgrad's demo loop.")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"),
-                        help="where the files go (default runs/demo; `make demo-record` writes results/demo)")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"),
+                        help="where the files go (default out/demo; `make demo-record` writes results/demo)")
     sizes = parser.add_mutually_exclusive_group()
     sizes.add_argument("--full", action="store_const", dest="size", const="full", default="demo",
                        help="The committed record's sizes: cnn, 500 points, AutoAttack on 200 at five radii (~42 min).")

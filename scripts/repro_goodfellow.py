@@ -31,12 +31,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
     torch.set_num_threads(args.threads)
-    from advgrad.adversarial import AdvConfig, make_objective
     from advgrad.attacks import fgsm
-    from advgrad.data import load_dataset
-    from advgrad.models import build_for
-    from advgrad.results import write_json, write_text
-    from advgrad.train import TrainConfig, fit
+    from advgrad.data.builtin import load_dataset
+    from advgrad.models.zoo import build_for
+    from advgrad.records.write import write_json, write_text
+    from advgrad.training.objectives import AdvConfig, make_objective
+    from advgrad.training.train import TrainConfig, fit
 
     data = load_dataset("mnist-5k")
     config = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-2, schedule="one-cycle", seed=0, device="cpu")

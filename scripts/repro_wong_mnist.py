@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     from repro_fashion import robust_accuracy
 
-    from advgrad.adversarial import AdvConfig, RobustProbe, make_objective
-    from advgrad.data import load_dataset
-    from advgrad.models import build_for
-    from advgrad.results import write_figure, write_json, write_text
-    from advgrad.train import TrainConfig, fit
+    from advgrad.data.builtin import load_dataset
+    from advgrad.models.zoo import build_for
+    from advgrad.records.write import write_figure, write_json, write_text
+    from advgrad.training.objectives import AdvConfig, RobustProbe, make_objective
+    from advgrad.training.train import TrainConfig, fit
 
     data = load_dataset("mnist-5k")
     config = TrainConfig(epochs=args.epochs, batch_size=100, optimizer="adam", lr=5e-3, schedule="one-cycle",

@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from advgrad._runtime import predict
     from advgrad.attacks import run_attack
     from advgrad.configs import AttackConfig, TrainConfig
-    from advgrad.data import load_dataset
-    from advgrad.models import build_for
-    from advgrad.results import write_json, write_text
-    from advgrad.train import fit
-    from advgrad.transfer import load_examples, save_examples, transfer_success
+    from advgrad.data.builtin import load_dataset
+    from advgrad.evaluate.transfer import transfer_success
+    from advgrad.models.zoo import build_for
+    from advgrad.records.examples import load_examples, save_examples
+    from advgrad.records.write import write_json, write_text
+    from advgrad.training.train import fit
 
     start = time.perf_counter()
     data = load_dataset("mnist-5k")

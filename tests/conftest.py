@@ -11,14 +11,15 @@ from types import ModuleType
 import matplotlib
 import pytest
 import torch
+from helpers.peers import pytest_runtest_makereport  # noqa: F401  (the hook: a missing peer fails under make test-all)
 from torch import nn
 
 matplotlib.use("Agg")
 
-from advgrad.checkpoint import checkpoint_meta, save_checkpoint  # noqa: E402
-from advgrad.data import Dataset, load_dataset  # noqa: E402
-from advgrad.models import build_for  # noqa: E402
-from advgrad.train import TrainConfig, fit  # noqa: E402
+from advgrad.data.builtin import Dataset, load_dataset  # noqa: E402
+from advgrad.models.checkpoint import checkpoint_meta, save_checkpoint  # noqa: E402
+from advgrad.models.zoo import build_for  # noqa: E402
+from advgrad.training.train import TrainConfig, fit  # noqa: E402
 
 # A shell starts background jobs with SIGINT ignored, and a process that starts so (pytest, and every
 # process it spawns) never turns Ctrl-C into KeyboardInterrupt. The Ctrl-C tests need the ordinary
@@ -59,7 +60,7 @@ def trained_small_path(trained_small: tuple[nn.Module, dict], tmp_path_factory: 
 def robust_small(mnist5k: Dataset) -> nn.Module:
     """cnn-small adversarially trained (FGSM with random start, ε = 0.2) for 3 epochs on mnist-5k: a
     robust-ish model, on which attacked points fall at every step rather than all at once."""
-    from advgrad.adversarial import AdvConfig, make_objective
+    from advgrad.training.objectives import AdvConfig, make_objective
 
     config = TrainConfig(epochs=3, batch_size=64, lr=3e-3, schedule="one-cycle", seed=0, device="cpu")
     model, _ = build_for("cnn-small", mnist5k, seed=0)

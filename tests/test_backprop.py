@@ -17,7 +17,7 @@ import advgrad.attacks as attacks
 from advgrad.backprop import HAND_LOSSES, default_loss, forward_pass, hand_gradients, hand_input_gradient
 from advgrad.gradcheck import central_differences
 from advgrad.losses import resolve_loss
-from advgrad.models import build_model
+from advgrad.models.zoo import build_model
 
 SHAPE = (2, 3, 2)  # (C, H, W): two channels, so the per-channel 1/std of Normalize is exercised
 MEAN, STD = (0.1307, 0.45), (0.3081, 0.7)

@@ -1,4 +1,4 @@
-"""Past one process: the same program (tests/distworker.py) run alone — the library as it always ran, no
+"""Past one process: the same program (tests/helpers/distworker.py) run alone — the library as it always ran, no
 torchrun, no process group — and under torchrun with gloo as 2 and 3 processes on this CPU.
 
 What must hold, and why it can be tested to the bit here:
@@ -27,7 +27,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "tests" / "distworker.py"
+WORKER = ROOT / "tests" / "helpers" / "distworker.py"
 pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 TASKS = "eval,cascade,train,bn,adversarial,bad-batch"
 

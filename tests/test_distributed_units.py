@@ -14,16 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from advgrad import _ddp, distributed
+from advgrad import distributed
 from advgrad._runtime import frozen_eval
 from advgrad.attacks import runner
 from advgrad.configs import AttackConfig, TrainConfig, TrainingPlan
-from advgrad.data import Dataset, batches
+from advgrad.data.builtin import Dataset, batches
 from advgrad.distributed import stream_seed
-from advgrad.models import build_for
+from advgrad.models.zoo import build_for
 from advgrad.norms import get_norm
 from advgrad.runs.training import run_training
-from advgrad.train import fit
+from advgrad.training import _ddp
+from advgrad.training.train import fit
 
 
 def as_process(monkeypatch: pytest.MonkeyPatch, rank: int, world: int) -> None:
@@ -115,7 +116,7 @@ def test_train_view_routes_training_through_ddp_and_attacks_to_the_module(amp: b
 
 
 def test_adversarial_training_with_amp_attacks_in_float32(mnist5k: Dataset) -> None:
-    from advgrad.adversarial import AdvConfig, make_objective
+    from advgrad.training.objectives import AdvConfig, make_objective
 
     data = Dataset(mnist5k.name, mnist5k.x_train[:64], mnist5k.y_train[:64], mnist5k.x_test[:32],
                    mnist5k.y_test[:32], mnist5k.class_names, mnist5k.mean, mnist5k.std)

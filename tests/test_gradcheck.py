@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from advgrad.gradcheck import central_differences, check_gradients, one_sided_differences
-from advgrad.models import build_model
+from advgrad.models.zoo import build_model
 
 
 def test_central_differences_of_a_cubic_are_3t_squared() -> None:

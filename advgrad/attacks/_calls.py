@@ -19,7 +19,7 @@ from advgrad.attacks._checks import EpsSpec
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS, LABEL_ATTACKS, QUERY_ATTACKS
 from advgrad.configs import AttackConfig
-from advgrad.querymodel import QueryModel, refuse_query_only
+from advgrad.models.query import QueryModel, refuse_query_only
 
 
 def keyword_arguments(config: AttackConfig, *, generator: torch.Generator | None = None, seed: int = 0,

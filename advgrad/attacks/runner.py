@@ -37,7 +37,7 @@ from advgrad.attacks._cascade import pipeline
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS, resolve
 from advgrad.configs import AttackConfig
-from advgrad.querymodel import QueryModel
+from advgrad.models.query import QueryModel
 
 BLOCK = 250  # points per attack call: the reference AutoAttack's batch; the unit of seeds, work and resume
 

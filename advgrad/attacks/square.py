@@ -42,8 +42,8 @@ from advgrad.attacks._chunks import chunk_for
 from advgrad.attacks._square_steps import _forward, _margin, _query_l2, _query_linf, _start_l2, _start_linf
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
+from advgrad.models.query import QueryModel
 from advgrad.norms import NormSpec, get_norm
-from advgrad.querymodel import QueryModel
 
 HALVE_AFTER = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # queries after which p halves
 

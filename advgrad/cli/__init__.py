@@ -18,14 +18,14 @@ from typing import Any
 
 import click
 
-from advgrad import __version__
 from advgrad._validate import ParameterError
+from advgrad._version import __version__
 from advgrad.cli._errors import internal_error_line, one_line
 from advgrad.cli._progress import DEFAULT_INTERVAL, INTERVAL_ENV, QUIET
-from advgrad.results import current_command
+from advgrad.runs.output import current_command
 
 # name → (module, attribute, the first paragraph of the command's docstring: its summary in `--help`).
-# tests/test_cli_startup.py checks each summary against the command's own help.
+# tests/cli/test_cli_startup.py checks each summary against the command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "attack": ("advgrad.cli.attack", "attack",
                "Attack the model's test images (FGSM, PGD, MI-FGSM, AutoAttack or one of its members) and "
@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "the per-sample minimal ε, and a sanity report that flags gradient masking."),
     "grad": ("advgrad.cli.grad", "grad",
              "Show ∂J/∂Wᵢ, ∂J/∂bᵢ and ∂J/∂X for test samples, by hand vs autograd vs finite differences."),
-    "info": ("advgrad.cli.info", "info", "Describe the model at --model (default runs/model.pt)."),
+    "info": ("advgrad.cli.info", "info", "Describe the model at --model (default out/model.pt)."),
     "plot": ("advgrad.cli.plot", "plot",
              "Draw a figure (examples, curve, training, min-eps, landscape) from the files the other commands "
              "write."),
@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "adversarial inputs and the transfer success rate (of the points it classifies correctly when "
                  "clean, the share the examples fool)."),
     "train": ("advgrad.cli.train", "train",
-              "Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default runs/model.pt) plus the "
+              "Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default out/model.pt) plus the "
               "metrics OUT.json beside it."),
 }
 

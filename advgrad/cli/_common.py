@@ -21,15 +21,15 @@ import click
 from advgrad.catalog import DEVICES
 from advgrad.cli._progress import Progress as Progress  # re-exported: the commands import them from here
 from advgrad.cli._progress import progress_bar as progress_bar
-from advgrad.results import check_writable
+from advgrad.runs.output import check_writable
 
 if TYPE_CHECKING:
     import torch
 
-    from advgrad.checkpoint import Checkpoint
+    from advgrad.runs.info import Checkpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_MODEL = Path("runs/model.pt")
+DEFAULT_MODEL = Path("out/model.pt")
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -45,7 +45,7 @@ def device_option(f: F) -> F:
 
 
 # What --model takes (``advgrad.model_loading.open_model``, the kinds of ``_model_files.model_kind``).
-MODEL_FORMS = ("an advgrad checkpoint (`advgrad train` writes runs/model.pt), a TorchScript file (torch.jit.save) or a "
+MODEL_FORMS = ("an advgrad checkpoint (`advgrad train` writes out/model.pt), a TorchScript file (torch.jit.save) or a "
                "torch.export program (.pt2); or code that builds the model: path/file.py:factory, "
                "package.module:factory or torchvision:NAME, with its state dict in --weights")
 
@@ -75,7 +75,7 @@ def model_option(f: F) -> F:
 
 
 def model_source_options(f: F) -> F:
-    """--model-args, --weights, --weights-key, --mean, --std: how ``advgrad.model_loading.open_model`` builds a
+    """--model-args, --weights, --weights-key, --mean, --std: how ``advgrad.models.loading.open_model`` builds a
     model that is not an advgrad checkpoint."""
     options = [
         click.option("--model-args", "model_args", default=None, metavar="JSON",
@@ -109,7 +109,7 @@ def folder_options(f: F) -> F:
 
 
 def data_option(f: F) -> F:
-    """--data, --image-size, --grayscale, --workers, --classes: the data ``advgrad.datasource.load_data`` reads."""
+    """--data, --image-size, --grayscale, --workers, --classes: the data ``advgrad.data.sources.load_data`` reads."""
     options = [
         click.option("--data", default=None, metavar="NAME|FOLDER|FILE",
                      help="A built-in data set, a folder of images (one sub-folder per class) or an .npz/.pt "
@@ -126,9 +126,9 @@ def data_option(f: F) -> F:
 
 def open_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
     """The checkpoint at ``path`` (a missing or foreign file is a one-line usage error, as every ValueError)."""
-    from advgrad.checkpoint import load_checkpoint
+    from advgrad.runs.info import read_checkpoint
 
-    return load_checkpoint(not_a_directory("--model", path), map_location=device)
+    return read_checkpoint(not_a_directory("--model", path), device)
 
 
 def warn(text: str) -> None:
@@ -149,7 +149,7 @@ def figure_path(option: str, path: Path) -> None:
 
 
 def refuse_directory(path: Path) -> None:
-    """Exit 2 if an output path is a folder (the message ``results.check_writable`` gives)."""
+    """Exit 2 if an output path is a folder (the message ``records.write.check_writable`` gives)."""
     if path.is_dir():
         raise UsageFail(f"output path {str(path)!r} is a directory, expected a file path")
 
@@ -162,10 +162,10 @@ def _entry(path: Path) -> str:
 
 def check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[str, Path]] = ()) -> None:
     """Before any work: no two outputs are one file, no output is one of the inputs, and each output's
-    folder provably takes a new file (``results.check_writable``). Each pair is (what the user calls it,
+    folder provably takes a new file (``records.write.check_writable``). Each pair is (what the user calls it,
     path). Called after a command's own suffix rules; one-line usage error (exit 2) otherwise.
 
-    Two outputs collide when they name one folder entry (``runs/../m.json`` and ``m.json``). An output
+    Two outputs collide when they name one folder entry (``out/../m.json`` and ``m.json``). An output
     destroys an input when it names the input's entry or, for an input given through a symlink, the file
     the link points to."""
     try:

@@ -24,8 +24,8 @@ def log_dir() -> Path:
 def save_traceback(exc: BaseException, argv: Sequence[str]) -> Path:
     """Write the command line, versions and the traceback of ``exc`` to a new file (atomically: a
     temporary file moved into place) named by the time and process id; returns its path."""
-    from advgrad import __version__
-    from advgrad.results import write_text
+    from advgrad._version import __version__
+    from advgrad.runs.output import write_text
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     path = log_dir() / f"traceback-{stamp}-{os.getpid()}.txt"

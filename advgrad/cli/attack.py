@@ -14,6 +14,7 @@ from typing import Any, Literal
 import click
 
 from advgrad.catalog import ATTACKS, LOSSES, NORMS
+from advgrad.cli._attack_options import FLAGS, flags_of
 from advgrad.cli._common import (
     UsageFail,
     check_outputs,
@@ -32,9 +33,6 @@ from advgrad.configs import AttackConfig
 
 # Every attack of catalog.ATTACKS; each takes the options its function takes (``AttackEntry.options``).
 METHODS = tuple(ATTACKS)
-# An attack function's keyword option → this command's flag for it
-FLAGS = {"steps": "--steps", "alpha": "--alpha", "restarts": "--restarts", "random_start": "--random-start",
-         "targeted": "--targeted", "loss": "--loss", "queries": "--queries", "targets": "--n-targets"}
 TUNABLE = tuple(FLAGS)
 POSITIVE = IntIn(min=1, rule="a positive integer")
 
@@ -81,7 +79,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the checkpoint's data set files (torchvision's layout).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/attack.json"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/attack.json"), show_default=True,
               help="JSON record of the attack (a .json file, not the --model file).")
 @click.option("--save-examples", "save_examples", type=click.Path(path_type=Path), default=None,
               help="Also write x, x_adv, y, predictions and confidences (a .npz file).")
@@ -109,9 +107,8 @@ def attack(ctx: click.Context, /, model_path: Path, eps: float | None, method: s
     suffix("--save-examples", save_examples, ".npz")
     check_outputs([("--out", out)] + ([("--save-examples", save_examples)] if save_examples is not None else []),
                   inputs=[("--model", model_path)])
-    from advgrad.distributed import is_main
-    from advgrad.results import to_json, write_json
     from advgrad.runs.attack import attack_report, write_examples
+    from advgrad.runs.output import is_main, to_json, write_json
 
     state = out.with_suffix(".state")
     with progress_bar("attack", "image") as bar, resumable(state):
@@ -142,11 +139,6 @@ def _config(ctx: click.Context, method: str, **options: Any) -> AttackConfig:
     if wrong:
         raise UsageFail(f"{FLAGS[wrong[0]]} does not apply to --method {method} (it takes: {flags_of(method)})")
     return AttackConfig.of(method, norm=options["norm"], **{p: options[p] for p in given})
-
-
-def flags_of(method: str) -> str:
-    """The options of this command that ``method`` takes, for messages and ``advgrad info --attacks``."""
-    return ", ".join(FLAGS[o] for o in ATTACKS[method].options if o in FLAGS) or "none of these"
 
 
 def _target(targeted: bool, target_class: int | None, target_mode: str | None) -> int | Literal["random"] | None:

@@ -1,6 +1,6 @@
 """``advgrad eval``: the options → an ``EvalConfig`` → ``advgrad.runs.evaluation.run_eval`` → the JSON record
 and the CSV beside it → a table and the sanity report. ``eval --examples FILE`` evaluates saved adversarial
-examples instead: exactly ``advgrad transfer`` (``cli.transfer.run_transfer``), no attack runs.
+examples instead: exactly ``advgrad transfer`` (``cli._transfer.run_transfer``), no attack runs.
 
 --out (.json) and the CSV beside it are checked before the checkpoint is read (neither may be the --model
 file; both folders must take a new file). torch and the library are imported when the command runs."""
@@ -81,7 +81,7 @@ DEFAULTS = EvalConfig()
 @device_option
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder with the checkpoint's data set files (torchvision's layout).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/eval.json"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/eval.json"), show_default=True,
               help="JSON record, a .json file; the CSV table goes beside it (same name, .csv). Neither may be "
                    "the --model file.")
 @click.pass_context
@@ -107,9 +107,8 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
     if out.suffix.lower() != ".json":
         raise UsageFail(f"--out {str(out)!r}: expected a .json file (the CSV goes beside it)")
     check_outputs([("--out", out), ("the CSV beside --out", csv_path)], inputs=[("--model", model_path)])
-    from advgrad.distributed import is_main
-    from advgrad.results import write_csv, write_json
     from advgrad.runs.evaluation import CSV_FIELDS, run_eval
+    from advgrad.runs.output import is_main, write_csv, write_json
 
     state = out.with_suffix(".state")
     with progress_bar("eval", "image") as bar, resumable(state):
@@ -131,8 +130,8 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
 def _transfer(ctx: click.Context, examples: Path, model_path: Path, block: int, device: str, out: Path,
               sources: dict[str, Any]) -> None:
     """``eval --examples``: refuse the options that configure an attack or pick data, then ``advgrad transfer``."""
-    from advgrad.cli.transfer import run_transfer
-    from advgrad.runs._sources import MODEL_OPTIONS  # model_source_options' names
+    from advgrad.cli._transfer import run_transfer
+    from advgrad.runs.transfer import MODEL_OPTIONS  # model_source_options' names
 
     allowed = {"examples", "model_path", "block", "device", "out", *MODEL_OPTIONS}
     for param in ctx.command.params:

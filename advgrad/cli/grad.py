@@ -78,7 +78,7 @@ def grad(ctx: click.Context, /, model_path: Path, random_sigmoid: tuple[int, ...
                              on_warning=warn, **sources)
     _print_report(report)
     if plot is not None:
-        from advgrad.results import write_figure
+        from advgrad.runs.output import write_figure
 
         write_figure(plot, report.figure())
         click.echo(f"wrote {plot}")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from advgrad.cli._common import model_option, model_source_options, open_checkpoint, warn
-from advgrad.results import to_json
+from advgrad.runs.output import to_json
 
 
 @click.command()
@@ -21,7 +21,7 @@ from advgrad.results import to_json
 @click.option("--attacks", "list_attacks", is_flag=True,
               help="List the attacks `attack --method` and `eval --attacks` take, with their options.")
 def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) -> None:
-    """Describe the model at --model (default runs/model.pt).
+    """Describe the model at --model (default out/model.pt).
 
     A checkpoint, or any model `attack` and `eval` take (file.py:factory, module:factory, torchvision:NAME,
     TorchScript, .pt2, with --weights etc.).
@@ -29,7 +29,7 @@ def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) ->
     if list_attacks:
         _attacks()
         return
-    from advgrad.runs._sources import model_kind_of
+    from advgrad.runs.info import model_kind_of
 
     given = {k: v for k, v in sources.items() if v is not None}
     if given or model_kind_of(model_path) != "checkpoint":
@@ -58,13 +58,10 @@ def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) ->
 
 def _other(model_path: Path, as_json: bool, options: dict[str, Any]) -> None:
     """A model that is not an advgrad checkpoint (or a checkpoint with model options, which open_model
-    refuses in one line): ``model_loading.describe_model``."""
-    from advgrad.model_loading import describe_model, open_model
+    refuses in one line): ``runs.info.describe``."""
+    from advgrad.runs.info import describe
 
-    loaded = open_model(model_path, **options)
-    for text in loaded.warnings:
-        warn(text)
-    described = describe_model(loaded)
+    described = describe(model_path, on_warning=warn, **options)
     if as_json:
         click.echo(to_json(described), nl=False)
         return
@@ -87,7 +84,7 @@ def _other(model_path: Path, as_json: bool, options: dict[str, Any]) -> None:
 
 def _attacks() -> None:
     from advgrad.catalog import ATTACKS
-    from advgrad.cli.attack import flags_of
+    from advgrad.cli._attack_options import flags_of
 
     for name, entry in ATTACKS.items():
         options = flags_of(name).replace("none of these", "none")

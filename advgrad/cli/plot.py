@@ -1,5 +1,5 @@
 """``advgrad plot KIND FILES... --out FIG.png``: figures from the files the other commands write, one
-subcommand per kind, each options → ``advgrad.runs.figures`` → ``results.write_figure``:
+subcommand per kind, each options → ``advgrad.runs.figures`` → ``records.write.write_figure``:
 
 - ``examples ATTACK.npz``: clean | perturbation | adversarial (from ``advgrad attack --save-examples``),
   the examples the attack fooled first.
@@ -54,7 +54,7 @@ def _start(out: Path, files: tuple[Path, ...], kind: str | None = None) -> Path:
 
 
 def _write(out: Path, fig: Any) -> None:
-    from advgrad.results import write_figure
+    from advgrad.runs.output import write_figure
 
     write_figure(out, fig)
     click.echo(f"wrote {out}")

@@ -2,7 +2,7 @@
 table as the epochs end.
 
 With ``--adv METHOD --eps E`` the batches are perturbed with the input gradient first (adversarial
-training, see advgrad.adversarial); each epoch a PGD probe on a fixed training batch records robust
+training, see advgrad.training.objectives); each epoch a PGD probe on a fixed training batch records robust
 accuracy, the best epoch is kept in OUT.best.pt beside the last (OUT), and a collapse is warned about.
 OUT carries the optimizer and RNG states after every epoch: ``--resume`` continues an interrupted run
 (kill -9 loses at most the epoch in progress; Ctrl-C saves exactly where it stopped).
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from advgrad.catalog import DATASETS, HEADS, MODELS, OBJECTIVES, OPTIMIZERS, SCHEDULES, TRAIN_LOSSES
+from advgrad._validate import parse_image_size
+from advgrad.catalog import DATASETS, HEADS, LR_SCHEDULES, MODELS, OBJECTIVES, OPTIMIZERS, TRAIN_LOSSES
 from advgrad.cli._common import (
     Progress,
     UsageFail,
@@ -63,7 +64,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
 @click.option("--optimizer", type=click.Choice(tuple(OPTIMIZERS)), default=DEFAULTS.optimizer, show_default=True)
 @click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Peak learning rate.")
-@click.option("--schedule", type=click.Choice(tuple(SCHEDULES)), default=DEFAULTS.schedule, show_default=True)
+@click.option("--schedule", type=click.Choice(tuple(LR_SCHEDULES)), default=DEFAULTS.schedule, show_default=True)
 @click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay, show_default=True)
 @click.option("--momentum", type=float, default=DEFAULTS.momentum, show_default=True, help="SGD momentum.")
 @click.option("--loss", type=click.Choice(TRAIN_LOSSES), default=DEFAULTS.loss, show_default=True,
@@ -71,7 +72,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @device_option
 @click.option("--n-train", type=POSITIVE, default=None, help="Use only the first N training images.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/model.pt"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/model.pt"), show_default=True,
               help="Checkpoint path, a .pt file. The metrics JSON goes beside it (same name, .json), and with "
                    "--adv the best epoch's checkpoint too (same name, .best.pt); none of them may be an "
                    "existing folder or the same file as another.")
@@ -99,7 +100,7 @@ def train(dataset: str, test_data: str | None, image_size: str | None, grayscale
           n_train: int | None, out: Path, adv_method: str, eps: float | None, adv_steps: int | None,
           adv_alpha: float | None, beta: float | None, eps_warmup: int, probe_n: int, probe_steps: int, resume: bool,
           quiet: bool) -> None:
-    """Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default runs/model.pt) plus the
+    """Train a model (∂J/∂W by autograd) and write OUT (a .pt file, default out/model.pt) plus the
     metrics OUT.json beside it.
 
     --data is a built-in set or your images (a folder or an .npz/.pt file) with their held-out split in
@@ -118,7 +119,7 @@ def train(dataset: str, test_data: str | None, image_size: str | None, grayscale
                         image_size=_image_size(image_size))
     check_outputs([("--out", plan.out), ("the metrics JSON", plan.metrics_path)]
                   + ([("the best checkpoint", plan.best_path)] if plan.adv is not None else []))
-    from advgrad.distributed import is_main
+    from advgrad.runs.output import is_main
     from advgrad.runs.training import run_training
 
     # On a terminal the library draws each epoch's bar of batches; elsewhere a line per epoch (rate-limited).
@@ -139,8 +140,6 @@ def _image_size(text: str | None) -> tuple[int, ...] | None:
     """--image-size H[,W] as the plan's (H, W); a bad value is one ValueError line (exit 2)."""
     if text is None:
         return None
-    from advgrad.datasource import parse_image_size  # torch: only once a run starts, not for --help
-
     return parse_image_size(text)
 
 

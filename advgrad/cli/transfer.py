@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from advgrad.cli._common import check_outputs, device_option, model_option, model_source_options, suffix, warn
+from advgrad.cli._common import device_option, model_option, model_source_options
+from advgrad.cli._transfer import run_transfer
 from advgrad.cli._types import IntIn
 
 
@@ -23,7 +24,7 @@ from advgrad.cli._types import IntIn
 @device_option
 @click.option("--png", "png_dir", type=click.Path(path_type=Path), default=None,
               help="Also write the examples as 8-bit PNGs under this folder (lossy: rounding can undo an attack).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/transfer.json"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/transfer.json"), show_default=True,
               help="JSON record (a .json file).")
 def transfer(examples: Path, model_path: Path, batch_size: int, device: str, png_dir: Path | None, out: Path,
              **sources: Any) -> None:
@@ -32,28 +33,3 @@ def transfer(examples: Path, model_path: Path, batch_size: int, device: str, png
     share the examples fool)."""
     run_transfer(examples, model_path, batch_size=batch_size, device=device, png_dir=png_dir, out=out,
                  sources=sources)
-
-
-def run_transfer(examples: Path, model_path: Path, *, batch_size: int, device: str, png_dir: Path | None, out: Path,
-                 sources: dict[str, Any]) -> None:
-    """``advgrad transfer`` after its options (``eval --examples`` comes here too): check --out, one
-    ``runs.transfer.transfer_report`` call, write the record, echo the table."""
-    suffix("--out", out, ".json")
-    check_outputs([("--out", out)], inputs=[("--examples", examples), ("--model", model_path)])
-    from advgrad.results import write_json
-    from advgrad.runs.transfer import transfer_report
-
-    report = transfer_report(examples, model_path, batch_size=batch_size, device=device, png_dir=png_dir,
-                             on_warning=warn, **{k: v for k, v in sources.items() if v is not None})
-    write_json(out, report.record)
-    r, src = report.record, report.record["source"]
-    clean = "n/a (no clean inputs saved)" if r["clean_accuracy"] is None else f"{r['clean_accuracy']:.2%}"
-    click.echo(f"examples {examples} ({src['attack']} L{src['norm']} ε = {src['eps']:g}, n = {r['n']}) on model "
-               f"{model_path}")
-    for key, value in (("clean accuracy", clean), ("adversarial accuracy", f"{r['adv_accuracy']:.2%}"),
-                       ("transfer success", f"{r['success_rate']:.2%} of {r['n_clean_correct']} correct")):
-        click.echo(f"  {key:<20}  {value}")
-    if "png" in r:
-        warn(f"{r['png']['files']} PNGs in {png_dir}: {r['png']['warning']} (max rounding "
-             f"{r['png']['max_rounding']:.4f})")
-    click.echo(f"wrote {out}")

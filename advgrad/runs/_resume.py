@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from advgrad import checkpoint as _checkpoint
 from advgrad._validate import ParameterError
-from advgrad.adversarial import RobustProbe
 from advgrad.configs import TrainConfig
+from advgrad.models import checkpoint as _checkpoint
+from advgrad.training.objectives import RobustProbe
 
 RECORD_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds")
 PARTIAL_KEYS = ("loss_sum", "correct", "seen", "seconds")

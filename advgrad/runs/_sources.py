@@ -1,31 +1,37 @@
-"""The model and the data of ``advgrad attack``/``eval``/``transfer``: any classifier ``open_model`` takes (an
-advgrad checkpoint, ``file.py:factory``, ``module:factory``, ``torchvision:NAME``, TorchScript, ``.pt2``) on
-any data ``load_data`` takes (a built-in name, an ImageFolder folder, an ``.npz``/``.pt`` file).
+"""The model and the data a workflow opens (``advgrad attack``/``eval``/``transfer``/``grad``/``plot``), as one
+record, ``Sources``: any classifier ``open_model`` takes (an advgrad checkpoint, ``file.py:factory``,
+``module:factory``, ``torchvision:NAME``, TorchScript, ``.pt2``) on any data ``load_data`` takes (a built-in
+name, an ImageFolder folder, an ``.npz``/``.pt`` file).
 
-Without ``data`` a checkpoint is evaluated on the test split of the data set it was trained on, as before
-(``_inputs.open_inputs``: the recorded data set, its files under ``data_root``, ``checkpoint.check_data``);
-any other model needs ``data``. With ``data``, ``check_model_data`` runs the model on two samples of the
-data's shape first, so that a model that does not fit fails with one line before any attack starts.
+Without ``data`` a checkpoint is evaluated on the test split of the data set it was trained on
+(``open_checkpoint``: the device, the checkpoint, the recorded data set's files under ``data_root``,
+``checkpoint.check_data`` — opened in that order, each check before the next costly step); any other model
+needs ``data``. With ``data``, ``check_model_data`` runs the model on two samples of the data's shape first,
+so that a model that does not fit fails with one line before any attack starts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from advgrad._model_files import model_kind
 from advgrad._runtime import resolve_device
-from advgrad.data import DATASETS
-from advgrad.datasource import FolderSource, TensorSource, load_data, select, source_of, subset
-from advgrad.model_loading import check_model_data, open_model
-from advgrad.results import sha256_file
-from advgrad.runs._inputs import Warn, open_inputs
+from advgrad.catalog import DATASETS
 
+# Called through their modules, not imported by name, so that a test replacing one sees every call.
+from advgrad.data import builtin as _data
+from advgrad.data.sources import FolderSource, TensorSource, load_data, select, source_of, subset
+from advgrad.models import checkpoint as _checkpoint
+from advgrad.models.loading import check_model_data, model_kind_of, open_model
+from advgrad.records.write import sha256_file
+
+Warn = Callable[[str], None]
 MODEL_OPTIONS = ("model_args", "weights", "weights_key", "mean", "std")
 DATA_OPTIONS = ("image_size", "grayscale", "workers")
 
@@ -87,15 +93,6 @@ def open_sources(model: str | os.PathLike[str], *, data: str | os.PathLike[str] 
     return Sources(loaded.model, meta, info.get("sha256"), source, dev, source.bounds)
 
 
-def model_kind_of(spec: str | os.PathLike[str]) -> str:
-    """open_model's kind of ``spec``; "checkpoint" where it cannot tell (a missing or foreign file: the
-    checkpoint reader names the problem, as it always has)."""
-    try:
-        return model_kind(os.fspath(spec))
-    except (OSError, ValueError):
-        return "checkpoint"
-
-
 def _checkpoint_data(model: str | os.PathLike[str], data_root: str | os.PathLike[str] | None, device: str,
                      n: int | None, classes: str | Sequence[int] | None, warn: Warn,
                      options: dict[str, Any]) -> Sources:
@@ -110,8 +107,27 @@ def _checkpoint_data(model: str | os.PathLike[str], data_root: str | os.PathLike
         option = "--" + given[0].replace("_", "-")
         raise ValueError(f"{option} applies to a model given as code or an export, or to data given with "
                          f"--data; {os.fspath(model)!r} is read as an advgrad checkpoint on its own data set")
-    inputs = open_inputs(model, data_root=data_root, device=device, on_warning=warn)
-    full = source_of(inputs.data)
+    return open_checkpoint(model, data_root=data_root, device=device, n=n, classes=classes, on_warning=warn)
+
+
+def open_checkpoint(model_path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None,
+                    device: str = "cpu", n: int | None = None, classes: str | Sequence[int] | None = None,
+                    on_warning: Warn | None = None) -> Sources:
+    """The device (ValueError for "cuda" without one), the checkpoint at ``model_path`` (FileNotFoundError,
+    or ValueError for a foreign or damaged file), the test split of its data set (the first ``n`` samples of
+    ``classes``) from the files under ``data_root``, and the check that the model runs on that data
+    (ValueError if not; ``on_warning(text)`` per difference that only changes the numbers, e.g. another copy
+    of the data set)."""
+    dev = resolve_device(device)
+    ckpt = _checkpoint.load_checkpoint(Path(model_path), map_location=dev)
+    name = ckpt.meta["dataset"]["name"]
+    if name not in DATASETS:  # `train --data FILE|FOLDER --test-data ...`: no name to reload it by
+        raise ValueError(f"--data is needed: {os.fspath(model_path)!r} was trained on the data {name!r} (a file or "
+                         "folder, not a built-in set): give its test data, or any data, with --data")
+    data = _data.load_dataset(name, None if data_root is None else Path(data_root))
+    for warning in _checkpoint.check_data(ckpt, data):
+        if on_warning is not None:
+            on_warning(warning)
+    full = source_of(data)
     source = subset(full, select(full.y, full.num_classes, n, classes))
-    return Sources(inputs.model, inputs.checkpoint.meta["model"], sha256_file(model), source, inputs.device,
-                   inputs.bounds)
+    return Sources(ckpt.model, ckpt.meta["model"], sha256_file(model_path), source, dev, ckpt.bounds)

@@ -27,7 +27,6 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import distributed
-from advgrad._journal import Journal, data_hash, key_of
 from advgrad._runtime import logits as logits_of
 from advgrad._validate import ParameterError
 from advgrad.attacks import runner
@@ -36,9 +35,9 @@ from advgrad.attacks.pgd import STEP_FACTORS
 from advgrad.attacks.runner import BLOCK, Status, Store
 from advgrad.configs import AttackConfig
 from advgrad.losses import output_activation, probabilities
-from advgrad.results import provenance
-from advgrad.runs._inputs import Warn
-from advgrad.runs._sources import Sources, open_sources
+from advgrad.records.write import provenance
+from advgrad.runs._journal import Journal, data_hash, key_of
+from advgrad.runs._sources import Sources, Warn, open_sources
 
 Target = Union[int, Literal["random"], None]
 Progress = Callable[[int, int], None]  # progress(images done, images in all)
@@ -156,10 +155,10 @@ def attack_report(model_path: str | os.PathLike[str], eps: float | None, config:
 
 
 def write_examples(path: str | os.PathLike[str], report: AttackReport) -> None:
-    """The examples of ``report`` as a ``transfer.save_examples`` file (readable by ``load_examples`` and
+    """The examples of ``report`` as a ``records.examples.save_examples`` file (readable by ``load_examples`` and
     ``advgrad transfer``): x_adv, y, x and the provenance record (attack, ε, norm, seed, bounds, the model's
     sha256, data, class count), beside the predictions and confidences (and targets) ``advgrad attack`` saves."""
-    from advgrad.transfer import save_examples
+    from advgrad.records.examples import save_examples
 
     r, ex = report.record, report.examples
     name = "fgsm" if r["method"] == "fgsm" else f"{r['method']}-{r['steps']}" + (

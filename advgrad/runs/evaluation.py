@@ -21,15 +21,14 @@ import torch
 from torch import nn
 
 from advgrad import distributed
-from advgrad._journal import Journal, data_hash, key_of
 from advgrad.attacks.runner import Status, Store
 from advgrad.configs import EvalConfig
-from advgrad.datasource import FolderSource, TensorSource
+from advgrad.data.sources import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
 from advgrad.evaluate.min_norm import merged as merged_min_norms
-from advgrad.results import provenance
-from advgrad.runs._inputs import Warn
-from advgrad.runs._sources import open_sources
+from advgrad.records.write import provenance
+from advgrad.runs._journal import Journal, data_hash, key_of
+from advgrad.runs._sources import Warn, open_sources
 
 CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
 
@@ -164,7 +163,7 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
     global RNG is seeded with ``config.seed``. Under torchrun: see the module docstring.
 
     ``on_status(text)``: where the run stands (the pass, stage and block, the points still robust).
-    ``state``: a folder where every finished block is kept (``advgrad._journal``), so that a killed run
+    ``state``: a folder where every finished block is kept (``advgrad.runs._journal``), so that a killed run
     continues with ``resume=True`` and gives the same record, bit for bit but for its timings; a state of
     another run (options, model or data) is refused. ``EvalReport.finish()`` deletes it."""
     distributed.setup(device)  # under torchrun: join the group (else: nothing)

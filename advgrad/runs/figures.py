@@ -1,5 +1,5 @@
 """The figures of ``advgrad plot``, each from the files another command writes (read and checked by
-``advgrad.records``, drawn by ``advgrad.plots``): a matplotlib ``Figure`` for ``results.write_figure``."""
+``advgrad.records.read``, drawn by ``advgrad.plots``): a matplotlib ``Figure`` for ``records.write.write_figure``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from advgrad import plots, records
+from advgrad import plots
 from advgrad.evaluate import loss_landscape
-from advgrad.runs._inputs import Warn, open_inputs
+from advgrad.records import read as records
+from advgrad.runs._sources import Warn, open_checkpoint
 
 PathLike = str | os.PathLike[str]
 
@@ -51,10 +52,10 @@ def landscape(model_path: PathLike, *, n: int = 3, eps_max: float = 0.3, seed: i
               data_root: PathLike | None = None, title: str | None = None, on_warning: Warn | None = None) -> Figure:
     """The loss along sign(∂J/∂X) against random sign directions (seeded with ``seed``) for the first ``n``
     test images of the checkpoint at ``model_path``, up to a step of ``eps_max``."""
-    inputs = open_inputs(model_path, data_root=data_root, device="cpu", on_warning=on_warning)
-    x, y = inputs.test_split(n)
+    inputs = open_checkpoint(model_path, data_root=data_root, device="cpu", n=n, on_warning=on_warning)
+    x, y = inputs.source.tensors()
     t, along, rand = loss_landscape(inputs.model, x, y, eps_max=eps_max, bounds=inputs.bounds,
                                     generator=torch.Generator().manual_seed(seed))
-    labels = [f"#{i} ({inputs.data.class_names[int(c)]})" for i, c in enumerate(y)]
+    labels = [f"#{i} ({inputs.source.class_names[int(c)]})" for i, c in enumerate(y)]
     return plots.landscape_figure(t.tolist(), along.numpy(), rand.numpy(), labels=labels,
                                   title=title or f"Loss along sign(∂J/∂X) vs random signs: {inputs.model_name}")

@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from advgrad import data as _data
 from advgrad._validate import ParameterError
 from advgrad.attacks import fgsm
-from advgrad.datasource import FolderSource, TensorSource, source_of, subset
+from advgrad.data import builtin as _data
+from advgrad.data.sources import FolderSource, TensorSource, source_of, subset
 from advgrad.gradcheck import GradientCheck, check_gradients
 from advgrad.losses import output_activation, probabilities
-from advgrad.model_loading import user_module
-from advgrad.models import build_for
-from advgrad.runs._inputs import Warn
-from advgrad.runs._sources import Sources, open_sources
+from advgrad.models.loading import user_module
+from advgrad.models.zoo import build_for
+from advgrad.runs._sources import Sources, Warn, open_sources
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -73,7 +72,7 @@ def random_sigmoid(widths: Sequence[int], data: _data.Dataset, seed: int = 0) ->
         raise ParameterError("random_sigmoid", f" '{','.join(map(str, widths))}': it runs on {data.name} test "
                                                f"digits, so the first width must be {d} ({shape}) and the last {k} "
                                                "(classes)")
-    # type: ignore: models.DataShape declares mean/std settable, the frozen Dataset's are read-only (models.py)
+    # type: ignore: models.DataShape declares mean/std settable, the frozen Dataset's are read-only (models/zoo.py)
     model, _ = build_for("mlp-sigmoid", data, seed=seed, hidden=widths[1:-1], head="sigmoid")  # type: ignore[arg-type]
     return model.eval()
 

@@ -27,19 +27,20 @@ from typing import Any
 import torch
 from torch import nn
 
-# ``fit`` and ``load_dataset`` are called through their modules: a test replacing one sees every call.
-from advgrad import data as _data
 from advgrad import distributed
-from advgrad import train as _train
 from advgrad._runtime import resolve_device
-from advgrad._traindata import load_training_data
-from advgrad.adversarial import AdversarialObjective, RobustProbe, make_objective
-from advgrad.checkpoint import checkpoint_meta, save_checkpoint
 from advgrad.configs import TrainingPlan
-from advgrad.models import build_for
-from advgrad.records import epochs_recorded
-from advgrad.results import provenance, write_json
+
+# ``fit`` and ``load_dataset`` are called through their modules: a test replacing one sees every call.
+from advgrad.data import builtin as _data
+from advgrad.data.training import load_training_data
+from advgrad.models.checkpoint import checkpoint_meta, save_checkpoint
+from advgrad.models.zoo import build_for
+from advgrad.records.read import epochs_recorded
+from advgrad.records.write import provenance, write_json
 from advgrad.runs._resume import Saved, check_saved, load_saved
+from advgrad.training import train as _train
+from advgrad.training.objectives import AdversarialObjective, RobustProbe, make_objective
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def prepare(plan: TrainingPlan) -> _Session:
         data = load_training_data(plan.dataset, plan.test_data, image_size=plan.image_size,
                                   grayscale=plan.grayscale)
     # models.DataShape declares mean/std as settable attributes, which the frozen Dataset's are not: the
-    # protocol (models.py) should declare them read-only; until then mypy is told so here.
+    # protocol (models/zoo.py) should declare them read-only; until then mypy is told so here.
     model, model_meta = build_for(plan.model, data, seed=plan.train.seed, hidden=plan.hidden,  # type: ignore[arg-type]
                                   head=plan.head)
     adv = plan.adv.to_dict() if plan.adv is not None else None

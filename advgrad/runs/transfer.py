@@ -1,7 +1,7 @@
 """The transfer report of ``advgrad transfer``: adversarial examples saved by ``advgrad attack --save-examples``
 (made on a source model) evaluated on another model — its accuracy on the clean and the adversarial inputs
-and the transfer success rate (``advgrad.transfer.transfer_success``), with both models' provenance; and,
-on request, the examples exported as 8-bit PNGs (lossy: ``advgrad.transfer.PNG_LOSSY``)."""
+and the transfer success rate (``advgrad.evaluate.transfer.transfer_success``), with both models' provenance; and,
+on request, the examples exported as 8-bit PNGs (lossy: ``advgrad.records.examples.PNG_LOSSY``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from advgrad._runtime import resolve_device
-from advgrad.model_loading import open_model
-from advgrad.results import provenance, sha256_file
-from advgrad.transfer import export_png, load_examples, transfer_success
+from advgrad.evaluate.transfer import transfer_success
+from advgrad.models.loading import open_model
+from advgrad.records.examples import export_png, load_examples
+from advgrad.records.write import provenance, sha256_file
+from advgrad.runs._sources import MODEL_OPTIONS as MODEL_OPTIONS  # the model options transfer_report takes
 
 Warn = Callable[[str], None]
 

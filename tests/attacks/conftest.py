@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 
 NORM_NAMES = {"inf": "Linf", "2": "L2"}
 

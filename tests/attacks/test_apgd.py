@@ -23,8 +23,6 @@ from advgrad.attacks.apgd import apgd, apgd_targeted, checkpoints
 from advgrad.losses import dlr as dlr_loss
 from advgrad.losses import dlr_targeted as dlr_targeted_loss
 
-pyautoattack = pytest.importorskip("pyautoattack")
-
 EPS = {"inf": 0.1, "2": 1.5}  # about half of the fixture's digits fall within 20 steps: flips at many steps
 ATTACKS = ["ce", "dlr", "t"]  # APGD-CE, APGD-DLR, APGD-T
 
@@ -100,7 +98,6 @@ def test_checkpoints_are_where_the_reference_checks(steps: int, tiny_mlp: nn.Mod
 
 # --- DLR ------------------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_dlr_hand_computed() -> None:
     z = torch.tensor([[1.0, 4.0, 2.0, 3.0], [1.0, 4.0, 2.0, 3.0], [0.5, -1.0, 2.0, 0.0]], dtype=torch.float64)
     # row 0, y=0: max_{i≠y} = 4, π1 − π3 = 4 − 2: −(1 − 4)/2; row 1, y=1: −(4 − 3)/2;

@@ -18,14 +18,13 @@ from advgrad.attacks import ATTACKS, autoattack, pgd
 from advgrad.attacks.autoattack import VERSIONS, Budget, members
 from advgrad.evaluate import robust_accuracy
 
-pyautoattack = pytest.importorskip("pyautoattack")
-
 CHEAP = Budget(steps=10, targets=3, queries=150)  # a cheaper cascade of the same members, for unit tests
 
 
 def _reference(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, cheap: bool) -> Tensor:
     """pyautoattack's standard AutoAttack (silent), returning its per-sample robust flags. ``cheap``: the
-    same cheaper settings as CHEAP, set on the reference's members."""
+    same cheaper settings as CHEAP, set on the reference's members. Skips the calling test without the peer."""
+    pyautoattack = pytest.importorskip("pyautoattack")
     ref = pyautoattack.AutoAttack(model, norm={"inf": "Linf", "2": "L2"}[norm], eps=eps, version="standard",
                                   seed=0, device="cpu")
     if cheap:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from batches import make_batch as _batch
+from helpers.batches import make_batch as _batch
 from torch import Tensor, nn
 
 from advgrad.attacks import fgsm, input_gradient, pgd
@@ -41,7 +41,7 @@ def test_bad_batches_raise_value_error(tiny_mlp: nn.Module, make, match: str) ->
 def test_inputs_the_model_cannot_take_are_value_errors(tiny_mlp: nn.Module, make, match: str) -> None:
     """Caught before torch's own message from deep inside a layer: the dtype up front, the shape at the first
     forward pass (which layer fails depends on the model), with torch's reason kept on the same line."""
-    from advgrad.train import accuracy
+    from advgrad.training.train import accuracy
 
     x, y = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     x = make(x)
@@ -80,7 +80,7 @@ def test_generator_of_the_wrong_type_is_a_value_error(tiny_mlp: nn.Module, gener
 
 def test_accuracy_refuses_labels_outside_the_models_classes(tiny_mlp: nn.Module) -> None:
     """It once returned 0.0 for labels the model cannot predict (silently a wrong data set)."""
-    from advgrad.train import accuracy
+    from advgrad.training.train import accuracy
 
     x, _ = _batch((4, 1, 4, 4), 3, dtype=torch.float32)
     with pytest.raises(ValueError, match=r"label 7 is outside the model's 3 classes \(0..2\)"):

@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-from batches import make_batch as _batch
-from batches import well_conditioned
+from helpers.batches import make_batch as _batch
+from helpers.batches import well_conditioned
 from torch import Tensor, nn
 
 from advgrad.attacks import fgsm, input_gradient, pgd
@@ -90,7 +90,7 @@ def test_auto_chunk_size_cuts_conv_nets_and_keeps_small_models_whole() -> None:
     cut into chunks of 256; a linear model keeps nearly nothing and stays in one piece; a deep ResNet
     keeps megabytes per sample and gets the smallest chunks. The model's mode and flags are restored."""
     from advgrad.attacks import CHUNK_MAX, CHUNK_MIN, auto_chunk_size
-    from advgrad.models import build_model
+    from advgrad.models.zoo import build_model
 
     def chunk(name: str, shape: tuple[int, int, int], n: int) -> int:
         torch.manual_seed(0)

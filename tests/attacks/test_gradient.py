@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from batches import make_batch as _batch
+from helpers.batches import make_batch as _batch
 from torch import nn
 
 from advgrad.attacks import input_gradient

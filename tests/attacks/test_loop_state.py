@@ -25,7 +25,7 @@ import math
 
 import pytest
 import torch
-from flipmodel import FlipModel, reference_attack
+from helpers.flipmodel import FlipModel, reference_attack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import Tensor

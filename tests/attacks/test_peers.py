@@ -13,21 +13,36 @@ What is bit-identical, and why (these tests also run under other instruction set
   Foolbox the tests check what is stable: almost every coordinate and every well-conditioned sample.
 - advgrad's default chunks cut a large batch into pieces; a matrix multiply over fewer rows may pick
   another kernel and round the last bit differently, so there the check is on robust accuracy and the
-  share of identical examples (see test_attacks.py for chunks against one piece).
+  share of identical examples (see tests/attacks/test_chunks.py for chunks against one piece).
 """
 
 from __future__ import annotations
 
-import eagerpy as ep
+from typing import Any
+
 import pytest
 import torch
-from batches import well_conditioned
+from helpers.batches import well_conditioned
 from torch import Tensor
 
 from advgrad.attacks import fgsm, input_gradient, mifgsm, pgd
 
-torchattacks = pytest.importorskip("torchattacks")
-fb = pytest.importorskip("foolbox")
+
+@pytest.fixture
+def torchattacks() -> Any:
+    """The peer, imported by each test that compares with it (a test without it still runs)."""
+    return pytest.importorskip("torchattacks")
+
+
+@pytest.fixture
+def fb() -> Any:
+    return pytest.importorskip("foolbox")
+
+
+@pytest.fixture
+def ep(fb: Any) -> Any:
+    """eagerpy, Foolbox's tensor layer (installed with it)."""
+    return pytest.importorskip("eagerpy")
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.isa]
 
@@ -40,13 +55,13 @@ def batch(mnist5k) -> tuple[Tensor, Tensor]:
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.3, 8 / 255])
-def test_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float) -> None:
+def test_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, torchattacks: Any) -> None:
     model, _ = trained_small
     x, y = batch
     assert torch.equal(fgsm(model, x, y, eps).x_adv, torchattacks.FGSM(model, eps=eps)(x, y))
 
 
-def test_input_gradient_is_bit_identical_to_foolbox(trained_small, batch) -> None:
+def test_input_gradient_is_bit_identical_to_foolbox(trained_small, batch, fb: Any, ep: Any) -> None:
     """Both differentiate the summed cross-entropy of the batch in one piece: the same kernels, the same bits."""
     model, _ = trained_small
     x, y = batch
@@ -56,7 +71,7 @@ def test_input_gradient_is_bit_identical_to_foolbox(trained_small, batch) -> Non
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
-def test_linf_fgsm_agrees_with_foolbox(trained_small, batch, eps: float) -> None:
+def test_linf_fgsm_agrees_with_foolbox(trained_small, batch, eps: float, fb: Any) -> None:
     """Foolbox steps along the sign of the summed loss's gradient, advgrad along the mean's (as
     torchattacks): identical on every well-conditioned sample but for coordinates within rounding of zero
     (at most 1 in 10,000 of them), and FGSM from advgrad's summed gradient is Foolbox's bit for bit."""
@@ -72,7 +87,7 @@ def test_linf_fgsm_agrees_with_foolbox(trained_small, batch, eps: float) -> None
     assert int(good.sum()) >= 150 and float(differ[good].double().mean()) <= 1e-4
 
 
-def test_targeted_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch) -> None:
+def test_targeted_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batch, torchattacks: Any) -> None:
     model, _ = trained_small
     x, y = batch
     target = (y + 3) % 10
@@ -85,7 +100,7 @@ def test_targeted_linf_fgsm_is_bit_identical_to_torchattacks(trained_small, batc
 @pytest.mark.parametrize("eps,alpha,steps", [(0.1, 0.01, 10), (0.3, 0.02, 20), (8 / 255, 2 / 255, 7),
                                              (0.2, 0.05, 5)])
 def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, alpha: float,
-                                                   steps: int) -> None:
+                                                   steps: int, torchattacks: Any) -> None:
     model, _ = trained_small
     x, y = batch
     ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, random_start=False).x_adv
@@ -94,7 +109,7 @@ def test_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: fl
 
 
 @pytest.mark.slow
-def test_linf_pgd_agrees_with_foolbox(trained_small, batch) -> None:
+def test_linf_pgd_agrees_with_foolbox(trained_small, batch, fb: Any) -> None:
     """Foolbox differentiates the summed loss, advgrad (like torchattacks) the mean: a gradient coordinate
     within rounding of zero can take opposite signs, and from there that sample's path differs. The
     robust flags agree on every well-conditioned sample and the examples on nearly all of them."""
@@ -109,7 +124,7 @@ def test_linf_pgd_agrees_with_foolbox(trained_small, batch) -> None:
     assert float(same[good].double().mean()) >= 0.97
 
 
-def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch) -> None:
+def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch, torchattacks: Any) -> None:
     model, _ = trained_small
     x, y = batch
     target = (y + 1) % 10
@@ -121,7 +136,7 @@ def test_targeted_linf_pgd_is_bit_identical_to_torchattacks(trained_small, batch
 
 @pytest.mark.slow
 @pytest.mark.parametrize("eps,steps", [(0.1, 10), (0.3, 5), (8 / 255, 10)])
-def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, steps: int) -> None:
+def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, steps: int, torchattacks: Any) -> None:
     """Both divide ∇J by mean|∇J| per sample, add μ·v (μ = 1), step α·sign(v), project and clip: the same
     operations in the same order, one piece."""
     model, _ = trained_small
@@ -134,7 +149,7 @@ def test_mifgsm_is_bit_identical_to_torchattacks(trained_small, batch, eps: floa
 @pytest.mark.slow
 @pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
 def test_l2_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: float, alpha: float,
-                                                 steps: int) -> None:
+                                                 steps: int, torchattacks: Any) -> None:
     """Both normalise the mean-loss gradient by its L2 norm, step, project, clip: the same operations.
     torchattacks divides by ‖g‖ + eps_for_division (1e-10 by default), which shortens the steps of
     confident samples whose gradient norm is tiny; with 1e-30 (below float32's resolution at any norm
@@ -149,7 +164,7 @@ def test_l2_pgd_is_bit_identical_to_torchattacks(trained_small, batch, eps: floa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("eps,alpha,steps", [(1.0, 0.2, 10), (2.0, 0.1, 20)])
-def test_l2_pgd_agrees_with_foolbox(trained_small, batch, eps: float, alpha: float, steps: int) -> None:
+def test_l2_pgd_agrees_with_foolbox(trained_small, batch, eps: float, alpha: float, steps: int, fb: Any) -> None:
     """Foolbox differentiates the sum: its direction g/‖g‖ equals advgrad's to rounding, except on samples
     whose gradient is rounding noise (clean loss ≪ 1e-3: a near-certain prediction) or whose path meets
     a ReLU kink where a last-bit difference sends it another way. Robust flags agree on every
@@ -165,7 +180,7 @@ def test_l2_pgd_agrees_with_foolbox(trained_small, batch, eps: float, alpha: flo
     assert float(close[good].double().mean()) >= 0.97, (~close).nonzero().tolist()
 
 
-def test_l2_fgm_agrees_with_foolbox(trained_small, batch) -> None:
+def test_l2_fgm_agrees_with_foolbox(trained_small, batch, fb: Any) -> None:
     """One L2 step from x: g/‖g‖ of the sum and of the mean agree to rounding on well-conditioned samples."""
     model, _ = trained_small
     x, y = batch
@@ -175,7 +190,7 @@ def test_l2_fgm_agrees_with_foolbox(trained_small, batch) -> None:
 
 
 @pytest.mark.slow
-def test_robust_accuracy_with_random_starts_matches_torchattacks(trained_small, mnist5k) -> None:
+def test_robust_accuracy_with_random_starts_matches_torchattacks(trained_small, mnist5k, torchattacks: Any) -> None:
     """1,000 mnist-5k test images, PGD-10 L∞ with random starts at a budget where the model keeps
     part of its accuracy: advgrad's robust accuracy is within ±1 point of torchattacks'."""
     model, _ = trained_small
@@ -194,7 +209,7 @@ def test_robust_accuracy_with_random_starts_matches_torchattacks(trained_small, 
 
 
 @pytest.mark.slow
-def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(trained_small, mnist5k) -> None:
+def test_pgd_with_random_start_is_bit_identical_to_torchattacks_under_one_seed(trained_small, mnist5k, torchattacks: Any) -> None:
     """Without a generator, advgrad draws the L∞ start from the global RNG with the call torchattacks makes,
     so the same ``torch.manual_seed`` gives the same examples: 1,000 images in one piece, bit for bit. In
     advgrad's default chunks of 256 (torchattacks takes the batch in one piece) the kernels see other

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from batches import make_batch as _batch
-from batches import mixed_digits as _mixed
+from helpers.batches import make_batch as _batch
+from helpers.batches import mixed_digits as _mixed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from advgrad._journal import Journal, key_of
 from advgrad.attacks import runner
 from advgrad.attacks.autoattack import Budget, member_configs
 from advgrad.attacks.result import AttackResult
 from advgrad.configs import AttackConfig
+from advgrad.runs._journal import Journal, key_of
 
 
 class Killed(Exception):

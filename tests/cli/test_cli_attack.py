@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from advgrad.checkpoint import load_model
 from advgrad.cli import main
+from advgrad.models.loading import load_model
 
 FIELDS = ("method", "norm", "eps", "alpha", "steps", "restarts", "n", "clean_accuracy", "adversarial_accuracy",
           "attack_success_rate", "mean_confidence_adv", "max_linf", "mean_l2", "seconds", "images_per_second",
@@ -111,7 +111,7 @@ def test_bad_options_exit_2_with_one_line(trained_small_path: Path, tmp_path: Pa
 def test_missing_model_says_how_to_train_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, _, stderr = _run("--eps", "0.1")
-    assert code == 2 and "runs/model.pt" in stderr and "advgrad train" in stderr and stderr.count("\n") == 1
+    assert code == 2 and "out/model.pt" in stderr and "advgrad train" in stderr and stderr.count("\n") == 1
 
 
 @pytest.mark.slow

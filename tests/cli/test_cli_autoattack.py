@@ -18,10 +18,11 @@ from click.testing import CliRunner
 import advgrad
 from advgrad.attacks.pgd import STEP_FACTORS
 from advgrad.catalog import ATTACKS, NORMS
-from advgrad.checkpoint import load_model, save_checkpoint
 from advgrad.cli import main
-from advgrad.data import Dataset
-from advgrad.models import build_for
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import save_checkpoint
+from advgrad.models.loading import load_model
+from advgrad.models.zoo import build_for
 
 N = 24  # test images: a mix of robust and broken points for the seeded logreg below at ε = 0.05
 

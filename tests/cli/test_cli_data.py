@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from _cli_util import assert_usage_error, fake_dataset, invoke, logreg_checkpoint, run
+from helpers.cli import assert_usage_error, fake_dataset, invoke, logreg_checkpoint, run
 
-from advgrad.checkpoint import save_checkpoint
-from advgrad.data import Dataset
-from advgrad.models import build_for
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import save_checkpoint
+from advgrad.models.zoo import build_for
 
 
 def claims(path: Path, data: Dataset, trained_on: Dataset) -> Path:

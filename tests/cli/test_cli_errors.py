@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from _cli_util import ENV, assert_usage_error, invoke, run_python
+from helpers.cli import ENV, assert_usage_error, invoke, run_python
 
 import advgrad.cli.info as info_cmd
 

@@ -44,9 +44,9 @@ def test_eval_writes_json_csv_and_prints_report(trained_small_path: Path, tmp_pa
 def test_min_eps_with_apgd_is_the_librarys(trained_small_path: Path, tmp_path: Path) -> None:
     """--min-eps-attack apgd-ce: the record names the attack and holds minimal_eps's values on the same
     points and config (the library run in the same process, so the same bits)."""
-    from advgrad.checkpoint import load_model
-    from advgrad.data import load_dataset
+    from advgrad.data.builtin import load_dataset
     from advgrad.evaluate import EvalConfig, minimal_eps
+    from advgrad.models.loading import load_model
 
     out = tmp_path / "e.json"
     result = invoke("--model", str(trained_small_path), "--eps", "0.1", "--attacks", "fgsm", *FAST, "--no-sanity",

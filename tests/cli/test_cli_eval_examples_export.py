@@ -13,15 +13,16 @@ from typing import Any
 
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, run, tree
-from batches import digits_folder
-from model_files import write_export, write_script
+from helpers.batches import digits_folder
+from helpers.cli import assert_usage_error, invoke, run, tree
+from helpers.model_files import write_export, write_script
 
 from advgrad.configs import EvalConfig
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 from advgrad.evaluate import evaluate_model
-from advgrad.model_loading import open_model
-from advgrad.transfer import load_examples, transfer_success
+from advgrad.evaluate.transfer import transfer_success
+from advgrad.models.loading import open_model
+from advgrad.records.examples import load_examples
 
 VOLATILE = ("seconds", "provenance")  # wall time; the command line and the clock
 

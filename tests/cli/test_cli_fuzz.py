@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _cli_util import ROOT, invoke, run, run_many, stopped_run, tree
+from helpers.cli import ROOT, invoke, run, run_many, stopped_run, tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advgrad.checkpoint import load_checkpoint
+from advgrad.models.checkpoint import load_checkpoint
 
 INPUTS = ["m.pt", "m.json", "a.json", "ex.npz", "e.json", "e.csv", "bad.pt", "bad.json", "bad.npz", "missing.pt",
           "adir", "blocker/x.pt", "", "link.pt"]

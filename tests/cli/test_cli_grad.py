@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from advgrad.checkpoint import checkpoint_meta, save_checkpoint
 from advgrad.cli import main
 from advgrad.configs import TrainConfig
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from advgrad.train import fit
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import checkpoint_meta, save_checkpoint
+from advgrad.models.zoo import build_for
+from advgrad.training.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_random_sigmoid_and_plot(tmp_path: Path) -> None:
     (["--random-sigmoid", "784,0,10"], "'784,0,10': expected comma-separated positive integers"),
     (["--random-sigmoid", "785,64,10"], "the first width must be 784"),
     (["--random-sigmoid", "784,64,3"], "the last 10"),
-    (["--random-sigmoid", "784,64,10", "--model", "runs/model.pt"], "either --model or --random-sigmoid"),
+    (["--random-sigmoid", "784,64,10", "--model", "out/model.pt"], "either --model or --random-sigmoid"),
     (["--model", "no/such/model.pt"], "no model at 'no/such/model.pt'"),
     (["--random-sigmoid", "784,64,10", "--eps", "-0.1"], "--eps must be a finite number ≥ 0"),
     (["--random-sigmoid", "784,64,10", "--eps", "nan"], "--eps must be a finite number ≥ 0"),

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _cli_util import assert_usage_error, invoke, run, tree
-from model_files import write_export, write_factory, write_script
+from helpers.cli import assert_usage_error, invoke, run, tree
+from helpers.model_files import write_export, write_factory, write_script
 
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 
 INDEX = 7
 

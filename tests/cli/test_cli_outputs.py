@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from _cli_util import assert_usage_error, invoke, logreg_checkpoint, run, run_many, tree
+from helpers.cli import assert_usage_error, invoke, logreg_checkpoint, run, run_many, tree
 
-import advgrad.checkpoint
-import advgrad.data
-from advgrad.data import Dataset
+import advgrad.data.builtin
+import advgrad.models.checkpoint
+from advgrad.data.builtin import Dataset
 
 QUICK = ["--model", "logreg", "--epochs", "1", "--n-train", "100", "--schedule", "constant", "--quiet"]
 EVAL = ["--n", "8", "--steps", "1", "--no-sanity", "--eps", "0.1"]
@@ -24,8 +24,8 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the output paths were checked")
 
-    monkeypatch.setattr(advgrad.data, "load_dataset", forbidden)
-    monkeypatch.setattr(advgrad.checkpoint, "load_checkpoint", forbidden)
+    monkeypatch.setattr(advgrad.data.builtin, "load_dataset", forbidden)
+    monkeypatch.setattr(advgrad.models.checkpoint, "load_checkpoint", forbidden)
 
 
 @pytest.fixture
@@ -103,10 +103,10 @@ def test_train_with_adv_checks_its_three_files(ws: Path, no_work: None) -> None:
 # a command gets that far: exit 2 proves the refusal came first. The four command lines run one after the
 # other in one process (run_many): a refusal changes nothing a later one could see, and the folder is
 # compared after all of them.
-GUARDED = """import advgrad.data
+GUARDED = """import advgrad.data.builtin
 def forbidden(*a, **k):
     raise RuntimeError("work started")
-advgrad.data.load_dataset = forbidden
+advgrad.data.builtin.load_dataset = forbidden
 """
 REFUSED = [
     (["train", *QUICK, "--out", "m/c.json"], "--out 'm/c.json': expected a .pt file"),

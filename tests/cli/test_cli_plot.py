@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from advgrad.cli import main
-from advgrad.records import fooled_first
+from advgrad.records.read import fooled_first
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_util import ENV, assert_usage_error, invoke, logreg_checkpoint, many_argv, run_many, split_many
+from helpers.cli import ENV, assert_usage_error, invoke, logreg_checkpoint, many_argv, run_many, split_many
 
 from advgrad.cli import _progress
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 
 
 def on_terminal(args: list[str], cwd: Path, interrupt_when: str | None = None,

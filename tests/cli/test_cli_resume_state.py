@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, run, stopped_run, tree
+from helpers.cli import assert_usage_error, invoke, run, stopped_run, tree
 
 CLEAN = ["--model", "logreg", "--epochs", "2", "--n-train", "100", "--batch-size", "32", "--quiet"]
 ADV = [*CLEAN, "--adv", "fgsm", "--eps", "0.1", "--probe-n", "8", "--probe-steps", "1"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 import pytest
-from _cli_util import ENV, assert_usage_error, invoke
 from click.testing import CliRunner
+from helpers.cli import ENV, assert_usage_error, invoke
 
 from advgrad.cli import COMMANDS, main
 
@@ -118,7 +118,7 @@ def test_choices_and_defaults_are_the_catalog_s_and_the_configs_own() -> None:
     assert _choices(train["model_name"]) == list(catalog.MODELS)
     assert _choices(train["head"]) == list(catalog.HEADS) and _choices(train["device"]) == list(catalog.DEVICES)
     assert (_choices(train["optimizer"]), _choices(train["schedule"])) == (list(catalog.OPTIMIZERS),
-                                                                          list(catalog.SCHEDULES))
+                                                                          list(catalog.LR_SCHEDULES))
     assert _choices(train["adv_method"]) == ["none", *catalog.OBJECTIVES]
     assert _choices(train["loss"]) == list(catalog.TRAIN_LOSSES) and _choices(grad["loss"]) == list(catalog.HAND_LOSSES)
     assert _choices(attack["loss"]) == list(catalog.LOSSES) and _choices(attack["norm"]) == list(catalog.NORMS)

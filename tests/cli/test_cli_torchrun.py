@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 import torch
+from helpers.cli import ENV, run_together
+from helpers.clirun import sections
 
 import advgrad
-from advgrad.checkpoint import save_checkpoint
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from tests._cli_util import ENV, run_together
-from tests.clirun import sections
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import save_checkpoint
+from advgrad.models.zoo import build_for
 
 TRAIN = ["train", "--dataset", "mnist-5k", "--model", "logreg", "--epochs", "1", "--n-train", "256",
          "--optimizer", "sgd", "--lr", "0.05", "--device", "cpu", "--seed", "3"]
@@ -42,7 +42,7 @@ def timeless(obj: Any) -> Any:
     return obj
 
 
-CLIRUN = str(Path(__file__).resolve().parents[1] / "clirun.py")
+CLIRUN = str(Path(__file__).resolve().parents[1] / "helpers" / "clirun.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.heavy  # several processes each: run by CI and make tes
 @pytest.fixture(scope="module")
 def runs(mnist5k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Train, then evaluate a fixed logreg (trained here, seeded), with one process and, under ``torchrun
-    --standalone --nproc_per_node 2``, with two: two commands per launch (tests/clirun.py), the launches at
+    --standalone --nproc_per_node 2``, with two: two commands per launch (tests/helpers/clirun.py), the launches at
     once with the launch of the batch two processes cannot share (``run_together``)."""
     one, two, bad = (tmp_path_factory.mktemp(name) for name in ("one", "two", "bad"))
     model, meta = build_for("logreg", mnist5k, seed=0)

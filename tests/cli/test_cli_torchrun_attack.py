@@ -8,7 +8,7 @@ processes pinned to one thread (OMP_NUM_THREADS=1: the same kernels), and the re
 processes as raw bytes. 600 images are three blocks (256 + 256 + 88): with 2 processes process 0 attacks
 blocks 0 and 2, with 3 each attacks one; 300 images (256 + 44) leave the third process without a block.
 
-The commands run through tests/clirun.py (the CLI's main, several commands per launch), the launches at once:
+The commands run through tests/helpers/clirun.py (the CLI's main, several commands per launch), the launches at once:
 process start-up (torch's import on every process) is most of what these tests cost.
 """
 
@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.cli import ENV, run_together
+from helpers.clirun import sections
 
 import advgrad
-from advgrad.checkpoint import save_checkpoint
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from tests._cli_util import ENV, run_together
-from tests.clirun import sections
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import save_checkpoint
+from advgrad.models.zoo import build_for
 
 PGD = ["attack", "--method", "pgd", "--eps", "0.1", "--steps", "4", "--restarts", "2", "--n-test", "600",
        "--block", "100", "--device", "cpu", "--seed", "4"]
@@ -36,12 +36,12 @@ AUTOATTACK = ["attack", "--method", "autoattack", "--eps", "0.1", "--n-test", "3
               "--device", "cpu", "--seed", "1"]
 
 
-CLIRUN = str(Path(__file__).resolve().parents[1] / "clirun.py")
+CLIRUN = str(Path(__file__).resolve().parents[1] / "helpers" / "clirun.py")
 pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test
 
 
 def launches(jobs: list[tuple[list[str], Path, int]]) -> list[subprocess.CompletedProcess[str]]:
-    """Each (ARGS, cwd, world), all at once (``run_together``): ``tests/clirun.py ARGS`` (several commands,
+    """Each (ARGS, cwd, world), all at once (``run_together``): ``tests/helpers/clirun.py ARGS`` (several commands,
     AutoAttack made cheap) as one plain process for world 1 (no torchrun), else under ``torchrun --standalone
     --nproc_per_node WORLD`` (a free port of its own)."""
     env = {k: v for k, v in ENV.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
@@ -122,7 +122,7 @@ def test_sharded_attack_writes_the_one_process_record_and_examples_bit_for_bit(p
 def test_sharded_autoattack_gathers_the_cascade(pgd_runs: dict[int, Any]) -> None:
     """300 digits are two blocks: with 3 processes the third attacks none and must still write nothing, while
     process 0's record holds the cascade of both blocks, the one-process record exactly. The cascade is the
-    standard one's four members made cheap (tests/clirun.py --cheap-autoattack, the same program at both
+    standard one's four members made cheap (tests/helpers/clirun.py --cheap-autoattack, the same program at both
     world sizes): how the record is gathered does not depend on how strong each member is."""
     records, outs = [], []
     for world in (1, 3):

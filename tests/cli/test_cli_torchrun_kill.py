@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.cli import ENV
 
-from advgrad.checkpoint import load_checkpoint
-from tests._cli_util import ENV
+from advgrad.models.checkpoint import load_checkpoint
 
 EPOCHS = 2
 pytestmark = pytest.mark.heavy  # several processes each: run by CI and make test-all, not make test

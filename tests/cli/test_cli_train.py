@@ -12,8 +12,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from advgrad.checkpoint import load_checkpoint
 from advgrad.cli import main
+from advgrad.models.checkpoint import load_checkpoint
 
 QUICK = ["--model", "logreg", "--epochs", "1", "--n-train", "200", "--schedule", "constant", "--lr", "0.01", "--quiet"]
 

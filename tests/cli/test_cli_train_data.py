@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, tree
+from helpers.cli import assert_usage_error, invoke, tree
 from PIL import Image
 
-from advgrad.checkpoint import load_checkpoint
-from advgrad.data import Dataset
-from advgrad.models import build_for
-from advgrad.train import TrainConfig, fit
+from advgrad.data.builtin import Dataset
+from advgrad.models.checkpoint import load_checkpoint
+from advgrad.models.zoo import build_for
+from advgrad.training.train import TrainConfig, fit
 
 
 def _files(tmp_path: Path, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +95,7 @@ def test_folder_options_reach_the_training_images(mnist5k: Dataset, tmp_path: Pa
     """--image-size 20 --grayscale read the training folder as load_data reads it (the library's reader,
     the reference here): the checkpoint's input shape is (1, 20, 20) and its Normalize statistics are those
     of load_data's tensors; the .npz test split is a file, which the folder options leave alone."""
-    from advgrad.datasource import load_data
+    from advgrad.data.sources import load_data
 
     folder = _digit_folder(tmp_path, mnist5k)
     np.savez(tmp_path / "te.npz", x=np.zeros((4, 1, 20, 20), np.uint8), y=np.zeros(4, np.int64))

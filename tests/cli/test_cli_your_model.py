@@ -17,18 +17,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _cli_util import assert_usage_error, invoke, run, tree
-from batches import digits_folder
+from helpers.batches import digits_folder
+from helpers.cli import assert_usage_error, invoke, run, tree
 from torch import nn
 
 from advgrad.configs import EvalConfig
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 from advgrad.evaluate import evaluate_model
-from advgrad.transfer import load_examples, transfer_success
+from advgrad.evaluate.transfer import transfer_success
+from advgrad.records.examples import load_examples
 
 FACTORY = textwrap.dedent("""
-    from advgrad.data import load_dataset
-    from advgrad.models import build_for
+    from advgrad.data.builtin import load_dataset
+    from advgrad.models.zoo import build_for
 
     def make(k=10):
         data = load_dataset("mnist-5k")

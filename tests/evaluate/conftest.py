@@ -6,7 +6,7 @@ import pytest
 from torch import Tensor, nn
 
 from advgrad import evaluate as ev
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 
 N = 100  # test images per evaluation: small enough to keep these files fast
 

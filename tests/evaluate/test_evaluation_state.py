@@ -1,6 +1,6 @@
 """The evaluation entry points over the attack loop's state space, against closed forms on FlipModel.
 
-On FlipModel (tests/flipmodel.py) a clean point x = 0.5 + t·sign(u) has margin z₁ − z₀ = t‖u‖₁ (label 0,
+On FlipModel (tests/helpers/flipmodel.py) a clean point x = 0.5 + t·sign(u) has margin z₁ − z₀ = t‖u‖₁ (label 0,
 correct iff t < 0), and the worst point of the L∞ ball is its corner x + ε·sign(u). FGSM steps there at
 once; PGD with α = 2.5ε/K reaches it within K steps from any start (each coordinate needs at most 2ε).
 So a point survives FGSM, PGD and every restart at ε exactly when t + ε < 0, its minimal ε is −t, and
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from flipmodel import FlipModel
+from helpers.flipmodel import FlipModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import Tensor

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from advgrad.data import Dataset
+from advgrad.data.builtin import Dataset
 from advgrad.evaluate import CHECKS, EvalConfig, evaluate_model, minimal_eps, sanity_report, sweep
 
 N = 24

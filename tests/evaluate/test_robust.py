@@ -49,9 +49,6 @@ def test_sweep_is_reproducible(trained_small, batch) -> None:  # type: ignore[no
     assert a[0]["accuracy"] == b[0]["accuracy"]
 
 
-@pytest.mark.slow
-
-
 @pytest.mark.parametrize("kwargs,match", [
     ({"eps": ()}, "eps"), ({"eps": (-0.1,)}, "eps"), ({"eps": (math.nan,)}, "eps"),
     ({"attacks": ("cw",)}, "unknown attack"), ({"attacks": ()}, "attacks"), ({"steps": 0}, "steps"),

@@ -1,5 +1,5 @@
 """The demo runs end to end through the real CLI (its --quick mode, in a temporary folder), writes into a
-folder of the user's (runs/demo, ignored by git), and replaces that folder only when every step succeeded."""
+folder of the user's (out/demo, ignored by git), and replaces that folder only when every step succeeded."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_make_demo_writes_into_an_ignored_folder_and_demo_record_into_results() 
     """`make demo` must not touch committed records: its folder is ignored by git, and only the named
     `make demo-record` command writes results/demo."""
     makefile = (ROOT / "Makefile").read_text()
-    assert "scripts/demo.py --out $(DEMO)" in makefile and "DEMO   ?= runs/demo" in makefile
+    assert "scripts/demo.py --out $(DEMO)" in makefile and "DEMO   ?= out/demo" in makefile
     assert "demo-record:" in makefile and "scripts/demo.py --out results/demo --full" in makefile
-    ignored = subprocess.run(["git", "check-ignore", "-q", "runs/demo/eval.json"], cwd=ROOT)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "out/demo/eval.json"], cwd=ROOT)
     assert ignored.returncode == 0

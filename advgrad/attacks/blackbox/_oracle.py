@@ -21,8 +21,8 @@ from advgrad._runtime import check_dtype
 from advgrad.attacks._checks import EpsSpec, check_batch, check_bounds, check_generator, check_radius
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
+from advgrad.models.query import QueryModel, Tally, as_query_model
 from advgrad.norms import Norm, NormSpec, Radius, get_norm
-from advgrad.querymodel import QueryModel, Tally, as_query_model
 
 ROWS = 1024  # rows per query by default (black-box attacks keep no graph: a large batch is cheap)
 

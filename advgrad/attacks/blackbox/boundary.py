@@ -30,8 +30,8 @@ from advgrad.attacks._checks import EpsSpec
 from advgrad.attacks.blackbox._oracle import Oracle, Problem, draw, minimal, problem, within
 from advgrad.attacks.blackbox._start import noise_start
 from advgrad.attacks.result import AttackResult
+from advgrad.models.query import QueryModel
 from advgrad.norms import NormSpec
-from advgrad.querymodel import QueryModel
 
 ADAPT = 1.5       # step-size factor
 CONVERGED = 1e-7  # source step below which a sample has converged

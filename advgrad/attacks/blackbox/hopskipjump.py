@@ -29,8 +29,8 @@ from advgrad.attacks.blackbox._hsj_steps import bisect, estimate, step
 from advgrad.attacks.blackbox._oracle import Oracle, Problem, minimal, problem, within
 from advgrad.attacks.blackbox._start import noise_start
 from advgrad.attacks.result import AttackResult
+from advgrad.models.query import QueryModel
 from advgrad.norms import NormSpec
-from advgrad.querymodel import QueryModel
 
 
 def _search(p: Problem, oracle: Oracle, answered: Tensor, steps: int, samples: int, max_samples: int,

@@ -22,8 +22,8 @@ from torch import Tensor, nn
 from advgrad.attacks._checks import EpsSpec
 from advgrad.attacks.blackbox._oracle import Oracle, Problem, minimal, problem, within
 from advgrad.attacks.result import AttackResult
+from advgrad.models.query import QueryModel
 from advgrad.norms import NormSpec
-from advgrad.querymodel import QueryModel
 
 
 def blocks(d: int) -> list[tuple[int, int]]:

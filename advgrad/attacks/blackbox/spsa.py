@@ -23,7 +23,7 @@ from advgrad.attacks._checks import EpsSpec, is_zero
 from advgrad.attacks.blackbox._oracle import Oracle, Problem, labels_of, problem, start
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.querymodel import QueryModel
+from advgrad.models.query import QueryModel
 
 BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as torchattacks runs it
 

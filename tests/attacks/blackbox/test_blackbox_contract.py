@@ -22,7 +22,7 @@ from advgrad.attacks.blackbox.rays import rays
 from advgrad.attacks.blackbox.spsa import spsa
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.querymodel import QueryModel
+from advgrad.models.query import QueryModel
 from tests.attacks.blackbox.conftest import Counting, norm_of
 
 Q = 160  # queries per sample: small, so that the budget binds

@@ -1,0 +1,264 @@
+"""Your data: the evaluation reads any data set through one small interface, in batches.
+
+``load_data(spec, ...)`` takes
+
+- a built-in name (``DATASETS``: mnist-5k, mnist, fashion-mnist, cifar10): its test split (a name wins
+  over a folder of that name: write ``./mnist`` for the folder);
+- a folder in torchvision's ImageFolder layout (``folder/CLASS/IMAGE.png``; classes are the sorted
+  sub-folder names, as ``torchvision.datasets.ImageFolder`` numbers them), streamed from disk in batches
+  (``FolderSource``), so an ImageNet-validation-sized folder never has to fit in memory;
+- an ``.npz`` (read with ``allow_pickle=False``) or ``.pt`` file (``torch.load(weights_only=True)``) holding
+  ``x`` (N, C, H, W) or (N, H, W, C) (or (N, H, W): one channel), uint8 or floating point in [0, 1], and
+  integer labels ``y`` (N,); optionally ``class_names``. Such a file is read whole (use a folder for huge
+  sets). The layout: (N, H, W, C) when the last axis has 1 or 3 entries and axis 1 has neither, else
+  (N, C, H, W).
+
+Every source (``DataSource``) has ``len``, ``input_shape`` (C, H, W), ``num_classes``, ``class_names``,
+``bounds`` (0, 1), ``meta()``, ``tensors()`` (all at once) and ``batches(batch_size)`` yielding
+(x (B, C, H, W) float32 in [0, 1], y (B,) int64) on the CPU. ``classes_known`` is False where the class
+count is only inferred from the labels (an array file without ``class_names``: max label + 1), so a model
+with more outputs still fits. ``n`` keeps the first N samples, ``classes`` only those of the given class
+indices (labels keep their values).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from advgrad import _validate
+from advgrad._validate import parse_image_size
+from advgrad.data._imagefolder import FolderSource, open_folder
+from advgrad.data.builtin import DATASETS, DataNotFound, Dataset, load_dataset
+from advgrad.data.files import DataError, read_npz, read_torch_arrays
+from advgrad.records.write import sha256_file
+
+__all__ = ["DataSource", "FolderSource", "TensorSource", "load_data", "parse_classes", "parse_image_size",
+           "source_of"]
+
+ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
+
+
+class DataSource(Protocol):
+    """What the evaluation needs of a data set (``TensorSource`` and ``FolderSource`` have it)."""
+
+    name: str
+    class_names: tuple[str, ...]
+    classes_known: bool
+    bounds: tuple[float, float]
+
+    def __len__(self) -> int: ...
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+    def tensors(self) -> tuple[Tensor, Tensor]: ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class TensorSource:
+    """A data set in memory: ``x`` (N, C, H, W) uint8 (converted to [0, 1] a batch at a time, so the set
+    takes a quarter of the memory) or float32 in [0, 1]; ``y`` (N,) int64."""
+
+    name: str
+    x: Tensor
+    y: Tensor
+    class_names: tuple[str, ...]
+    classes_known: bool = True
+    bounds: tuple[float, float] = (0.0, 1.0)
+    mean: tuple[float, ...] | None = None  # a built-in set's statistics (its models normalize with them)
+    std: tuple[float, ...] | None = None
+    sha256: str | None = None  # of the file it was read from
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.x.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """(x (B, C, H, W) float32 in [0, 1], y (B,) int64), in order."""
+        size = _validate.count("batch_size", batch_size)
+        for start in range(0, len(self.y), size):
+            x = self.x[start:start + size]
+            yield (x.float().div_(255.0) if x.dtype == torch.uint8 else x), self.y[start:start + size]
+
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        """All of it at once: x (N, C, H, W) float32 in [0, 1], y (N,)."""
+        return (self.x.float().div_(255.0) if self.x.dtype == torch.uint8 else self.x), self.y
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "n": len(self), "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes, "class_names": list(self.class_names),
+                "classes_known": self.classes_known, "bounds": list(self.bounds), "sha256": self.sha256}
+
+
+def source_of(dataset: Dataset, split: str = "test") -> TensorSource:
+    """A built-in ``Dataset``'s split ("test" or "train") as a ``TensorSource``."""
+    _validate.one_of("split", split, ("test", "train"))
+    x, y = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_train, dataset.y_train)
+    return TensorSource(dataset.name, x, y, dataset.class_names, True, dataset.bounds, dataset.mean, dataset.std)
+
+
+def parse_classes(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """``--classes``: "0,3,5" or "0-4" (ranges inclusive), or a sequence of ints → distinct class indices."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        return tuple(_validate.count("class", c, 0) for c in text)
+    out: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        lo, dash, hi = part.partition("-")
+        if not (lo.isdigit() and (not dash or hi.isdigit())):
+            raise ValueError(f"classes must be class indices such as 0,3,5 or 0-4, got {text!r}")
+        out.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+    return tuple(out)
+
+
+def select(labels: Sequence[int] | Tensor, num_classes: int, n: int | None,
+           classes: str | Sequence[int] | None) -> list[int] | None:
+    """The indices to keep: those of ``classes`` (all if None), then the first ``n``; None means all."""
+    _validate.optional_count("n", n)
+    if classes is None and n is None:
+        return None
+    keep = list(range(len(labels)))
+    if classes is not None:
+        wanted = parse_classes(classes) or ()
+        if not wanted or len(set(wanted)) != len(wanted):
+            raise ValueError(f"classes must be distinct class indices, got {list(wanted)}")
+        bad = [c for c in wanted if c >= num_classes]
+        if bad:
+            raise ValueError(f"class {bad[0]} is not one of the data's {num_classes} classes (0..{num_classes - 1})")
+        chosen = set(wanted)
+        keep = [i for i in keep if int(labels[i]) in chosen]
+        if not keep:
+            raise ValueError(f"the data holds no sample of classes {sorted(chosen)}")
+    return keep[:n] if n is not None else keep
+
+
+def _layout(where: str, x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) from (N, C, H, W), (N, H, W, C) or (N, H, W); see the module docstring for the rule."""
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim != 4:
+        raise DataError(f"{where}: x must be (N, C, H, W), (N, H, W, C) or (N, H, W), got shape {x.shape}")
+    if x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):
+        return x.transpose(0, 3, 1, 2)
+    return x
+
+
+def arrays_to_source(where: str, name: str, x: np.ndarray, y: np.ndarray,
+                     class_names: object = None) -> TensorSource:
+    """Check images ``x`` and labels ``y`` and build the source; every fault is a one-line DataError."""
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise DataError(f"{where}: x must be uint8 (0..255) or floating point in [0, 1], got {x.dtype}")
+    x = _layout(where, x)
+    if len(x) == 0 or 0 in x.shape:
+        raise DataError(f"{where}: x holds no images (shape {x.shape})")
+    if x.dtype.kind == "f":
+        lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates into both
+        if not (lo >= 0.0 and hi <= 1.0):
+            raise DataError(f"{where}: floating-point x must lie in [0, 1], found values in [{lo:g}, {hi:g}] "
+                            "(store 0..255 images as uint8)")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise DataError(f"{where}: y must be a 1-D integer array of labels, got {y.dtype} {y.shape}")
+    if len(y) != len(x):
+        raise DataError(f"{where}: x holds {len(x)} images but y {len(y)} labels")
+    low, high = int(y.min()), int(y.max())
+    names = _class_names(where, class_names)
+    k = len(names) if names else high + 1
+    if low < 0 or high >= k:
+        raise DataError(f"{where}: label {low if low < 0 else high} is outside the {k} classes 0..{k - 1}")
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    xt = xt if xt.dtype == torch.uint8 else xt.to(torch.float32)
+    return TensorSource(name, xt, torch.from_numpy(y.astype(np.int64)),
+                        names or tuple(str(i) for i in range(k)), classes_known=bool(names))
+
+
+def _class_names(where: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.tolist() if isinstance(value, np.ndarray) else value
+    if not isinstance(items, (list, tuple)) or not items or not all(isinstance(s, str) for s in items):
+        raise DataError(f"{where}: class_names must be a non-empty list of strings, got {type(value).__name__}")
+    return tuple(items)
+
+
+def _read_arrays(path: Path) -> TensorSource:
+    where = repr(str(path))
+    if path.suffix == ".npz":
+        arrays: dict[str, Any] = read_npz(path, ("x", "y"), ("class_names",))
+    else:
+        arrays = read_torch_arrays(path, ("x", "y"), ("class_names",))
+        for key in ("x", "y"):
+            value = arrays[key]
+            if not isinstance(value, Tensor):
+                raise DataError(f"{where}: {key} must be a tensor, got {type(value).__name__}")
+            arrays[key] = value.detach().cpu().numpy()
+    source = arrays_to_source(where, str(path), arrays["x"], arrays["y"], arrays.get("class_names"))
+    return replace(source, sha256=sha256_file(path))
+
+
+def subset(source: TensorSource, keep: list[int] | None) -> TensorSource:
+    """The samples ``keep`` of ``source`` (``select``'s indices; None: all of it, the same object)."""
+    if keep is None:
+        return source
+    idx = torch.tensor(keep, dtype=torch.long)
+    return replace(source, x=source.x[idx], y=source.y[idx])
+
+
+def load_data(spec: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
+              image_size: int | Sequence[int] | str | None = None, resize: int | None = None,
+              grayscale: bool = False,
+              n: int | None = None, classes: str | Sequence[int] | None = None, workers: int = 0,
+              download: bool = False) -> TensorSource | FolderSource:
+    """The data set ``spec`` names (see the module docstring): a built-in name (``root``, ``download`` as in
+    ``load_dataset``), a folder of images (``image_size`` H or (H, W): resize to cover (or the shorter side
+    to ``resize``), centre crop;
+    ``grayscale``: one channel; ``workers``: reader processes) or an ``.npz``/``.pt`` file. ``n``: the first
+    N samples; ``classes``: only these class indices. Files are never run as code. Errors: DataNotFound
+    (a FileNotFoundError) for a missing path, DataError/ValueError (one line) for anything else."""
+    text = os.fspath(spec)
+    path = Path(text)
+    _validate.count("workers", workers, 0)
+    builtin = text in DATASETS
+    if not builtin and (root is not None or download):
+        raise ValueError("root and download apply to the built-in data sets "
+                         f"({', '.join(DATASETS)}), not to {text!r}")
+    if not (path.is_dir() and not builtin) and (image_size is not None or resize is not None or grayscale):
+        raise ValueError(f"image_size, resize and grayscale apply to a folder of images, not to {text!r}")
+    if builtin:
+        source = source_of(load_dataset(text, None if root is None else Path(root), download))
+    elif path.is_dir():
+        folder = open_folder(path, image_size=image_size, resize=resize, grayscale=grayscale, workers=workers)
+        return folder.subset(select(folder.labels, folder.num_classes, n, classes))
+    elif path.is_file() and path.suffix in ARRAY_SUFFIXES:
+        source = _read_arrays(path)
+    elif path.is_file():
+        raise ValueError(f"{text!r}: unknown data file type {path.suffix!r} (expected .npz or .pt)")
+    elif os.sep in text or path.suffix:
+        raise DataNotFound(f"no data at {text!r}")
+    else:
+        raise ValueError(f"unknown data set {text!r}: expected one of {', '.join(DATASETS)}, a folder of images "
+                         "(ImageFolder layout) or an .npz/.pt file")
+    return subset(source, select(source.y, source.num_classes, n, classes))

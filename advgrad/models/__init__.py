@@ -1,0 +1,19 @@
+"""Models: the zoo, checkpoints, and loading any classifier.
+
+- ``zoo``: the built-in architectures (``build_model``, ``build_for``) with ``Normalize`` in front, so that
+  every model takes inputs in [0, 1];
+- ``checkpoint``: advgrad's ``.pt`` files (weights + everything needed to rebuild the model), written
+  atomically and read as untrusted input (``load_checkpoint``);
+- ``loading``: any model ``attack``/``eval`` take — a checkpoint, ``file.py:factory``, ``module:factory``,
+  ``torchvision:NAME``, TorchScript, ``.pt2`` (``open_model``, ``load_model``), and the checks that a model
+  fits the data (``check_model_fits``, ``check_model_data``); model files and weights are read by the
+  private ``_files`` and ``_weights``.
+"""
+
+from advgrad.models.checkpoint import Checkpoint, checkpoint_meta, load_checkpoint, save_checkpoint
+from advgrad.models.loading import LoadedModel, check_model_data, check_model_fits, load_model, open_model
+from advgrad.models.zoo import MODEL_NAMES, Normalize, OutputLogits, build_for, build_model
+
+__all__ = ["MODEL_NAMES", "Checkpoint", "LoadedModel", "Normalize", "OutputLogits", "build_for", "build_model",
+           "check_model_data", "check_model_fits", "checkpoint_meta", "load_checkpoint", "load_model", "open_model",
+           "save_checkpoint"]
