@@ -6,7 +6,8 @@
 #                 (about 4 minutes on 2 cores)
 # Also: make test-all (everything: the heavy tests too, and the peer and chunk tests under every instruction
 # set; what CI runs), make test-fast (without the slow tests, under a minute), make demo-record (rewrites
-# the committed record results/demo/ on purpose, at the full sizes: cnn, about 42 minutes), make bench.
+# the committed record results/demo/ on purpose, at the full sizes: cnn, about 42 minutes), make bench,
+# make docs (the documentation site from docs/ and mkdocs.yml into site/, mkdocs build --strict).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -25,7 +26,7 @@ ISA_DEFAULT := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_I
 ISA_AVX512  := ATEN_CPU_CAPABILITY=avx512
 HAS_AVX512  := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
 
-.PHONY: install lint test test-all test-fast test-isa demo demo-record bench clean
+.PHONY: install lint test test-all test-fast test-isa demo demo-record bench docs clean
 
 install: $(STAMP)
 
@@ -79,5 +80,9 @@ demo-record: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_attacks.py
 
+# The documentation site: every link and API name must resolve (--strict); nothing is fetched.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache site

@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad.attacks.blackbox.hopskipjump import hopskipjump  # noqa: F401
     from advgrad.attacks.blackbox.rays import rays  # noqa: F401
     from advgrad.attacks.blackbox.spsa import spsa  # noqa: F401
+    from advgrad.attacks.fab import FabStep, fab, fab_targeted  # noqa: F401
     from advgrad.attacks.minimal.alma import ALMAOptions, alma  # noqa: F401
     from advgrad.attacks.minimal.cw import CWOptions, cw  # noqa: F401
     from advgrad.attacks.minimal.ddn import ddn  # noqa: F401

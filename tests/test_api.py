@@ -15,6 +15,24 @@ def test_all_names_exist() -> None:
     assert {"input_gradient", "fgsm", "pgd", "load_model", "fit"} <= set(advgrad.__all__)
 
 
+def test_type_checkers_see_every_public_name_from_its_module() -> None:
+    """The facade's ``if TYPE_CHECKING:`` imports (what mypy, IDEs and the API reference's griffe read) name
+    exactly ``__all__``, each from the module the lazy table says, so no public name is invisible to them."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(advgrad))
+    seen: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for imp in ast.walk(node):
+                if isinstance(imp, ast.ImportFrom) and imp.module is not None:
+                    seen.update({alias.name: imp.module for alias in imp.names})
+    assert set(seen) == set(advgrad.__all__) - {"__version__"}
+    for name, module in seen.items():
+        assert getattr(advgrad, name) is getattr(__import__(module, fromlist=[name]), name), name
+
+
 def test_import_does_not_pull_in_matplotlib() -> None:
     code = "import sys, advgrad; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _cli_util import ROOT, assert_usage_error, invoke
+from helpers.cli import ROOT, assert_usage_error, invoke
 
 from advgrad.cli import COMMANDS
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _cli_util import ENV, ROOT, run
+from helpers.cli import ENV, ROOT, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
