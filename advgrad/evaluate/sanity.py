@@ -11,6 +11,10 @@ adversarial robustness") and AutoAttack's ``checks.py``. Each check is one funct
 5. ``gradients``: few correctly classified points have an all-zero or non-finite input gradient ∂J/∂X.
 6. ``sign-noise``: random sign noise at ε fools no point that PGD left standing.
 7. ``black-box``: the score-based square search fools no point that PGD left standing.
+8. ``randomised``: two forward passes on the same inputs agree (else: AutoAttack's ``rand`` version, EOT).
+9. ``logits``: the outputs are logits, not probabilities (softmax inside flattens the loss's gradient).
+10. ``autoattack-vs-pgd``: AutoAttack (when run) leaves no more points standing than the best PGD-family
+    attack (it contains APGD: a higher accuracy is a bug).
 
 The checks that need extra attacks run them at ``check_eps`` (default: the lower median of the positive ε
 of the sweep), with slack ``config.tolerance`` (a fraction of the samples).

@@ -89,3 +89,13 @@ def test_autoattack_above_the_best_pgd_is_flagged_as_a_bug(trained_small, batch)
     assert check is not None and not check.ok and "a bug" in check.message
     assert check.values["largest_gap"] == pytest.approx(0.05)
     assert sanity.autoattack_vs_pgd(_context(model, batch, records[:1], ("pgd",))) is None  # nothing to compare
+
+
+def test_the_module_docstring_lists_every_check_in_report_order() -> None:
+    """The numbered list in ``advgrad.evaluate.sanity``'s docstring names each of ``CHECKS``, in order."""
+    import re
+
+    from advgrad.evaluate import sanity
+
+    listed = re.findall(r"^\s*\d+\. ``([a-z-]+)``", sanity.__doc__ or "", re.M)
+    assert listed == [name for name, _ in sanity.CHECKS]
