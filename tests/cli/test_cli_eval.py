@@ -31,7 +31,7 @@ def test_eval_writes_json_csv_and_prints_report(trained_small_path: Path, tmp_pa
     assert attacks == [("fgsm", 0.0), ("pgd", 0.0), ("worst", 0.0), ("fgsm", 0.1), ("pgd", 0.1), ("worst", 0.1),
                        ("min-eps", 0.0), ("min-eps", 0.1)]
     assert record["config"]["steps"] == 3 and record["config"]["eps"] == [0.0, 0.1]
-    assert len(record["sanity"]) == 9 and {c["status"] for c in record["sanity"]} <= {"ok", "warn"}
+    assert len(record["sanity"]) == 10 and {c["status"] for c in record["sanity"]} <= {"ok", "warn"}
     assert len(record["min_eps"]["values"]) == 40 and record["min_eps"]["eps_max"] == 0.1
     prov = record["provenance"]
     assert prov["seed"] == 0 and len(prov["model_sha256"]) == 64 and "torch_version" in prov
@@ -77,7 +77,7 @@ def test_eval_single_attack_no_sanity(trained_small_path: Path, tmp_path: Path) 
 @pytest.mark.parametrize("args,message", [
     (("--eps", "0,abc"), "--eps"),
     (("--eps", "-0.1"), "--eps"),
-    (("--attacks", "fgsm,cw"), "--attacks"),
+    (("--attacks", "fgsm,nope"), "--attacks"),
     (("--steps", "0"), "steps"),
     (("--restarts", "0"), "restarts"),
     (("--n", "0"), "--n"),
