@@ -144,7 +144,7 @@ def test_lines_in_a_pipe_one_per_unit_rate_limited_none_when_quiet(model: Path, 
     def out(name: str) -> list[str]:
         return ["--out", str(tmp_path / name)]
 
-    evaluate = [*EVAL, "--model", str(model), "--batch-size", "2", "--no-sanity"]
+    evaluate = [*EVAL, "--model", str(model), "--block", "2", "--no-sanity"]
     train = ["train", "--model", "logreg", "--epochs", "3", "--n-train", "300", "--batch-size", "100"]
     cases = [(tmp_path, [*evaluate, *out("e.json")]), (tmp_path, [*ATTACK, "--model", str(model), *out("a.json")]),
              (tmp_path, [*train, *out("t.pt")]), (tmp_path, ["--quiet", *evaluate, *out("q.json")]),
@@ -157,10 +157,11 @@ def test_lines_in_a_pipe_one_per_unit_rate_limited_none_when_quiet(model: Path, 
     stdout, stderr = limited.communicate(timeout=300)
     assert limited.returncode == 0, stderr
     (slow,) = split_many([(tmp_path, [])], stdout, stderr)
-    # eval: 4 passes (fgsm, pgd at ε = 0 and 0.1) of 200 images
+    # eval: 4 passes (fgsm, pgd at ε = 0 and 0.1) of 200 images; at ε = 0 nothing moves, so those passes
+    # count whole at once, then the blocks of 2 of the correctly classified points, one line each
     lines = parsed(every.stderr)
     counts = [done for _, done, _, _, _ in lines]
-    assert counts == sorted(set(counts)) and counts[:2] == [200, 400] and counts[-1] == 800 and len(counts) > 6
+    assert counts == sorted(set(counts)) and counts[0] >= 200 and counts[-1] == 800 and len(counts) > 6
     assert {(cmd, total, unit) for cmd, _, total, unit, _ in lines} == {("eval", 800, "images")}
     assert table_of(every.stdout) == table_of(slow.stdout) == table_of(quiet_eval.stdout)  # nor the results
     few = parsed(slow.stderr)

@@ -51,7 +51,7 @@ def test_sweep_is_reproducible(trained_small, batch) -> None:  # type: ignore[no
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"eps": ()}, "eps"), ({"eps": (-0.1,)}, "eps"), ({"eps": (math.nan,)}, "eps"),
-    ({"attacks": ("cw",)}, "unknown attack"), ({"attacks": ()}, "attacks"), ({"steps": 0}, "steps"),
+    ({"attacks": ("nope",)}, "unknown attack"), ({"attacks": ()}, "attacks"), ({"steps": 0}, "steps"),
     ({"restarts": 0}, "restarts"), ({"bounds": (1.0, 0.0)}, "bounds"), ({"precision": 0.0}, "precision"),
     ({"attacks": ("pgd", "pgd")}, "repeat"),
 ], ids=["no-eps", "neg-eps", "nan-eps", "unknown-attack", "no-attacks", "steps", "restarts", "bounds",
