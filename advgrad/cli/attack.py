@@ -21,6 +21,7 @@ from advgrad.cli._common import (
     data_option,
     device_option,
     follow,
+    labels_only_option,
     model_option,
     model_source_options,
     progress_bar,
@@ -40,6 +41,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.command()
 @model_option
 @model_source_options
+@labels_only_option
 @data_option
 @click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), default=None,
               help="Budget ε: the largest ‖x′ − x‖ allowed. Required, but for the minimal-norm attacks (fmn, "
