@@ -45,9 +45,10 @@ def device_option(f: F) -> F:
 
 
 # What --model takes (``advgrad.model_loading.open_model``, the kinds of ``_model_files.model_kind``).
-MODEL_FORMS = ("an advgrad checkpoint (`advgrad train` writes out/model.pt), a TorchScript file (torch.jit.save) or a "
-               "torch.export program (.pt2); or code that builds the model: path/file.py:factory, "
-               "package.module:factory or torchvision:NAME, with its state dict in --weights")
+MODEL_FORMS = ("an advgrad checkpoint (`advgrad train` writes out/model.pt), a TorchScript file (torch.jit.save), a "
+               "torch.export program (.pt2) or an ONNX graph (.onnx, black-box attacks only); or code that builds "
+               "the model: path/file.py:factory, package.module:factory or torchvision:NAME, with its state dict "
+               "in --weights")
 
 
 def not_a_directory(what: str, path: Path) -> Path:
@@ -55,7 +56,7 @@ def not_a_directory(what: str, path: Path) -> Path:
     the folder holds, if any."""
     if not path.is_dir():
         return path
-    found = sorted((p.name for p in path.iterdir() if p.suffix in (".pt", ".pt2", ".pth") and p.is_file()),
+    found = sorted((p.name for p in path.iterdir() if p.suffix in (".pt", ".pt2", ".pth", ".onnx") and p.is_file()),
                    key=lambda name: (len(name), name))  # model.pt before model.best.pt
     hint = f"; it holds {', '.join(found[:4])}{', ...' if len(found) > 4 else ''}: e.g. {what} " \
            f"{(path / found[0]).as_posix()}" if found else ""
@@ -71,7 +72,14 @@ def model_option(f: F) -> F:
                         callback=_model_path, show_default=True,
                         help="Checkpoint written by `advgrad train`; with the options of "
                         "`your model` also path/file.py:factory (the .py file RUNS), package.module:factory, "
-                        "torchvision:NAME, a TorchScript file or a torch.export .pt2.")(f)
+                        "torchvision:NAME, a TorchScript file, a torch.export .pt2 or an ONNX graph .onnx (run by "
+                        "ONNX Runtime: black-box attacks only).")(f)
+
+
+def labels_only_option(f: F) -> F:
+    return click.option("--labels-only", "labels_only", is_flag=True,
+                        help="The model answers its top-1 label only (any model, torch or ONNX): only the "
+                             "decision-based attacks (hopskipjump, rays, boundary) apply.")(f)
 
 
 def model_source_options(f: F) -> F:

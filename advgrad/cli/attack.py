@@ -21,6 +21,7 @@ from advgrad.cli._common import (
     data_option,
     device_option,
     follow,
+    labels_only_option,
     model_option,
     model_source_options,
     progress_bar,
@@ -40,6 +41,7 @@ POSITIVE = IntIn(min=1, rule="a positive integer")
 @click.command()
 @model_option
 @model_source_options
+@labels_only_option
 @data_option
 @click.option("--eps", type=FloatIn(0.0, rule="a finite number ≥ 0"), default=None,
               help="Budget ε: the largest ‖x′ − x‖ allowed. Required, but for the minimal-norm attacks (fmn, "
@@ -165,7 +167,8 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
     rows = [("clean accuracy", f"{record['clean_accuracy']:.2%}"),
             ("adversarial accuracy", f"{record['adversarial_accuracy']:.2%}"),
             ("attack success rate", "n/a" if rate is None else f"{rate:.2%} of {record['attacked']} attacked"),
-            ("mean confidence (adv)", f"{record['mean_confidence_adv']:.3f}"),
+            ("mean confidence (adv)", "n/a (labels only)" if record["mean_confidence_adv"] is None
+             else f"{record['mean_confidence_adv']:.3f}"),
             ("max ‖x′ − x‖∞ / mean ‖x′ − x‖₂", f"{record['max_linf']:.4g} / {record['mean_l2']:.4g}"),
             ("time", f"{record['seconds']:.2f} s ({record['images_per_second'] or 0:.0f} images/s)")]
     rows += [(f"  accuracy after {member}", f"{acc:.2%}") for member, acc in record.get("cascade", {}).items()]
@@ -174,6 +177,9 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
         sizes = " / ".join("∞" if m[k] is None else f"{m[k]:.4g}" for k in ("median", "mean", "max"))
         rows += [(f"median / mean / max ‖x′ − x‖ ({symbol})", sizes),
                  ("found an example", "n/a" if m["broken"] is None else f"{m['broken']:.2%} of the attacked")]
+    if record.get("queries", {}).get("mean") is not None:
+        q = record["queries"]
+        rows.append(("queries per point (mean / median / max)", f"{q['mean']:.0f} / {q['median']:.0f} / {q['max']}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")

@@ -20,6 +20,7 @@ from advgrad.cli._common import (
     data_option,
     device_option,
     follow,
+    labels_only_option,
     model_option,
     model_source_options,
     progress_bar,
@@ -42,6 +43,7 @@ DEFAULTS = EvalConfig()
                    "--block, --device, --out).")
 @model_option
 @model_source_options
+@labels_only_option
 @data_option
 @click.option("--eps", type=Floats(), default=",".join(f"{e:g}" for e in DEFAULTS.eps), show_default=True,
               help="Comma-separated radii (in the --norm).")

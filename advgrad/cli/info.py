@@ -24,7 +24,8 @@ def info(model_path: Path, as_json: bool, list_attacks: bool, **sources: Any) ->
     """Describe the model at --model (default out/model.pt).
 
     A checkpoint, or any model `attack` and `eval` take (file.py:factory, module:factory, torchvision:NAME,
-    TorchScript, .pt2, with --weights etc.).
+    TorchScript, .pt2, with --weights etc.; an ONNX graph .onnx: its input, outputs, opset and the attacks
+    that apply).
     """
     if list_attacks:
         _attacks()
@@ -66,6 +67,9 @@ def _other(model_path: Path, as_json: bool, options: dict[str, Any]) -> None:
         click.echo(to_json(described), nl=False)
         return
     d = described
+    if d["kind"] == "onnx":
+        _onnx(d)
+        return
     args = ", ".join(f"{k}={v}" for k, v in d["model_args"].items())
     click.echo(f"model     {d['source']} ({d['kind']}, {d['class']}{f'; {args}' if args else ''}), "
                f"{d['parameters']:,} parameters")
@@ -80,6 +84,28 @@ def _other(model_path: Path, as_json: bool, options: dict[str, Any]) -> None:
                                                                      d["weights_sha256"])):
         if digest is not None:
             click.echo(f"{what:<9} {name} sha256 {digest[:16]}…")
+
+
+def _onnx(d: dict[str, Any]) -> None:
+    """An ONNX graph: what it takes and returns, its operator sets, and the attacks that apply to it."""
+    from advgrad.catalog import LABEL_ATTACKS, QUERY_ATTACKS
+
+    def shape(node: dict[str, Any]) -> str:
+        return "(" + ", ".join(str(s) for s in node["shape"]) + ")"
+
+    node = d["input"]
+    opset = ", ".join(f"{k} {v}" for k, v in d["opset"].items()) if d["opset"] else "not read (pip install onnx)"
+    click.echo(f"model     {d['source']} (ONNX graph, run by ONNX Runtime; answers queries only, no gradient)")
+    click.echo(f"input     {node['name']}: {node['type']} {shape(node)}, bounds [0, 1]")
+    for i, out in enumerate(d["outputs"]):
+        use = " (read: scores or labels)" if i == 0 else ""
+        click.echo(f"output    {out['name']}: {out['type']} {shape(out)}{use}")
+    click.echo(f"opset     {opset}")
+    if d["outputs"][0]["type"].startswith("tensor(int"):  # it answers labels: the decision-based attacks
+        click.echo(f"attacks   {', '.join(LABEL_ATTACKS)} (it answers labels only)")
+    else:
+        click.echo(f"attacks   {', '.join(QUERY_ATTACKS)} (with --labels-only: {', '.join(LABEL_ATTACKS)})")
+    click.echo(f"file      {d['source']} sha256 {d['sha256'][:16]}…")
 
 
 def _attacks() -> None:

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from advgrad import _validate
 from advgrad.attacks.runner import Journal
 from advgrad.configs import EvalConfig
 from advgrad.evaluate.progress import Progress, Tally
 from advgrad.evaluate.robust import attack_mask, config_from, correct_at_x
+from advgrad.models.query import Classifier
 
 
 def bisection_rounds(eps_max: float, precision: float) -> int:
@@ -21,7 +22,7 @@ def bisection_rounds(eps_max: float, precision: float) -> int:
     return max(0, math.ceil(math.log2(eps_max / precision)))
 
 
-def minimal_eps(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
+def minimal_eps(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                 eps_max: float | None = None, progress: Progress | None = None, journal: Journal | None = None,
                 **options: Any) -> Tensor:
     """Per-sample minimal ε at which ``config.min_eps_attack`` (default PGD with ``config.steps``, ``restarts``,

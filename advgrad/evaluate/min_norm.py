@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from advgrad.attacks.runner import Journal
 from advgrad.catalog import ATTACKS
@@ -25,6 +25,7 @@ from advgrad.evaluate.min_eps import minimal_eps
 from advgrad.evaluate.optimality import ensemble, optimality
 from advgrad.evaluate.progress import Progress, parts
 from advgrad.evaluate.robust import _fraction, attack_pass, correct_at_x
+from advgrad.models.query import Classifier
 
 ENSEMBLE = "ensemble"  # the per-sample best over the attacks
 
@@ -76,7 +77,7 @@ def _number(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
-def _distances(model: nn.Module, x: Tensor, y: Tensor, name: str, config: EvalConfig, correct: Tensor,
+def _distances(model: Classifier, x: Tensor, y: Tensor, name: str, config: EvalConfig, correct: Tensor,
                eps_max: float, journal: Journal | None, progress: Progress | None) -> Tensor:
     """One attack's minimal distance per point (N,), float64 on the CPU."""
     if ATTACKS[name].kind == "minimal":
@@ -101,7 +102,7 @@ class _Renamed:
         return self.journal.store(f"min-norm {self.name} {name}")
 
 
-def minimal_norms(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig, *, eps_max: float | None = None,
+def minimal_norms(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig, *, eps_max: float | None = None,
                   journal: Journal | None = None, progress: Progress | None = None) -> MinNorms:
     """Every attack of ``config.min_norm`` on (x, y) in ``config.norm``: the per-sample minimal distances, the
     ensemble, best-on counts and optimality (see the module docstring). ``eps_max``: the bisection's top

@@ -15,6 +15,7 @@ from advgrad.evaluate.min_norm import MinNorms, minimal_norms
 from advgrad.evaluate.progress import Progress, parts
 from advgrad.evaluate.robust import config_from, sweep
 from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
+from advgrad.models.query import Classifier
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Evaluation:
         return all(c.ok for c in self.checks)
 
 
-def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
+def evaluate_model(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                    sanity: bool = True, progress: Progress | None = None, journal: Journal | None = None,
                    status: Status | None = None, **options: Any) -> Evaluation:
     """The sweep, the optional minimal-ε bisection (up to the largest ε of the grid) and the sanity report.
@@ -65,6 +66,8 @@ def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | 
     if config.min_norm:
         norms = minimal_norms(model, x, y, config, eps_max=eps_max, journal=journal, progress=on_min_norm)
         records += norms.curve(config.grid)
-    checks = sanity_report(model, x, y, result, config=config, progress=on_checks, journal=journal) if sanity else []
+    # The sanity checks take gradients: a model that only answers queries has none to check.
+    checks = sanity_report(model, x, y, result, config=config, progress=on_checks, journal=journal) \
+        if sanity and isinstance(model, nn.Module) else []
     return Evaluation(config, float(result.correct.float().mean()), records, checks, min_eps,
                       eps_max if config.min_eps else None, norms)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from advgrad._runtime import predict
 from advgrad.attacks import runner
@@ -24,6 +24,7 @@ from advgrad.attacks.autoattack import robust_after
 from advgrad.attacks.runner import Journal, Outcome, Status
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.evaluate.progress import Progress, parts
+from advgrad.models.query import Classifier, QueryModel
 
 WORST = "worst"  # the record of points that survive every attack
 
@@ -45,13 +46,17 @@ def config_from(config: EvalConfig | None, options: dict[str, Any]) -> EvalConfi
     return config.but(**options) if options else config
 
 
-def correct_at_x(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig) -> Tensor:
+def correct_at_x(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig) -> Tensor:
     """(N,) the points the model classifies correctly, on x's device; forward passes of ``config.block``
     points, as the runner's blocks (a batch of another size may round a near-tie the other way)."""
+    if isinstance(model, QueryModel):
+        with model.session():
+            labels = [model.labels(x[i:i + config.block]) for i in range(0, len(x), config.block)]
+        return torch.cat(labels).to(x.device) == y.to(x.device) if labels else y.new_zeros(0, dtype=torch.bool)
     return predict(model, x, config.block) == y.to(x.device)
 
 
-def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor | None,
+def attack_pass(model: Classifier, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor | None,
                 attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
                 progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
                 name: str = "", status: Status | None = None) -> Outcome:
@@ -65,7 +70,7 @@ def attack_pass(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps:
                       status=status)
 
 
-def attack_mask(model: nn.Module, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
+def attack_mask(model: Classifier, x: Tensor, y: Tensor, candidates: Tensor, eps: float | Tensor,
                 attack: AttackConfig, config: EvalConfig, *, seed: int | None = None,
                 progress: Callable[[int, int], None] | None = None, journal: Journal | None = None,
                 name: str = "") -> Tensor:
@@ -97,7 +102,7 @@ def _fraction(part: Progress | None, n: int) -> Callable[[int, int], None] | Non
     return lambda done, total: part(n * done // max(total, 1), n)
 
 
-def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
+def sweep(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
           progress: Progress | None = None, journal: Journal | None = None, status: Status | None = None,
           **options: Any) -> SweepResult:
     """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them).
@@ -132,7 +137,7 @@ def sweep(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = No
     return SweepResult(records, robust, correct)
 
 
-def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
+def robust_accuracy(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                     progress: Progress | None = None, **options: Any) -> list[dict[str, Any]]:
     """Accuracy of ``model`` on (x, y) under each attack at each ε, in one call (``EvalConfig``: ``eps``,
     ``attacks``, ``steps``, ``restarts``, ``norm``, ``bounds``, ``block``, ``seed``, given whole or as

@@ -9,6 +9,8 @@
   write zip archives): an ``archive_format`` entry is a torch.export program, a ``code/`` folder TorchScript,
   a lone ``data.pkl`` a ``torch.save`` file (an advgrad checkpoint). TorchScript and export files hold a
   program that torch runs (TorchScript/ATen ops, not arbitrary Python): load only files you trust.
+- a file ending ``.onnx``: an ONNX graph, run by ONNX Runtime as a query-only model (``models.onnx``; no
+  Python from the file ever runs).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def split_factory(spec: str) -> tuple[str, str] | None:
 
 
 def model_kind(spec: str) -> str:
-    """"torchvision", "factory", or for a file "checkpoint", "torchscript" or "export" (by its contents).
+    """"torchvision", "factory", or for a file "onnx" (by its suffix), "checkpoint", "torchscript" or "export" (by
+    its contents).
     FileNotFoundError for a file that is not there; ValueError for one that is none of these."""
     if spec.startswith(TORCHVISION):
         return "torchvision"
@@ -58,6 +61,8 @@ def model_kind(spec: str) -> str:
         raise ValueError(f"{spec!r} is Python code: name the function that builds the model, e.g. {spec}:make_model")
     if not path.is_file():
         raise ValueError(f"{spec!r} is not a file")
+    if path.suffix.lower() == ".onnx":  # a protobuf graph: no magic bytes to sniff; ONNX Runtime checks it
+        return "onnx"
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{spec!r} is not a model file: torch.save, torch.jit.save and torch.export.save write "
                          "zip archives, and this is not one")

@@ -7,7 +7,9 @@
   choice, as with ``python file.py``); ``factory(**model_args)`` returns an ``nn.Module``;
 - ``torchvision:NAME`` (e.g. ``torchvision:resnet18`` with ``model_args={"num_classes": 10}``), built with
   ``weights=None``: nothing is downloaded;
-- a TorchScript file (``torch.jit.save``) or a torch.export program (``torch.export.save``, ``.pt2``).
+- a TorchScript file (``torch.jit.save``) or a torch.export program (``torch.export.save``, ``.pt2``);
+- an ONNX graph (``.onnx``), run by ONNX Runtime (``models.onnx.load_onnx``): a ``QueryModel``, which only
+  the black-box attacks can attack (it has no gradient).
 
 A factory or torchvision model takes ``weights``, a state-dict file read with ``torch.load(weights_only=True)``
 (``weights_key`` picks a nested entry such as "state_dict"; a ``module.``/``model.`` prefix from DDP or
@@ -34,19 +36,21 @@ from advgrad._runtime import check_dtype, frozen_eval, model_device, resolve_dev
 from advgrad.models._files import ExportedModule, build_factory, build_torchvision, load_program, model_kind
 from advgrad.models._weights import _why, fit_state_dict, read_state_dict
 from advgrad.models.checkpoint import load_checkpoint
+from advgrad.models.query import Classifier, QueryModel, check_query_fits
 from advgrad.models.zoo import Normalize, OutputLogits, output_logits
 from advgrad.records.write import sha256_file
 
-KINDS = ("checkpoint", "factory", "torchvision", "torchscript", "export")
+KINDS = ("checkpoint", "factory", "torchvision", "torchscript", "export", "onnx")
 _BUILT = ("factory", "torchvision")  # the kinds built from code, which take weights and model_args
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """The model (eval mode, on its device, inputs in ``bounds``), what it is (``info``: kind, source, file
-    hashes, weights, model_args, mean/std; a checkpoint's metadata) and warnings to show the user."""
+    """The model (eval mode, on its device, inputs in ``bounds``; an ONNX graph: a ``QueryModel``), what it is
+    (``info``: kind, source, file hashes, weights, model_args, mean/std; a checkpoint's metadata; an ONNX
+    graph's signature) and warnings to show the user."""
 
-    model: nn.Module
+    model: Classifier
     info: dict[str, Any]
     warnings: tuple[str, ...] = field(default=())
 
@@ -93,9 +97,9 @@ def _check_options(kind: str, weights: object, weights_key: object, args: dict[s
                          "architecture and weights")
     if (mean is None) != (std is None):
         raise ValueError("give mean and std together (one value per input channel each)")
-    if kind == "checkpoint" and mean is not None:
-        raise ValueError("an advgrad checkpoint normalizes its inputs itself (its mean/std are stored in it); "
-                         "drop mean/std")
+    if kind in ("checkpoint", "onnx") and mean is not None:
+        what = "an advgrad checkpoint" if kind == "checkpoint" else "an ONNX graph"
+        raise ValueError(f"{what} normalizes its inputs itself (its mean/std are stored in it); drop mean/std")
 
 
 def _build(spec: str, kind: str, args: dict[str, Any], weights: str | os.PathLike[str] | None,
@@ -144,6 +148,8 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
                              "or torchvision:NAME model") from None
         info.update(sha256=sha256_file(spec), model=ckpt.meta.get("model"), dataset=ckpt.meta.get("dataset"))
         return LoadedModel(ckpt.model, info)
+    if kind == "onnx":
+        return _open_onnx(spec, dev, info)
     if weights is not None:
         info["weights"] = os.fspath(weights)
     bare, notes = _build(spec, kind, args, weights, weights_key, info)
@@ -153,6 +159,20 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
     model = OutputLogits(inner).to(dev).eval()
     info["parameters"] = sum(p.numel() for p in model.parameters())
     return LoadedModel(model, info, tuple(notes))
+
+
+def _open_onnx(spec: str, device: torch.device, info: dict[str, Any]) -> LoadedModel:
+    """An ONNX graph by ONNX Runtime, on the CPU or CUDA provider as ``device`` says; ``info`` adds that it
+    answers queries only and the graph's signature (input, outputs, opset)."""
+    from advgrad.models.onnx import load_onnx
+
+    try:  # on a CUDA device: ONNX Runtime's CUDA provider where this onnxruntime has one, else its CPU one
+        model = load_onnx(spec, device="auto" if device.type == "cuda" else "cpu")
+    except ImportError as exc:  # the optional extra is missing: a usage error, one line saying what to install
+        raise ValueError(str(exc)) from None
+    signature: dict[str, Any] = getattr(model.fn, "signature", dict)()
+    info.update(sha256=sha256_file(spec), query_only=True, labels_only=False, **signature)
+    return LoadedModel(model, info)
 
 
 def model_kind_of(spec: str | os.PathLike[str]) -> str:
@@ -176,7 +196,12 @@ def user_module(model: nn.Module) -> nn.Module:
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     """What ``advgrad info`` says about a model that is not a checkpoint: ``open_model``'s info plus the class
     inside the wrappers (``user_module``), the parameter count, and the sample shape (C, H, W) and class count
-    where the file records them (a torch.export program's graph does; code and TorchScript do not: None)."""
+    where the file records them (a torch.export program's graph does; code and TorchScript do not: None); an
+    ONNX graph: its declared sample shape and class count (None where symbolic), no parameters counted."""
+    if isinstance(loaded.model, QueryModel):
+        dims = list(getattr(loaded.model.fn, "sample_shape", None) or [None])
+        return {**loaded.info, "class": "QueryModel", "parameters": None,
+                "input_shape": None if None in dims else dims, "num_classes": loaded.model.num_classes}
     inner = user_module(loaded.model)
     shape, width = inner.shapes() if isinstance(inner, ExportedModule) else (None, None)
     parameters = sum(p.numel() for p in loaded.model.parameters())
@@ -187,7 +212,11 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
 def load_model(spec: str | os.PathLike[str], map_location: str | torch.device = "cpu", **options: Any) -> nn.Module:
     """The module alone (``open_model(spec, device=map_location, **options).model``); for an advgrad
     checkpoint path this is the trained model, as before."""
-    return open_model(spec, device=map_location, **options).model
+    model = open_model(spec, device=map_location, **options).model
+    if isinstance(model, QueryModel):
+        raise ValueError(f"{os.fspath(spec)!r} is an ONNX graph: it only answers queries (load_onnx), it is no "
+                         "torch module")
+    return model
 
 
 def _probability_warning(z: torch.Tensor) -> str | None:
@@ -261,7 +290,9 @@ class _DataShape(Protocol):
     def num_classes(self) -> int: ...
 
 
-def check_model_data(model: nn.Module, data: _DataShape) -> list[str]:
+def check_model_data(model: Classifier, data: _DataShape) -> list[str]:
     """``check_model_fits`` for a data source: its sample shape, class count (exact where the data declares
-    its classes, a lower bound where only the labels tell) and bounds."""
+    its classes, a lower bound where only the labels tell) and bounds (a QueryModel: ``check_query_fits``)."""
+    if isinstance(model, QueryModel):
+        return check_query_fits(model, data.input_shape, data.num_classes, data.bounds, exact=data.classes_known)
     return check_model_fits(model, data.input_shape, data.num_classes, data.bounds, exact=data.classes_known)

@@ -47,12 +47,24 @@ class OnnxRun:
     """The callable a QueryModel wraps: x (a tensor) → the graph's first output (a NumPy array). A graph with
     a fixed batch size B is run B rows at a time (the last piece padded with zeros, its padding dropped)."""
 
-    def __init__(self, session: Any, name: str) -> None:
-        self.session, self.name = session, name
+    def __init__(self, session: Any, name: str, path: Path | None = None) -> None:
+        self.session, self.name, self.path = session, name, path
         node = session.get_inputs()[0]
         self.input, self.dtype = node.name, _FLOATS[node.type]
         self.output = session.get_outputs()[0].name
         self.batch = node.shape[0] if isinstance(node.shape[0], int) and node.shape[0] > 0 else None
+        # (C, H, W) as the graph declares them: an int where fixed, None where symbolic ("height", ...)
+        self.sample_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape[1:])
+
+    def signature(self) -> dict[str, Any]:
+        """What the graph takes and returns: its input (name, type, shape; a symbolic dimension by its name),
+        its outputs, and the operator sets it imports (read with the ``onnx`` package where installed, the
+        graph only, no external weights; None without it)."""
+        def node(n: Any) -> dict[str, Any]:
+            return {"name": n.name, "type": n.type, "shape": list(n.shape or ())}
+
+        return {"input": node(self.session.get_inputs()[0]),
+                "outputs": [node(n) for n in self.session.get_outputs()], "opset": _opsets(self.path)}
 
     def _run(self, arr: np.ndarray) -> np.ndarray:
         try:
@@ -71,6 +83,16 @@ class OnnxRun:
             pad = np.zeros((self.batch - len(piece), *arr.shape[1:]), dtype=arr.dtype)
             parts.append(self._run(np.concatenate([piece, pad]))[:len(piece)])
         return np.concatenate(parts)
+
+
+def _opsets(path: Path | None) -> dict[str, int] | None:
+    """{domain: version} of the operator sets the graph at ``path`` imports ("ai.onnx" for the default one)."""
+    try:
+        onnx = importlib.import_module("onnx")
+        proto = onnx.load(str(path), load_external_data=False) if path is not None else None
+    except Exception:  # no onnx package, or a file only ONNX Runtime reads: the opset is not said
+        return None
+    return None if proto is None else {(o.domain or "ai.onnx"): int(o.version) for o in proto.opset_import}
 
 
 def _check_graph(session: Any, name: str) -> int | None:
@@ -150,4 +172,5 @@ def load_onnx(path: str | Path, *, device: str = "cpu", labels_only: bool = Fals
         raise ValueError(f"ONNX Runtime cannot load {str(path)!r} (not a valid ONNX graph, or operators it "
                          f"does not implement): {_line(exc)}") from None
     k = _check_graph(session, path.name)
-    return QueryModel(OnnxRun(session, path.name), labels_only=labels_only, num_classes=k, name=f"ONNX {path.name}")
+    return QueryModel(OnnxRun(session, path.name, path), labels_only=labels_only, num_classes=k,
+                      name=f"ONNX {path.name}")

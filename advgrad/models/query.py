@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Union
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ from torch import Tensor, nn
 
 from advgrad._runtime import frozen_eval, model_device
 
-__all__ = ["QueryModel", "Tally", "as_query_model", "is_query_only", "refuse_query_only"]
+__all__ = ["Classifier", "QueryModel", "Tally", "answer_rows", "as_query_model", "check_query_fits", "is_query_only",
+           "labels_only_view", "refuse_query_only"]
 
 
 class QueryModel:
@@ -133,6 +135,57 @@ class QueryModel:
             raise ValueError(f"{self.name} answers labels only; this needs its scores (a score-based attack "
                              "needs a model that answers scores (N, K))")
         return out
+
+
+Classifier = Union[nn.Module, QueryModel]  # what the runner and the workflows attack: a module, or answers only
+
+
+def labels_only_view(model: Classifier) -> QueryModel:
+    """The same model answering its top-1 label only (``--labels-only``): a module wrapped, a QueryModel's
+    callable rewrapped (its query count starts again at 0)."""
+    if isinstance(model, QueryModel):
+        return QueryModel(model.fn, labels_only=True, num_classes=model.num_classes, name=model.name)
+    return QueryModel(model, labels_only=True, name=f"{type(model).__name__} (labels only)")
+
+
+def answer_rows(model: QueryModel, x: Tensor, num_classes: int, batch: int = 500) -> Tensor:
+    """(N, K) on x's device: the model's scores for x, ``batch`` rows per query; a model that answers labels
+    only gives one-hot rows (K = ``num_classes``, or the model's own K where it told it)."""
+    parts = []
+    with model.session():
+        for i in range(0, len(x), batch):
+            out = model(x[i:i + batch])
+            if out.ndim == 1:
+                k = max(model.num_classes or num_classes, num_classes)
+                out = torch.nn.functional.one_hot(out, k).to(torch.get_default_dtype())
+            parts.append(out)
+    return torch.cat(parts) if parts else x.new_empty((0, num_classes))
+
+
+def check_query_fits(model: QueryModel, sample_shape: Sequence[int], num_classes: int,
+                     bounds: tuple[float, float] = (0.0, 1.0), *, exact: bool = True) -> list[str]:
+    """``models.loading.check_model_fits`` for a model that only answers queries: the sample shape the
+    callable declares (``fn.sample_shape``: an ONNX graph's (C, H, W), None where a dimension is symbolic)
+    against ``sample_shape``, then 2 seeded random inputs in ``bounds``: ValueError (one line) if the model
+    fails on them, answers NaN/Inf, or has another class count (K ≠ ``num_classes``; with ``exact=False``
+    K < ``num_classes``). Returns no warnings (the list ``check_model_fits`` returns)."""
+    shape = tuple(int(s) for s in sample_shape)
+    declared = getattr(model.fn, "sample_shape", None)
+    if declared is not None and (len(declared) != len(shape)
+                                 or any(d is not None and d != s for d, s in zip(declared, shape))):
+        dims = ", ".join("?" if d is None else str(d) for d in declared)
+        raise ValueError(f"{model.name} takes inputs of shape (N, {dims}), but the data's samples are "
+                         f"{shape}: give data of that shape (or the model made for this data)")
+    lo, hi = bounds
+    x = lo + (hi - lo) * torch.rand((2, *shape), generator=torch.Generator().manual_seed(0))
+    out = model(x)  # ValueError, one line, when the callable fails or answers something else
+    k = out.shape[1] if out.ndim == 2 else model.num_classes
+    if out.ndim == 2 and not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{model.name} answers NaN or Inf on inputs of shape {tuple(x.shape)} in [{lo:g}, {hi:g}]")
+    if k is not None and ((k != num_classes) if exact else (k < num_classes)):
+        need = f"{num_classes}" if exact else f"at least {num_classes}"
+        raise ValueError(f"{model.name} answers {k} classes but the data needs {need}")
+    return []
 
 
 def as_query_model(model: object) -> QueryModel:

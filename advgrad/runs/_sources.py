@@ -8,13 +8,17 @@ Without ``data`` a checkpoint is evaluated on the test split of the data set it 
 ``checkpoint.check_data`` — opened in that order, each check before the next costly step); any other model
 needs ``data``. With ``data``, ``check_model_data`` runs the model on two samples of the data's shape first,
 so that a model that does not fit fails with one line before any attack starts.
+
+An ONNX graph (``.onnx``) opens as a ``QueryModel`` (ONNX Runtime; it answers queries, no gradient);
+``labels_only`` makes any model answer its top-1 label only. ``check_attacks`` then turns away, in one
+line, an attack that needs what such a model does not give (gradients, or scores).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +26,14 @@ import torch
 from torch import nn
 
 from advgrad._runtime import resolve_device
-from advgrad.catalog import DATASETS
+from advgrad.catalog import ATTACKS, DATASETS, LABEL_ATTACKS, QUERY_ATTACKS
 
 # Called through their modules, not imported by name, so that a test replacing one sees every call.
 from advgrad.data import builtin as _data
 from advgrad.data.sources import FolderSource, TensorSource, load_data, select, source_of, subset
 from advgrad.models import checkpoint as _checkpoint
 from advgrad.models.loading import check_model_data, model_kind_of, open_model
+from advgrad.models.query import Classifier, QueryModel, labels_only_view
 from advgrad.records.write import sha256_file
 
 Warn = Callable[[str], None]
@@ -42,7 +47,7 @@ class Sources:
     (``model_meta``: a checkpoint's model block, else open_model's info with ``name`` = the spec) and the
     data, whose batches the workflows read one at a time."""
 
-    model: nn.Module
+    model: Classifier
     model_meta: dict[str, Any]
     model_sha256: str | None
     source: TensorSource | FolderSource
@@ -57,19 +62,56 @@ class Sources:
     def dataset_name(self) -> str:
         return str(self.source.name)
 
+    def module(self, what: str) -> nn.Module:
+        """The model as a torch module, for ``what`` (a workflow that needs its gradients); ValueError, one
+        line, for a model that only answers queries (an ONNX graph, ``--labels-only``)."""
+        if isinstance(self.model, nn.Module):
+            return self.model
+        raise ValueError(f"{what} needs the model's gradients, but {self.model.name} only answers queries")
+
 
 def _given(options: dict[str, Any], names: Sequence[str]) -> list[str]:
     """The options of ``names`` set to something other than their defaults (None, False, 0)."""
     return [k for k in names if options.get(k) not in (None, False, 0)]
 
 
+def check_attacks(model: Classifier, methods: Sequence[str]) -> None:
+    """ValueError, one line, for the first of ``methods`` that ``model`` cannot be attacked with: a gradient
+    attack on a model that only answers queries, a score-based one on a model that answers labels only."""
+    if not isinstance(model, QueryModel):
+        return
+    for method in methods:
+        needs = ATTACKS[method].needs
+        if model.labels_only and needs != "labels":
+            raise ValueError(f"{method} needs the model's {needs}, but {model.name} answers top-1 labels only: "
+                             f"use a decision-based attack ({', '.join(LABEL_ATTACKS)})")
+        if needs == "gradients":
+            raise ValueError(f"{method} needs the model's gradients, but {model.name} only answers queries: use a "
+                             f"black-box attack ({', '.join(QUERY_ATTACKS)})")
+
+
+def _labels_only(sources: Sources) -> Sources:
+    """``sources`` with a model that answers its top-1 label only (``--labels-only``), and says so."""
+    meta = {**sources.model_meta, "query_only": True, "labels_only": True}
+    return replace(sources, model=labels_only_view(sources.model), model_meta=meta)
+
+
 def open_sources(model: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None,
                  data_root: str | os.PathLike[str] | None = None, device: str = "cpu", n: int | None = None,
                  classes: str | Sequence[int] | None = None, on_warning: Warn | None = None,
-                 **options: Any) -> Sources:
+                 labels_only: bool = False, **options: Any) -> Sources:
     """Open the model ``model`` and the data ``data`` (the first ``n`` samples of ``classes``). ``options``:
     model_args, weights, weights_key, mean, std (``open_model``), image_size, grayscale, workers
-    (``load_data``). FileNotFoundError or ValueError (one line) before anything costly when one does not fit."""
+    (``load_data``). FileNotFoundError or ValueError (one line) before anything costly when one does not fit.
+    ``labels_only``: the model answers top-1 labels only (a ``QueryModel``; only decision-based attacks)."""
+    sources = _open_sources(model, data=data, data_root=data_root, device=device, n=n, classes=classes,
+                            on_warning=on_warning, **options)
+    return _labels_only(sources) if labels_only else sources
+
+
+def _open_sources(model: str | os.PathLike[str], *, data: str | os.PathLike[str] | None,
+                  data_root: str | os.PathLike[str] | None, device: str, n: int | None,
+                  classes: str | Sequence[int] | None, on_warning: Warn | None, **options: Any) -> Sources:
     unknown = sorted(set(options) - set(MODEL_OPTIONS) - set(DATA_OPTIONS))
     if unknown:
         raise TypeError(f"open_sources() got unexpected options {unknown}")

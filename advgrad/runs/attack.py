@@ -35,9 +35,10 @@ from advgrad.attacks.pgd import STEP_FACTORS
 from advgrad.attacks.runner import BLOCK, Status, Store
 from advgrad.configs import AttackConfig
 from advgrad.losses import output_activation, probabilities
+from advgrad.models.query import Classifier, QueryModel, answer_rows
 from advgrad.records.write import provenance
 from advgrad.runs._journal import Journal, data_hash, key_of
-from advgrad.runs._sources import Sources, Warn, open_sources
+from advgrad.runs._sources import Sources, Warn, check_attacks, open_sources
 
 Target = Union[int, Literal["random"], None]
 Progress = Callable[[int, int], None]  # progress(images done, images in all)
@@ -69,14 +70,33 @@ def targets(y: Tensor, num_classes: int, target: Target, generator: torch.Genera
     return torch.full_like(y, target)
 
 
-def _predict(model: nn.Module, logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Predicted class and its probability (N,) each, on the CPU."""
-    conf, pred = probabilities(logits, output_activation(model)).max(dim=1)
+def _predict(model: Classifier, logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Predicted class and its probability (N,) each, on the CPU (NaN: a model that answers labels only)."""
+    activation = output_activation(model if isinstance(model, nn.Module) else None)
+    conf, pred = probabilities(logits, activation).max(dim=1)
+    if isinstance(model, QueryModel) and model.labels_only:
+        conf = torch.full_like(conf, math.nan)
     return pred.cpu(), conf.cpu()
 
 
-def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: float | None, config: AttackConfig, *,
-                block: int, seed: int, bounds: tuple[float, float], progress: Progress | None,
+def _clean(model: Classifier, x: Tensor, block: int, num_classes: int) -> Tensor:
+    """The model's logits (N, K) at x on the CPU: a model that only answers queries, its scores (one-hot
+    rows where it answers labels only)."""
+    if isinstance(model, QueryModel):
+        return answer_rows(model, x, num_classes, block)
+    return logits_of(model, x, batch_size=block)
+
+
+def _queries(spent: Tensor, eligible: Tensor) -> dict[str, Any]:
+    """A black-box attack's queries per point (mean, median, max) over the points it attacked."""
+    q = spent[eligible].double()
+    if not len(q):
+        return {"mean": None, "median": None, "max": None, "total": int(spent.sum())}
+    return {"mean": float(q.mean()), "median": float(q.median()), "max": int(q.max()), "total": int(spent.sum())}
+
+
+def _attack_all(model: Classifier, x: Tensor, y: Tensor, labels: Tensor, eps: float | None, config: AttackConfig, *,
+                block: int, seed: int, bounds: tuple[float, float], progress: Progress | None, num_classes: int,
                 store: Store | None, on_status: Status | None = None) -> dict[str, Any]:
     """The attack of every image (x (N, C, H, W) on the CPU, aimed at ``labels`` (N,): y or the targets), by
     the runner (``advgrad.attacks.runner``: blocks of ``block``, shared out under torch.distributed; an
@@ -84,7 +104,7 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
     every image, without early stop): x, y, labels, x_adv, the clean and adversarial predictions and
     confidences (N,) on the CPU, and an ensemble's ``broken_by`` (N,) and ``stages``. The clean logits are
     one pass in blocks of ``block`` on every process."""
-    clean = logits_of(model, x, batch_size=block)  # (N, K) on the CPU
+    clean = _clean(model, x, block, num_classes)  # (N, K) on the CPU
     stages = runner.stages(config)
     ensemble = len(stages) > 1
     candidates = clean.argmax(1) == labels if ensemble else torch.ones(len(x), dtype=torch.bool)
@@ -96,6 +116,8 @@ def _attack_all(model: nn.Module, x: Tensor, y: Tensor, labels: Tensor, eps: flo
     out = {"x": x, "y": y, "labels": labels, "x_adv": outcome.x_adv}
     if outcome.distance is not None:  # a minimal-norm attack: ‖δ‖ per point, inf where none was found
         out["distance"] = outcome.distance
+    if outcome.queries is not None:  # a black-box attack: the model's answers it asked, per point
+        out["queries"] = outcome.queries
     out.update(zip(("pred_clean", "conf_clean", "pred_adv", "conf_adv"),
                    (*_predict(model, clean), *_predict(model, z_adv))))
     if not ensemble:
@@ -128,6 +150,7 @@ def attack_report(model_path: str | os.PathLike[str], eps: float | None, config:
         on_warning = progress = on_status = None
     inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
                           on_warning=on_warning, **options)
+    check_attacks(inputs.model, [stage.method for stage in runner.stages(config)])
     k = inputs.source.num_classes
     if isinstance(target, int) and not 0 <= target < k:
         raise ParameterError("target_class", f" {target} is out of range: {inputs.dataset_name} has classes "
@@ -143,7 +166,7 @@ def attack_report(model_path: str | os.PathLike[str], eps: float | None, config:
         journal = Journal.open(state, key, resume=resume)
     start = time.perf_counter()
     out = _attack_all(inputs.model, x, y, labels, eps, config, block=block, seed=seed, bounds=inputs.bounds,
-                      progress=progress, store=journal.store("attack") if journal is not None else None,
+                      num_classes=k, progress=progress, store=journal.store("attack") if journal is not None else None,
                       on_status=on_status)
     seconds = time.perf_counter() - start
     record = {**_record(out, eps, config, target, inputs, seconds),
@@ -202,6 +225,12 @@ def _min_norm(out: dict[str, Any], eligible: Tensor, norm: str) -> dict[str, Any
             "broken": float(broken.double().mean()) if len(d) else None}
 
 
+def _mean(values: Tensor) -> float | None:
+    """The mean, None where it is not a number (confidences of a model that answers labels only)."""
+    mean = float(values.double().mean()) if len(values) else math.nan
+    return None if math.isnan(mean) else mean
+
+
 def _record(out: dict[str, Any], eps: float | None, config: AttackConfig, target: Target, inputs: Sources,
             seconds: float) -> dict[str, Any]:
     """The JSON record, its fields in the order ``advgrad attack`` has always written them."""
@@ -222,11 +251,12 @@ def _record(out: dict[str, Any], eps: float | None, config: AttackConfig, target
         "adversarial_accuracy": float((out["pred_adv"] == y).double().mean()),
         "attack_success_rate": float(fooled[eligible].double().mean()) if bool(eligible.any()) else None,
         "attacked": int(eligible.sum()),
-        "mean_confidence_adv": float(out["conf_adv"].double().mean()),
+        "mean_confidence_adv": _mean(out["conf_adv"]),
         "max_linf": float(delta.abs().amax()) if delta.numel() else 0.0,
         "mean_l2": float(delta.norm(dim=1).double().mean()),
         "seconds": seconds, "images_per_second": len(y) / seconds if seconds > 0 else None,
         "device": str(inputs.device),
         **({"cascade": robust_after(out["broken_by"], out["stages"])} if "stages" in out else {}),
         **({"min_norm": _min_norm(out, eligible, config.norm)} if "distance" in out else {}),
+        **({"queries": _queries(out["queries"], eligible)} if "queries" in out else {}),
     }

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from torch import nn
 
 from advgrad import distributed
 from advgrad.attacks.runner import Status, Store
@@ -26,9 +25,10 @@ from advgrad.configs import EvalConfig
 from advgrad.data.sources import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
 from advgrad.evaluate.min_norm import merged as merged_min_norms
+from advgrad.models.query import Classifier, QueryModel
 from advgrad.records.write import provenance
 from advgrad.runs._journal import Journal, data_hash, key_of
-from advgrad.runs._sources import Warn, open_sources
+from advgrad.runs._sources import Warn, check_attacks, open_sources
 
 CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
 
@@ -127,7 +127,7 @@ def data_key(source: TensorSource | FolderSource) -> str:
     return key_of(files=files)
 
 
-def evaluate_source(model: nn.Module, source: TensorSource | FolderSource, config: EvalConfig, *,
+def evaluate_source(model: Classifier, source: TensorSource | FolderSource, config: EvalConfig, *,
                     device: torch.device, sanity: bool = True, progress: Progress | None = None,
                     journal: Journal | None = None, on_status: Status | None = None) -> Evaluation:
     """``evaluate_model`` on a data source. A ``TensorSource`` (in memory already) in one call; a folder
@@ -172,6 +172,11 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
     inputs = open_sources(model_path, data=data, data_root=data_root, device=device, n=n, classes=classes,
                           on_warning=on_warning, **options)
     config = config.but(bounds=inputs.bounds)
+    check_attacks(inputs.model, [*config.attacks, *config.min_norm, *[config.min_eps_attack][:int(config.min_eps)]])
+    if sanity and isinstance(inputs.model, QueryModel):  # its checks take gradients
+        sanity = False
+        if on_warning is not None:
+            on_warning("the sanity report needs the model's gradients: skipped (the model only answers queries)")
     journal = None
     if state is not None:
         key = key_of(command="eval", config=config.to_dict(), sanity=sanity, model=inputs.model_meta,

@@ -54,7 +54,7 @@ def landscape(model_path: PathLike, *, n: int = 3, eps_max: float = 0.3, seed: i
     test images of the checkpoint at ``model_path``, up to a step of ``eps_max``."""
     inputs = open_checkpoint(model_path, data_root=data_root, device="cpu", n=n, on_warning=on_warning)
     x, y = inputs.source.tensors()
-    t, along, rand = loss_landscape(inputs.model, x, y, eps_max=eps_max, bounds=inputs.bounds,
+    t, along, rand = loss_landscape(inputs.module("the loss landscape"), x, y, eps_max=eps_max, bounds=inputs.bounds,
                                     generator=torch.Generator().manual_seed(seed))
     labels = [f"#{i} ({inputs.source.class_names[int(c)]})" for i, c in enumerate(y)]
     return plots.landscape_figure(t.tolist(), along.numpy(), rand.numpy(), labels=labels,

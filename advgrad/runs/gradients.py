@@ -90,7 +90,7 @@ def _described(model_path: str | os.PathLike[str], inputs: Sources) -> tuple[str
     if "kind" not in meta:  # a checkpoint's model block: name, kwargs
         kwargs = meta.get("kwargs", {})
         return f"{model_path} ({meta['name']}{', ' + str(kwargs) if kwargs else ''})", type(inputs.model).__name__
-    inner = user_module(inputs.model)
+    inner = user_module(inputs.module("advgrad grad"))
     return f"{model_path} ({meta['kind']}, {type(inner).__name__})", type(inner).__name__
 
 
@@ -136,7 +136,7 @@ def gradient_report(model_path: str | os.PathLike[str] | None = None, *, random_
             raise ValueError(f"{os.fspath(model_path)!r} is a torch.export program: its graph is fixed to the dtype "
                              "it was exported in (float32), and the gradient check runs in float64 (finite "
                              "differences need it); give the model as TorchScript, file.py:factory or a checkpoint")
-        model, bounds = inputs.model, inputs.bounds
+        model, bounds = inputs.module("advgrad grad"), inputs.bounds
         description, model_type = _described(model_path, inputs)
         source = inputs.source
     x, y = _samples(source, indices)  # (N, C, H, W) float32, (N,)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 from advgrad._runtime import resolve_device
 from advgrad.evaluate.transfer import transfer_success
 from advgrad.models.loading import open_model
@@ -38,6 +40,9 @@ def transfer_report(examples_path: str | os.PathLike[str], model: str | os.PathL
     examples = load_examples(examples_path)
     dev = resolve_device(device)
     loaded = open_model(model, device=dev, **options)
+    if not isinstance(loaded.model, nn.Module):
+        raise ValueError(f"{os.fspath(model)!r} is an ONNX graph: transfer reads a torch model's outputs (attack "
+                         "the graph with `advgrad attack --method rays|hopskipjump|boundary|spsa|square`)")
     for text in loaded.warnings:
         if on_warning is not None:
             on_warning(text)
