@@ -49,6 +49,7 @@ class QueryModel:
     Examples
     --------
     >>> import torch
+    >>> from advgrad import QueryModel
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     >>> model = QueryModel(net, labels_only=True)
     >>> model.labels(torch.rand(5, 1, 2, 2)).shape, model.queries
