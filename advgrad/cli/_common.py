@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from advgrad.catalog import DEVICES
-from advgrad.cli._progress import Progress as Progress  # re-exported: the commands import them from here
+from advgrad.cli._progress import Reporter as Reporter  # re-exported: the commands import them from here
 from advgrad.cli._progress import progress_bar as progress_bar
 from advgrad.runs.output import check_writable
 
@@ -201,7 +201,7 @@ def writes() -> bool:
         return True
 
 
-def follow(bar: Progress) -> Progress:
+def follow(bar: Reporter) -> Reporter:
     """The library's progress callback ``progress(done, total)`` for ``bar``: the bar itself (kept for the
     call sites written ``progress=follow(bar)``; ``on_status=bar.status`` passes a run's status text)."""
     return bar
@@ -214,11 +214,19 @@ def resumable(state: Path) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        if state.exists():
+        if _has_blocks(state):
             click.echo(f"interrupted: the finished blocks are kept in {state}; run the same command with --resume "
                        "to continue", err=True)
+        else:  # nothing finished: nothing to resume, nothing left behind (click's own word for it)
+            shutil.rmtree(state, ignore_errors=True)
+            click.echo("Aborted.", err=True)
         sys.exit(130)
     except Exception:
-        if state.is_dir() and not any(state.glob("*.pt")):
+        if not _has_blocks(state):
             shutil.rmtree(state, ignore_errors=True)
         raise
+
+
+def _has_blocks(state: Path) -> bool:
+    """Whether the journal folder ``state`` holds a finished block."""
+    return state.is_dir() and any(state.glob("*.pt"))

@@ -4,7 +4,7 @@ scheduler's log) one plain line per completed unit, at most one every ``ADVGRAD_
 
 The library reports through callbacks and never prints: ``progress(done, total)`` (in samples for eval and
 attack) and, where a run knows more than a count, ``on_status(text)`` with a short description of where it
-stands ("apgd-t, robust 71.3 %"). A ``Progress`` is both: pass ``progress=bar`` and ``on_status=bar.status``.
+stands ("apgd-t, robust 71.3 %"). A ``Reporter`` is both: pass ``progress=bar`` and ``on_status=bar.status``.
 The text is shown after the count from then on (the bar's postfix, or a part of each line) until the next
 ``status`` replaces it ("" clears it); a run calls ``on_status`` for a unit before that unit's ``progress``.
 
@@ -68,7 +68,7 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-class Progress:
+class Reporter:
     """The CLI's progress report: ``bar(done, total)`` is the library's ``progress`` callback and
     ``bar.status(text)`` its ``on_status``; a context manager (the bar is erased, or nothing more is
     written, on leaving). ``mode``: "bar" (tqdm on stderr), "lines" (see the module docstring) or "off"."""
@@ -134,14 +134,14 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Reporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def progress_bar(desc: str, unit: str, *, bar: bool = True, initial: int = 0) -> Progress:
+def progress_bar(desc: str, unit: str, *, bar: bool = True, initial: int = 0) -> Reporter:
     """The report of a command now: a bar on a terminal (``bar=False``: none there, where the library draws
     its own), lines elsewhere, nothing after ``advgrad --quiet``. ``initial``: units done before this run
     started (a resumed run), left out of the time estimate."""
@@ -151,4 +151,4 @@ def progress_bar(desc: str, unit: str, *, bar: bool = True, initial: int = 0) ->
         mode = "bar" if bar else "off"
     else:
         mode = "lines"
-    return Progress(desc, unit, mode, every=interval() if mode == "lines" else DEFAULT_INTERVAL, initial=initial)
+    return Reporter(desc, unit, mode, every=interval() if mode == "lines" else DEFAULT_INTERVAL, initial=initial)

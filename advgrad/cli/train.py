@@ -22,7 +22,7 @@ import click
 from advgrad._validate import parse_image_size
 from advgrad.catalog import DATASETS, HEADS, LR_SCHEDULES, MODELS, OBJECTIVES, OPTIMIZERS, TRAIN_LOSSES
 from advgrad.cli._common import (
-    Progress,
+    Reporter,
     UsageFail,
     check_outputs,
     device_option,
@@ -123,7 +123,7 @@ def train(dataset: str, test_data: str | None, image_size: str | None, grayscale
     from advgrad.runs.training import run_training
 
     # On a terminal the library draws each epoch's bar of batches; elsewhere a line per epoch (rate-limited).
-    report = Progress("train", "epoch", "off") if quiet else progress_bar("train", "epoch", bar=False)
+    report = Reporter("train", "epoch", "off") if quiet else progress_bar("train", "epoch", bar=False)
     table = _Table(plan, show=not quiet, report=report)
     try:
         result = run_training(plan, on_start=table.start, on_epoch=table.row, on_warning=warn,
@@ -166,7 +166,7 @@ def _adv_config(method: str, eps: float | None, steps: int | None, alpha: float 
 class _Table:
     """What the command echoes while the run reports: the header, one row per epoch, the files written."""
 
-    def __init__(self, plan: TrainingPlan, show: bool, report: Progress) -> None:
+    def __init__(self, plan: TrainingPlan, show: bool, report: Reporter) -> None:
         self.plan, self.show, self.report = plan, show, report
 
     def start(self, start: TrainingStart) -> None:

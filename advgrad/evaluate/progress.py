@@ -3,9 +3,8 @@ where every pass of an attack over N samples counts N (the library never prints;
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-Progress = Callable[[int, int], None]  # progress(samples done, samples in all)
+# progress(samples done, samples in all): one type, the runner's
+from advgrad.attacks.runner import Progress as Progress
 
 
 class Tally:

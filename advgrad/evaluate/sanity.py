@@ -11,6 +11,12 @@ adversarial robustness") and AutoAttack's ``checks.py``. Each check is one funct
 5. ``gradients``: few correctly classified points have an all-zero or non-finite input gradient ∂J/∂X.
 6. ``sign-noise``: random sign noise at ε fools no point that PGD left standing.
 7. ``black-box``: the score-based square search fools no point that PGD left standing.
+8. ``hard-label``: a decision-based attack (RayS under L∞, HopSkipJump under L2), which sees only the
+   top-1 label, fools no point that PGD left standing (else the gradient is likely masked).
+9. ``randomised``: two forward passes on the same inputs agree (else: AutoAttack's ``rand`` version, EOT).
+10. ``logits``: the outputs are logits, not probabilities (softmax inside flattens the loss's gradient).
+11. ``autoattack-vs-pgd``: AutoAttack (when run) leaves no more points standing than the best PGD-family
+    attack (it contains APGD: a higher accuracy is a bug).
 
 The checks that need extra attacks run them at ``check_eps`` (default: the lower median of the positive ε
 of the sweep), with slack ``config.tolerance`` (a fraction of the samples).
@@ -19,79 +25,19 @@ of the sweep), with slack ``config.tolerance`` (a fraction of the samples).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from advgrad._runtime import logits, model_device, predict, spans
+from advgrad._runtime import logits, model_device, spans
 from advgrad.attacks import input_gradient
-from advgrad.attacks.noise import sign_noise
 from advgrad.attacks.runner import Journal
-from advgrad.attacks.square import square
-from advgrad.catalog import ATTACKS
 from advgrad.configs import EvalConfig
+from advgrad.evaluate._sanity_attacks import black_box, hard_label, sign_noise_check
+from advgrad.evaluate._sanity_base import Context
+from advgrad.evaluate._sanity_base import SanityCheck as SanityCheck  # re-exported: the report's line type
 from advgrad.evaluate.progress import Progress, Tally
-from advgrad.evaluate.robust import SweepResult, attack_mask, sweep
-
-
-@dataclass(frozen=True)
-class SanityCheck:
-    """One line of the sanity report: ``ok`` or not (then "warn"), what was compared, the numbers."""
-
-    name: str
-    ok: bool
-    message: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        return "ok" if self.ok else "warn"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "status": self.status, "message": self.message, "values": self.values}
-
-
-@dataclass
-class Context:
-    """What the checks read; the attacks they share (PGD's mask at ``check_eps``) run once, on demand."""
-
-    model: nn.Module
-    x: Tensor
-    y: Tensor
-    result: SweepResult
-    config: EvalConfig
-    check_eps: float
-    journal: Journal | None = None  # where the checks' PGD passes keep their finished blocks
-
-    @cached_property
-    def accuracy(self) -> dict[tuple[str, float], float]:
-        return {(r["attack"], r["eps"]): r["accuracy"] for r in self.result.records}
-
-    @cached_property
-    def grid(self) -> list[float]:
-        return sorted({e for _, e in self.accuracy})
-
-    @cached_property
-    def noise(self) -> torch.Generator:
-        """The generator of the sign-noise check's draws."""
-        return torch.Generator(device=self.x.device).manual_seed(self.config.seed + 104729)
-
-    def pgd_fooled(self, eps: float, seed: int, **changes: Any) -> Tensor:
-        """PGD's success mask at ``eps`` on the correctly classified points."""
-        return attack_mask(self.model, self.x, self.y, self.result.correct, eps, self.config.attack("pgd", **changes),
-                           self.config, seed=seed, journal=self.journal,
-                           name=f"sanity pgd {eps!r} {seed} {sorted(changes.items())}")
-
-    @cached_property
-    def base(self) -> Tensor:
-        """PGD's robustness mask at ``check_eps``: from the sweep when it ran PGD there, else computed now."""
-        mask = self.result.robust.get(("pgd", self.check_eps))
-        if mask is not None:
-            return mask
-        return self.result.correct & ~self.pgd_fooled(self.check_eps, self.config.seed)
+from advgrad.evaluate.robust import SweepResult, sweep
 
 
 def monotone(c: Context) -> SanityCheck:
@@ -153,45 +99,6 @@ def gradients(c: Context) -> SanityCheck:
                        {"share": share, "count": bad, "n": len(idx)})
 
 
-def sign_noise_check(c: Context) -> SanityCheck:
-    generator = c.noise
-    fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
-    idx = c.result.correct.nonzero().squeeze(1)
-    for part in spans(len(idx), c.config.block):
-        b = idx[part]
-        x_noise = sign_noise(c.x[b], c.check_eps, bounds=c.config.bounds, generator=generator)
-        fooled[b] = predict(c.model, x_noise, c.config.block) != c.y[b]
-    acc_noise = float((c.result.correct & ~fooled).float().mean())
-    acc_base = float(c.base.float().mean())
-    extra = float((c.base & fooled).float().mean())
-    return SanityCheck("sign-noise", extra <= c.config.tolerance,
-                       f"at ε = {c.check_eps:g}: random sign noise {acc_noise:.1%} vs PGD {acc_base:.1%}; "
-                       f"noise fools {extra:.1%} of points PGD missed",
-                       {"eps": c.check_eps, "accuracy": acc_noise, "accuracy_pgd": acc_base, "extra_fooled": extra})
-
-
-def black_box(c: Context) -> SanityCheck:
-    """Square (5,000-query budget in AutoAttack; here ``config.queries``) on the points PGD left standing."""
-    if c.x.ndim != 4 or c.config.norm not in ATTACKS["square"].norms:
-        return SanityCheck("black-box", True, f"skipped: Square attacks images (N, C, H, W) under "
-                           f"{'/'.join(ATTACKS['square'].norms)}; here {tuple(c.x.shape[1:])}, L{c.config.norm}",
-                           {"skipped": True})
-    fooled = torch.zeros(len(c.y), dtype=torch.bool, device=c.x.device)
-    survivors = c.base.nonzero().squeeze(1)
-    for part in spans(len(survivors), c.config.block):
-        b = survivors[part]
-        fooled[b] = square(c.model, c.x[b], c.y[b], c.check_eps, norm=c.config.norm, queries=c.config.queries,
-                           bounds=c.config.bounds, seed=c.config.seed + 104729).success
-    acc_base = float(c.base.float().mean())
-    extra = float(fooled.float().mean())
-    acc_box = float((c.base & ~fooled).float().mean())
-    return SanityCheck("black-box", extra <= c.config.tolerance,
-                       f"at ε = {c.check_eps:g}: Square ({c.config.queries} queries) on PGD's survivors fools "
-                       f"{extra:.1%} more (PGD {acc_base:.1%} → PGD + black-box {acc_box:.1%})",
-                       {"eps": c.check_eps, "queries": c.config.queries, "accuracy_pgd": acc_base,
-                        "accuracy_combined": acc_box, "extra_fooled": extra})
-
-
 def randomised(c: Context) -> SanityCheck:
     """Two forward passes on the same inputs must agree: a model that draws randomness at test time hides
     behind it, and needs attacks that average their gradients over draws (AutoAttack's "rand": EOT)."""
@@ -236,7 +143,7 @@ def autoattack_vs_pgd(c: Context) -> SanityCheck | None:
 CHECKS: tuple[tuple[str, Callable[[Context], SanityCheck | None]], ...] = (
     ("monotone", monotone), ("full-range", full_range), ("pgd-vs-fgsm", pgd_vs_fgsm),
     ("steps-restarts", steps_restarts), ("gradients", gradients), ("sign-noise", sign_noise_check),
-    ("black-box", black_box), ("randomised", randomised), ("logits", logits_check),
+    ("black-box", black_box), ("hard-label", hard_label), ("randomised", randomised), ("logits", logits_check),
     ("autoattack-vs-pgd", autoattack_vs_pgd),
 )
 

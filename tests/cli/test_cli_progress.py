@@ -186,7 +186,7 @@ def test_progress_lines_clock(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     it; the estimate counts only this run's units (``initial``: a resumed run's)."""
     now = [100.0]
     monkeypatch.setattr(_progress.time, "monotonic", lambda: now[0])
-    bar = _progress.Progress("eval", "image", "lines", every=10)
+    bar = _progress.Reporter("eval", "image", "lines", every=10)
     for t in range(1, 36):
         now[0] = 100.0 + t
         if t == 25:
@@ -198,15 +198,15 @@ def test_progress_lines_clock(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
         "eval: 20/35 images (57%) | 20 s elapsed, ~15 s left",
         "eval: 30/35 images (85%) | apgd-t, robust 71.3 % | 30 s elapsed, ~5 s left",
         "eval: 35/35 images (100%) | apgd-t, robust 71.3 % | 35 s elapsed"]
-    short = _progress.Progress("eval", "image", "lines", every=10)
+    short = _progress.Reporter("eval", "image", "lines", every=10)
     for t in range(1, 10):
         now[0] += 1
         short(t, 9)
-    resumed = _progress.Progress("train", "epoch", "lines", every=0, initial=6)
+    resumed = _progress.Reporter("train", "epoch", "lines", every=0, initial=6)
     now[0] += 200
     resumed(7, 8)
     assert capsys.readouterr().err.splitlines() == ["train: 7/8 epochs (87%) | 3 min 20 s elapsed, ~3 min 20 s left"]
-    off = _progress.Progress("eval", "image", "off", every=0)
+    off = _progress.Reporter("eval", "image", "off", every=0)
     off(1, 2)
     off.status("x")
     assert capsys.readouterr().err == ""

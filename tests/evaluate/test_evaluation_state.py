@@ -99,7 +99,7 @@ def test_evaluate_model_min_eps_and_sanity_on_1000_points() -> None:
     assert bool(torch.isinf(m[beyond]).all())
     assert bool(((m[~beyond] >= exact[~beyond] - 1e-9) & (m[~beyond] <= exact[~beyond] + 0.004 + 1e-9)).all())
     assert [c.name for c in result.checks] == ["monotone", "full-range", "pgd-vs-fgsm", "steps-restarts",
-                                               "gradients", "sign-noise", "black-box", "randomised", "logits"]
+                                               "gradients", "sign-noise", "black-box", "hard-label", "randomised", "logits"]
     assert result.all_ok, [c.message for c in result.checks if not c.ok]
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import evaluate as ev
+from advgrad.evaluate import _sanity_base as sanity_base
 from advgrad.evaluate import sanity
 
 N = 100  # test images per evaluation: small enough to keep this file fast
@@ -27,7 +28,7 @@ class Quantized(nn.Module):
 def test_sanity_report_passes_a_sound_model(sound: ev.Evaluation) -> None:
     names = [c.name for c in sound.checks]
     assert names == ["monotone", "full-range", "pgd-vs-fgsm", "steps-restarts", "gradients", "sign-noise", "black-box",
-                     "randomised", "logits"]  # autoattack-vs-pgd declines: this evaluation ran no AutoAttack
+                     "hard-label", "randomised", "logits"]  # autoattack-vs-pgd declines: this evaluation ran no AutoAttack
     assert sound.all_ok, [c.to_dict() for c in sound.checks if not c.ok]
     for c in sound.checks:
         assert c.to_dict()["status"] == "ok" and c.message
@@ -45,6 +46,9 @@ def test_sanity_report_flags_a_masked_model(trained_small, batch) -> None:  # ty
     assert not result.all_ok
     assert checks["gradients"].status == "warn" and checks["gradients"].values["share"] == 1.0
     assert checks["black-box"].status == "warn" and checks["black-box"].values["extra_fooled"] > 0.05
+    # RayS sees only labels, so the zero gradient does not stop it either
+    assert checks["hard-label"].status == "warn" and checks["hard-label"].values["extra_fooled"] > 0.05
+    assert checks["hard-label"].values["attack"] == "rays"
     assert checks["full-range"].status == "warn"
 
 
@@ -64,7 +68,7 @@ def _context(model: nn.Module, batch, records: list[dict] | None = None, attacks
     config = ev.EvalConfig(eps=(0.0, 0.1), attacks=attacks, steps=2, queries=10)
     correct = torch.ones(len(y), dtype=torch.bool)
     result = ev.SweepResult(records or [], {}, correct)
-    return sanity.Context(model, x, y, result, config, 0.1)
+    return sanity_base.Context(model, x, y, result, config, 0.1)
 
 
 def test_randomised_and_probability_outputs_are_flagged(trained_small, batch) -> None:  # type: ignore[no-untyped-def]
@@ -89,3 +93,11 @@ def test_autoattack_above_the_best_pgd_is_flagged_as_a_bug(trained_small, batch)
     assert check is not None and not check.ok and "a bug" in check.message
     assert check.values["largest_gap"] == pytest.approx(0.05)
     assert sanity.autoattack_vs_pgd(_context(model, batch, records[:1], ("pgd",))) is None  # nothing to compare
+
+
+def test_the_module_docstring_lists_every_check_in_report_order() -> None:
+    """The numbered list in ``advgrad.evaluate.sanity``'s docstring names each of ``CHECKS``, in order."""
+    import re
+
+    listed = re.findall(r"^\s*\d+\. ``([a-z-]+)``", sanity.__doc__ or "", re.M)
+    assert listed == [name for name, _ in sanity.CHECKS]
