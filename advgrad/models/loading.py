@@ -44,7 +44,21 @@ _BUILT = ("factory", "torchvision")  # the kinds built from code, which take wei
 @dataclass(frozen=True)
 class LoadedModel:
     """The model (eval mode, on its device, inputs in ``bounds``), what it is (``info``: kind, source, file
-    hashes, weights, model_args, mean/std; a checkpoint's metadata) and warnings to show the user."""
+    hashes, weights, model_args, mean/std; a checkpoint's metadata) and warnings to show the user.
+
+    Parameters
+    ----------
+    model : nn.Module
+    info : dict
+    warnings : tuple of str
+
+    Examples
+    --------
+    >>> from advgrad import open_model
+    >>> loaded = open_model("torch.nn:Linear", model_args={"in_features": 4, "out_features": 3})
+    >>> loaded.info["kind"], loaded.info["parameters"], loaded.warnings
+    ('factory', 15, ())
+    """
 
     model: nn.Module
     info: dict[str, Any]
@@ -125,6 +139,36 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
     ValueError for a bad ``module:attr``, a factory that raises, weights that do not fit (first missing/
     unexpected key, first shape mismatch), a file that is not what it claims. Call ``check_model_fits`` (or
     ``check_model_data``) next: whether the model takes the data's shape is known only with the data.
+
+    Parameters
+    ----------
+    spec : str or PathLike
+        A checkpoint, ``file.py:factory``, ``module:factory``, ``torchvision:NAME``, a TorchScript or .pt2 file.
+    weights, weights_key : str or PathLike, str, optional
+        A state-dict file for a factory or torchvision model, and the entry in it that holds the weights.
+    model_args : str or Mapping, optional
+        The factory's keyword arguments (a JSON object or a mapping).
+    mean, std : str or sequence of float, optional
+        Put ``Normalize(mean, std)`` in front of the model (not for checkpoints, which normalize themselves).
+    device : str or torch.device
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import open_model
+    >>> loaded = open_model("torch.nn:Linear", model_args='{"in_features": 4, "out_features": 3}',
+    ...                     mean=[0.5], std=[0.5])
+    >>> [type(m).__name__ for m in loaded.model.model], loaded.model(torch.zeros(2, 1, 1, 4)).shape
+    (['Normalize', 'Linear'], torch.Size([2, 1, 1, 3]))
     """
     spec = os.fspath(spec)
     args = parse_model_args(model_args)
@@ -185,8 +229,27 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
 
 
 def load_model(spec: str | os.PathLike[str], map_location: str | torch.device = "cpu", **options: Any) -> nn.Module:
-    """The module alone (``open_model(spec, device=map_location, **options).model``); for an advgrad
-    checkpoint path this is the trained model, as before."""
+    """The module alone: ``open_model(spec, device=map_location, **options).model`` (for an advgrad
+    checkpoint, the trained model).
+
+    Parameters
+    ----------
+    spec, map_location, **options
+        As ``open_model``'s ``spec``, ``device`` and keyword options.
+
+    Returns
+    -------
+    nn.Module
+        In eval mode; returns logits (N, K).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import load_model
+    >>> model = load_model("torch.nn:Linear", model_args={"in_features": 4, "out_features": 3})
+    >>> model(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
     return open_model(spec, device=map_location, **options).model
 
 
@@ -210,7 +273,39 @@ def check_model_fits(model: nn.Module, sample_shape: Sequence[int], num_classes:
     first alone. ValueError (one line) if it fails, returns no (N, K) floating logits, has K ≠ ``num_classes``
     (with ``exact=False``: K < ``num_classes``, for data whose labels only bound the class count) or returns
     NaN/Inf. Returns warnings: outputs that look like probabilities; a sample's logits that depend on the
-    rest of its batch (batch statistics: a model not in eval mode when it was saved)."""
+    rest of its batch (batch statistics: a model not in eval mode when it was saved).
+
+    Parameters
+    ----------
+    model : nn.Module
+    sample_shape : sequence of int
+        (C, H, W).
+    num_classes : int
+    bounds : (float, float)
+    exact : bool
+
+    Returns
+    -------
+    list of str
+        The warnings (empty for a model that fits).
+
+    Raises
+    ------
+    ValueError
+        As above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import check_model_fits
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> check_model_fits(model, (1, 2, 2), 3)
+    []
+    >>> check_model_fits(model, (1, 2, 2), 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: the model has 3 outputs but the data needs 10 classes (set num_classes in model_args, ...)
+    """
     lo, hi = _validate.bounds(bounds)
     shape = tuple(_validate.count("sample_shape", int(s)) for s in sample_shape)
     k = _validate.count("num_classes", num_classes)
@@ -263,5 +358,30 @@ class _DataShape(Protocol):
 
 def check_model_data(model: nn.Module, data: _DataShape) -> list[str]:
     """``check_model_fits`` for a data source: its sample shape, class count (exact where the data declares
-    its classes, a lower bound where only the labels tell) and bounds."""
+    its classes, a lower bound where only the labels tell) and bounds.
+
+    Parameters
+    ----------
+    model : nn.Module
+    data : DataSource
+
+    Returns
+    -------
+    list of str
+        ``check_model_fits``'s warnings.
+
+    Raises
+    ------
+    ValueError
+        The model does not fit the data.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import TensorSource, check_model_data
+    >>> x = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> data = TensorSource("toy", x, torch.tensor([0, 1, 2, 0, 1]), ("a", "b", "c"))
+    >>> check_model_data(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)), data)
+    []
+    """
     return check_model_fits(model, data.input_shape, data.num_classes, data.bounds, exact=data.classes_known)
