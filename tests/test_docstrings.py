@@ -20,7 +20,10 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 def _missing_sections(name: str) -> list[str]:
     obj = getattr(advgrad, name)
     doc = inspect.getdoc(obj) or ""
-    need = ["Parameters", "Examples"] + (["Returns"] if inspect.isfunction(obj) else [])
+    # A typing.Protocol is never constructed: it documents its fields as Attributes (griffe rejects Parameters
+    # that are not in a signature).
+    fields = "Attributes" if getattr(obj, "_is_protocol", False) else "Parameters"
+    need = [fields, "Examples"] + (["Returns"] if inspect.isfunction(obj) else [])
     return [section for section in need if section not in doc]
 
 

@@ -48,9 +48,9 @@ ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
 
 class DataSource(Protocol):
     """What the evaluation needs of a data set (``TensorSource`` and ``FolderSource`` have it; the module
-    docstring lists the members).
+    docstring lists the members). A protocol: never constructed, so its fields are Attributes.
 
-    Parameters
+    Attributes
     ----------
     name : str
     class_names : tuple of str
