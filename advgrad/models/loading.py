@@ -298,6 +298,7 @@ def check_model_fits(model: nn.Module, sample_shape: Sequence[int], num_classes:
     --------
     >>> import torch
     >>> from advgrad import check_model_fits
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     >>> check_model_fits(model, (1, 2, 2), 3)
     []
@@ -381,6 +382,7 @@ def check_model_data(model: nn.Module, data: _DataShape) -> list[str]:
     >>> from advgrad import TensorSource, check_model_data
     >>> x = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(0))
     >>> data = TensorSource("toy", x, torch.tensor([0, 1, 2, 0, 1]), ("a", "b", "c"))
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> check_model_data(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)), data)
     []
     """
