@@ -29,7 +29,29 @@ Advance = Callable[[int], None]  # advance(k): k more samples done (evaluate.pro
 
 @contextmanager
 def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and parameters with ``requires_grad=False`` inside; the caller's mode and flags after."""
+    """Eval mode and parameters with ``requires_grad=False`` inside; the caller's mode and flags after.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model to freeze for the duration of the ``with`` block.
+
+    Returns
+    -------
+    Iterator[nn.Module]
+        A context manager yielding ``model`` itself.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import frozen_eval
+    >>> model = torch.nn.Linear(2, 2)
+    >>> with frozen_eval(model):
+    ...     model.training, model.weight.requires_grad
+    (False, False)
+    >>> model.training, model.weight.requires_grad
+    (True, True)
+    """
     was_training = model.training
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
@@ -141,5 +163,30 @@ def logits(model: nn.Module, x: Tensor, batch_size: int = 500, advance: Advance 
 
 
 def predict(model: nn.Module, x: Tensor, batch_size: int = 500) -> Tensor:
-    """Predicted classes (N,), on x's device."""
+    """Predicted classes (N,), on x's device.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Returns logits (N, K); run in eval mode with its parameters' gradients off (both restored).
+    x : Tensor
+        (N, ...) inputs.
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    Tensor
+        (N,) int64 argmax of the logits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import predict
+    >>> model = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.eye(2)), model.bias.zero_()
+    >>> predict(model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.2, 0.9]])).tolist()
+    [0, 1, 1]
+    """
     return logits(model, x, batch_size).argmax(1)

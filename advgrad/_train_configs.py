@@ -29,7 +29,41 @@ DEFAULT_BETA = 6.0   # TRADES' β
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run (stored in the checkpoint)."""
+    """Everything that decides a training run (stored in the checkpoint).
+
+    Parameters
+    ----------
+    epochs, batch_size : int
+        Passes over the training set; images per optimiser step.
+    optimizer : {"adam", "sgd"}
+    lr : float
+        The peak learning rate of ``schedule``.
+    schedule : {"one-cycle", "cosine", "constant"}
+    weight_decay, momentum : float
+        L2 weight decay (≥ 0); SGD's momentum in [0, 1).
+    seed : int
+        Seeds the initial weights, the shuffling and the adversarial starts.
+    device : {"auto", "cpu", "cuda"}
+    loss : {"ce", "mse"}
+        Cross-entropy, or ½‖onehot(y) − ŷ‖² on the output probabilities ŷ.
+    amp, channels_last, compile : bool
+        Accelerator options (bf16 autocast, channels-last memory, ``torch.compile``), off by default.
+
+    Raises
+    ------
+    ValueError
+        A field out of its range or not among the allowed names.
+
+    Examples
+    --------
+    >>> from advgrad import TrainConfig
+    >>> TrainConfig(epochs=2, optimizer="sgd").to_dict()["optimizer"]
+    'sgd'
+    >>> TrainConfig(lr=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a positive number, got 0
+    """
 
     epochs: int = 8
     batch_size: int = 64
@@ -72,7 +106,44 @@ ACCELERATION = ("amp", "channels_last", "compile")  # TrainConfig's accelerator 
 @dataclass(frozen=True)
 class AdvConfig:
     """How the training batch is perturbed. ``steps``/``alpha`` None mean the method's defaults: K = 7 for
-    pgd/trades; α = ε (fgsm), 1.25·ε (fgsm-rs, Wong et al.), 2.5·ε/K (pgd, trades)."""
+    pgd/trades; α = ε (fgsm), 1.25·ε (fgsm-rs, Wong et al.), 2.5·ε/K (pgd, trades).
+
+    Parameters
+    ----------
+    method : {"fgsm", "fgsm-rs", "pgd", "trades"}
+        The adversarial objective (``catalog.OBJECTIVES``).
+    eps : float
+        The training radius ε (≥ 0).
+    steps : int, optional
+        K, the attack steps per batch (pgd and trades).
+    alpha : float, optional
+        The step size α at the full ε.
+    beta : float
+        TRADES' β, the weight of the KL term.
+    eps_warmup : int
+        Epochs over which ε grows linearly from 0 (0: none).
+    norm : {"inf", "2", "1"}
+
+    Raises
+    ------
+    ValueError
+        An unknown method or a field out of its range.
+
+    Examples
+    --------
+    >>> from advgrad import AdvConfig
+    >>> adv = AdvConfig("pgd", 0.3, eps_warmup=4)
+    >>> adv.k, round(adv.step_size(0.3), 4), adv.eps_at(0.5, epochs=4)
+    (7, 0.1071, 0.15)
+
+    References
+    ----------
+    Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial examples", ICLR 2015, arXiv 1412.6572
+    (fgsm); Wong, Rice, Kolter, "Fast is better than free: revisiting adversarial training", ICLR 2020,
+    arXiv 2001.03994 (fgsm-rs); Madry et al., "Towards deep learning models resistant to adversarial
+    attacks", ICLR 2018, arXiv 1706.06083 (pgd); Zhang et al., "Theoretically principled trade-off between
+    robustness and accuracy", ICML 2019, arXiv 1901.08573 (trades).
+    """
 
     method: str
     eps: float

@@ -41,7 +41,30 @@ from advgrad.models.zoo import SigmoidMLP
 
 @dataclass(frozen=True)
 class ForwardPass:
-    """Everything the backward pass needs: zs[i] = z⁽ⁱ⁺¹⁾ (N, nᵢ₊₁), activations[i] = a⁽ⁱ⁾ (N, nᵢ)."""
+    """Everything the backward pass needs: zs[i] = z⁽ⁱ⁺¹⁾ (N, nᵢ₊₁), activations[i] = a⁽ⁱ⁾ (N, nᵢ).
+
+    Parameters
+    ----------
+    x : Tensor
+        (N, C, H, W) the input.
+    zs, activations : list of Tensor
+        z⁽¹⁾ … z⁽ᴸ⁾; a⁽⁰⁾ … a⁽ᴸ⁻¹⁾ (a⁽⁰⁾ the normalized, flattened x).
+    y_hat : Tensor
+        (N, K): σ(z⁽ᴸ⁾) for a sigmoid head, softmax(z⁽ᴸ⁾) otherwise.
+    activation : {"sigmoid", "softmax"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, forward_pass
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5],
+    ...                     hidden=[5], head="sigmoid")
+    >>> x, y = torch.rand(4, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> fwd = forward_pass(model, x)
+    >>> [tuple(z.shape) for z in fwd.zs], fwd.activation, torch.allclose(fwd.zs[-1], model.double()(x))
+    ([(4, 5), (4, 3)], 'sigmoid', True)
+    """
 
     x: Tensor                  # (N, C, H, W), the input
     zs: list[Tensor]           # z⁽¹⁾ … z⁽ᴸ⁾
@@ -52,7 +75,31 @@ class ForwardPass:
 
 @dataclass(frozen=True)
 class HandGradients:
-    """∂J/∂· for J = Σₙ Jₙ. weights[i], biases[i] have the shapes of ``model.linears[i]``'s parameters."""
+    """∂J/∂· for J = Σₙ Jₙ. weights[i], biases[i] have the shapes of ``model.linears[i]``'s parameters.
+
+    Parameters
+    ----------
+    loss : Tensor
+        (N,) per-sample J.
+    weights, biases : list of Tensor
+        ∂J/∂Wᵢ (nᵢ, nᵢ₋₁) and ∂J/∂bᵢ (nᵢ,), summed over the batch.
+    deltas : list of Tensor
+        δ⁽ⁱ⁾ = ∂J/∂z⁽ⁱ⁾ per sample, (N, nᵢ).
+    input : Tensor
+        ∂J/∂X per sample, shaped like x.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, hand_gradients
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5],
+    ...                     hidden=[5], head="sigmoid")
+    >>> x, y = torch.rand(4, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> grads = hand_gradients(model, x, y)  # "mse" on the sigmoid head: J = ½‖y − σ(z⁽ᴸ⁾)‖²
+    >>> [tuple(w.shape) for w in grads.weights], grads.loss.shape, grads.input.shape
+    ([(5, 4), (3, 5)], torch.Size([4]), torch.Size([4, 1, 2, 2]))
+    """
 
     loss: Tensor            # (N,) per-sample J
     weights: list[Tensor]   # ∂J/∂Wᵢ, (nᵢ, nᵢ₋₁), summed over the batch
@@ -74,7 +121,31 @@ def default_loss(model: nn.Module) -> str:
 
 
 def forward_pass(model: nn.Module, x: Tensor) -> ForwardPass:
-    """Run ``model`` layer by layer in x's dtype, keeping every z⁽ⁱ⁾ and a⁽ⁱ⁾."""
+    """Run ``model`` layer by layer in x's dtype, keeping every z⁽ⁱ⁾ and a⁽ⁱ⁾.
+
+    Parameters
+    ----------
+    model : SigmoidMLP
+        An ``mlp-sigmoid`` model (else ValueError).
+    x : Tensor
+        (N, C, H, W).
+
+    Returns
+    -------
+    ForwardPass
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, forward_pass
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5],
+    ...                     hidden=[5], head="sigmoid")
+    >>> x, y = torch.rand(4, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> fwd = forward_pass(model, x)
+    >>> len(fwd.activations), fwd.y_hat.dtype, bool(((fwd.y_hat > 0) & (fwd.y_hat < 1)).all())
+    (2, torch.float64, True)
+    """
     net = _check_model(model)
     mean, std = net.normalize.mean.to(x), net.normalize.std.to(x)  # (1, C, 1, 1)
     with torch.no_grad():
@@ -121,6 +192,38 @@ def backward_pass(model: nn.Module, fwd: ForwardPass, y: Tensor, loss: str | Non
     """The chain rule by hand from δ⁽ᴸ⁾ down to ∂J/∂X; ``y`` holds class indices (N,).
 
     ``loss`` is "mse" or "ce" (default: :func:`default_loss`), defined as in advgrad.losses.
+
+    Parameters
+    ----------
+    model : SigmoidMLP
+        The model ``fwd`` ran.
+    fwd : ForwardPass
+    y : Tensor
+        (N,) class indices.
+    loss : {"mse", "ce"}, optional
+
+    Returns
+    -------
+    HandGradients
+
+    Raises
+    ------
+    ValueError
+        Not an ``mlp-sigmoid`` model, labels that are not (N,) class indices, an unknown loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, backward_pass, forward_pass
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5],
+    ...                     hidden=[5], head="sigmoid")
+    >>> x, y = torch.rand(4, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> grads = backward_pass(model, forward_pass(model, x), y, loss="ce")
+    >>> x_var = x.clone().requires_grad_(True)
+    >>> j = torch.nn.functional.cross_entropy(model.double()(x_var), y, reduction="sum")
+    >>> torch.allclose(grads.input, torch.autograd.grad(j, x_var)[0])
+    True
     """
     net = _check_model(model)
     loss = default_loss(net) if loss is None else loss
@@ -149,10 +252,60 @@ def backward_pass(model: nn.Module, fwd: ForwardPass, y: Tensor, loss: str | Non
 
 
 def hand_gradients(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = None) -> HandGradients:
-    """Forward and backward by hand: every ∂J/∂Wᵢ, ∂J/∂bᵢ and the per-sample ∂J/∂X."""
+    """Forward and backward by hand: every ∂J/∂Wᵢ, ∂J/∂bᵢ and the per-sample ∂J/∂X.
+
+    Parameters
+    ----------
+    model : SigmoidMLP
+    x, y : Tensor
+        (N, C, H, W) inputs and (N,) class indices.
+    loss : {"mse", "ce"}, optional
+        Default: "mse" for a sigmoid head, "ce" for softmax.
+
+    Returns
+    -------
+    HandGradients
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, hand_gradients
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5],
+    ...                     hidden=[5], head="sigmoid")
+    >>> x, y = torch.rand(4, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> grads = hand_gradients(model, x, y)
+    >>> j = 0.5 * (torch.eye(3, dtype=x.dtype)[y] - torch.sigmoid(model.double()(x))).pow(2).sum()
+    >>> weight = model.linears[0].weight
+    >>> torch.allclose(grads.weights[0], torch.autograd.grad(j, weight)[0])
+    True
+    """
     return backward_pass(model, forward_pass(model, x), y, loss)
 
 
 def hand_input_gradient(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = None) -> Tensor:
-    """∂J/∂X by hand, same shape as x — what FGSM steps along."""
+    """∂J/∂X by hand, same shape as x — what FGSM steps along.
+
+    Parameters
+    ----------
+    model : SigmoidMLP
+    x, y : Tensor
+        (N, C, H, W) inputs and (N,) class indices.
+    loss : {"mse", "ce"}, optional
+
+    Returns
+    -------
+    Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, hand_input_gradient, input_gradient
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5],
+    ...                     hidden=[5], head="sigmoid")
+    >>> x, y = torch.rand(4, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> torch.allclose(hand_input_gradient(model, x, y), input_gradient(model.double(), x, y, loss="mse"))
+    True
+    """
     return hand_gradients(model, x, y, loss).input

@@ -67,7 +67,33 @@ class AttackConfig:
     (``ATTACKS[method].options``, read from its signature; e.g. ``{"steps": 20, "restarts": 2}`` for pgd).
     An option the attack does not take is a ValueError listing the ones it does; the attack's own defaults
     fill the rest. The radius ε, the bounds and the randomness are not part of it: the runner supplies them
-    (evaluations sweep ε, and the minimal-ε bisection gives every sample its own)."""
+    (evaluations sweep ε, and the minimal-ε bisection gives every sample its own).
+
+    Parameters
+    ----------
+    method : str
+        A name in ``catalog.ATTACKS``.
+    norm : str or float
+        A norm the attack implements; normalised to "inf", "2", "1" or "0".
+    options : Mapping[str, Any]
+        Keyword arguments of the attack's function; stored read-only.
+
+    Raises
+    ------
+    ValueError
+        An unknown method, a norm it does not implement, an option it does not take or a bad value.
+
+    Examples
+    --------
+    >>> from advgrad import AttackConfig
+    >>> config = AttackConfig.of("pgd", 2, steps=20)
+    >>> config.norm, config.get("steps"), config.get("restarts")
+    ('2', 20, 1)
+    >>> AttackConfig.of("fgsm", steps=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: fgsm takes no option 'steps' (its options: targeted, loss, chunk_size)
+    """
 
     method: str = "pgd"
     norm: str = "inf"
@@ -128,7 +154,33 @@ class EvalConfig:
     ``tolerance``: the slack (a fraction of the samples) the sanity checks allow; ``queries``: the
     score-based black-box search's budget in the sanity report; ``block``: points per attack call
     (``advgrad.attacks.runner``: the unit of random seeds, of the work shared between processes and of
-    resume; 250, AutoAttack's reference batch); ``seed``: every pass's randomness."""
+    resume; 250, AutoAttack's reference batch); ``seed``: every pass's randomness.
+
+    Parameters
+    ----------
+    eps : tuple of float
+    attacks, min_norm : tuple of str
+    steps, restarts, block, queries, seed : int
+    norm : {"inf", "2", "1", "0"}
+        Every attack of the evaluation must implement it.
+    bounds : (float, float)
+        The valid input range.
+    min_eps : bool
+    precision, tolerance : float
+    min_eps_attack : str
+
+    Raises
+    ------
+    ValueError
+        A field out of its range, an unknown attack, or an attack that does not implement ``norm``.
+
+    Examples
+    --------
+    >>> from advgrad import EvalConfig
+    >>> config = EvalConfig(eps=(0.1, 0.0, 0.1), steps=10)
+    >>> config.grid, dict(config.attack("pgd").options)
+    ([0.0, 0.1], {'steps': 10, 'restarts': 1, 'early_stop': True})
+    """
 
     eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     attacks: tuple[str, ...] = ("fgsm", "pgd")

@@ -54,6 +54,30 @@ def central_differences(f: Callable[[], float], t: Tensor, indices: Sequence[int
     """(f(t + h eₖ) − f(t − h eₖ)) / 2h for each flat index k of ``t``: the mean of the one-sided slopes.
 
     Use float64: the error is O(h²) plus rounding of order ε_machine·|f|/h.
+
+    Parameters
+    ----------
+    f : callable
+        () → float, reading ``t``.
+    t : Tensor
+        The tensor perturbed in place (restored after each index).
+    indices : sequence of int
+        Flat indices k of ``t``.
+    h : float
+        The step.
+
+    Returns
+    -------
+    Tensor
+        (len(indices),) float64 slopes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import central_differences
+    >>> t = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    >>> [round(v, 6) for v in central_differences(lambda: float((t ** 3).sum()), t, [0, 1]).tolist()]
+    [3.0, 12.0]
     """
     fwd, bwd = one_sided_differences(f, t, indices, h)
     return (fwd + bwd) / 2
@@ -65,6 +89,22 @@ class GradientCheck:
 
     All in float64. ``layers``/``hand_vs_autograd`` are empty and ``hand_vs_fd`` is None for models the
     hand pass does not cover (anything but mlp-sigmoid); then ∂J/∂X is autograd's.
+
+    Parameters
+    ----------
+    loss, losses, layers, input_grad, hand_vs_autograd, hand_vs_fd, autograd_vs_fd, fd_coords, kinks
+        The fields, as the comments beside them say.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import check_gradients
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(2, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> report = check_gradients(model, x, torch.tensor([0, 1]), "ce", fd_coords=4)
+    >>> report.autograd_vs_fd < 1e-6, report.hand_vs_fd is None, report.input_grad.shape
+    (True, True, torch.Size([2, 1, 2, 2]))
     """
 
     loss: str                                    # "ce" or "mse" as in advgrad.losses
@@ -119,7 +159,35 @@ def check_gradients(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = N
     For models other than mlp-sigmoid, coordinates where J has a kink (one-sided slopes differ by more
     than ``KINK_TOL``: a ReLU at 0 or a max-pool tie, common on the flat background of a digit) have no
     derivative to compare; they are left out of the finite-difference comparison and counted in
-    ``kinks``. A sigmoid network is smooth, so there every sampled coordinate is compared."""
+    ``kinks``. A sigmoid network is smooth, so there every sampled coordinate is compared.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Returns logits (N, K); copied to float64, the caller's model untouched.
+    x, y : Tensor
+        (N, ...) inputs and (N,) labels.
+    loss : str, optional
+        "ce" or "mse" (default: the model's own loss).
+    fd_coords, h, generator
+        Coordinates sampled per tensor, the finite-difference step, the sampling's generator.
+
+    Returns
+    -------
+    GradientCheck
+        The gradient norms and the three pairwise maximum differences.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model, check_gradients
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = build_model("mlp-sigmoid", input_shape=(1, 2, 2), num_classes=3, mean=[0.0], std=[1.0], hidden=[5])
+    >>> x = torch.rand(2, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> report = check_gradients(model, x, torch.tensor([0, 2]), "ce", fd_coords=4)
+    >>> max(report.hand_vs_autograd.values()) < 1e-12, report.hand_vs_fd < 1e-8
+    (True, True)
+    """
     if fd_coords < 0:
         raise ValueError(f"fd_coords must be ≥ 0, got {fd_coords}")
     loss = default_loss(model) if loss is None else loss

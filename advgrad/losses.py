@@ -111,6 +111,31 @@ def resolve_loss(loss: LossSpec, model: nn.Module | None = None) -> LossFn:
     """Turn a loss name (a key of ``LOSSES``) or a callable into a per-sample loss function.
 
     "mse" uses the model's ``output_activation`` so that ŷ is what the model calls its probabilities.
+
+    Parameters
+    ----------
+    loss : str or callable
+        A key of ``LOSSES`` ("ce", "margin", "dlr", "mse", ...) or (logits, y) → per-sample loss (returned
+        as it is).
+    model : nn.Module, optional
+        Read for its ``output_activation`` ("mse").
+
+    Returns
+    -------
+    LossFn
+        (logits (N, K), y (N,)) → (N,) per-sample loss.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, listing the known ones.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import resolve_loss
+    >>> resolve_loss("margin")(torch.tensor([[2.0, 0.5, 1.0]]), torch.tensor([0])).tolist()
+    [-1.0]
     """
     if callable(loss):
         return loss

@@ -8,8 +8,7 @@ An attack needs four things from its norm, and nothing else differs between L∞
 - ``random_start(like, eps, generator)``: a point drawn uniformly from the ε-ball.
 
 Every tensor is a batch (N, ...) of any shape; sample i is ``x[i].flatten()``. ``size`` and ``eps`` are a
-float or a per-sample tensor (N,), so one call can use a different radius for every sample. L0 (see ``L0``)
-counts pixels, and its ball is unbounded in magnitude: its step and start take their scale from elsewhere.
+float or a per-sample tensor (N,): one call can use a different radius for every sample.
 """
 
 from __future__ import annotations
@@ -46,10 +45,21 @@ def _uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:
 
 @dataclass(frozen=True)
 class Norm:
-    """One Lp geometry. ``name`` is "inf", "2" or "1"; ``p`` is the exponent as a float.
+    """One Lp geometry (the module docstring lists its four operations).
 
-    ``skip_saturated``: the attack loop zeroes the gradient of coordinates that sit on a bound and are
-    pushed further out before asking for the steepest step (only L1 needs it: see ``L1``).
+    Parameters
+    ----------
+    name, p, symbol : str, float, str
+        "inf", "2", "1" or "0"; the exponent p; the label ("L∞").
+    skip_saturated : bool
+        The attack loop zeroes the gradient of coordinates on a bound and pushed further out (L1 only).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import get_norm
+    >>> get_norm("2").measure(torch.tensor([[3.0, 4.0]])), get_norm("inf").project(torch.tensor([[0.5]]), 0.1)
+    (tensor([5.]), tensor([[0.1000]]))
     """
 
     name: str
@@ -130,8 +140,7 @@ class L2(Norm):
         super().__init__("2", 2.0, "L2")
 
     def _length(self, v: Tensor) -> Tensor:
-        """‖v‖₂ per sample, at least the smallest positive float (so a zero sample divides to zero),
-        shaped (N, 1, ..., 1) to broadcast against v."""
+        """‖v‖₂ per sample (N, 1, ..., 1), at least the smallest positive float (a zero sample divides to 0)."""
         return per_sample(self.measure(v).clamp_min(torch.finfo(v.dtype).tiny), v)
 
     def _unit(self, v: Tensor) -> Tensor:
@@ -158,8 +167,7 @@ class L2(Norm):
 
     def random_start(self, like: Tensor, eps: Radius, generator: torch.Generator | None = None) -> Tensor:
         """Uniform in the L2 ball: a Gaussian direction (uniform on the sphere) times the radius ε·U^(1/d),
-        d = coordinates per sample (Muller 1959). In high dimension most of the ball's volume, and so most
-        starts, lie near its surface."""
+        d = coordinates per sample (Muller 1959); in high dimension most starts lie near the surface."""
         device = generator.device if generator is not None else like.device
         g = torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
         d = like[0].numel() if like.ndim > 1 else 1
@@ -169,15 +177,9 @@ class L2(Norm):
 
 
 class L1(Norm):
-    """L1 geometry.
-
-    Steepest ascent: the maximiser of ⟨η, g⟩ over ‖η‖₁ ≤ s is a vertex of the L1 ball: all the mass s on
-    the coordinate with the largest |g| (sign of g). advgrad uses exactly that, splitting the mass evenly
-    between coordinates that tie for the largest |g| — still a maximiser, and symmetric. So L1 PGD moves
-    one pixel per step (use more steps than for L∞/L2). A pixel already on a bound and pushed outward
-    would absorb every step, so the attack loop first zeroes such gradients (``skip_saturated``), as in
-    Tramèr & Boneh's (2019) L1 attack.
-    """
+    """L1 geometry. The steepest step puts the whole mass s on the coordinate of largest |g| (a vertex of the
+    ball; split evenly between ties), so L1 PGD moves one pixel per step. A pixel on a bound pushed outward
+    would absorb every step: the loop first zeroes such gradients (``skip_saturated``; Tramèr & Boneh 2019)."""
 
     def __init__(self) -> None:
         super().__init__("1", 1.0, "L1", skip_saturated=True)
@@ -220,16 +222,12 @@ class L1(Norm):
 
 @dataclass(frozen=True, init=False)
 class L0(Norm):
-    """L0 geometry: ‖δ‖₀ counts the pixels δ changes; ε is a number of pixels (⌊ε⌋ for a fraction).
-
-    Pixels (``pixels=True``, the registered "0"): in a 4-D batch (N, C, H, W) the C channels of a location
-    are one pixel, changed if any channel is (as Croce & Hein 2019 count); other ranks count coordinates.
-    ``L0(pixels=False)`` counts coordinates always (adv-lib's and Foolbox's count; equal when C = 1).
-    A pixel's magnitude is |δ| (one coordinate) or Σ_c δ_c². ``project`` keeps the ⌊ε⌋ pixels of largest
-    magnitude (the Euclidean projection); of equal magnitudes the lower flat index wins, so never more
-    than ⌊ε⌋ pixels, deterministically. In a box, loops use ``project_box`` (L0-ball ∩ box, PGD-L0's), not
-    ``project`` then a clip, which can spend the budget on pixels the clip zeroes.
-    """
+    """L0 geometry: ‖δ‖₀ counts the pixels δ changes; ε is a number of pixels (⌊ε⌋), its ball unbounded in
+    magnitude. ``pixels=True`` (the registered "0"): the C channels of a location of an (N, C, H, W) batch
+    are one pixel, changed if any channel is (Croce & Hein 2019); other ranks, and ``pixels=False`` always
+    (adv-lib's, Foolbox's count), count coordinates. ``project`` keeps the ⌊ε⌋ pixels of largest magnitude
+    (|δ| or Σ_c δ_c²; ties: lower flat index first); in a box, loops use ``project_box`` (L0-ball ∩ box),
+    not ``project`` then a clip, which can spend the budget on pixels the clip zeroes."""
 
     pixels: bool = True
 
@@ -262,9 +260,8 @@ class L0(Norm):
         return (self._view(delta) != 0).any(dim=-1).sum(dim=-1).to(delta.dtype)
 
     def steepest(self, grad: Tensor, size: Radius) -> Tensor:
-        """size·g/‖g‖₁: Croce & Hein's PGD-L0 step. ⟨η, g⟩ has no maximum on the L0 ball (it holds
-        vectors of any length), so the step borrows its length from L1; it is dense, and the projection
-        makes the iterate sparse. A zero gradient gives a zero step."""
+        """size·g/‖g‖₁, Croce & Hein's PGD-L0 step: ⟨η, g⟩ has no maximum on the unbounded L0 ball, so the
+        dense step borrows L1's length and the projection makes the iterate sparse (zero gradient: no step)."""
         return self.steepest_(grad.clone(), size)
 
     def steepest_(self, grad: Tensor, size: Radius) -> Tensor:
@@ -279,9 +276,8 @@ class L0(Norm):
         return delta.masked_fill_(~self._keep(self._magnitude(delta), eps, delta), 0)
 
     def project_box(self, delta: Tensor, eps: Radius, x: Tensor, lo: float, hi: float) -> Tensor:
-        """The closest δ′ to δ with ≤ ⌊ε⌋ pixels and x + δ′ in [lo, hi] (x itself in the box): a kept
-        pixel becomes its clip c, a dropped one 0, so keep the ⌊ε⌋ with the largest gain
-        ‖δ_p‖² − ‖δ_p − c_p‖² (Croce & Hein 2019's projection for PGD-L0)."""
+        """The closest δ′ to δ with ≤ ⌊ε⌋ pixels and x + δ′ in [lo, hi] (x in the box): a kept pixel becomes
+        its clip c, so keep the ⌊ε⌋ of largest gain ‖δ_p‖² − ‖δ_p − c_p‖² (Croce & Hein 2019's PGD-L0)."""
         c = torch.maximum(torch.minimum(delta, hi - x), lo - x)  # (N, ...) the clip, per coordinate
         gain = self._view(delta.square() - (delta - c).square()).sum(dim=-1)  # (N, P)
         return c.masked_fill(~self._keep(gain, eps, delta), 0)
@@ -297,8 +293,28 @@ LINF, L2_NORM, L1_NORM, L0_NORM = Linf(), L2(), L1(), L0()
 
 
 def get_norm(spec: NormSpec) -> Norm:
-    """The ``Norm`` for "inf"/"2"/"1"/"0" (also float('inf'), 2, 1, 0, aliases such as "linf", or a ``Norm``);
-    ValueError otherwise. ``catalog.NORMS`` is the one list of names."""
+    """The ``Norm`` of a name in ``catalog.NORMS`` ("inf", "2", "1", "0", aliases such as "linf") or a number
+    (float("inf"), 2, 1, 0); a ``Norm`` is returned as it is.
+
+    Parameters
+    ----------
+    spec : str, float, int or Norm
+
+    Returns
+    -------
+    Norm
+
+    Raises
+    ------
+    ValueError
+        An unknown norm.
+
+    Examples
+    --------
+    >>> from advgrad import get_norm
+    >>> get_norm(float("inf")).name, get_norm("l1").symbol
+    ('inf', 'L1')
+    """
     if isinstance(spec, Norm):
         return spec
     norm: Norm = NORMS[norm_name(spec)].impl
@@ -306,7 +322,6 @@ def get_norm(spec: NormSpec) -> Norm:
 
 
 # --- Minimal-norm geometry (DDN, DeepFool, CW): dual norms, spheres, steepest directions ----------------
-# Module-level functions rather than methods, so that the block stands apart from the Norm classes above.
 _DUAL_P = {math.inf: 1.0, 2.0: 2.0, 1.0: math.inf}
 
 
@@ -332,8 +347,7 @@ def ascent_direction(norm: Norm, w: Tensor) -> tuple[Tensor, Tensor]:
     """(u, ‖u‖_p): a direction u of steepest ascent of ⟨·, w⟩, not necessarily of unit length, and its length
     per sample (N,), so that the step of Lp length s along it is (s/‖u‖_p)·u, with ⟨u, w⟩ = ‖u‖_p·‖w‖_q.
 
-    L2: (w, ‖w‖₂), left unnormalised: (s/‖w‖)·w is DeepFool's own form, which rounds once where
-    s·(w/‖w‖) rounds twice. Otherwise ``steepest(w, 1)`` and a length of 1 (L∞: sign(w))."""
+    L2: (w, ‖w‖₂) unnormalised ((s/‖w‖)·w, DeepFool's form, rounds once); else ``steepest(w, 1)`` and 1."""
     if isinstance(norm, L2):
         return w, norm.measure(w)
     return norm.steepest(w, 1.0), torch.ones(len(w), dtype=w.dtype, device=w.device)
@@ -347,17 +361,14 @@ def l1_box_correction(x: Tensor, delta: Tensor, eps: Radius, bounds: tuple[float
     For x in the box the projection of δ is, per coordinate, dᵢ = sign δᵢ · max(min(|δᵢ| − θ, mᵢ), 0) with
     mᵢ the room the box leaves in δᵢ's direction (hi − xᵢ or xᵢ − lo) and θ ≥ 0 the smallest threshold that
     brings ‖d‖₁ down to ε (θ = 0 when clipping to the box is enough). Coordinate i loses clamp(θ, aᵢ, |δᵢ|)
-    of |δᵢ|, aᵢ = max(|δᵢ| − mᵢ, 0): the total loss is piecewise linear and non-decreasing in θ with its 2D
-    kinks at the aᵢ and |δᵢ|, so θ is found on the sorted kinks, in O(D log D) (Croce & Hein, "Mind the box:
-    l1-APGD for sparse adversarial attacks on image classifiers", ICML 2021, arXiv 2103.01208). Returns
-    r = d − δ, shaped like δ (the caller forms x + δ + r). ``eps``: a float or a per-sample (N,) tensor.
+    of |δᵢ|, aᵢ = max(|δᵢ| − mᵢ, 0): the total loss is piecewise linear, non-decreasing in θ, kinked at the
+    aᵢ and |δᵢ|, so θ is found on the sorted kinks in O(D log D) (Croce & Hein, ICML 2021, arXiv 2103.01208).
+    Returns r = d − δ, shaped like δ (the caller forms x + δ + r). ``eps``: a float or per-sample (N,).
 
-    The float operations are those of the reference's ``L1_projection`` (pyautoattack 0.2.0, box [0, 1]),
-    in its order, so that APGD-L1 and Square-L1 reproduce its bits; the reference bisects for the last
-    kink where the loss is short of ‖δ‖₁ − ε, advgrad counts them (the running sums are non-decreasing: the
-    same kink). One case differs: when θ lies below the second-smallest kink (at most one coordinate of δ
-    is zero or within the box, e.g. D = 1), the reference extrapolates the wrong segment and leaves the ball
-    or over-shrinks; advgrad solves on the first segment.
+    The float operations are those of pyautoattack 0.2.0's ``L1_projection`` (box [0, 1]) in its order, so
+    APGD-L1 and Square-L1 reproduce its bits (it bisects for the kink advgrad counts to). One case differs:
+    θ below the second-smallest kink (at most one coordinate of δ zero or within the box, e.g. D = 1), where
+    the reference extrapolates the wrong segment; advgrad solves on the first segment.
     """
     lo, hi = bounds
     n = len(x)

@@ -24,7 +24,24 @@ from advgrad.configs import AttackConfig
 
 
 def get_attack(name: str) -> AttackEntry:
-    """The catalog entry of attack ``name`` (``entry.impl`` is the function); ValueError listing the names."""
+    """The catalog entry of attack ``name`` (``entry.impl`` is the function); ValueError listing the names.
+
+    Parameters
+    ----------
+    name : str
+        A name of ``catalog.ATTACKS`` ("pgd", "apgd-ce", "fmn", ...).
+
+    Returns
+    -------
+    AttackEntry
+        The entry: ``impl`` the attack function, the norms it implements, the options its name fixes.
+
+    Examples
+    --------
+    >>> from advgrad import get_attack, pgd
+    >>> get_attack("pgd").impl is pgd
+    True
+    """
     return ATTACKS.get_entry(name)
 
 

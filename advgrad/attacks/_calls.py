@@ -48,12 +48,38 @@ def run_attack(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: EpsSpec
     (``QueryModel``) is refused by a gradient attack, and one that answers labels only by a score-based one,
     with a line naming the attacks that apply.
 
+    Parameters
+    ----------
+    model : nn.Module or QueryModel
+        The classifier; a ``QueryModel`` only for the attacks that query.
+    x, y : Tensor
+        (N, ...) inputs and (N,) labels (targets when the config is targeted).
+    eps : float, Tensor or None
+        The radius (None for a minimal-norm attack run without one).
+    config : AttackConfig
+        The attack's name, norm and options.
+    generator, seed
+        Passed on to an attack that takes a generator, else to one that takes a seed.
+    **settings
+        ``bounds``, ``early_stop``, ``chunk_size``, ...: passed where the attack takes them.
+
+    Returns
+    -------
+    AttackResult
+        The attack's result.
+
+    Raises
+    ------
+    ValueError
+        A model the attack cannot use, or a bad option (one line).
+
     Examples
     --------
     >>> import torch
     >>> from advgrad import AttackConfig, run_attack
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
-    >>> x, y = torch.rand(5, 1, 2, 2), torch.randint(0, 3, (5,))
+    >>> x, y = torch.rand(5, 1, 2, 2), torch.randint(0, 3, (5,))  # global RNG, seeded above
     >>> config = AttackConfig.of("pgd", steps=3)
     >>> run_attack(model, x, y, 0.1, config, generator=torch.Generator().manual_seed(0)).x_adv.shape
     torch.Size([5, 1, 2, 2])

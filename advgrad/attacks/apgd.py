@@ -178,7 +178,49 @@ def apgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
     randomised models: AutoAttack's "rand" version runs APGD-CE and APGD-DLR with eot=20); the logits
     and losses used for the decisions are the last pass's, as in the reference. ``chunk_size``: samples per
     forward pass (default ``auto_chunk_size``). The model runs in eval mode with its parameters' gradients
-    off, both restored afterwards; x and y are not modified. Bad arguments raise ValueError."""
+    off, both restored afterwards; x and y are not modified. Bad arguments raise ValueError.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Returns logits (N, K).
+    x, y : Tensor
+        (N, ...) inputs within ``bounds`` and (N,) int64 labels.
+    eps : float or Tensor
+        The radius ε, or one per sample (N,).
+    norm : {"inf", "2", "1"}
+    loss : {"ce", "dlr"}
+    steps, restarts, rho, eot : int, int, float, int
+        Iterations per run, runs, the step-size check's threshold ρ, gradient passes averaged per step.
+    bounds : (float, float)
+    seed : int
+        Seeds the private generator of the random starts.
+    early_stop, chunk_size, use_largereps
+        As above.
+
+    Returns
+    -------
+    AttackResult
+        Per sample the first example that fools the model (else the last run's best), ``success``, the
+        run's loss and the logits at ``x_adv``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import apgd
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> result = apgd(model, x, model(x).argmax(1), 0.3, steps=10)
+    >>> bool(((result.x_adv - x).abs().amax((1, 2, 3)) <= 0.3 + 1e-6).all()), result.success.shape
+    (True, torch.Size([6]))
+
+    References
+    ----------
+    Croce, Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
+    attacks", ICML 2020, arXiv 2003.01690; Croce, Hein, "Mind the box: l1-APGD for sparse adversarial
+    attacks on image classifiers", ICML 2021, arXiv 2103.01208 (L1).
+    """
     if loss not in APGD_LOSSES:
         raise ValueError(f"unknown APGD loss {loss!r}: expected one of {', '.join(APGD_LOSSES)}")
     fn = _ce if loss == "ce" else _dlr
@@ -203,7 +245,36 @@ def apgd_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm:
     a sample's r-th largest logit at its clean point), ``restarts`` runs each, every run on the samples
     not fooled yet. Succeeds when a sample is misclassified (whichever the class). Needs 4 classes or more
     and ``targets`` ≤ K − 1 (the reference would fail with an IndexError; AutoAttack uses 9 targets for
-    10 classes). Other arguments as ``apgd``."""
+    10 classes). Other arguments as ``apgd``.
+
+    Parameters
+    ----------
+    targets : int
+        Target ranks tried, 1 ≤ targets ≤ K − 1.
+    model, x, y, eps, norm, steps, restarts, rho, bounds, seed, eot, early_stop, chunk_size, use_largereps
+        As in ``apgd``.
+
+    Returns
+    -------
+    AttackResult
+        As ``apgd``'s; ``loss`` is the untargeted DLR loss at ``x_adv``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import apgd_targeted
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 5))
+    >>> x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> result = apgd_targeted(model, x, model(x).argmax(1), 0.3, steps=10, targets=2)
+    >>> bool(((result.x_adv - x).abs().amax((1, 2, 3)) <= 0.3 + 1e-6).all())
+    True
+
+    References
+    ----------
+    Croce, Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
+    attacks", ICML 2020, arXiv 2003.01690.
+    """
     setup, e = _setup(model, x, y, eps, norm, steps, restarts, rho, bounds, seed, eot, early_stop, chunk_size,
                       _dlr_t, use_largereps)
     _validate.count("targets", targets)

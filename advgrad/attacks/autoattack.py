@@ -72,7 +72,27 @@ class AutoAttackResult(AttackResult):
     ``broken_by`` (N,): the index into ``stages`` of the member that broke the point, −1 where the model is
     wrong at x already, ``len(stages)`` where the point survived all; ``stages``: the members run;
     ``accuracy``: robust accuracy after each member (a dict in cascade order, "clean" first); ``seconds``
-    per member."""
+    per member.
+
+    Parameters
+    ----------
+    x_adv, success, loss, logits, distance, queries
+        As in ``AttackResult``.
+    broken_by, stages, accuracy, seconds
+        As above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import autoattack
+    >>> from advgrad.attacks.autoattack import Budget
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 5))
+    >>> x = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    >>> result = autoattack(model, x, model(x).argmax(1), 0.1, budget=Budget(steps=5, targets=2, queries=20))
+    >>> result.stages, result.broken_by.shape
+    (('apgd-ce', 'apgd-t', 'fab-t', 'square'), torch.Size([8]))
+    """
 
     broken_by: Tensor = field(default_factory=lambda: torch.empty(0))
     stages: tuple[str, ...] = ()

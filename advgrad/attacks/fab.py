@@ -1,6 +1,5 @@
-"""FAB, the Fast Adaptive Boundary attack (Croce & Hein, ICML 2020, arXiv 1907.02044), untargeted and
-targeted (FAB-T), as AutoAttack runs them (Croce & Hein, ICML 2020, arXiv 2003.01690; reference
-implementation pyautoattack 0.2.0).
+"""FAB, the Fast Adaptive Boundary attack (Croce & Hein, ICML 2020, arXiv 1907.02044), untargeted and targeted
+(FAB-T), as AutoAttack runs them (Croce & Hein, ICML 2020, arXiv 2003.01690; reference: pyautoattack 0.2.0).
 
 For each target class t (FAB-T: the 2nd, 3rd, … highest clean logit; untargeted FAB: at every iterate the
 class whose linearised boundary is nearest, see ``_fab_closest``) and each sample not yet broken, FAB
@@ -119,10 +118,9 @@ def _step(cur: Tensor, x: Tensor, f: Tensor, g: Tensor, s: _Settings) -> Tensor:
 def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor | None, start: Tensor, eps: Radius,
              s: _Settings) -> tuple[Tensor, Tensor]:
     """FAB's iterations towards ``target`` (None: the nearest boundary) for one chunk, from ``start``.
-    Returns (dist (n,), adv (n, …)):
-    per sample the smallest distance ‖adv − x‖ of an adversarial iterate (NONE_FOUND if none) and that
-    iterate (x if none). With ``early_stop`` a sample stops at its first adversarial iterate within ε
-    and is no longer forwarded: FAB would go on shrinking its perturbation, but it is broken already."""
+    Returns (dist (n,), adv (n, …)): per sample the smallest distance ‖adv − x‖ of an adversarial iterate
+    (NONE_FOUND if none) and that iterate (x if none). With ``early_stop`` a sample stops at its first
+    adversarial iterate within ε and is no longer forwarded: FAB would go on shrinking its perturbation."""
     length = _length(s.norm)
     dist = torch.full((len(x),), NONE_FOUND, dtype=x.dtype, device=x.device)
     adv = x.clone()
@@ -154,8 +152,8 @@ def _descend(model: nn.Module, x: Tensor, y: Tensor, target: Tensor | None, star
 def _attack_target(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, k: int | None, restart: int, s: _Settings,
                    generator: torch.Generator) -> Tensor:
     """One run of FAB on the samples x (all still unbroken) towards their k-th highest logit (k None:
-    untargeted, towards the nearest boundary at each iteration): returns
-    x with each sample's smallest adversarial point found (the sample itself where none was found)."""
+    untargeted, towards the nearest boundary at each iteration): returns x with each sample's smallest
+    adversarial point found (the sample itself where none was found)."""
     z = _logits(model, x, s.chunk)                            # (n, K)
     correct = (z.max(dim=1).indices == y).nonzero().squeeze(1)
     out = x.clone()
@@ -204,9 +202,20 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, eps: Radius, targets: int, rest
 
 @dataclass(frozen=True)
 class FabStep:
-    """FAB's step rule (Croce & Hein 2020, sec. 3), validated on construction: ``alpha_max`` ∈ [0, 1] bounds
-    the bias towards x, ``eta`` > 0 extrapolates the step, ``beta`` ∈ (0, 1] scales the backward step after
-    a success. The defaults are the paper's and AutoAttack's."""
+    """FAB's step rule (Croce & Hein 2020, sec. 3), validated on construction; defaults: the paper's, AutoAttack's.
+
+    Parameters
+    ----------
+    alpha_max, eta, beta : float
+        α_max ∈ [0, 1] bounds the bias towards x, η > 0 extrapolates the step, β ∈ (0, 1] scales the
+        backward step after a success.
+
+    Examples
+    --------
+    >>> from advgrad import FabStep
+    >>> FabStep(eta=1.1)
+    FabStep(alpha_max=0.1, eta=1.1, beta=0.9)
+    """
 
     alpha_max: float = 0.1
     eta: float = 1.05
@@ -257,21 +266,15 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
     Parameters
     ----------
     model, x, y : as ``pgd``
-    eps : float or Tensor
+    eps, norm : float or Tensor, {"inf", "2", "1"}
         The radius (one or per sample): the success threshold, and the size of the random restarts (ε/2).
-    norm : {"inf", "2", "1"}
-    steps : int
-        Iterations per run.
-    restarts : int
-        Runs; the first starts at x, the others at a random point at distance ε/2.
-    step : FabStep
-        α_max, η, β of the step rule.
-    bounds : (float, float)
-    seed : int
-        Seeds the restarts' private generator exactly as the reference seeds torch's global RNG.
+    steps, restarts : int
+        Iterations per run; runs (the first starts at x, the others at a random point at distance ε/2).
+    step, bounds, seed : FabStep, (float, float), int
+        α_max, η, β of the step rule; the box; the seed of the restarts' private generator, drawn from exactly
+        as the reference draws from torch's global RNG.
     early_stop : bool
-        Stop iterating a sample once it has an adversarial point within ε (the same successes, a possibly
-        larger x_adv − x).
+        Stop a sample at its first adversarial point within ε (the same successes, maybe a larger x_adv − x).
     chunk_size : int, optional
         Samples per pass. With ``chunk_size=len(x)`` and ``early_stop=False`` the result is the reference's
         (pyautoattack 0.2.0 ``FABAttack_PT``) bit for bit.
@@ -294,8 +297,7 @@ def fab(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
     >>> from advgrad import fab
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     >>> x, y = torch.rand(6, 1, 2, 2), torch.randint(0, 3, (6,))
-    >>> result = fab(model, x, y, 0.3, steps=10)
-    >>> bool(((result.x_adv - x).abs().flatten(1).amax(1) <= 0.3 + 1e-6).all())
+    >>> bool(((fab(model, x, y, 0.3, steps=10).x_adv - x).abs().flatten(1).amax(1) <= 0.3 + 1e-6).all())
     True
 
     References
@@ -313,7 +315,17 @@ def fab_targeted(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: 
                  chunk_size: int | None = None) -> AttackResult:
     """FAB-T, AutoAttack's member: ``fab`` towards the boundary with each of ``targets`` target classes in
     turn (the 2nd, 3rd, … highest clean logit), ``restarts`` runs each, every run on the samples not broken
-    yet. Succeeds on any misclassification. Arguments and result as ``fab``.
+    yet. Succeeds on any misclassification.
+
+    Parameters
+    ----------
+    targets : int
+        Target classes tried, 1 ≤ targets ≤ K − 1; the other arguments as in ``fab``.
+
+    Returns
+    -------
+    AttackResult
+        As ``fab``'s.
 
     Examples
     --------

@@ -55,6 +55,33 @@ def input_gradient(model: nn.Module, x: Tensor, y: Tensor, *, loss: LossSpec = "
     The per-sample losses are summed before differentiating, so row i is exactly ∂J(f(xᵢ), yᵢ)/∂xᵢ
     (not divided by the batch size). Computed in eval mode with the parameters' gradients off, in chunks
     of ``chunk_size`` samples (default: ``auto_chunk_size``; the chunks change the speed, not the maths).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Returns logits (N, K); run in eval mode with its parameters' gradients off (both restored).
+    x, y : Tensor
+        (N, ...) inputs and (N,) int64 labels.
+    loss : str or callable
+        A name in ``advgrad.catalog.LOSSES`` or (logits, y) → per-sample loss.
+    chunk_size : int, optional
+        Samples per forward pass (speed and memory only).
+
+    Returns
+    -------
+    Tensor
+        (N, ...) ∂J/∂X, detached.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import input_gradient
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Linear(3, 2)
+    >>> x, y = torch.rand(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 0, 1])
+    >>> g = input_gradient(model, x, y)
+    >>> g.shape, bool(g[0].allclose((model(x[:1]).softmax(1) - torch.eye(2)[:1]) @ model.weight))
+    (torch.Size([4, 3]), True)
     """
     check_batch(x, y)
     check_dtype(model, x)

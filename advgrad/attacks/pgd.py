@@ -1,17 +1,5 @@
-"""The one gradient loop: PGD (Madry et al. 2018), FGSM (Goodfellow et al. 2015) and MI-FGSM (Dong et al.
-2018) under the L∞, L2 and L1 norms.
-
-PGD from x′₀ (x, or a uniform point of the ε-ball): K times x′ ← clip(x + Π_ε(x′ + α·steepest(∇J) − x)),
-the norm's geometry (``advgrad.norms``) deciding the steepest step, the projection Π_ε and the random
-start. FGSM is that loop's single step from x with α = ε: it cannot leave the ball, so it is not
-projected, and x + ε·sign(∇J) clipped is Goodfellow et al.'s formula bit for bit. MI-FGSM steps along a
-velocity v ← μ·v + ∇J/mean|∇J| instead of the gradient itself (Dong et al. divide by ‖∇J‖₁ = D·mean|∇J|:
-the same direction; the mean is torchattacks' form).
-
-With ``early_stop``, samples the model already gets wrong (or at their target) are frozen and no longer
-forwarded: for robust-accuracy evaluation. ``restarts`` R > 1 re-run from new random starts (with early
-stop, only the samples not yet fooled) and keep per sample the worst example found.
-"""
+"""The one gradient loop, K times x′ ← clip(x + Π_ε(x′ + α·steepest(v) − x)) (v: ∇J, or MI-FGSM's velocity): PGD
+(Madry et al. 2018), FGSM (Goodfellow et al. 2015) and MI-FGSM (Dong et al. 2018) under L∞, L2, L1 (PGD: also L0)."""
 
 from __future__ import annotations
 
@@ -80,11 +68,10 @@ def _descend(plan: _Plan, x: Tensor, y: Tensor, x_adv: Tensor, eps: Radius, alph
     """``steps`` × (gradient → steepest step → project onto the ε-ball around x → clip to the bounds) from
     ``x_adv``; returns the new x_adv, x untouched.
 
-    ``owned``: x_adv is the loop's own tensor (not the caller's x), free to be overwritten once replaced.
-    The step is computed in place in the gradient's buffer, and the previous iterate becomes the next
-    gradient's buffer, so a step allocates no (N, ...) tensor: fresh multi-megabyte tensors cost page faults
-    on every step (glibc returns them to the kernel when freed). ``_reference_pgd`` is the same loop written
-    plainly."""
+    ``owned``: x_adv is the loop's own tensor (not the caller's x), free to be overwritten once replaced. The step
+    is computed in place in the gradient's buffer, and the previous iterate becomes the next gradient's buffer, so
+    a step allocates no (N, ...) tensor: fresh multi-megabyte tensors cost page faults on every step (glibc
+    returns them to the kernel when freed). ``_reference_pgd`` is the same loop written plainly."""
     active: Tensor | None = None  # indices still attacked; None = all (no indexing copies)
     free: Tensor | None = None    # an (N, ...) buffer of the loop's own that nothing reads any more; its
     #                               rows [0, n) take the gradient of the n points still attacked
@@ -223,13 +210,30 @@ def gradient_steps(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, step
                    momentum: float = 0.0, targeted: bool = False, loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0),
                    early_stop: bool = False, chunk_size: int | None = None,
                    generator: torch.Generator | None = None) -> Tensor:
-    """The projected-steps loop itself, one run, examples only: what ``pgd``, ``fgsm`` and ``mifgsm`` run
-    before their evaluation pass, and what adversarial training runs on every batch (it needs no verdicts).
+    """The projected-steps loop itself, one run, examples only: what ``pgd``, ``fgsm`` and ``mifgsm`` run before
+    their evaluation pass, and what adversarial training runs on every batch (it needs no verdicts).
 
-    From x′₀ (x, or with ``random_start`` a uniform point of the ε-ball clipped to ``bounds``), ``steps``
-    times x′ ← clip(x + Π_ε(x′ + α·steepest(v) − x)), with v the input gradient ∇ₓJ (or, with ``momentum``
-    μ > 0, the velocity v ← μ·v + ∇J/mean|∇J|). ``alpha`` defaults to PGD's 2.5·ε/steps. Arguments as
-    ``pgd``; returns x′ (N, ...), detached.
+    From x′₀ (x, or with ``random_start`` a uniform point of the ε-ball clipped to ``bounds``), ``steps`` times x′ ←
+    clip(x + Π_ε(x′ + α·steepest(v) − x)), with v the input gradient ∇ₓJ (or, with ``momentum`` μ > 0, the velocity v ←
+    μ·v + ∇J/mean|∇J|). ``alpha`` defaults to PGD's 2.5·ε/steps.
+
+    Parameters
+    ----------
+    momentum : float
+        μ ≥ 0 (0: plain gradient steps); the other arguments as in ``pgd``.
+
+    Returns
+    -------
+    Tensor
+        x′ (N, ...), detached.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import gradient_steps
+    >>> model, x = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)), torch.rand(3, 1, 2, 2)
+    >>> bool(((gradient_steps(model, x, torch.tensor([0, 1, 2]), 0.1) - x).abs() <= 0.1 + 1e-6).all())
+    True
     """
     run = _prepare(model, x, y, eps, steps=steps, alpha=alpha, factor=STEP_FACTORS["pgd"], norm=norm,
                    random_start=random_start, momentum=momentum, targeted=targeted, loss=loss, bounds=bounds,
@@ -244,55 +248,46 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
         alpha: float | None = None, random_start: bool = True, restarts: int = 1, targeted: bool = False,
         loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0), early_stop: bool = False, chunk_size: int | None = None,
         generator: torch.Generator | None = None) -> AttackResult:
-    """Projected gradient descent on the loss (Madry et al. 2018): the strongest first-order attack within
-    ‖x′ − x‖ ≤ ε.
+    """Projected gradient descent on the loss (Madry et al. 2018): the strongest first-order attack within ‖x′ − x‖ ≤
+    ε.
 
-    From x′₀ = x, or (``random_start``) a uniform point of the ε-ball around x clipped to ``bounds``,
-    ``steps`` times: x′ ← clip(x + Π_ε(x′ + α·steepest(∇ₓJ) − x)), where the norm's geometry
-    (``advgrad.norms``) gives the steepest step (L∞: α·sign g) and the projection Π_ε. With ``restarts``
-    R > 1 the loop reruns from new random starts and keeps per sample the best example (a success, else the
-    highest loss). ``_reference.pgd`` is the same loop written plainly.
+    From x′₀ = x, or (``random_start``) a uniform point of the ε-ball around x clipped to ``bounds``, ``steps`` times:
+    x′ ← clip(x + Π_ε(x′ + α·steepest(∇ₓJ) − x)), where the norm's geometry (``advgrad.norms``) gives the steepest step
+    (L∞: α·sign g) and the projection Π_ε. With ``restarts`` R > 1 the loop reruns from new random starts and keeps per
+    sample the best example (a success, else the highest loss). ``_reference.pgd`` is the same loop written plainly.
 
     Parameters
     ----------
     model : nn.Module
-        A classifier returning logits (N, K); run in eval mode with its parameters' gradients off, both
-        restored afterwards.
-    x, y : Tensor
-        Inputs (N, ...) within ``bounds`` and labels (N,) (target classes when ``targeted``).
-    eps : float or Tensor
-        The radius ε ≥ 0, or one per sample (N,).
+        Returns logits (N, K); run in eval mode with its parameters' gradients off (both restored).
+    x, y, eps : Tensor, Tensor, float or Tensor
+        Inputs (N, ...) within ``bounds``, labels (N,) (target classes when ``targeted``), the radius ε ≥ 0 or
+        one per sample (N,).
     norm : {"inf", "2", "1", "0"}
         The threat model (also ``float("inf")``, 2, 1, 0). L0 (PGD-L0, Croce & Hein 2019, arXiv 1909.05040)
         counts pixels and projects onto the L0 ball ∩ the box.
-    steps : int
-        Iterations K ≥ 1.
+    steps, restarts : int
+        Iterations K ≥ 1; runs from fresh random starts (only one without ``random_start``).
     alpha : float, optional
         The step α > 0; default 2.5·ε/steps (L0, where ε counts pixels: Croce & Hein's step along g/‖g‖₁,
         120000/255 per 3,072 coordinates, scaled to x's).
-    random_start : bool
-        Start from a uniform point of the ball (L∞: U(−ε, ε) per coordinate).
-    restarts : int
-        Runs from fresh random starts (only one without ``random_start``).
-    targeted : bool
-        Descend the loss towards y instead of ascending it away from y.
-    loss : str or callable
-        A name in ``advgrad.catalog.LOSSES`` or (logits, y) → per-sample loss.
+    random_start, early_stop : bool
+        Start from a uniform point of the ball (L∞: U(−ε, ε) per coordinate); freeze a sample as soon as it is
+        fooled (evaluation: faster, the examples stop at the first success).
+    targeted, loss : bool, str or callable
+        Descend the loss towards y instead of ascending it away from y; the loss: a name in
+        ``advgrad.catalog.LOSSES`` or (logits, y) → per-sample loss.
     bounds : (float, float)
         The box the inputs live in; every iterate is clipped to it.
-    early_stop : bool
-        Freeze a sample as soon as it is fooled (evaluation: faster, the examples stop at the first success).
-    chunk_size : int, optional
-        Samples per forward pass (speed and memory only).
-    generator : torch.Generator, optional
-        Draws the random starts; without one the global RNG draws the L∞ start exactly as torchattacks
-        does, so that under the same ``torch.manual_seed`` the two give the same examples bit for bit.
+    chunk_size, generator : int or None, torch.Generator or None
+        Samples per forward pass (speed and memory only); draws the random starts (without one the global RNG
+        draws the L∞ start exactly as torchattacks does: the same examples under the same ``torch.manual_seed``).
 
     Returns
     -------
     AttackResult
-        ``x_adv`` within the ε-balls and the bounds, ``success`` (misclassified, or at the target), the
-        loss and logits at ``x_adv`` (one extra forward pass).
+        ``x_adv`` within the ε-balls and the bounds, ``success`` (misclassified, or at the target), the loss and
+        logits at ``x_adv`` (one extra forward pass).
 
     Raises
     ------
@@ -311,8 +306,8 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec 
 
     References
     ----------
-    Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards deep learning models resistant to adversarial
-    attacks", ICLR 2018, arXiv 1706.06083.
+    Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards deep learning models resistant to adversarial attacks",
+    ICLR 2018, arXiv 1706.06083.
     """
     restarts = _validate.count("restarts", restarts)
     run = _prepare(model, x, y, eps, steps=steps, alpha=alpha, factor=STEP_FACTORS["pgd"], norm=norm,
@@ -326,9 +321,16 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
          loss: LossSpec = "ce", bounds: Bounds = (0.0, 1.0), chunk_size: int | None = None) -> AttackResult:
     """The fast gradient (sign) method (Goodfellow et al. 2015): one steepest-ascent step of size ε from x.
 
-    L∞: x′ = clip(x + ε·sign ∇ₓJ); L2: x′ = clip(x + ε·g/‖g‖₂). It is ``pgd``'s loop with one step of
-    α = ε from x, unprojected (it cannot leave the ball), bit for bit torchattacks', Foolbox's and ART's
-    FGSM. Arguments and result as ``pgd``.
+    L∞: x′ = clip(x + ε·sign ∇ₓJ); L2: x′ = clip(x + ε·g/‖g‖₂). It is ``pgd``'s loop with one step of α = ε from x,
+    unprojected (it cannot leave the ball), bit for bit torchattacks', Foolbox's and ART's FGSM.
+
+    Parameters
+    ----------
+    model, x, y, eps, norm, targeted, loss, bounds, chunk_size : as in ``pgd``
+
+    Returns
+    -------
+    AttackResult
 
     Examples
     --------
@@ -341,8 +343,7 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec
 
     References
     ----------
-    Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial examples", ICLR 2015,
-    arXiv 1412.6572.
+    Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial examples", ICLR 2015, arXiv 1412.6572.
     """
     run = _prepare(model, x, y, eps, steps=1, alpha=None, factor=STEP_FACTORS["fgsm"], norm=norm, random_start=False,
                    momentum=0.0, targeted=targeted, loss=loss, bounds=bounds, early_stop=False, chunk_size=chunk_size,
@@ -356,10 +357,18 @@ def mifgsm(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSp
            bounds: Bounds = (0.0, 1.0), early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
     """Momentum iterative FGSM (Dong et al. 2018): the attack of record for examples that transfer.
 
-    ``steps`` steps of α = ε/steps (default) from x along the velocity v ← μ·v + ∇J/mean|∇J| (``momentum``
-    μ), projected and clipped: Dong et al. divide by ‖∇J‖₁ = D·mean|∇J| (the same direction; the mean is
-    torchattacks' form), so the examples are torchattacks' MIFGSM bit for bit. Arguments and result as
-    ``pgd``.
+    ``steps`` steps of α = ε/steps (default) from x along the velocity v ← μ·v + ∇J/mean|∇J| (``momentum`` μ), projected
+    and clipped: Dong et al. divide by ‖∇J‖₁ = D·mean|∇J| (the same direction; the mean is torchattacks' form), so the
+    examples are torchattacks' MIFGSM bit for bit.
+
+    Parameters
+    ----------
+    momentum : float
+        μ ≥ 0; the other arguments as in ``pgd``.
+
+    Returns
+    -------
+    AttackResult
 
     Examples
     --------

@@ -150,6 +150,40 @@ def square(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float, *, n
     x without querying. ``model`` may be a ``QueryModel`` that answers scores (an ONNX graph, an API): Square
     only ever queries it. Square never differentiates: every forward pass runs under ``torch.no_grad`` (with
     ``chunk_size=None`` on the CPU, ``auto_chunk_size`` may first probe the model once with autograd).
+
+    Parameters
+    ----------
+    model : nn.Module or QueryModel
+        Returns scores (N, K).
+    x, y : Tensor
+        (N, ...) inputs within ``bounds`` and (N,) labels.
+    eps : float
+        The radius ε.
+    norm : {"inf", "2", "1"}
+    queries, p_init, restarts, seed, chunk_size
+        Queries per run, the initial square size p, runs, the private generator's seed, samples per pass.
+    bounds : (float, float)
+
+    Returns
+    -------
+    AttackResult
+        As above, with ``queries``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import square
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    >>> x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    >>> result = square(model, x, model(x).argmax(1), 0.3, queries=50)
+    >>> bool(((result.x_adv - x).abs().amax((1, 2, 3)) <= 0.3 + 1e-6).all()), int(result.queries.max()) <= 51
+    (True, True)
+
+    References
+    ----------
+    Andriushchenko, Croce, Flammarion, Hein, "Square Attack: a query-efficient black-box adversarial attack
+    via random search", ECCV 2020, arXiv 1912.00049.
     """
     xmin, xmax = check_batch(x, y)
     name = get_norm(norm).name

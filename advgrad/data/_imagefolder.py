@@ -110,7 +110,32 @@ def _collate(items: list[tuple[Tensor, int] | _Bad]) -> tuple[Tensor, Tensor] | 
 class FolderSource:
     """An ImageFolder-layout folder read a batch at a time. ``samples``: (file, label) in ImageFolder's
     order; ``size``: every image's (H, W) after reading; ``image_size``: the crop (None: as stored);
-    ``resize``: the shorter side before the crop (0: just enough to cover ``image_size``)."""
+    ``resize``: the shorter side before the crop (0: just enough to cover ``image_size``). ``load_data``
+    opens one for a folder.
+
+    Parameters
+    ----------
+    name : str
+    samples : tuple of (str, int)
+    class_names : tuple of str
+    size : (int, int)
+    image_size : (int, int), optional
+    resize, workers : int
+        As above; reader processes.
+    grayscale : bool
+        One channel (else RGB).
+    classes_known : bool
+    bounds : (float, float)
+    mean, std : tuple of float, optional
+
+    Examples
+    --------
+    >>> from advgrad import FolderSource
+    >>> samples = (("pets/cat/0.png", 0), ("pets/dog/0.png", 1), ("pets/dog/1.png", 1))
+    >>> folder = FolderSource("pets", samples, ("cat", "dog"), (224, 224))  # as load_data("pets") scans it
+    >>> len(folder), folder.input_shape, folder.subset([1, 2]).labels
+    (3, (3, 224, 224), [1, 1])
+    """
 
     name: str
     samples: tuple[tuple[str, int], ...]

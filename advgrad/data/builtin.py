@@ -48,6 +48,28 @@ class DataNotFound(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Dataset:
+    """A data set in memory, both splits; normalization statistics for the models trained on it.
+
+    Parameters
+    ----------
+    name : str
+    x_train, y_train, x_test, y_test : Tensor
+        Images (N, C, H, W) float32 in [0, 1] and labels (N,) int64.
+    class_names : tuple of str
+    mean, std : tuple of float
+        Per channel, for the models' ``Normalize`` layer.
+    bounds : (float, float)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Dataset
+    >>> x = torch.zeros(4, 1, 2, 2)
+    >>> data = Dataset("toy", x, torch.tensor([0, 1, 0, 1]), x, torch.tensor([1, 0, 1, 0]), ("a", "b"), (0.5,), (0.5,))
+    >>> data.input_shape, data.num_classes, data.meta()["n_test"]
+    ((1, 2, 2), 2, 4)
+    """
+
     name: str
     x_train: Tensor  # (N, C, H, W) float32 in [0, 1]
     y_train: Tensor  # (N,) int64
@@ -195,7 +217,34 @@ def _download(entry: DatasetEntry, root: Path) -> None:
 
 
 def load_dataset(name: str = "mnist-5k", root: str | Path | None = None, download: bool = False) -> Dataset:
-    """Load a dataset by name (see the module docstring for where each one is looked for)."""
+    """Load a dataset by name (see the module docstring for where each one is looked for).
+
+    Parameters
+    ----------
+    name : {"mnist-5k", "mnist", "fashion-mnist", "cifar10"}
+    root : str or Path, optional
+        The folder of the files (``mnist-5k`` is embedded).
+    download : bool
+        Let torchvision fetch the files into ``root`` first (needs internet).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DataNotFound
+        The files are not there (a FileNotFoundError).
+    ValueError
+        An unknown name, ``download`` for ``mnist-5k``, or broken files (DataError).
+
+    Examples
+    --------
+    >>> from advgrad import load_dataset
+    >>> data = load_dataset("mnist-5k")
+    >>> data.x_train.shape, data.x_test.shape, data.num_classes
+    (torch.Size([4000, 1, 28, 28]), torch.Size([1000, 1, 28, 28]), 10)
+    """
     entry = DATASETS.get_entry(name)
     root_path = Path(root) if root is not None else None
     if root_path is not None and not root_path.is_dir() and not download:

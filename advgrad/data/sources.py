@@ -47,7 +47,25 @@ ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
 
 
 class DataSource(Protocol):
-    """What the evaluation needs of a data set (``TensorSource`` and ``FolderSource`` have it)."""
+    """What the evaluation needs of a data set (``TensorSource`` and ``FolderSource`` have it; the module
+    docstring lists the members). A protocol: never constructed, so its fields are Attributes.
+
+    Attributes
+    ----------
+    name : str
+    class_names : tuple of str
+    classes_known : bool
+        False where the class count is inferred from the labels.
+    bounds : (float, float)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import DataSource, TensorSource
+    >>> source: DataSource = TensorSource("toy", torch.zeros(3, 1, 2, 2), torch.tensor([0, 1, 0]), ("a", "b"))
+    >>> len(source), source.input_shape, source.num_classes
+    (3, (1, 2, 2), 2)
+    """
 
     name: str
     class_names: tuple[str, ...]
@@ -72,7 +90,30 @@ class DataSource(Protocol):
 @dataclass(frozen=True)
 class TensorSource:
     """A data set in memory: ``x`` (N, C, H, W) uint8 (converted to [0, 1] a batch at a time, so the set
-    takes a quarter of the memory) or float32 in [0, 1]; ``y`` (N,) int64."""
+    takes a quarter of the memory) or float32 in [0, 1]; ``y`` (N,) int64.
+
+    Parameters
+    ----------
+    name : str
+    x, y : Tensor
+    class_names : tuple of str
+    classes_known : bool
+        False where ``class_names`` were inferred from the labels.
+    bounds : (float, float)
+    mean, std : tuple of float, optional
+        A built-in set's statistics (its models normalize with them).
+    sha256 : str, optional
+        The hash of the file it was read from.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import TensorSource
+    >>> x = torch.full((3, 1, 2, 2), 255, dtype=torch.uint8)
+    >>> source = TensorSource("toy", x, torch.tensor([0, 1, 0]), ("a", "b"))
+    >>> [(xb.max().item(), yb.tolist()) for xb, yb in source.batches(2)]
+    [(1.0, [0, 1]), (1.0, [0])]
+    """
 
     name: str
     x: Tensor
@@ -114,7 +155,26 @@ class TensorSource:
 
 
 def source_of(dataset: Dataset, split: str = "test") -> TensorSource:
-    """A built-in ``Dataset``'s split ("test" or "train") as a ``TensorSource``."""
+    """A built-in ``Dataset``'s split as a ``TensorSource``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    split : {"test", "train"}
+
+    Returns
+    -------
+    TensorSource
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Dataset, source_of
+    >>> x = torch.zeros(4, 1, 2, 2)
+    >>> data = Dataset("toy", x, torch.tensor([0, 1, 0, 1]), x[:1], torch.tensor([1]), ("a", "b"), (0.5,), (0.5,))
+    >>> len(source_of(data)), len(source_of(data, "train")), source_of(data).mean
+    (1, 4, (0.5,))
+    """
     _validate.one_of("split", split, ("test", "train"))
     x, y = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_train, dataset.y_train)
     return TensorSource(dataset.name, x, y, dataset.class_names, True, dataset.bounds, dataset.mean, dataset.std)
@@ -236,8 +296,36 @@ def load_data(spec: str | os.PathLike[str], *, root: str | os.PathLike[str] | No
     ``load_dataset``), a folder of images (``image_size`` H or (H, W): resize to cover (or the shorter side
     to ``resize``), centre crop;
     ``grayscale``: one channel; ``workers``: reader processes) or an ``.npz``/``.pt`` file. ``n``: the first
-    N samples; ``classes``: only these class indices. Files are never run as code. Errors: DataNotFound
-    (a FileNotFoundError) for a missing path, DataError/ValueError (one line) for anything else."""
+    N samples; ``classes``: only these class indices. Files are never run as code.
+
+    Parameters
+    ----------
+    spec : str or PathLike
+    root, download, image_size, resize, grayscale, workers, n, classes
+        As above.
+
+    Returns
+    -------
+    TensorSource or FolderSource
+
+    Raises
+    ------
+    DataNotFound
+        A missing path (a FileNotFoundError).
+    DataError, ValueError
+        Anything else, in one line (DataError is a ValueError).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from advgrad import load_data
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     np.savez(Path(tmp) / "toy.npz", x=np.zeros((4, 2, 2, 3), np.uint8), y=np.array([0, 1, 1, 2]))
+    ...     source = load_data(Path(tmp) / "toy.npz", classes=[1, 2])
+    >>> len(source), source.input_shape, source.num_classes, source.classes_known
+    (3, (3, 2, 2), 3, False)
+    """
     text = os.fspath(spec)
     path = Path(text)
     _validate.count("workers", workers, 0)

@@ -17,7 +17,29 @@ from advgrad.evaluate.robust import SweepResult, attack_mask
 
 @dataclass(frozen=True)
 class SanityCheck:
-    """One line of the sanity report: ``ok`` or not (then "warn"), what was compared, the numbers."""
+    """One line of the sanity report: ``ok`` or not (then "warn"), what was compared, the numbers.
+
+    Parameters
+    ----------
+    name : str
+        The check (a name in ``sanity.CHECKS``).
+    ok : bool
+    message : str
+        One line: what was compared and what it found.
+    values : dict
+        The numbers behind it.
+
+    Examples
+    --------
+    >>> from advgrad import SanityCheck
+    >>> check = SanityCheck("pgd-vs-fgsm", False, "FGSM beats PGD at ε = 0.1", {"fgsm": 0.4, "pgd": 0.6})
+    >>> check.status, check.to_dict()["check"]
+    ('warn', 'pgd-vs-fgsm')
+
+    References
+    ----------
+    Carlini et al., "On evaluating adversarial robustness", 2019, arXiv 1902.06705.
+    """
 
     name: str
     ok: bool

@@ -32,7 +32,36 @@ def minimal_eps(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | No
     for points misclassified already and ``inf`` for points it cannot break at ``eps_max`` (default: the full
     bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉; ``progress``: one pass at eps_max and one
     per round. Each pass is ``attack_mask`` (the runner's blocks, the pass's randomness seeded by seed + pass);
-    under torch.distributed every process must call it and gets the same values."""
+    under torch.distributed every process must call it and gets the same values.
+
+    Parameters
+    ----------
+    model : nn.Module
+    x, y : Tensor
+        (N, ...) inputs within ``config.bounds`` and (N,) labels.
+    config : EvalConfig, optional
+        Or its fields as keywords (``**options``): ``min_eps_attack``, ``precision``, ``steps``, ...
+    eps_max : float, optional
+    progress, journal
+        Progress callback; the store of finished blocks (to resume).
+
+    Returns
+    -------
+    Tensor
+        (N,) float64 minimal ε per sample.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import minimal_eps
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(12, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = model(x).argmax(1)  # every point correct when clean
+    >>> min_eps = minimal_eps(model, x, y, steps=5, precision=0.01, eps_max=0.5)
+    >>> min_eps.shape, min_eps.dtype, bool(((min_eps > 0) & (min_eps <= 0.5)).all())
+    (torch.Size([12]), torch.float64, True)
+    """
     config = config_from(config, options)
     lo_b, hi_b = config.bounds
     eps_max = _validate.number("eps_max", hi_b - lo_b if eps_max is None else eps_max, minimum=0.0, strict=True)
@@ -60,7 +89,28 @@ def minimal_eps(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | No
 
 
 def curve_from_min_eps(min_eps: Tensor, eps: Sequence[float]) -> list[dict[str, Any]]:
-    """Accuracy at each ε read off the minimal-ε values: the share of samples with minimal ε > ε."""
+    """Accuracy at each ε read off the minimal-ε values: the share of samples with minimal ε > ε.
+
+    Parameters
+    ----------
+    min_eps : Tensor
+        (N,) ``minimal_eps``'s values.
+    eps : sequence of float
+        The radii (sorted, duplicates dropped).
+
+    Returns
+    -------
+    list of dict
+        ``{"attack": "min-eps", "eps", "accuracy", "n"}`` per ε.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from advgrad import curve_from_min_eps
+    >>> curve = curve_from_min_eps(torch.tensor([0.0, 0.05, 0.2, math.inf]), [0.1, 0.0])
+    >>> [(r["eps"], r["accuracy"]) for r in curve]
+    [(0.0, 0.75), (0.1, 0.5)]
+    """
     m = torch.as_tensor(min_eps, dtype=torch.float64)
     return [{"attack": "min-eps", "eps": float(e), "accuracy": float((m > e).double().mean()), "n": len(m)}
             for e in sorted({float(v) for v in eps})]

@@ -20,6 +20,29 @@ from advgrad.models.query import Classifier
 
 @dataclass
 class Evaluation:
+    """What ``evaluate_model`` found; ``all_ok``: every sanity check passed.
+
+    Parameters
+    ----------
+    config : EvalConfig
+    clean_accuracy : float
+    records : list of dict
+        The sweep's records, then the minimal-ε and minimal-norm curves' (``robust_accuracy``'s keys).
+    checks : list of SanityCheck
+    min_eps : Tensor, optional
+        (N,) float64 per-sample minimal ε: 0 misclassified clean, inf not broken within ``min_eps_max``.
+    min_eps_max : float, optional
+    min_norm : MinNorms, optional
+        Per attack of ``config.min_norm``: the minimal distance per point.
+
+    Examples
+    --------
+    >>> from advgrad import EvalConfig, Evaluation, SanityCheck
+    >>> evaluation = Evaluation(EvalConfig(), 0.98, [], [SanityCheck("gradients", True, "finite, non-zero")])
+    >>> evaluation.all_ok, evaluation.min_eps is None
+    (True, True)
+    """
+
     config: EvalConfig
     clean_accuracy: float
     records: list[dict[str, Any]]
@@ -45,7 +68,43 @@ def evaluate_model(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig |
     single process: every attack pass (the runner's blocks: the sweep, the bisection, the sanity report's PGD
     passes) shares its blocks of samples out; the clean predictions and the sanity report's other checks
     (gradients, sign noise, Square, ...) run whole on every process. Only process 0 should write the
-    records (``distributed.is_main()``)."""
+    records (``distributed.is_main()``).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Returns logits (N, K).
+    x, y : Tensor
+        (N, ...) inputs within ``config.bounds`` and (N,) labels.
+    config : EvalConfig, optional
+        Or its fields as keywords (``**options``).
+    sanity : bool
+        Run the sanity report.
+    progress, journal, status
+        Progress callback, the store of finished blocks (to resume), a callback for status lines.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import evaluate_model
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(12, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = model(x).argmax(1)  # every point correct when clean
+    >>> evaluation = evaluate_model(model, x, y, eps=(0.0, 0.1), steps=3, min_eps=True, queries=20)
+    >>> evaluation.clean_accuracy, [r["attack"] for r in evaluation.records if r["eps"] == 0.1]
+    (1.0, ['fgsm', 'pgd', 'worst', 'min-eps'])
+    >>> [check.name for check in evaluation.checks][:3], evaluation.min_eps.shape
+    (['monotone', 'full-range', 'pgd-vs-fgsm'], torch.Size([12]))
+
+    References
+    ----------
+    Carlini et al., "On evaluating adversarial robustness", 2019, arXiv 1902.06705.
+    """
     config = config_from(config, options)
     n = len(y)
     eps_max = max(config.eps) if max(config.eps) > 0 else float(config.bounds[1] - config.bounds[0])

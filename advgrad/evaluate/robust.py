@@ -32,7 +32,29 @@ WORST = "worst"  # the record of points that survive every attack
 @dataclass
 class SweepResult:
     """Records (one per attack and ε, plus "worst" per ε when there are several attacks) and, per record,
-    the per-sample robustness mask (True: still classified correctly) it was computed from."""
+    the per-sample robustness mask (True: still classified correctly) it was computed from.
+
+    Parameters
+    ----------
+    records : list of dict
+        ``robust_accuracy``'s records.
+    robust : dict
+        (attack, ε) → (N,) bool mask.
+    correct : Tensor
+        (N,) bool: the clean predictions that are right, on x's device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import sweep
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(12, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = model(x).argmax(1)  # every point correct when clean
+    >>> result = sweep(model, x, y, eps=(0.0, 0.1), attacks=("fgsm", "pgd"), steps=3)
+    >>> type(result).__name__, list(result.robust)[:3], result.correct.all().item()
+    ('SweepResult', [('fgsm', 0.0), ('pgd', 0.0), ('worst', 0.0)], True)
+    """
 
     records: list[dict[str, Any]]
     robust: dict[tuple[str, float], Tensor]
@@ -107,7 +129,34 @@ def sweep(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = N
           **options: Any) -> SweepResult:
     """``robust_accuracy`` plus the per-sample masks behind every record (the sanity report reuses them).
     ``config`` or its fields as keywords; ``progress(done, total)``: one pass of N samples per (ε, attack);
-    ``journal``: where finished blocks are kept, for a resumed run."""
+    ``journal``: where finished blocks are kept, for a resumed run.
+
+    Parameters
+    ----------
+    model : nn.Module
+    x, y : Tensor
+        (N, ...) inputs within ``config.bounds`` and (N,) labels.
+    config : EvalConfig, optional
+        Or its fields as keywords (``**options``).
+    progress, journal, status
+        As above; ``status`` hears where each pass stands.
+
+    Returns
+    -------
+    SweepResult
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import sweep
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(12, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = model(x).argmax(1)  # every point correct when clean
+    >>> result = sweep(model, x, y, eps=(0.1,), attacks=("fgsm", "pgd"), steps=3)
+    >>> [r["attack"] for r in result.records], result.robust[("worst", 0.1)].shape
+    (['fgsm', 'pgd', 'worst'], torch.Size([12]))
+    """
     config = config_from(config, options)
     n = len(y)
     correct = correct_at_x(model, x, y, config)
@@ -150,14 +199,36 @@ def robust_accuracy(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig 
     torch.distributed (``advgrad.distributed.setup``) every process must call it: the blocks are shared out
     and every process returns the same records.
 
+    Parameters
+    ----------
+    model : nn.Module
+        Returns logits (N, K).
+    x, y : Tensor
+        (N, ...) inputs within ``config.bounds`` and (N,) labels.
+    config : EvalConfig, optional
+        Or its fields as keywords (``**options``).
+    progress : callable, optional
+        ``progress(done, total)``, in samples.
+
+    Returns
+    -------
+    list of dict
+
     Examples
     --------
     >>> import torch
     >>> from advgrad import robust_accuracy
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
-    >>> x, y = torch.rand(20, 1, 2, 2), torch.randint(0, 3, (20,))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x, y = torch.rand(20, 1, 2, 2, generator=g), torch.randint(0, 3, (20,), generator=g)
     >>> records = robust_accuracy(model, x, y, eps=(0.0, 0.1), attacks=("pgd",), steps=3)
     >>> [(r["attack"], r["eps"]) for r in records]
     [('pgd', 0.0), ('pgd', 0.1)]
+
+    References
+    ----------
+    Madry et al., "Towards deep learning models resistant to adversarial attacks", ICLR 2018, arXiv 1706.06083;
+    Carlini et al., "On evaluating adversarial robustness", 2019, arXiv 1902.06705.
     """
     return sweep(model, x, y, config, progress=progress, **options).records

@@ -157,7 +157,43 @@ def sanity_report(model: nn.Module, x: Tensor, y: Tensor, result: SweepResult | 
                   config: EvalConfig | None = None, check_eps: float | None = None,
                   progress: Progress | None = None, journal: Journal | None = None) -> list[SanityCheck]:
     """Every check of ``CHECKS``. ``result`` is a ``sweep`` over (x, y) with ``config`` (computed if absent).
-    ``progress(done, total)``: N per check."""
+    ``progress(done, total)``: N per check.
+
+    Parameters
+    ----------
+    model : nn.Module
+    x, y : Tensor
+        (N, ...) inputs within ``config.bounds`` and (N,) labels.
+    result : SweepResult, optional
+    config : EvalConfig, optional
+    check_eps : float, optional
+        The radius of the checks that attack at one ε (default: the lower median of the positive radii
+        swept, else a tenth of the bounds' range).
+    progress, journal
+        Progress callback; the store of finished blocks (to resume).
+
+    Returns
+    -------
+    list of SanityCheck
+        One per check that applies (a check declines when the evaluation lacks what it compares).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import EvalConfig, sanity_report, sweep
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(12, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = model(x).argmax(1)  # every point correct when clean
+    >>> config = EvalConfig(eps=(0.0, 0.1), steps=3, queries=20)
+    >>> checks = sanity_report(model, x, y, sweep(model, x, y, config), config=config)
+    >>> [check.name for check in checks][:5]
+    ['monotone', 'full-range', 'pgd-vs-fgsm', 'steps-restarts', 'gradients']
+
+    References
+    ----------
+    Carlini et al., "On evaluating adversarial robustness", 2019, arXiv 1902.06705.
+    """
     config = config or EvalConfig()
     device = model_device(model)
     x, y = x.to(device), y.to(device)

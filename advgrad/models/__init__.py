@@ -5,13 +5,16 @@
 - ``checkpoint``: advgrad's ``.pt`` files (weights + everything needed to rebuild the model), written
   atomically and read as untrusted input (``load_checkpoint``);
 - ``loading``: any model ``attack``/``eval`` take — a checkpoint, ``file.py:factory``, ``module:factory``,
-  ``torchvision:NAME``, TorchScript, ``.pt2`` (``open_model``, ``load_model``), and the checks that a model
-  fits the data (``check_model_fits``, ``check_model_data``); model files and weights are read by the
-  private ``_files`` and ``_weights``.
+  ``torchvision:NAME``, TorchScript, ``.pt2``, an ONNX graph (``open_model``, ``load_model``); model files
+  and weights are read by the private ``_files`` and ``_weights``;
+- ``fitting``: whether a model fits the data (``check_model_fits``, ``check_model_data``);
+- ``query``, ``onnx``: models that only answer queries (``QueryModel``, ``load_onnx``);
+- ``counting``: the cost of anything run on a model, in forward and backward sample-passes (``PassCounter``).
 """
 
 from advgrad.models.checkpoint import Checkpoint, checkpoint_meta, load_checkpoint, save_checkpoint
-from advgrad.models.loading import LoadedModel, check_model_data, check_model_fits, load_model, open_model
+from advgrad.models.fitting import check_model_data, check_model_fits
+from advgrad.models.loading import LoadedModel, load_model, open_model
 from advgrad.models.zoo import MODEL_NAMES, Normalize, OutputLogits, build_for, build_model
 
 __all__ = ["MODEL_NAMES", "Checkpoint", "LoadedModel", "Normalize", "OutputLogits", "build_for", "build_model",

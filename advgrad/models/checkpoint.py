@@ -40,6 +40,25 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Checkpoint:
+    """A loaded checkpoint: the rebuilt model (eval mode), its metadata and the extra entries saved with it.
+
+    Parameters
+    ----------
+    model : nn.Module
+    meta : dict
+        The metadata (layout in the module docstring); ``bounds`` reads the data set's pixel bounds.
+    extra : dict
+        The entries saved beside the weights (``save_checkpoint``'s keywords: optimizer and RNG state).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Checkpoint
+    >>> ckpt = Checkpoint(torch.nn.Linear(4, 3), {"dataset": {"bounds": [-1, 1]}})
+    >>> ckpt.bounds, ckpt.extra
+    ((-1.0, 1.0), {})
+    """
+
     model: nn.Module
     meta: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
@@ -59,7 +78,37 @@ def model_from_meta(meta: dict[str, Any]) -> nn.Module:
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any],
                     **extra: Any) -> Path:
-    """Write weights + metadata atomically (temporary file, then ``os.replace``)."""
+    """Write weights + metadata atomically (temporary file, then ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    model : nn.Module
+        Its ``state_dict`` is stored (on the CPU).
+    meta : dict
+        "model" and "dataset" blocks (``checkpoint_meta``); the advgrad and torch versions are added.
+    **extra
+        Further entries (tensors, dicts, lists, scalars), returned as ``Checkpoint.extra``.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from advgrad import build_model, load_checkpoint, save_checkpoint
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("logreg", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5])
+    >>> meta = {"model": {"name": "logreg"}, "dataset": {"name": "toy", "input_shape": [1, 2, 2],
+    ...         "num_classes": 3, "mean": [0.5], "std": [0.5]}}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     ckpt = load_checkpoint(save_checkpoint(Path(tmp) / "model.pt", model, meta, epoch=3))
+    >>> ckpt.extra, torch.equal(ckpt.model[2].weight, model[2].weight)
+    ({'epoch': 3}, True)
+    """
     from advgrad._version import __version__
 
     # A JSON round trip keeps the metadata to plain str/int/float/list/dict (torch.__version__ is a
@@ -71,7 +120,38 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[s
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load and rebuild; ValueError if the file is not an advgrad checkpoint, FileNotFoundError if absent."""
+    """Load and rebuild the model, checking the metadata and the weights' shapes first (no code is unpickled).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    map_location : str or torch.device
+        Where the model goes.
+
+    Returns
+    -------
+    Checkpoint
+        The model in eval mode, its metadata and the extra entries.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not an advgrad checkpoint, another format version, or damaged (one line naming the first fault).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from advgrad import load_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     torch.save({"weight": torch.zeros(2)}, Path(tmp) / "weights.pt")
+    ...     load_checkpoint(Path(tmp) / "weights.pt")
+    Traceback (most recent call last):
+    ...
+    ValueError: '...weights.pt' is not an advgrad checkpoint (no 'advgrad-checkpoint' header)
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no model at {str(p)!r}: train one with `advgrad train` (writes out/model.pt)")
@@ -203,7 +283,30 @@ def _check_shapes(meta: dict[str, Any], state: Any) -> None:
 
 
 def checkpoint_meta(model_meta: dict[str, Any], data: Any, config: Any, history: Any, **extra: Any) -> dict[str, Any]:
-    """The metadata stored beside the weights: enough to rebuild, evaluate and trace the model
-    (``data``: a Dataset, ``config``: a TrainConfig, ``history``: a History)."""
+    """The metadata stored beside the weights: enough to rebuild, evaluate and trace the model.
+
+    Parameters
+    ----------
+    model_meta : dict
+        ``build_for``'s block: the model's name and keyword arguments.
+    data, config, history : Dataset, TrainConfig, History
+        The training data (``meta()``), the run's config and its record (the last epoch's metrics).
+    **extra
+        Further entries (e.g. "adversarial": the AdvConfig's dict).
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Dataset, History, TrainConfig, checkpoint_meta
+    >>> x, y = torch.rand(3, 1, 2, 2, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2])
+    >>> data = Dataset("toy", x, y, x, y, ("a", "b", "c"), (0.5,), (0.5,))
+    >>> meta = checkpoint_meta({"name": "logreg", "kwargs": {}}, data, TrainConfig(), History([{"epoch": 1}]))
+    >>> sorted(meta), meta["dataset"]["input_shape"], meta["metrics"]
+    (['dataset', 'metrics', 'model', 'train_config'], [1, 2, 2], {'epoch': 1})
+    """
     return {"model": model_meta, "dataset": data.meta(), "train_config": config.to_dict(),
             "metrics": history.final, **extra}

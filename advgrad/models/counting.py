@@ -48,7 +48,21 @@ __all__ = ["PassCounter", "Passes", "summed"]
 @dataclass(frozen=True)
 class Passes:
     """Sample-passes: ``forward`` (a forward of n samples counts n) and ``backward`` (a backward through a
-    forward of n samples counts n); ``total`` is their sum, AttackBench's cost of an attack."""
+    forward of n samples counts n); ``total`` is their sum, AttackBench's cost of an attack. Snapshots add
+    and subtract.
+
+    Parameters
+    ----------
+    forward, backward : int
+        The sample-passes counted each way.
+
+    Examples
+    --------
+    >>> from advgrad import Passes
+    >>> spent = Passes(forward=30, backward=20) - Passes(forward=10)
+    >>> spent, spent.total, spent.per_sample(10)
+    (Passes(forward=20, backward=20), 40, (2.0, 2.0))
+    """
 
     forward: int = 0
     backward: int = 0
@@ -70,11 +84,23 @@ class Passes:
 
 class PassCounter(nn.Module):
     """``model`` wrapped so that its forward and backward sample-passes are counted (see the module
-    docstring); ``PassCounter(model)(x)`` is ``model(x)``, the same tensor.
+    docstring); ``PassCounter(model)(x)`` is ``model(x)``, the same tensor. ``passes`` reads the counts,
+    ``reset()`` zeroes them (returning what was counted).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any model; attributes the counter lacks are read from it.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is not an ``nn.Module``.
 
     Examples
     --------
     >>> import torch
+    >>> from advgrad import PassCounter
     >>> counter = PassCounter(torch.nn.Linear(4, 3))
     >>> x = torch.zeros(5, 4, requires_grad=True)
     >>> (g,) = torch.autograd.grad(counter(x).sum(), x)

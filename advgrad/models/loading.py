@@ -26,18 +26,18 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
 from advgrad import _validate
-from advgrad._runtime import check_dtype, frozen_eval, model_device, resolve_device
+from advgrad._runtime import resolve_device
 from advgrad.models._files import ExportedModule, build_factory, build_torchvision, load_program, model_kind
-from advgrad.models._weights import _why, fit_state_dict, read_state_dict
+from advgrad.models._weights import fit_state_dict, read_state_dict
 from advgrad.models.checkpoint import load_checkpoint
-from advgrad.models.query import Classifier, QueryModel, check_query_fits
-from advgrad.models.zoo import Normalize, OutputLogits, output_logits
+from advgrad.models.query import Classifier, QueryModel
+from advgrad.models.zoo import Normalize, OutputLogits
 from advgrad.records.write import sha256_file
 
 KINDS = ("checkpoint", "factory", "torchvision", "torchscript", "export", "onnx")
@@ -48,7 +48,21 @@ _BUILT = ("factory", "torchvision")  # the kinds built from code, which take wei
 class LoadedModel:
     """The model (eval mode, on its device, inputs in ``bounds``; an ONNX graph: a ``QueryModel``), what it is
     (``info``: kind, source, file hashes, weights, model_args, mean/std; a checkpoint's metadata; an ONNX
-    graph's signature) and warnings to show the user."""
+    graph's signature) and warnings to show the user.
+
+    Parameters
+    ----------
+    model : nn.Module or QueryModel
+    info : dict
+    warnings : tuple of str
+
+    Examples
+    --------
+    >>> from advgrad import open_model
+    >>> loaded = open_model("torch.nn:Linear", model_args={"in_features": 4, "out_features": 3})
+    >>> loaded.info["kind"], loaded.info["parameters"], loaded.warnings
+    ('factory', 15, ())
+    """
 
     model: Classifier
     info: dict[str, Any]
@@ -129,6 +143,36 @@ def open_model(spec: str | os.PathLike[str], *, weights: str | os.PathLike[str] 
     ValueError for a bad ``module:attr``, a factory that raises, weights that do not fit (first missing/
     unexpected key, first shape mismatch), a file that is not what it claims. Call ``check_model_fits`` (or
     ``check_model_data``) next: whether the model takes the data's shape is known only with the data.
+
+    Parameters
+    ----------
+    spec : str or PathLike
+        A checkpoint, ``file.py:factory``, ``module:factory``, ``torchvision:NAME``, a TorchScript or .pt2 file.
+    weights, weights_key : str or PathLike, str, optional
+        A state-dict file for a factory or torchvision model, and the entry in it that holds the weights.
+    model_args : str or Mapping, optional
+        The factory's keyword arguments (a JSON object or a mapping).
+    mean, std : str or sequence of float, optional
+        Put ``Normalize(mean, std)`` in front of the model (not for checkpoints, which normalize themselves).
+    device : str or torch.device
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import open_model
+    >>> loaded = open_model("torch.nn:Linear", model_args='{"in_features": 4, "out_features": 3}',
+    ...                     mean=[0.5], std=[0.5])
+    >>> [type(m).__name__ for m in loaded.model.model], loaded.model(torch.zeros(2, 1, 1, 4)).shape
+    (['Normalize', 'Linear'], torch.Size([2, 1, 1, 3]))
     """
     spec = os.fspath(spec)
     args = parse_model_args(model_args)
@@ -210,89 +254,34 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
 
 
 def load_model(spec: str | os.PathLike[str], map_location: str | torch.device = "cpu", **options: Any) -> nn.Module:
-    """The module alone (``open_model(spec, device=map_location, **options).model``); for an advgrad
-    checkpoint path this is the trained model, as before."""
+    """The module alone: ``open_model(spec, device=map_location, **options).model`` (for an advgrad
+    checkpoint, the trained model).
+
+    Parameters
+    ----------
+    spec, map_location, **options
+        As ``open_model``'s ``spec``, ``device`` and keyword options.
+
+    Returns
+    -------
+    nn.Module
+        In eval mode; returns logits (N, K).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import load_model
+    >>> model = load_model("torch.nn:Linear", model_args={"in_features": 4, "out_features": 3})
+    >>> model(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+
+    Raises
+    ------
+    ValueError
+        ``spec`` is an ONNX graph: it only answers queries (``load_onnx``).
+    """
     model = open_model(spec, device=map_location, **options).model
     if isinstance(model, QueryModel):
         raise ValueError(f"{os.fspath(spec)!r} is an ONNX graph: it only answers queries (load_onnx), it is no "
                          "torch module")
     return model
-
-
-def _probability_warning(z: torch.Tensor) -> str | None:
-    """A warning when the outputs (N, K) look like probabilities rather than logits."""
-    if bool((z < 0).any()):
-        return None
-    if z.shape[1] > 1 and bool(((z.sum(1) - 1).abs() < 1e-3).all()):
-        shape = "softmax probabilities (non-negative rows that sum to 1)"
-    elif bool((z <= 1).all()):
-        shape = "sigmoid outputs (all in [0, 1])"
-    else:
-        return None
-    return (f"the model's outputs look like {shape}: attack the logits (return them before the softmax/"
-            "sigmoid); gradients through a saturated softmax vanish and make the model look more robust")
-
-
-def check_model_fits(model: nn.Module, sample_shape: Sequence[int], num_classes: int,
-                     bounds: tuple[float, float] = (0.0, 1.0), *, exact: bool = True) -> list[str]:
-    """Run the model on 2 random inputs of ``sample_shape`` = (C, H, W) in ``bounds`` (seeded), then on the
-    first alone. ValueError (one line) if it fails, returns no (N, K) floating logits, has K ≠ ``num_classes``
-    (with ``exact=False``: K < ``num_classes``, for data whose labels only bound the class count) or returns
-    NaN/Inf. Returns warnings: outputs that look like probabilities; a sample's logits that depend on the
-    rest of its batch (batch statistics: a model not in eval mode when it was saved)."""
-    lo, hi = _validate.bounds(bounds)
-    shape = tuple(_validate.count("sample_shape", int(s)) for s in sample_shape)
-    k = _validate.count("num_classes", num_classes)
-    device = model_device(model)
-    g = torch.Generator().manual_seed(0)
-    x = (lo + (hi - lo) * torch.rand((2, *shape), generator=g)).to(device)  # (2, C, H, W) float32
-    check_dtype(model, x)
-    outs = []
-    with frozen_eval(model), torch.no_grad():
-        for batch in (x, x[:1]):
-            try:
-                z = output_logits(model(batch))
-            except Exception as exc:  # any failure inside the user's model is "does not fit", on one line
-                raise ValueError(f"the model fails on inputs of shape {tuple(batch.shape)} in [{lo:g}, {hi:g}] "
-                                 f"({_why(exc)})") from None
-            if z.ndim != 2 or len(z) != len(batch) or not z.is_floating_point():
-                raise ValueError(f"the model must return logits of shape (N, K) = ({len(batch)}, K) for inputs "
-                                 f"{tuple(batch.shape)}, got {z.dtype} {tuple(z.shape)}")
-            outs.append(z.float().cpu())
-    z = outs[0]
-    if not bool(torch.isfinite(z).all()):
-        raise ValueError(f"the model returns NaN or Inf on inputs of shape {tuple(x.shape)} in [{lo:g}, {hi:g}]")
-    if (z.shape[1] != k) if exact else (z.shape[1] < k):
-        need = f"{k}" if exact else f"at least {k}"
-        raise ValueError(f"the model has {z.shape[1]} outputs but the data needs {need} classes "
-                         "(set num_classes in model_args, or use the model's own data)")
-    found = [w for w in (_probability_warning(z),) if w]
-    gap = float((outs[1][0] - z[0]).abs().max())
-    if gap > 1e-4 * (1 + float(z[0].abs().max())):  # rounding of a different batch size stays far below this
-        found.append(f"sample 0's logits change by {gap:.3g} when the rest of its batch changes: the model uses "
-                     "batch statistics (save or export it in eval mode)")
-    return found
-
-
-class _DataShape(Protocol):
-    """What ``check_model_data`` reads of a data source (``advgrad.data.sources.DataSource`` has it)."""
-
-    @property
-    def classes_known(self) -> bool: ...
-
-    @property
-    def bounds(self) -> tuple[float, float]: ...
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]: ...
-
-    @property
-    def num_classes(self) -> int: ...
-
-
-def check_model_data(model: Classifier, data: _DataShape) -> list[str]:
-    """``check_model_fits`` for a data source: its sample shape, class count (exact where the data declares
-    its classes, a lower bound where only the labels tell) and bounds (a QueryModel: ``check_query_fits``)."""
-    if isinstance(model, QueryModel):
-        return check_query_fits(model, data.input_shape, data.num_classes, data.bounds, exact=data.classes_known)
-    return check_model_fits(model, data.input_shape, data.num_classes, data.bounds, exact=data.classes_known)

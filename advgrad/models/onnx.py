@@ -144,6 +144,7 @@ def load_onnx(path: str | Path, *, device: str = "cpu", labels_only: bool = Fals
     Examples
     --------
     >>> import torch, tempfile, os
+    >>> from advgrad import load_onnx
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     >>> path = os.path.join(tempfile.mkdtemp(), "net.onnx")
     >>> torch.onnx.export(net, (torch.rand(1, 1, 2, 2),), path, input_names=["x"], dynamo=False,

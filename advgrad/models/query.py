@@ -51,6 +51,7 @@ class QueryModel:
     Examples
     --------
     >>> import torch
+    >>> from advgrad import QueryModel
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     >>> model = QueryModel(net, labels_only=True)
     >>> model.labels(torch.rand(5, 1, 2, 2)).shape, model.queries
@@ -164,7 +165,7 @@ def answer_rows(model: QueryModel, x: Tensor, num_classes: int, batch: int = 500
 
 def check_query_fits(model: QueryModel, sample_shape: Sequence[int], num_classes: int,
                      bounds: tuple[float, float] = (0.0, 1.0), *, exact: bool = True) -> list[str]:
-    """``models.loading.check_model_fits`` for a model that only answers queries: the sample shape the
+    """``models.fitting.check_model_fits`` for a model that only answers queries: the sample shape the
     callable declares (``fn.sample_shape``: an ONNX graph's (C, H, W), None where a dimension is symbolic)
     against ``sample_shape``, then 2 seeded random inputs in ``bounds``: ValueError (one line) if the model
     fails on them, answers NaN/Inf, or has another class count (K ≠ ``num_classes``; with ``exact=False``

@@ -1,16 +1,10 @@
-"""The model zoo. Every model takes inputs in [0, 1] and normalizes them itself (a ``Normalize`` first
-layer), so attacks and bounds always live in pixel space.
-
-Models are built by name with ``build_model(name, input_shape=(C, H, W), num_classes=K, mean, std)``;
-the name and keyword arguments are what a checkpoint stores to rebuild the model.
-
-- ``logreg``: softmax regression, Goodfellow et al.'s "shallow softmax" (2015).
-- ``mlp-sigmoid``: the classic network ŷ = σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), any depth (``hidden``);
-  ``head="softmax"`` (logits for cross-entropy) or ``head="sigmoid"`` (ŷ = σ(z_L) per unit).
-- ``mlp``: the same with ReLU hidden units.
-- ``cnn``: Madry et al.'s (2018) MNIST CNN: conv5×5-32, pool, conv5×5-64, pool, fc1024, fc10.
-- ``cnn-small``: Wong et al.'s (2020) MNIST net: conv4×4-16/s2, conv4×4-32/s2, fc100, fc10.
-- ``preact-resnet18``: He et al.'s (2016) pre-activation ResNet-18 for 32×32 images (CIFAR-10).
+"""The model zoo, built by name (``build_model``; a checkpoint stores the name and keyword arguments). Every
+model takes inputs in [0, 1] and normalizes them itself (a ``Normalize`` first layer), so attacks and bounds
+live in pixel space. ``logreg``: Goodfellow et al.'s (2015) "shallow softmax"; ``mlp-sigmoid``: the classic
+ŷ = σ(W_L ⋯ σ(W₁x + b₁) ⋯ + b_L), any depth (``hidden``), ``head="softmax"`` (logits) or ``"sigmoid"``
+(ŷ = σ(z_L) per unit); ``mlp``: the same with ReLU; ``cnn``: Madry et al.'s (2018) MNIST CNN (conv5×5-32,
+pool, conv5×5-64, pool, fc1024, fc10); ``cnn-small``: Wong et al.'s (2020) (conv4×4-16/s2, conv4×4-32/s2,
+fc100, fc10); ``preact-resnet18``: He et al.'s (2016) pre-activation ResNet-18 for 32×32 images.
 """
 
 from __future__ import annotations
@@ -25,7 +19,20 @@ from advgrad.catalog import HEADS, MODELS
 
 
 class Normalize(nn.Module):
-    """(x − mean) / std per channel; the derivative of this layer is 1/std."""
+    """(x − mean) / std per channel; the derivative of this layer is 1/std.
+
+    Parameters
+    ----------
+    mean, std : sequence of float
+        One per channel; ValueError unless as many of each and std > 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Normalize
+    >>> Normalize([0.5], [0.25])(torch.ones(1, 1, 2, 2)).flatten().tolist()
+    [2.0, 2.0, 2.0, 2.0]
+    """
 
     mean: Tensor
     std: Tensor
@@ -67,7 +74,19 @@ def output_logits(out: object) -> Tensor:
 
 class OutputLogits(nn.Module):
     """``output_logits(model(x))``: a model whose forward returns a tuple, a dict or an output object, seen
-    as one that returns the logits (N, K). A tensor output passes through untouched (same object)."""
+    as one that returns the logits (N, K). A tensor output passes through untouched (same object).
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import OutputLogits
+    >>> OutputLogits(torch.nn.LSTM(3, 2))(torch.ones(1, 3)).shape  # (output, (h, c)) -> output
+    torch.Size([1, 2])
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -78,12 +97,9 @@ class OutputLogits(nn.Module):
 
 
 class SigmoidMLP(nn.Module):
-    """z⁽ⁱ⁾ = Wᵢ a⁽ⁱ⁻¹⁾ + bᵢ, a⁽ⁱ⁾ = σ(z⁽ⁱ⁾), a⁽⁰⁾ = normalize(x) flattened; returns z⁽ᴸ⁾.
-
-    With ``head="sigmoid"`` the network's output is ŷ = σ(z⁽ᴸ⁾) (``output_activation``), and the
-    "mse" loss is J = ½‖y − σ(z⁽ᴸ⁾)‖²; with ``head="softmax"`` z⁽ᴸ⁾ are logits for cross-entropy.
-    ``backprop.py`` reads ``normalize`` and ``linears`` to run the chain rule by hand.
-    """
+    """z⁽ⁱ⁾ = Wᵢ a⁽ⁱ⁻¹⁾ + bᵢ, a⁽ⁱ⁾ = σ(z⁽ⁱ⁾), a⁽⁰⁾ = normalize(x) flattened; returns z⁽ᴸ⁾: logits for
+    cross-entropy (``head="softmax"``), or ŷ = σ(z⁽ᴸ⁾) is the output (``head="sigmoid"``, ``output_activation``;
+    "mse": J = ½‖y − σ(z⁽ᴸ⁾)‖²). ``backprop.py`` reads ``normalize`` and ``linears`` for the chain rule."""
 
     def __init__(self, in_features: int, hidden: Sequence[int], num_classes: int,
                  normalize: Normalize, head: str = "softmax") -> None:
@@ -219,11 +235,36 @@ MODEL_NAMES = tuple(MODELS)
 def build_model(name: str, *, input_shape: Sequence[int], num_classes: int,
                 mean: Sequence[float], std: Sequence[float],
                 hidden: Sequence[int] | None = None, head: str = "softmax") -> nn.Module:
-    """Build a model by name for inputs of ``input_shape`` = (C, H, W) in [0, 1] and K classes.
+    """Build a model by name (``catalog.MODELS``, listed above) for inputs (C, H, W) in [0, 1] and K classes.
+    Weights follow torch's default init: seed the global RNG (``torch.manual_seed``) first to reproduce one.
 
-    ``hidden`` sets the hidden widths of ``mlp``/``mlp-sigmoid`` (default (256, 256) and (100,));
-    ``head`` is "softmax" or "sigmoid" for ``mlp-sigmoid``. Weights follow torch's default init, so
-    seed the global RNG (``torch.manual_seed``) first for a reproducible model.
+    Parameters
+    ----------
+    name : str
+    input_shape, num_classes, mean, std
+        (C, H, W), K, and the first layer's per-channel ``Normalize``.
+    hidden : sequence of int, optional
+        The hidden widths of ``mlp``/``mlp-sigmoid`` (default (256, 256) and (100,)).
+    head : {"softmax", "sigmoid"}
+        The output of ``mlp-sigmoid`` (the others: "softmax").
+
+    Returns
+    -------
+    nn.Module
+
+    Raises
+    ------
+    ValueError
+        An unknown name or head, a shape not (C, H, W), or a mean/std not one per channel.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import build_model
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("mlp", input_shape=(1, 4, 4), num_classes=3, mean=[0.5], std=[0.5], hidden=[8])
+    >>> model(torch.rand(2, 1, 4, 4)).shape
+    torch.Size([2, 3])
     """
     entry = MODELS.get_entry(name)
     if len(input_shape) != 3:
@@ -257,7 +298,26 @@ def build_for(model_name: str, data: DataShape, *, seed: int = 0, hidden: Sequen
               head: str = "softmax") -> tuple[nn.Module, dict[str, Any]]:
     """Build ``model_name`` sized for ``data``, its weights drawn after ``torch.manual_seed(seed)``.
 
-    Returns the model and the metadata block a checkpoint needs to rebuild it.
+    Parameters
+    ----------
+    model_name, seed, hidden, head
+        As in ``build_model``.
+    data : Dataset
+        Anything with ``input_shape``, ``num_classes``, ``mean`` and ``std``.
+
+    Returns
+    -------
+    (nn.Module, dict)
+        The model and the metadata block a checkpoint needs to rebuild it.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from advgrad import build_for
+    >>> data = SimpleNamespace(input_shape=(1, 4, 4), num_classes=3, mean=(0.5,), std=(0.5,))
+    >>> model, meta = build_for("mlp-sigmoid", data, hidden=[8])
+    >>> meta
+    {'name': 'mlp-sigmoid', 'kwargs': {'hidden': [8], 'head': 'softmax'}}
     """
     kwargs = model_kwargs(model_name, hidden, head)
     torch.manual_seed(seed)

@@ -37,7 +37,26 @@ PNG_LOSSY = ("PNG stores 8 bits per channel: x_adv is rounded to multiples of 1/
 
 @dataclass(frozen=True)
 class Examples:
-    """Adversarial examples and where they came from (``meta``: attack, eps, norm, seed, bounds, ...)."""
+    """Adversarial examples and where they came from (``meta``: attack, eps, norm, seed, bounds, ...).
+
+    Parameters
+    ----------
+    x_adv : Tensor
+        (N, C, H, W) float32 within the bounds.
+    y : Tensor
+        (N,) int64 true labels.
+    x : Tensor or None
+        (N, C, H, W) the clean inputs, if saved.
+    meta : dict
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Examples
+    >>> examples = Examples(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), None, {"bounds": [0, 1]})
+    >>> len(examples), examples.bounds
+    (2, (0.0, 1.0))
+    """
 
     x_adv: Tensor  # (N, C, H, W) float32 within bounds
     y: Tensor  # (N,) int64 true labels
@@ -92,7 +111,47 @@ def save_examples(path: str | os.PathLike[str], x_adv: Tensor, y: Tensor, *, att
                   arrays: dict[str, np.ndarray] | None = None, **extra: Any) -> Path:
     """Write the examples and their provenance to one ``.npz`` (see the module docstring); ``extra``: more
     JSON-able provenance (e.g. ``num_classes``, ``data``); ``arrays``: more numeric arrays stored beside them
-    (``advgrad attack`` adds its predictions and confidences). Checked first: nothing is written for bad input."""
+    (``advgrad attack`` adds its predictions and confidences). Checked first: nothing is written for bad input.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    x_adv, y : Tensor
+        (N, C, H, W) examples within ``bounds`` and (N,) true labels.
+    attack : str
+    eps : float
+    norm : str
+    seed : int, optional
+    model_sha256 : str, optional
+        The source model's file hash.
+    x : Tensor, optional
+        The clean inputs; with them ‖x_adv − x‖ ≤ ε is checked.
+    bounds : (float, float)
+    arrays, **extra
+        As above.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        Arrays that do not fit together, values outside the bounds, an example farther than ε from x.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from advgrad import load_examples, save_examples
+    >>> x = torch.rand(3, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> x_adv, y = (x + 0.05).clamp(0, 1), torch.tensor([0, 1, 2])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_examples(Path(tmp) / "adv.npz", x_adv, y, attack="pgd", eps=0.05, x=x)
+    ...     loaded = load_examples(path)
+    >>> torch.equal(loaded.x_adv, x_adv), loaded.meta["attack"], loaded.meta["norm"]
+    (True, 'pgd', 'inf')
+    """
     clash = sorted(set(arrays or {}) & {"x_adv", "y", "x", "meta"})
     if clash or any(a.dtype.kind not in "biuf" for a in (arrays or {}).values()):
         raise ValueError("arrays must be numeric arrays named other than x_adv, y, x, meta; "
@@ -120,7 +179,35 @@ def save_examples(path: str | os.PathLike[str], x_adv: Tensor, y: Tensor, *, att
 
 
 def load_examples(path: str | os.PathLike[str]) -> Examples:
-    """Read and check what ``save_examples`` wrote; DataError (one line) for a file that is not that."""
+    """Read and check what ``save_examples`` wrote (shapes, dtypes, bounds, labels, ‖x_adv − x‖ ≤ ε).
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Returns
+    -------
+    Examples
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    DataError
+        A file that is not what ``save_examples`` writes (one line; a ValueError).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from advgrad import load_examples, save_examples
+    >>> x = torch.rand(3, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> x_adv, y = (x + 0.05).clamp(0, 1), torch.tensor([0, 1, 2])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     examples = load_examples(save_examples(Path(tmp) / "adv.npz", x_adv, y, attack="fgsm", eps=0.05))
+    >>> len(examples), examples.x is None, examples.meta["eps"]
+    (3, True, 0.05)
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no examples file at {str(p)!r}")
@@ -155,7 +242,37 @@ def load_examples(path: str | os.PathLike[str]) -> Examples:
 def export_png(folder: str | os.PathLike[str], examples: Examples,
                class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Write ``folder/CLASS/00000.png`` per example (8 bits per channel, bounds (0, 1), 1 or 3 channels).
-    **Lossy** (``PNG_LOSSY``): returns ``{"files", "max_rounding", "warning"}``, the largest change per pixel."""
+    **Lossy** (``PNG_LOSSY``).
+
+    Parameters
+    ----------
+    folder : str or PathLike
+    examples : Examples
+    class_names : tuple of str, optional
+        The sub-folder names (default "0", "1", ...).
+
+    Returns
+    -------
+    dict
+        ``{"files", "max_rounding", "warning"}``: the number of files, the largest change of a pixel.
+
+    Raises
+    ------
+    ValueError
+        Not 1 or 3 channels in bounds (0, 1), or fewer class names than labels.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from advgrad import Examples, export_png
+    >>> examples = Examples(torch.full((2, 1, 2, 2), 0.5), torch.tensor([0, 1]), None, {"bounds": [0, 1]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     report = export_png(tmp, examples, ("cat", "dog"))
+    ...     files = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*.png"))
+    >>> report["files"], round(report["max_rounding"], 5), files
+    (2, 0.00196, ['cat/00000.png', 'dog/00001.png'])
+    """
     from PIL import Image
 
     c = examples.x_adv.shape[1]

@@ -32,7 +32,8 @@ from advgrad.catalog import ATTACKS, DATASETS, LABEL_ATTACKS, QUERY_ATTACKS
 from advgrad.data import builtin as _data
 from advgrad.data.sources import FolderSource, TensorSource, load_data, select, source_of, subset
 from advgrad.models import checkpoint as _checkpoint
-from advgrad.models.loading import check_model_data, model_kind_of, open_model
+from advgrad.models.fitting import check_model_data
+from advgrad.models.loading import model_kind_of, open_model
 from advgrad.models.query import Classifier, QueryModel, labels_only_view
 from advgrad.records.write import sha256_file
 

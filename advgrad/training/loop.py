@@ -32,7 +32,19 @@ StateCallback = Callable[[dict[str, Any]], None]
 
 @dataclass
 class History:
-    """Per-epoch records: epoch, train_loss, train_accuracy, test_accuracy, lr, seconds (+ extras)."""
+    """Per-epoch records: epoch, train_loss, train_accuracy, test_accuracy, lr, seconds (+ extras);
+    ``final`` is a copy of the last one ({} before the first epoch).
+
+    Parameters
+    ----------
+    epochs : list of dict
+
+    Examples
+    --------
+    >>> from advgrad import History
+    >>> History([{"epoch": 1, "test_accuracy": 0.9}, {"epoch": 2, "test_accuracy": 0.95}]).final
+    {'epoch': 2, 'test_accuracy': 0.95}
+    """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
 

@@ -78,6 +78,37 @@ class AdversarialObjective:
     The logits returned are those at the perturbed batch x′ (so ``fit``'s ``train_accuracy`` is the
     accuracy on the training attack). ``state_dict``/``load_state_dict`` carry the random-start generator
     for ``--resume``.
+
+    Parameters
+    ----------
+    config : AdvConfig
+        The method, ε (with its warm-up), steps, α, β and norm.
+    epochs : int
+        The run's length, for the ε warm-up.
+    seed : int
+        Seeds the objective's own random-start generator (the global RNG is not touched).
+    loss : {"ce", "mse"}
+    bounds : (float, float)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import AdvConfig, AdversarialObjective
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(8, 1, 2, 2, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
+    >>> objective = AdversarialObjective(AdvConfig("pgd", 0.1, steps=2), epochs=1)
+    >>> loss, logits = objective(model, x, y, 0.0)  # 0.0: the training progress
+    >>> loss.shape, logits.shape, bool((objective.perturb(model, x, y, 0.0) - x).abs().max() <= 0.1 + 1e-6)
+    (torch.Size([]), torch.Size([8, 3]), True)
+
+    References
+    ----------
+    Madry et al., "Towards deep learning models resistant to adversarial attacks", ICLR 2018, arXiv
+    1706.06083; Zhang et al., "Theoretically principled trade-off between robustness and accuracy", ICML 2019,
+    arXiv 1901.08573; Wong, Rice, Kolter, "Fast is better than free: revisiting adversarial training",
+    ICLR 2020, arXiv 2001.03994; Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial
+    examples", ICLR 2015, arXiv 1412.6572.
     """
 
     def __init__(self, config: AdvConfig, *, epochs: int, seed: int = 0, loss: str = "ce",
@@ -122,7 +153,24 @@ class AdversarialObjective:
 
 def make_objective(config: AdvConfig, *, epochs: int, seed: int = 0, loss: str = "ce",
                    bounds: tuple[float, float] = (0.0, 1.0)) -> AdversarialObjective:
-    """The ``fit`` objective for ``config`` (a thin alias of ``AdversarialObjective``)."""
+    """The ``fit`` objective for ``config`` (a thin alias of ``AdversarialObjective``).
+
+    Parameters
+    ----------
+    config, epochs, seed, loss, bounds
+        As ``AdversarialObjective``'s.
+
+    Returns
+    -------
+    AdversarialObjective
+
+    Examples
+    --------
+    >>> from advgrad import AdvConfig, make_objective
+    >>> objective = make_objective(AdvConfig("trades", 0.3), epochs=10, seed=1)
+    >>> objective.config.k, objective.config.beta
+    (7, 6.0)
+    """
     return AdversarialObjective(config, epochs=epochs, seed=seed, loss=loss, bounds=bounds)
 
 
@@ -134,6 +182,33 @@ class RobustProbe:
     returns the accuracy on the adversarial examples. ``update(epoch, record)`` adds ``robust_accuracy``
     (and ``probe_clean_accuracy``) to an epoch record, tracks the best epoch and warns
     (``RuntimeWarning``) when robust accuracy falls more than ``drop`` below its best so far.
+
+    Parameters
+    ----------
+    x, y : Tensor
+        The probe batch (N, ...) and its labels (N,).
+    eps : float
+    steps, seed : int
+    bounds : (float, float)
+    norm : str
+    drop : float
+        The fall in robust accuracy that counts as a collapse.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import RobustProbe
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x, y = torch.rand(8, 1, 2, 2, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
+    >>> probe, record = RobustProbe(x, y, 0.1, steps=2), {}
+    >>> probe.update(1, record, model), sorted(record), probe.best_epoch
+    (True, ['probe_clean_accuracy', 'robust_accuracy'], 1)
+
+    References
+    ----------
+    Wong, Rice, Kolter, "Fast is better than free: revisiting adversarial training", ICLR 2020, arXiv
+    2001.03994 (catastrophic overfitting, and early stopping on a PGD probe).
     """
 
     def __init__(self, x: Tensor, y: Tensor, eps: float, *, steps: int = 10, seed: int = 0,

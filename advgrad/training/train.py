@@ -84,7 +84,31 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500,
              device: torch.device | str | None = None) -> float:
     """Fraction of x classified as y, in frozen eval mode (the model's mode is restored, also on errors).
     Bad inputs (labels outside the model's classes, a dtype or shape the model cannot take) raise
-    ValueError, as the attacks do."""
+    ValueError, as the attacks do.
+
+    Parameters
+    ----------
+    model : nn.Module
+    x, y : Tensor
+        (N, ...) inputs and (N,) labels.
+    batch_size : int
+    device : str or torch.device, optional
+        Where the batches go (default: the model's device).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import accuracy
+    >>> model = torch.nn.Linear(2, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.eye(2))
+    >>> accuracy(model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0]]), torch.tensor([0, 1, 0]))
+    0.666...
+    """
     check_batch(x, y)
     _validate.count("batch_size", batch_size)
     check_dtype(model, x)
@@ -120,6 +144,42 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, *, objective: Obje
     itself (``_ddp.TrainView``), with a random-start stream of each process's own (``_ddp.own_stream``;
     their states are saved, so a resume needs the same W). ``config.amp``/``channels_last``/``compile``:
     bf16 autocast of the training forward, channels-last memory, torch.compile (``_ddp.trainee``).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Trained in place (left in eval mode).
+    data : Dataset
+    config : TrainConfig
+    objective : callable, optional
+        ``(model, x, y, progress) -> (loss, logits)``; default the clean ``config.loss``; adversarial
+        training: ``make_objective``.
+    on_epoch_end, on_checkpoint, resume, max_train
+        As above.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    ValueError
+        A global batch the processes do not divide, or data the model cannot take.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import Dataset, TrainConfig, build_model, fit
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x, y = torch.rand(8, 1, 2, 2, generator=g), torch.arange(8) % 3
+    >>> data = Dataset("toy", x, y, x, y, ("a", "b", "c"), (0.5,), (0.5,))
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model("logreg", input_shape=(1, 2, 2), num_classes=3, mean=[0.5], std=[0.5])
+    >>> history = fit(model, data, TrainConfig(epochs=2, batch_size=4, device="cpu"))
+    >>> [record["epoch"] for record in history.epochs], sorted(history.final)
+    ([1, 2], ['epoch', 'lr', 'seconds', 'test_accuracy', 'train_accuracy', 'train_loss'])
     """
     distributed.check_batch_size(config.batch_size)  # before any collective call: the same error on every process
     device = _ddp.process_device(resolve_device(config.device))

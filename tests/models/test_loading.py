@@ -23,7 +23,8 @@ from torch import nn
 import advgrad
 from advgrad.data.builtin import Dataset
 from advgrad.evaluate import robust_accuracy
-from advgrad.models.loading import check_model_fits, open_model
+from advgrad.models.fitting import check_model_fits
+from advgrad.models.loading import open_model
 
 FACTORY = '''
 from dataclasses import dataclass
@@ -363,7 +364,7 @@ def test_module_factory_and_file_factory_agree(tmp_path: Path, factory: Path, we
 
 def test_check_model_data_reads_the_class_count_the_data_declares(tmp_path: Path, factory: Path) -> None:
     from advgrad.data.sources import load_data
-    from advgrad.models.loading import check_model_data
+    from advgrad.models.fitting import check_model_data
 
     model = open_model(f"{factory}:make").model  # 10 outputs
     x, y = torch.zeros((3, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2])

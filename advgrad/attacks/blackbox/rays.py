@@ -123,6 +123,7 @@ def rays(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: EpsSpec | Non
     Examples
     --------
     >>> import torch
+    >>> from advgrad import rays
     >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))

@@ -42,7 +42,23 @@ class ALMAOptions:
     """ALMA's knobs, validated on creation (defaults: the paper's and adv-lib's): the learning rate η₀
     (``lr_init``) and its final reduction factor r; μ₀ and ρ₀; the check period M, the improvement rate τ
     and the penalty growth γ; α, the averaging factor of μ, of RMSProp's squares and of its momentum;
-    the logit tolerance τ_l; ``levels``: round the iterates to that many values of the box (None: don't)."""
+    the logit tolerance τ_l; ``levels``: round the iterates to that many values of the box (None: don't).
+
+    Parameters
+    ----------
+    lr_init, lr_reduction, mu_init, rho_init : float
+        η₀, r, μ₀, ρ₀.
+    check_steps, tau, gamma, alpha, logit_tolerance : int, float, float, float, float
+        M, τ, γ, α, τ_l.
+    levels : int, optional
+        As above.
+
+    Examples
+    --------
+    >>> from advgrad import ALMAOptions
+    >>> ALMAOptions(lr_init=0.5).lr_init
+    0.5
+    """
 
     lr_init: float = 0.1
     lr_reduction: float = 0.01
@@ -213,6 +229,8 @@ def alma(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None = None, *, 
     Examples
     --------
     >>> import torch
+    >>> from advgrad import alma
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     >>> result = alma(model, x, model(x).argmax(1), norm=1, steps=100)

@@ -47,7 +47,19 @@ class CWOptions:
 
     ``binary_search_steps``: searches over c; ``initial_const``: c for the first; ``confidence``: κ ≥ 0, the
     margin an example must have; ``lr``: Adam's learning rate; ``betas``: Adam's averaging factors;
-    ``abort_early``: stop a search's iterations once the loss stalls."""
+    ``abort_early``: stop a search's iterations once the loss stalls.
+
+    Parameters
+    ----------
+    binary_search_steps, initial_const, confidence, lr, betas, abort_early
+        As above.
+
+    Examples
+    --------
+    >>> from advgrad import CWOptions
+    >>> CWOptions(initial_const=1.0).binary_search_steps
+    9
+    """
 
     binary_search_steps: int = 9
     initial_const: float = 1e-3
@@ -191,6 +203,8 @@ def cw(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None = None, *, no
     Examples
     --------
     >>> import torch
+    >>> from advgrad import CWOptions, cw
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     >>> options = CWOptions(binary_search_steps=4, initial_const=1.0, lr=0.1)

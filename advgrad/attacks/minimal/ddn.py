@@ -130,6 +130,8 @@ def ddn(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None = None, *, s
     Examples
     --------
     >>> import torch
+    >>> from advgrad import ddn
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     >>> result = ddn(model, x, model(x).argmax(1), steps=20)

@@ -152,6 +152,8 @@ def deepfool(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None = None,
     Examples
     --------
     >>> import torch
+    >>> from advgrad import deepfool
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     >>> result = deepfool(model, x, model(x).argmax(1), norm="inf", bounds=(-10.0, 10.0))

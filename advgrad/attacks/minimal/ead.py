@@ -44,7 +44,19 @@ LAST_CONST = 1e10  # the cap on c in a last, repeated search
 class EADOptions:
     """EAD's knobs, validated on creation (defaults: Foolbox's): ``binary_search_steps``, ``initial_const``,
     ``confidence`` κ, ``lr`` the first step η, ``beta`` the weight β of the L1 term, ``decision_rule`` ("EN"
-    or "L1"), ``abort_early``."""
+    or "L1"), ``abort_early``.
+
+    Parameters
+    ----------
+    binary_search_steps, initial_const, confidence, lr, beta, decision_rule, abort_early
+        As above.
+
+    Examples
+    --------
+    >>> from advgrad import EADOptions
+    >>> EADOptions(decision_rule="L1").beta
+    0.01
+    """
 
     binary_search_steps: int = 9
     initial_const: float = 1e-3
@@ -192,6 +204,8 @@ def ead(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None = None, *, n
     Examples
     --------
     >>> import torch
+    >>> from advgrad import EADOptions, ead
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     >>> options = EADOptions(binary_search_steps=4, initial_const=1.0, lr=0.1)

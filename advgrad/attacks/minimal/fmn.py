@@ -58,6 +58,14 @@ class FMNOptions:
     many MNIST digits: on 100 digits of a standard cnn-small, 100 steps, L2 breaks 42 with it off and 100
     with it on, at the same median norm (L1: 91 and 100; L∞ and L0 break all either way).
 
+    Parameters
+    ----------
+    alpha_init, alpha_final, gamma_init, gamma_final, binary_search_steps, skip_saturated
+        As above.
+
+    Examples
+    --------
+    >>> from advgrad import FMNOptions
     >>> FMNOptions(alpha_init=10.0).alpha_final
     0.1
     """

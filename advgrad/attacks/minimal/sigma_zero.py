@@ -51,6 +51,14 @@ class SigmaZeroOptions:
     ``threshold``: τ₀ in [0, 1]; ``threshold_factor``: τ moves by threshold_factor·η per step;
     ``grad_norm``: the norm ("inf", "2" or "1") the gradient is divided by.
 
+    Parameters
+    ----------
+    alpha, sigma, threshold, threshold_factor, grad_norm
+        As above.
+
+    Examples
+    --------
+    >>> from advgrad import SigmaZeroOptions
     >>> SigmaZeroOptions(grad_norm=2).grad_norm
     '2'
     """
