@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from advgrad.attacks import apgd, apgd_targeted, autoattack, fgsm, pgd, run_attack, square
+from advgrad.attacks.autoattack import Budget
+from advgrad.configs import AttackConfig
 from advgrad.models.counting import PassCounter, Passes, summed
 
 
@@ -106,25 +108,26 @@ def test_no_parameter_grad_and_same_gradient() -> None:
 
 
 def test_fgsm_is_one_forward_and_one_backward_per_sample(setup: tuple[nn.Module, Tensor, Tensor]) -> None:
-    """``fgsm`` returns its examples without evaluating them: N forward + N backward. The catalog's version
-    (``run_attack``, what the runner calls) adds one evaluation forward of the N examples, under no_grad."""
+    """FGSM's step is N forward + N backward; ``fgsm`` returns an ``AttackResult`` whose logits and success are
+    those at x_adv, one more forward of the N examples (under no_grad): 2N forward, N backward, called
+    directly or through the catalog (``run_attack``, what the runner calls)."""
     model, x, y = setup
     n = len(x)
     counter = PassCounter(model)
     fgsm(counter, x, y, 0.1, chunk_size=5)
-    assert counter.reset() == Passes(n, n)
-    run_attack(counter, x, y, 0.1, method="fgsm", chunk_size=5)
+    assert counter.reset() == Passes(2 * n, n)
+    run_attack(counter, x, y, 0.1, AttackConfig.of("fgsm"), chunk_size=5)
     assert counter.reset() == Passes(2 * n, n)
 
 
 @pytest.mark.parametrize("steps", [1, 3, 7])
 def test_pgd_k_steps(setup: tuple[nn.Module, Tensor, Tensor], steps: int) -> None:
     """PGD-K without early stop: K forward and K backward passes of every sample (the random start costs
-    no pass)."""
+    no pass), and one forward at x_adv for the result's logits."""
     model, x, y = setup
     counter = PassCounter(model)
     pgd(counter, x, y, 0.1, steps=steps, chunk_size=4, generator=torch.Generator().manual_seed(0))
-    assert counter.passes == Passes(steps * len(x), steps * len(x))
+    assert counter.passes == Passes((steps + 1) * len(x), steps * len(x))
 
 
 @given(n=st.integers(2, 9), steps=st.integers(1, 12), restarts=st.integers(1, 2), chunk=st.integers(2, 9),
@@ -166,7 +169,7 @@ def test_autoattack_counts_blocks_in_worker_threads(setup: tuple[nn.Module, Tens
     model, x, y = setup
     counter = PassCounter(model)
     log = CallLog(counter)
-    autoattack(log, x, y, 0.05, block=3, workers=2, steps=4, targets=2, queries=10, chunk_size=2)
+    autoattack(log, x, y, 0.05, block=3, workers=2, budget=Budget(steps=4, targets=2, queries=10), chunk_size=2)
     assert counter.passes == log.passes() and counter.passes.backward > 0
 
 
@@ -191,13 +194,13 @@ def test_threads_lose_no_count() -> None:
 def _attacks() -> dict[str, Any]:
     g = torch.Generator
     return {
-        "fgsm": lambda m, x, y: fgsm(m, x, y, 0.05),
-        "pgd": lambda m, x, y: pgd(m, x, y, 0.05, steps=5, generator=g().manual_seed(0)),
+        "fgsm": lambda m, x, y: fgsm(m, x, y, 0.05).x_adv,
+        "pgd": lambda m, x, y: pgd(m, x, y, 0.05, steps=5, generator=g().manual_seed(0)).x_adv,
         "apgd": lambda m, x, y: apgd(m, x, y, 0.05, steps=10, early_stop=True).x_adv,
         "apgd-t": lambda m, x, y: apgd_targeted(m, x, y, 0.05, steps=5, targets=2).x_adv,
         "square": lambda m, x, y: square(m, x, y, 0.05, queries=20).x_adv,
-        "autoattack": lambda m, x, y: autoattack(m, x, y, 0.05, block=4, workers=2, steps=4, targets=2,
-                                                 queries=10).x_adv,
+        "autoattack": lambda m, x, y: autoattack(m, x, y, 0.05, block=4, workers=2,
+                                                 budget=Budget(steps=4, targets=2, queries=10)).x_adv,
     }
 
 
