@@ -17,7 +17,7 @@ travels to every process before the next stage, so every process ends with the o
 What each stage costs: the model's forward and backward sample-passes (``advgrad.models.counting``), counted
 by a ``PassCounter`` around the model per stage — so that stages running at once in the pipeline's threads
 are told apart — and summed over torch.distributed's processes; a model that only answers queries
-(``QueryModel``) is charged the queries its attacks report, as forward passes. Only the attack calls are
+(``QueryModel``) is charged its queries (the rows it answers) as forward passes. Only the attack calls are
 counted (nothing the caller runs before or after, such as its clean predictions), and a block read back from
 a ``Store`` costs nothing; ``run`` also charges its total to the tallies open around it
 (``counting.spending``). The counter returns the model's outputs as they are: no result changes.
@@ -45,7 +45,7 @@ from advgrad.attacks._cascade import pipeline
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS, resolve
 from advgrad.configs import AttackConfig
-from advgrad.models.counting import PassCounter, Passes, charge, summed
+from advgrad.models.counting import PassCounter, Passes, QueryCounter, charge, summed
 from advgrad.models.query import QueryModel
 
 BLOCK = 250  # points per attack call: the reference AutoAttack's batch; the unit of seeds, work and resume
@@ -128,22 +128,18 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
 
 
 class _Meter:
-    """Each stage's passes: a ``PassCounter`` per stage around an ``nn.Module`` (``models[k]``, what the
-    stage's blocks call), the queries its blocks report for a ``QueryModel`` (``queried``, added up in the
-    caller's thread as results arrive, from every process's blocks)."""
+    """Each stage's passes: a counter per stage (``models[k]``, what the stage's blocks call): a
+    ``PassCounter`` around an ``nn.Module``, a ``QueryCounter`` (its rows as forward passes) around a
+    ``QueryModel``."""
 
     def __init__(self, model: nn.Module | QueryModel, stages: int) -> None:
-        self.counters = [] if isinstance(model, QueryModel) else [PassCounter(model) for _ in range(stages)]
-        self.models: list[nn.Module | QueryModel] = list(self.counters) or [model] * stages
-        self.queried = [0] * stages
-
-    def add(self, k: int, result: AttackResult) -> None:
-        if not self.counters and result.queries is not None:
-            self.queried[k] += int(result.queries.sum())
+        self.counters = [QueryCounter(model) if isinstance(model, QueryModel) else PassCounter(model)
+                         for _ in range(stages)]
+        self.models = [c.model if isinstance(c, QueryCounter) else c for c in self.counters]
 
     def spent(self) -> list[Passes]:
         """Per stage, summed over processes (a collective call every process makes), charged to the tallies."""
-        per_stage = [summed(c.passes) for c in self.counters] or [Passes(q, 0) for q in self.queried]
+        per_stage = [summed(c.passes) for c in self.counters]
         charge(sum(per_stage, Passes()))
         return per_stage
 
@@ -229,10 +225,8 @@ def run(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor
     loaded: set[tuple[int, int]] = set()  # blocks read from the store: not written again
 
     def done(k: int, j: int, points: Tensor, result: AttackResult) -> None:
-        if (k, j) not in loaded:
-            meter.add(k, result)
-            if store is not None:
-                store.put((k, j), points, result)
+        if store is not None and (k, j) not in loaded:
+            store.put((k, j), points, result)
         collect(k, points, result)
         if status is not None:
             standing = int((collect.broken_by == len(stages)).sum())

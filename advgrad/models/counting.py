@@ -50,8 +50,9 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import distributed
+from advgrad.models.query import QueryModel
 
-__all__ = ["PassCounter", "Passes", "Spent", "charge", "spending", "summed"]
+__all__ = ["PassCounter", "Passes", "QueryCounter", "Spent", "charge", "spending", "summed"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,29 @@ class PassCounter(nn.Module):
             if name == "model":
                 raise
             return getattr(self.model, name)
+
+
+class QueryCounter:
+    """A model that only answers queries (``QueryModel``), counted apart: ``counter.model`` is a
+    ``QueryModel`` asking ``model`` (same answers, same name and kind, every query still counted by
+    ``model`` too) whose rows are counted, under a lock, as forward sample-passes (``counter.passes``)."""
+
+    def __init__(self, model: QueryModel) -> None:
+        self.inner = model
+        self._lock = threading.Lock()
+        self._rows = 0
+        self.model = QueryModel(self._ask, labels_only=model.labels_only, num_classes=model.num_classes,
+                                name=model.name)
+
+    def _ask(self, x: Tensor) -> Tensor:
+        with self._lock:
+            self._rows += len(x)
+        return self.inner(x)
+
+    @property
+    def passes(self) -> Passes:
+        with self._lock:
+            return Passes(self._rows, 0)
 
 
 def _samples(out: Any, args: tuple[Any, ...]) -> int:
