@@ -99,6 +99,7 @@ class PassCounter(nn.Module):
             raise ValueError(f"PassCounter wraps an nn.Module, got {type(model).__name__}")
         super().__init__()
         self.model = model
+        self.training = model.training  # the wrapper's mode is the model's (code that reads it sees the same)
         self._lock = threading.Lock()
         self._forward = 0
         self._backward = 0
