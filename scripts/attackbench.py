@@ -180,7 +180,10 @@ def main(argv: list[str] | None = None) -> None:
             print(sections[-1], flush=True)
     head = (f"# AttackBench-style ranking: advgrad and its peers under {args.budget} passes per point\n\n"
             f"{args.n} test points per model; `scripts/attackbench.py` (its docstring says how the budget is kept and "
-            f"what is counted); {time.perf_counter() - start:.0f} s on one thread.\n\n + "Passes/point are over all the points, the misclassified ones (distance 0, never attacked) included: per attacked point each attack spent at most the budget. The reference AutoAttack's members are not in this run.\n\n"
+            f"what is counted); {time.perf_counter() - start:.0f} s on one thread.\n\n"
+            "Passes/point are over all the points, the misclassified ones (distance 0, never attacked) included: "
+            "per attacked point each attack spent at most the budget. The reference AutoAttack's members are not "
+            "in this run.\n\n"
             f"    python scripts/attackbench.py --n {args.n} --budget {args.budget} --models {args.models} "
             f"--norms {args.norms} --out {args.out}\n\n")
     write_text(args.out / "README.md", head + "\n".join(sections))
