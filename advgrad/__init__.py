@@ -41,7 +41,7 @@ _API: dict[str, tuple[str, ...]] = {
     # models that only answer queries (an ONNX graph, an API), and the cost of an attack in model passes
     "advgrad.models.query": ("QueryModel",),
     "advgrad.models.onnx": ("load_onnx",),
-    "advgrad.models.counting": ("PassCounter", "Passes"),
+    "advgrad.models.counting": ("PassCounter", "Passes", "spending"),
     "advgrad.norms": ("Norm", "get_norm"),
     "advgrad.losses": ("resolve_loss",),
     # the zoo, checkpoints, and any classifier (checkpoint, factory, TorchScript, export)
@@ -148,7 +148,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
         open_model,
         save_checkpoint,
     )
-    from advgrad.models.counting import PassCounter, Passes  # noqa: F401
+    from advgrad.models.counting import PassCounter, Passes, spending  # noqa: F401
     from advgrad.models.onnx import load_onnx  # noqa: F401
     from advgrad.models.query import QueryModel  # noqa: F401
     from advgrad.norms import Norm, get_norm  # noqa: F401

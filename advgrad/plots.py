@@ -274,3 +274,23 @@ def input_gradient_figure(x: Any, grad: Any, x_adv: Any, *, eps: float, before: 
             a.set_yticks([])
     fig.suptitle(title or "One step along sign(∂J/∂X) (FGSM): the input gradient an attacker needs")
     return fig
+
+
+def rank_curves(series: Sequence[tuple[str, Sequence[float | None]]], *, max_distance: float, norm: str = "",
+                title: str | None = None) -> Figure:
+    """Robust accuracy against ε read off per-sample minimal distances (None or inf: not broken), one step
+    curve per attack (``advgrad rank``: the attacks and their per-sample best), up to ``max_distance``."""
+    if not series:
+        raise ValueError("rank_curves needs at least one series")
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    grid = np.linspace(0.0, max_distance if max_distance > 0 else 1.0, 400)
+    for label, values in series:
+        d = np.sort(np.array([np.inf if v is None else float(v) for v in values], dtype=np.float64))
+        ax.step(grid, 100.0 * (len(d) - np.searchsorted(d, grid, side="right")) / max(len(d), 1), where="post",
+                label=label, linestyle="--" if label == "ensemble" else "-")
+    ax.set(xlabel=f"ε ({norm})" if norm else "ε", ylabel="robust accuracy (%)", ylim=(-3, 103),
+           title=title or "Robust accuracy from each attack's minimal ‖δ‖")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advgrad.attacks import apgd, square  # noqa: E402
-from advgrad.checkpoint import load_checkpoint  # noqa: E402
+from advgrad.configs import TrainConfig  # noqa: E402
 from advgrad.data import load_dataset  # noqa: E402
-from advgrad.models import build_for  # noqa: E402
+from advgrad.models import build_for, load_checkpoint  # noqa: E402
 from advgrad.models.counting import PassCounter, Passes  # noqa: E402
-from advgrad.results import write_text  # noqa: E402
-from advgrad.train import TrainConfig, fit  # noqa: E402
+from advgrad.records.write import write_text  # noqa: E402
+from advgrad.training import fit  # noqa: E402
 
 Attack = Callable[[nn.Module], Tensor]
 

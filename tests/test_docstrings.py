@@ -23,7 +23,8 @@ def _missing_sections(name: str) -> list[str]:
     # A typing.Protocol is never constructed: it documents its fields as Attributes (griffe rejects Parameters
     # that are not in a signature).
     fields = "Attributes" if getattr(obj, "_is_protocol", False) else "Parameters"
-    need = [fields, "Examples"] + (["Returns"] if inspect.isfunction(obj) else [])
+    takes = not inspect.isfunction(obj) or bool(inspect.signature(obj).parameters)  # nothing to list otherwise
+    need = [fields] * takes + ["Examples"] + (["Returns"] if inspect.isfunction(obj) else [])
     return [section for section in need if section not in doc]
 
 

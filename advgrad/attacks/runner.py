@@ -14,6 +14,14 @@ points fit in one block runs alone in the caller's thread with all of them. Unde
 stages run one after the other, process r taking blocks j ≡ r (mod world size), and every block's result
 travels to every process before the next stage, so every process ends with the one-process outcome.
 
+What each stage costs: the model's forward and backward sample-passes (``advgrad.models.counting``), counted
+by a ``PassCounter`` around the model per stage — so that stages running at once in the pipeline's threads
+are told apart — and summed over torch.distributed's processes; a model that only answers queries
+(``QueryModel``) is charged its queries (the rows it answers) as forward passes. Only the attack calls are
+counted (nothing the caller runs before or after, such as its clean predictions), and a block read back from
+a ``Store`` costs nothing; ``run`` also charges its total to the tallies open around it
+(``counting.spending``). The counter returns the model's outputs as they are: no result changes.
+
 A ``Store`` keeps each finished block (``advgrad eval --resume``): a block found there is not run again, and
 the outcome is the same, bit for bit, as an uninterrupted run's.
 """
@@ -24,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -37,6 +45,7 @@ from advgrad.attacks._cascade import pipeline
 from advgrad.attacks.result import AttackResult
 from advgrad.catalog import ATTACKS, resolve
 from advgrad.configs import AttackConfig
+from advgrad.models.counting import PassCounter, Passes, QueryCounter, charge, summed
 from advgrad.models.query import QueryModel
 
 BLOCK = 250  # points per attack call: the reference AutoAttack's batch; the unit of seeds, work and resume
@@ -68,7 +77,7 @@ class Outcome:
     the last stage for a candidate none broke (x and None-filled rows elsewhere: ``attacked`` says which rows
     hold a result); ``distance`` and ``queries`` (N,) where the attacks report them (queries summed over
     the stages); ``seconds`` per stage (shares of the wall time: each interval in equal parts to the blocks
-    running in it)."""
+    running in it); ``passes`` per stage: the sample-passes its attack calls spent, summed over processes."""
 
     stages: tuple[AttackConfig, ...]
     broken_by: Tensor
@@ -78,6 +87,7 @@ class Outcome:
     distance: Tensor | None
     queries: Tensor | None
     seconds: list[float]
+    passes: list[Passes] = field(default_factory=list)
 
     @property
     def success(self) -> Tensor:
@@ -115,6 +125,23 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)  # a worker's set_num_threads also changes the default of new threads
+
+
+class _Meter:
+    """Each stage's passes: a counter per stage (``models[k]``, what the stage's blocks call): a
+    ``PassCounter`` around an ``nn.Module``, a ``QueryCounter`` (its rows as forward passes) around a
+    ``QueryModel``."""
+
+    def __init__(self, model: nn.Module | QueryModel, stages: int) -> None:
+        self.counters = [QueryCounter(model) if isinstance(model, QueryModel) else PassCounter(model)
+                         for _ in range(stages)]
+        self.models = [c.model if isinstance(c, QueryCounter) else c for c in self.counters]
+
+    def spent(self) -> list[Passes]:
+        """Per stage, summed over processes (a collective call every process makes), charged to the tallies."""
+        per_stage = [summed(c.passes) for c in self.counters]
+        charge(sum(per_stage, Passes()))
+        return per_stage
 
 
 class _Collector:
@@ -156,16 +183,17 @@ def _device(model: nn.Module | QueryModel) -> torch.device:
     return torch.device("cpu") if isinstance(model, QueryModel) else model_device(model)
 
 
-def _block_call(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor | None,
+def _block_call(models: Sequence[nn.Module | QueryModel], x: Tensor, y: Tensor, eps: float | Tensor | None,
                 stages: Sequence[AttackConfig], seed: int,
                 settings: dict[str, Any]) -> Callable[[int, int, Tensor], AttackResult]:
-    """(stage k, block j, points (b,)) → the stage's attack on those points, moved to the model's device."""
-    device = _device(model)
+    """(stage k, block j, points (b,)) → the stage's attack on those points (by ``models[k]``, the stage's
+    counted model), moved to the model's device."""
+    device = _device(models[0])
 
     def call(k: int, j: int, points: Tensor) -> AttackResult:
         e = eps[points].to(device) if isinstance(eps, Tensor) else eps
         generator = torch.Generator(device=device).manual_seed(distributed.stream_seed(seed, j))
-        return run_attack(model, x[points].to(device), y[points].to(device), e, stages[k], generator=generator,
+        return run_attack(models[k], x[points].to(device), y[points].to(device), e, stages[k], generator=generator,
                           seed=seed, **settings)
 
     return call
@@ -189,7 +217,8 @@ def run(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor
     n = len(x)
     chosen = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.detach().to("cpu", torch.bool)
     collect = _Collector(x.detach(), len(stages), chosen)
-    call = _block_call(model, x.detach(), y, eps, stages, seed,
+    meter = _Meter(model, len(stages))
+    call = _block_call(meter.models, x.detach(), y, eps, stages, seed,
                        {"bounds": bounds, "early_stop": early_stop, "chunk_size": chunk_size})
     total, done_points = int(chosen.sum()), [0]
 
@@ -218,7 +247,7 @@ def run(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor
     session = model.session() if isinstance(model, QueryModel) else frozen_eval(model)
     if isinstance(eps, (int, float)) and eps == 0:  # nothing can move: every candidate keeps x and its verdict
         return Outcome(tuple(stages), collect.broken_by, collect.x_adv, None, collect.attacked, None, None,
-                       [0.0] * len(stages))
+                       [0.0] * len(stages), [Passes()] * len(stages))
     with session:
         if distributed.world_size() > 1:
             seconds = _stage_by_stage(len(stages), first, block, attack, done)
@@ -227,7 +256,7 @@ def run(model: nn.Module | QueryModel, x: Tensor, y: Tensor, eps: float | Tensor
             with _pool(workers if on_cpu else 1) as pool:
                 seconds = pipeline(len(stages), first, block, attack, done, pool, workers)
     return Outcome(tuple(stages), collect.broken_by, collect.x_adv, collect.logits, collect.attacked,
-                   collect.distance, collect.queries, seconds)
+                   collect.distance, collect.queries, seconds, meter.spent())
 
 
 def _stage_by_stage(stages: int, first: Tensor, block: int, attack: Callable[[int, int, Tensor], AttackResult],

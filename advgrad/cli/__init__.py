@@ -37,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "grad": ("advgrad.cli.grad", "grad",
              "Show ∂J/∂Wᵢ, ∂J/∂bᵢ and ∂J/∂X for test samples, by hand vs autograd vs finite differences."),
     "info": ("advgrad.cli.info", "info", "Describe the model at --model (default out/model.pt)."),
+    "rank": ("advgrad.cli.rank", "rank",
+             "Rank attacks as AttackBench does: each attack's per-point minimal ‖δ‖ under the same budget of "
+             "forward + backward passes per point, scored by its optimality against the per-point best of all."),
     "plot": ("advgrad.cli.plot", "plot",
              "Draw a figure (examples, curve, training, min-eps, landscape) from the files the other commands "
              "write."),

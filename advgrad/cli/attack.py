@@ -170,8 +170,12 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
             ("mean confidence (adv)", "n/a (labels only)" if record["mean_confidence_adv"] is None
              else f"{record['mean_confidence_adv']:.3f}"),
             ("max ‖x′ − x‖∞ / mean ‖x′ − x‖₂", f"{record['max_linf']:.4g} / {record['mean_l2']:.4g}"),
-            ("time", f"{record['seconds']:.2f} s ({record['images_per_second'] or 0:.0f} images/s)")]
-    rows += [(f"  accuracy after {member}", f"{acc:.2%}") for member, acc in record.get("cascade", {}).items()]
+            ("time", f"{record['seconds']:.2f} s ({record['images_per_second'] or 0:.0f} images/s)"),
+            ("passes per image", _passes(record, record["n"]))]
+    spent = record.get("passes_per_attack", {})
+    rows += [(f"  accuracy after {member}", f"{acc:.2%}" + (f" ({_passes(spent[member], record['n'])})"
+                                                           if member in spent else ""))
+             for member, acc in record.get("cascade", {}).items()]
     if "min_norm" in record:
         m, symbol = record["min_norm"], NORMS[record["norm"]].symbol
         sizes = " / ".join("∞" if m[k] is None else f"{m[k]:.4g}" for k in ("median", "mean", "max"))
@@ -183,3 +187,8 @@ def _print_table(record: dict[str, Any], model_path: Path) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
+
+
+def _passes(spent: dict[str, Any], n: int) -> str:
+    """Forward and backward sample-passes per image, e.g. "2 forward + 1 backward"."""
+    return f"{spent['forward'] / max(n, 1):.4g} forward + {spent['backward'] / max(n, 1):.4g} backward"

@@ -146,15 +146,18 @@ def _transfer(ctx: click.Context, examples: Path, model_path: Path, block: int, 
 
 
 def _print_report(report: EvalReport, model_path: Path) -> None:
-    """The header, one line per accuracy record, and the sanity report."""
+    """The header, one line per accuracy record (with its forward and backward sample-passes per point), and
+    the sanity report."""
     record, evaluation, config = report.record, report.evaluation, report.evaluation.config
     click.echo(f"model {model_path} ({record['model']['name']}), {record['dataset']}, n = {record['n']}, "
                f"clean accuracy {evaluation.clean_accuracy:.2%}; PGD-{config.steps}×{config.restarts}, "
                f"{NORMS[config.norm].symbol}, seed {config.seed}")
     w = max(8, *(len(r["attack"]) for r in evaluation.records))
-    click.echo(f"{'attack':>{w}}  {'ε':>6}  {'accuracy':>8}  {'seconds':>7}")
+    click.echo(f"{'attack':>{w}}  {'ε':>6}  {'accuracy':>8}  {'seconds':>7}  {'fwd/pt':>8}  {'bwd/pt':>8}")
     for r in evaluation.records:
-        click.echo(f"{r['attack']:>{w}}  {r['eps']:>6g}  {r['accuracy']:>8.2%}  {r['seconds']:>7.1f}")
+        fwd, bwd = (f"{r[k] / max(r['n'], 1):>8.4g}" if r.get(k) is not None else " " * 8
+                    for k in ("forward", "backward"))
+        click.echo(f"{r['attack']:>{w}}  {r['eps']:>6g}  {r['accuracy']:>8.2%}  {r['seconds']:>7.1f}  {fwd}  {bwd}")
         if "cascade" in r:  # an ensemble: robust accuracy after each member
             click.echo(" " * (w + 2) + " → ".join(f"{m} {a:.2%}" for m, a in r["cascade"].items()))
     if "min_norm" in record:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from advgrad import _validate
 from advgrad.attacks.runner import Journal
-from advgrad.configs import EvalConfig
+from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.evaluate.progress import Progress, Tally
 from advgrad.evaluate.robust import attack_mask, config_from, correct_at_x
 from advgrad.models.query import Classifier
@@ -24,15 +24,16 @@ def bisection_rounds(eps_max: float, precision: float) -> int:
 
 def minimal_eps(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = None, *,
                 eps_max: float | None = None, progress: Progress | None = None, journal: Journal | None = None,
-                **options: Any) -> Tensor:
+                attack: AttackConfig | None = None, **options: Any) -> Tensor:
     """Per-sample minimal ε at which ``config.min_eps_attack`` (default PGD with ``config.steps``, ``restarts``,
     α = 2.5·ε/steps; APGD-CE with its own 100 steps, say) finds an adversarial example, by bisection on a
     per-sample ε: every sample's interval [lo, hi] halves each round until it is narrower than
     ``config.precision``. Returns hi (N,) float64 — an ε at which the attack succeeded — with 0
     for points misclassified already and ``inf`` for points it cannot break at ``eps_max`` (default: the full
     bounds range, hi − lo). Rounds: ⌈log₂(eps_max / precision)⌉; ``progress``: one pass at eps_max and one
-    per round. Each pass is ``attack_mask`` (the runner's blocks, the pass's randomness seeded by seed + pass);
-    under torch.distributed every process must call it and gets the same values.
+    per round. ``attack``: bisect with this config instead (its steps, say). Each pass is ``attack_mask`` (the
+    runner's blocks, the pass's randomness seeded by seed + pass); under torch.distributed every process must
+    call it and gets the same values.
 
     Parameters
     ----------
@@ -42,6 +43,8 @@ def minimal_eps(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | No
     config : EvalConfig, optional
         Or its fields as keywords (``**options``): ``min_eps_attack``, ``precision``, ``steps``, ...
     eps_max : float, optional
+    attack : AttackConfig, optional
+        The attack to bisect with (default: ``config.min_eps_attack`` with the config's steps).
     progress, journal
         Progress callback; the store of finished blocks (to resume).
 
@@ -66,7 +69,7 @@ def minimal_eps(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | No
     lo_b, hi_b = config.bounds
     eps_max = _validate.number("eps_max", hi_b - lo_b if eps_max is None else eps_max, minimum=0.0, strict=True)
     device = x.device  # x stays where it is: the runner moves it block by block
-    attack = config.attack(config.min_eps_attack)
+    attack = config.attack(config.min_eps_attack) if attack is None else attack
     rounds = bisection_rounds(eps_max, config.precision)
     tally = Tally(progress, len(y) * (1 + rounds))
     correct = correct_at_x(model, x, y, config)

@@ -13,8 +13,9 @@ from advgrad.configs import EvalConfig
 from advgrad.evaluate.min_eps import bisection_rounds, curve_from_min_eps, minimal_eps
 from advgrad.evaluate.min_norm import MinNorms, minimal_norms
 from advgrad.evaluate.progress import Progress, parts
-from advgrad.evaluate.robust import config_from, sweep
+from advgrad.evaluate.robust import config_from, passes_record, sweep
 from advgrad.evaluate.sanity import CHECKS, SanityCheck, sanity_report
+from advgrad.models.counting import spending
 from advgrad.models.query import Classifier
 
 
@@ -117,9 +118,11 @@ def evaluate_model(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig |
     min_eps = None
     if config.min_eps:
         start = time.perf_counter()
-        min_eps = minimal_eps(model, x, y, config, eps_max=eps_max, progress=on_bisection, journal=journal)
+        with spending() as tally:  # every round of the bisection
+            min_eps = minimal_eps(model, x, y, config, eps_max=eps_max, progress=on_bisection, journal=journal)
         seconds = time.perf_counter() - start
-        records += [{**r, "seconds": seconds, "steps": config.steps, "restarts": config.restarts}
+        records += [{**r, "seconds": seconds, **passes_record(tally.passes), "steps": config.steps,
+                     "restarts": config.restarts}
                     for r in curve_from_min_eps(min_eps, config.eps)]
     norms = None
     if config.min_norm:

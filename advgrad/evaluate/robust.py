@@ -6,6 +6,10 @@ randomness, an ensemble such as AutoAttack run as its cascade over the same bloc
 runs, with early stop (a fooled point is done). A point is robust at ε only if it survives every attack
 (the "worst" record). Under torch.distributed the blocks are shared out and every process returns the same
 records.
+
+Every record says what it cost: ``forward`` and ``backward``, the sample-passes of its attack calls (the
+runner's count, ``advgrad.attacks.runner``, summed over processes; the clean predictions' forward pass, once
+per sweep, is in none of them), and an ensemble's ``passes_per_attack`` per member.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from advgrad.attacks.autoattack import robust_after
 from advgrad.attacks.runner import Journal, Outcome, Status
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.evaluate.progress import Progress, parts
+from advgrad.models.counting import Passes
 from advgrad.models.query import Classifier, QueryModel
 
 WORST = "worst"  # the record of points that survive every attack
@@ -102,14 +107,26 @@ def attack_mask(model: Classifier, x: Tensor, y: Tensor, candidates: Tensor, eps
     return outcome.success.to(x.device)
 
 
+def passes_record(passes: Passes) -> dict[str, int]:
+    """{"forward": ..., "backward": ...}: sample-passes as records write them."""
+    return {"forward": passes.forward, "backward": passes.backward}
+
+
+def total_passes(outcome: Outcome) -> Passes:
+    """What all the stages of a runner's pass spent."""
+    return sum(outcome.passes, Passes())
+
+
 def cascade_record(outcome: Outcome) -> dict[str, Any]:
-    """An ensemble's breakdown: {"cascade": {member: robust accuracy after it}, "seconds_per_attack": {...}},
-    float32 means as the sweep's other accuracies; {} for a single attack."""
+    """An ensemble's breakdown: {"cascade": {member: robust accuracy after it}, "seconds_per_attack": {...},
+    "passes_per_attack": {member: {"forward", "backward"}}}, float32 means as the sweep's other accuracies;
+    {} for a single attack."""
     if len(outcome.stages) < 2:
         return {}
     names = [s.method for s in outcome.stages]
     return {"cascade": robust_after(outcome.broken_by, names, torch.float32),
-            "seconds_per_attack": dict(zip(names, outcome.seconds))}
+            "seconds_per_attack": dict(zip(names, outcome.seconds)),
+            "passes_per_attack": {m: passes_record(p) for m, p in zip(names, outcome.passes)}}
 
 
 def _prefixed(status: Status | None, what: str) -> Status | None:
@@ -175,13 +192,16 @@ def sweep(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig | None = N
             robust[(name, e)] = mask
             survivors &= mask
             records.append({"attack": name, "eps": e, "accuracy": float(mask.float().mean()), "n": n,
-                            "seconds": time.perf_counter() - start, "steps": attack.get("steps"),
+                            "seconds": time.perf_counter() - start, **passes_record(total_passes(outcome)),
+                            "steps": attack.get("steps"),
                             "restarts": attack.get("restarts") if attack.get("random_start") is not False else 1,
                             **cascade_record(outcome)})
         if len(config.attacks) > 1:
             robust[(WORST, e)] = survivors
+            at_e = [r for r in records if r["eps"] == e]
             records.append({"attack": WORST, "eps": e, "accuracy": float(survivors.float().mean()), "n": n,
-                            "seconds": sum(r["seconds"] for r in records if r["eps"] == e),
+                            "seconds": sum(r["seconds"] for r in at_e),
+                            "forward": sum(r["forward"] for r in at_e), "backward": sum(r["backward"] for r in at_e),
                             "steps": config.steps, "restarts": config.restarts})
     return SweepResult(records, robust, correct)
 
@@ -192,8 +212,9 @@ def robust_accuracy(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig 
     ``attacks``, ``steps``, ``restarts``, ``norm``, ``bounds``, ``block``, ``seed``, given whole or as
     keywords).
 
-    Returns one record per (attack, ε): ``{"attack", "eps", "accuracy", "n", "seconds", "steps",
-    "restarts"}`` (an ensemble adds its per-member ``"cascade"``), and with several attacks a ``"worst"``
+    Returns one record per (attack, ε): ``{"attack", "eps", "accuracy", "n", "seconds", "forward",
+    "backward", "steps", "restarts"}`` (``forward``/``backward``: the attack's sample-passes; an ensemble adds
+    its per-member ``"cascade"``), and with several attacks a ``"worst"``
     record per ε: the share of points that survive every attack and every restart. Only correctly
     classified points are attacked (with early stop), block by block (``advgrad.attacks.runner``). Under
     torch.distributed (``advgrad.distributed.setup``) every process must call it: the blocks are shared out

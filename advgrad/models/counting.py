@@ -25,6 +25,12 @@ The counts are kept under a lock: advgrad's AutoAttack runs blocks in worker thr
 ``counter.passes`` (a ``Passes`` snapshot; differences of snapshots give what one attack spent), zero them
 with ``counter.reset()``, and sum them over torchrun's processes with ``summed`` (a collective call).
 
+``spending()`` opens a tally in the caller's context: what every attack pass run inside it spends
+(``charge``, called by the runner, ``advgrad.attacks.runner``) is added to it, so that a caller sums the passes
+of work it does not see pass by pass (a bisection's rounds, a whole evaluation). Tallies nest; each sees
+every charge made inside it. They follow ``contextvars``: a charge made in another thread does not reach them
+(the runner charges in the caller's thread, after its workers are done).
+
 The wrapper changes no result: the inner model runs on the same arguments and its output is returned as
 is (tested bit for bit for FGSM, PGD, APGD and AutoAttack). Attributes the wrapper does not have are read
 from the inner model (``output_activation``, say), so code that inspects the model sees the same thing.
@@ -33,6 +39,9 @@ from the inner model (``output_activation``, say), so code that inspects the mod
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -41,8 +50,9 @@ import torch
 from torch import Tensor, nn
 
 from advgrad import distributed
+from advgrad.models.query import QueryModel
 
-__all__ = ["PassCounter", "Passes", "summed"]
+__all__ = ["PassCounter", "Passes", "QueryCounter", "Spent", "charge", "spending", "summed"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,7 @@ class PassCounter(nn.Module):
             raise ValueError(f"PassCounter wraps an nn.Module, got {type(model).__name__}")
         super().__init__()
         self.model = model
+        self.training = model.training  # the wrapper's mode is the model's (code that reads it sees the same)
         self._lock = threading.Lock()
         self._forward = 0
         self._backward = 0
@@ -156,6 +167,29 @@ class PassCounter(nn.Module):
             return getattr(self.model, name)
 
 
+class QueryCounter:
+    """A model that only answers queries (``QueryModel``), counted apart: ``counter.model`` is a
+    ``QueryModel`` asking ``model`` (same answers, same name and kind, every query still counted by
+    ``model`` too) whose rows are counted, under a lock, as forward sample-passes (``counter.passes``)."""
+
+    def __init__(self, model: QueryModel) -> None:
+        self.inner = model
+        self._lock = threading.Lock()
+        self._rows = 0
+        self.model = QueryModel(self._ask, labels_only=model.labels_only, num_classes=model.num_classes,
+                                name=model.name)
+
+    def _ask(self, x: Tensor) -> Tensor:
+        with self._lock:
+            self._rows += len(x)
+        return self.inner(x)
+
+    @property
+    def passes(self) -> Passes:
+        with self._lock:
+            return Passes(self._rows, 0)
+
+
 def _samples(out: Any, args: tuple[Any, ...]) -> int:
     """The batch size of a pass: the output's first dimension, else the first argument's (1 for a lone
     sample without a batch dimension)."""
@@ -170,3 +204,48 @@ def summed(passes: Passes) -> Passes:
     same on all of them; in one process, ``passes`` itself."""
     total = distributed.all_sum(torch.tensor([passes.forward, passes.backward], dtype=torch.int64))
     return Passes(int(total[0]), int(total[1]))
+
+
+class Spent:
+    """A tally opened by ``spending``: ``passes``, what the attack passes charged inside it spent."""
+
+    def __init__(self) -> None:
+        self.passes = Passes()
+
+
+_TALLIES: ContextVar[tuple[Spent, ...]] = ContextVar("advgrad_tallies", default=())
+
+
+@contextmanager
+def spending() -> Iterator[Spent]:
+    """A tally of the passes charged (``charge``) in this context until the block ends (see the module
+    docstring): what a run spends in all, across the attack calls it makes. Tallies nest; each sees every
+    charge made while it is open, in this thread's context.
+
+    Returns
+    -------
+    Iterator[Spent]
+        A context manager; its ``Spent.passes`` grows with every ``charge`` until the block ends.
+
+    Examples
+    --------
+    >>> from advgrad.models.counting import Passes, charge, spending
+    >>> with spending() as outer:
+    ...     charge(Passes(4, 2))
+    ...     with spending() as inner:
+    ...         charge(Passes(1, 1))
+    >>> outer.passes, inner.passes
+    (Passes(forward=5, backward=3), Passes(forward=1, backward=1))
+    """
+    spent = Spent()
+    token = _TALLIES.set((*_TALLIES.get(), spent))
+    try:
+        yield spent
+    finally:
+        _TALLIES.reset(token)
+
+
+def charge(passes: Passes) -> None:
+    """Add ``passes`` to every tally open in the caller's context (none open: nothing happens)."""
+    for spent in _TALLIES.get():
+        spent.passes = spent.passes + passes

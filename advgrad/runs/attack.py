@@ -11,6 +11,12 @@ Under torchrun (``torchrun --nproc_per_node N -m advgrad attack ...``) process k
 ... of each stage; every block's examples, logits and verdicts are gathered on every process, so every
 process ends with the one-process record and examples. Only process 0 reports (warnings, progress); the
 caller writes on process 0 only (``distributed.is_main()``).
+
+Cost: the record's ``forward`` and ``backward`` are the attack's sample-passes (``advgrad.models.counting``,
+counted by the runner around the attack calls and summed over processes; an ensemble's per member in
+``passes_per_attack``). The clean predictions, one forward pass of the N images, are not in them: they are
+the report's, not the attack's. FGSM, say, costs 2N forward (its step and the evaluation of x_adv) and N
+backward.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from advgrad.attacks.autoattack import robust_after
 from advgrad.attacks.pgd import STEP_FACTORS
 from advgrad.attacks.runner import BLOCK, Status, Store
 from advgrad.configs import AttackConfig
+from advgrad.evaluate.robust import passes_record
 from advgrad.losses import output_activation, probabilities
+from advgrad.models.counting import Passes
 from advgrad.models.query import Classifier, QueryModel, answer_rows
 from advgrad.records.write import provenance
 from advgrad.runs._journal import Journal, data_hash, key_of
@@ -113,7 +121,7 @@ def _attack_all(model: Classifier, x: Tensor, y: Tensor, labels: Tensor, eps: fl
     z_adv = clean.clone()  # (N, K): each attacked row replaced by the attack's logits at x_adv
     if outcome.logits is not None:
         z_adv[outcome.attacked] = outcome.logits[outcome.attacked].to(z_adv.dtype)
-    out = {"x": x, "y": y, "labels": labels, "x_adv": outcome.x_adv}
+    out = {"x": x, "y": y, "labels": labels, "x_adv": outcome.x_adv, "passes": outcome.passes}
     if outcome.distance is not None:  # a minimal-norm attack: ‖δ‖ per point, inf where none was found
         out["distance"] = outcome.distance
     if outcome.queries is not None:  # a black-box attack: the model's answers it asked, per point
@@ -255,8 +263,11 @@ def _record(out: dict[str, Any], eps: float | None, config: AttackConfig, target
         "max_linf": float(delta.abs().amax()) if delta.numel() else 0.0,
         "mean_l2": float(delta.norm(dim=1).double().mean()),
         "seconds": seconds, "images_per_second": len(y) / seconds if seconds > 0 else None,
+        **passes_record(sum(out["passes"], Passes())),
         "device": str(inputs.device),
-        **({"cascade": robust_after(out["broken_by"], out["stages"])} if "stages" in out else {}),
+        **({"cascade": robust_after(out["broken_by"], out["stages"]),
+            "passes_per_attack": {m: passes_record(p) for m, p in zip(out["stages"], out["passes"])}}
+           if "stages" in out else {}),
         **({"min_norm": _min_norm(out, eligible, config.norm)} if "distance" in out else {}),
         **({"queries": _queries(out["queries"], eligible)} if "queries" in out else {}),
     }

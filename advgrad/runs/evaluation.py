@@ -6,7 +6,15 @@ Under torchrun (``torchrun --nproc_per_node N -m advgrad eval ...``) every proce
 passes share blocks of 256 test points out and every process ends with the one-process record, bit for bit
 (``evaluate_model``); the sanity report runs on every process (its PGD passes sharded, its other checks
 whole). Only process 0 reports (warnings, progress); the caller writes on process 0 only
-(``distributed.is_main()``)."""
+(``distributed.is_main()``).
+
+Cost: every accuracy record (and CSV row) carries ``forward`` and ``backward``, the sample-passes of its
+attack calls summed over processes (``advgrad.models.counting``; an ensemble's ``passes_per_attack`` per
+member; each --min-norm attack's in its summary), and the record's ``passes`` totals every attack pass of
+the run: sweep, bisections, --min-norm attacks, the sanity report's PGD passes. Counted by the runner
+(``advgrad.attacks.runner``) around the attack calls: the clean predictions' forward passes and the sanity
+report's other checks are in none of them; like ``seconds``, they are what this run spent (blocks a
+resumed run reads back cost nothing)."""
 
 from __future__ import annotations
 
@@ -25,12 +33,13 @@ from advgrad.configs import EvalConfig
 from advgrad.data.sources import FolderSource, TensorSource
 from advgrad.evaluate import Evaluation, Progress, evaluate_model
 from advgrad.evaluate.min_norm import merged as merged_min_norms
+from advgrad.models.counting import Passes, spending
 from advgrad.models.query import Classifier, QueryModel
 from advgrad.records.write import provenance
 from advgrad.runs._journal import Journal, data_hash, key_of
 from advgrad.runs._sources import Warn, check_attacks, open_sources
 
-CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds")
+CSV_FIELDS = ("attack", "eps", "accuracy", "n", "steps", "restarts", "seconds", "forward", "backward")
 
 
 @dataclass(frozen=True)
@@ -54,15 +63,18 @@ class EvalReport:
 
 
 def eval_record(evaluation: Evaluation, *, model: dict[str, Any], dataset: str, n: int, seconds: float,
-                provenance: dict[str, Any]) -> dict[str, Any]:
+                provenance: dict[str, Any], passes: Passes | None = None) -> dict[str, Any]:
     """The JSON record of ``evaluation`` (of the model ``model``, as its checkpoint describes it, on ``n``
-    test images of ``dataset``): minimal ε values are None where no adversarial example was found."""
+    test images of ``dataset``): minimal ε values are None where no adversarial example was found;
+    ``passes``: what all its attack passes spent (see the module docstring)."""
     record: dict[str, Any] = {
         "model": model, "dataset": dataset, "n": n, "clean_accuracy": evaluation.clean_accuracy,
         "config": evaluation.config.to_dict(), "records": evaluation.records,
         "sanity": [c.to_dict() for c in evaluation.checks],
         "sanity_ok": evaluation.all_ok if evaluation.checks else None,
-        "seconds": seconds, "provenance": provenance,
+        "seconds": seconds,
+        **({"passes": {"forward": passes.forward, "backward": passes.backward}} if passes is not None else {}),
+        "provenance": provenance,
     }
     if evaluation.min_eps is not None:
         record["min_eps"] = {"attack": evaluation.config.min_eps_attack, "eps_max": evaluation.min_eps_max,
@@ -93,13 +105,16 @@ def _merge(parts: list[Evaluation]) -> Evaluation:
         total = sum(int(r["n"]) for r in rows)
         survivors = sum(round(float(r["accuracy"]) * int(r["n"])) for r in rows)
         merged = {**record, "accuracy": survivors / total, "n": total}
-        if "seconds" in record:
-            merged["seconds"] = sum(float(r["seconds"]) for r in rows)
+        for key in ("seconds", "forward", "backward"):
+            if record.get(key) is not None:
+                merged[key] = sum(r[key] for r in rows)
         if "cascade" in record:  # an ensemble's accuracy after each member: counts add up the same way
             merged["cascade"] = {m: sum(round(float(r["cascade"][m]) * int(r["n"])) for r in rows) / total
                                  for m in record["cascade"]}
             merged["seconds_per_attack"] = {m: sum(float(r["seconds_per_attack"][m]) for r in rows)
                                             for m in record["seconds_per_attack"]}
+            merged["passes_per_attack"] = {m: {k: sum(r["passes_per_attack"][m][k] for r in rows) for k in p}
+                                           for m, p in record["passes_per_attack"].items()}
         records.append(merged)
     sizes = [int(p.records[0]["n"]) for p in parts]  # every sweep record of a chunk carries its size
     clean = sum(round(p.clean_accuracy * k) for p, k in zip(parts, sizes)) / sum(sizes)
@@ -184,12 +199,14 @@ def run_eval(model_path: str | os.PathLike[str], config: EvalConfig, *, n: int |
         journal = Journal.open(state, key, resume=resume)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    evaluation = evaluate_source(inputs.model, inputs.source, config, device=inputs.device, sanity=sanity,
-                                 progress=progress, journal=journal, on_status=on_status)
+    with spending() as tally:
+        evaluation = evaluate_source(inputs.model, inputs.source, config, device=inputs.device, sanity=sanity,
+                                     progress=progress, journal=journal, on_status=on_status)
     seconds = time.perf_counter() - start
     model_file = model_path if os.path.isfile(model_path) else None
     record = eval_record(evaluation, model=inputs.model_meta, dataset=inputs.dataset_name, n=len(inputs.source),
-                         seconds=seconds, provenance=provenance(seed=config.seed, model_path=model_file))
+                         seconds=seconds, provenance=provenance(seed=config.seed, model_path=model_file),
+                         passes=tally.passes)
     if evaluation.checks:  # a folder: the report ran on its first chunk alone (evaluate_source)
         whole = not isinstance(inputs.source, FolderSource)
         record["sanity_n"] = len(inputs.source) if whole else min(config.block, len(inputs.source))

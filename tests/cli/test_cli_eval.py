@@ -37,7 +37,7 @@ def test_eval_writes_json_csv_and_prints_report(trained_small_path: Path, tmp_pa
     assert prov["seed"] == 0 and len(prov["model_sha256"]) == 64 and "torch_version" in prov
     with open(out.with_suffix(".csv"), newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["attack", "eps", "accuracy", "n", "steps", "restarts", "seconds"]
+    assert list(rows[0]) == ["attack", "eps", "accuracy", "n", "steps", "restarts", "seconds", "forward", "backward"]
     assert len(rows) == len(record["records"])
 
 
