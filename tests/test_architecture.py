@@ -33,11 +33,6 @@ MODULE_LINE_CAPS: dict[str, tuple[int, str]] = {
     "advgrad.attacks.fab": (340, "FAB's iteration, untargeted and targeted"),
     "advgrad.norms": (390, "the Lp geometry in one place: four norms, the minimal-norm duals, box ∩ L1 ball"),
     "advgrad.catalog": (340, "one home for every list of names: twenty-odd attacks, one table"),
-    # Over 300 by their public names' numpydoc docstrings (Parameters/Returns/Examples), pending a split:
-    "advgrad.models.zoo": (340, "the zoo and its public layers: four documented public names"),
-    "advgrad.models.checkpoint": (315, "the checkpoint format: four documented public names"),
-    "advgrad.data.sources": (355, "the data-source interface: four documented public names"),
-    "advgrad.backprop": (315, "the hand backward pass: six documented public names, each with its autograd check"),
 }
 
 # The layer of every package and top-level module; a module may import from its own layer and the ones
@@ -57,7 +52,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     # attacks: ∂J/∂X; they never import training (training imports them)
     4: ("advgrad.attacks",),
     # training (∂J/∂W, adversarial objectives) and the seed network's hand backward pass and its checks
-    5: ("advgrad.training", "advgrad.backprop", "advgrad.gradcheck"),
+    5: ("advgrad.training", "advgrad.backprop", "advgrad._forward_pass", "advgrad.gradcheck"),
     # evaluation, and the figures drawn from it
     6: ("advgrad.evaluate", "advgrad.plots"),
     # the package's lazy public facade (advgrad/__init__.py) re-exports the library up to here (its imports

@@ -4,6 +4,8 @@
   split a model is trained and checked on, with the statistics its ``Normalize`` uses;
 - ``sources``: one split to evaluate, read in batches (``load_data``: a built-in name, an ImageFolder folder
   streamed from disk, an ``.npz``/``.pt`` file), behind one interface, ``DataSource``;
+- ``arrays``: the ``.npz``/``.pt`` files of images and labels, read and checked (their layouts, uint8 or
+  [0, 1], labels against the class names);
 - ``training``: training data given as two sources (``advgrad train --data ... --test-data ...``);
 - ``files``: the readers of untrusted files (IDX, ``.npz``, tensors; CIFAR-10's pickles in
   ``_cifar_pickle``): nothing in a file runs code, every fault is one ``DataError`` line.

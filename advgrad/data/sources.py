@@ -7,11 +7,8 @@
 - a folder in torchvision's ImageFolder layout (``folder/CLASS/IMAGE.png``; classes are the sorted
   sub-folder names, as ``torchvision.datasets.ImageFolder`` numbers them), streamed from disk in batches
   (``FolderSource``), so an ImageNet-validation-sized folder never has to fit in memory;
-- an ``.npz`` (read with ``allow_pickle=False``) or ``.pt`` file (``torch.load(weights_only=True)``) holding
-  ``x`` (N, C, H, W) or (N, H, W, C) (or (N, H, W): one channel), uint8 or floating point in [0, 1], and
-  integer labels ``y`` (N,); optionally ``class_names``. Such a file is read whole (use a folder for huge
-  sets). The layout: (N, H, W, C) when the last axis has 1 or 3 entries and axis 1 has neither, else
-  (N, C, H, W).
+- an ``.npz`` or ``.pt`` file of images ``x`` and labels ``y`` (``advgrad.data.arrays`` says what it may
+  hold), read whole (use a folder for huge sets).
 
 Every source (``DataSource``) has ``len``, ``input_shape`` (C, H, W), ``num_classes``, ``class_names``,
 ``bounds`` (0, 1), ``meta()``, ``tensors()`` (all at once) and ``batches(batch_size)`` yielding
@@ -29,21 +26,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from advgrad import _validate
 from advgrad._validate import parse_image_size
 from advgrad.data._imagefolder import FolderSource, open_folder
+from advgrad.data.arrays import ARRAY_SUFFIXES, read_arrays
 from advgrad.data.builtin import DATASETS, DataNotFound, Dataset, load_dataset
-from advgrad.data.files import DataError, read_npz, read_torch_arrays
-from advgrad.records.write import sha256_file
 
 __all__ = ["DataSource", "FolderSource", "TensorSource", "load_data", "parse_classes", "parse_image_size",
            "source_of"]
-
-ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
 
 
 class DataSource(Protocol):
@@ -216,69 +209,6 @@ def select(labels: Sequence[int] | Tensor, num_classes: int, n: int | None,
     return keep[:n] if n is not None else keep
 
 
-def _layout(where: str, x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) from (N, C, H, W), (N, H, W, C) or (N, H, W); see the module docstring for the rule."""
-    if x.ndim == 3:
-        return x[:, None]
-    if x.ndim != 4:
-        raise DataError(f"{where}: x must be (N, C, H, W), (N, H, W, C) or (N, H, W), got shape {x.shape}")
-    if x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):
-        return x.transpose(0, 3, 1, 2)
-    return x
-
-
-def arrays_to_source(where: str, name: str, x: np.ndarray, y: np.ndarray,
-                     class_names: object = None) -> TensorSource:
-    """Check images ``x`` and labels ``y`` and build the source; every fault is a one-line DataError."""
-    if x.dtype != np.uint8 and x.dtype.kind != "f":
-        raise DataError(f"{where}: x must be uint8 (0..255) or floating point in [0, 1], got {x.dtype}")
-    x = _layout(where, x)
-    if len(x) == 0 or 0 in x.shape:
-        raise DataError(f"{where}: x holds no images (shape {x.shape})")
-    if x.dtype.kind == "f":
-        lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates into both
-        if not (lo >= 0.0 and hi <= 1.0):
-            raise DataError(f"{where}: floating-point x must lie in [0, 1], found values in [{lo:g}, {hi:g}] "
-                            "(store 0..255 images as uint8)")
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise DataError(f"{where}: y must be a 1-D integer array of labels, got {y.dtype} {y.shape}")
-    if len(y) != len(x):
-        raise DataError(f"{where}: x holds {len(x)} images but y {len(y)} labels")
-    low, high = int(y.min()), int(y.max())
-    names = _class_names(where, class_names)
-    k = len(names) if names else high + 1
-    if low < 0 or high >= k:
-        raise DataError(f"{where}: label {low if low < 0 else high} is outside the {k} classes 0..{k - 1}")
-    xt = torch.from_numpy(np.ascontiguousarray(x))
-    xt = xt if xt.dtype == torch.uint8 else xt.to(torch.float32)
-    return TensorSource(name, xt, torch.from_numpy(y.astype(np.int64)),
-                        names or tuple(str(i) for i in range(k)), classes_known=bool(names))
-
-
-def _class_names(where: str, value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    items = value.tolist() if isinstance(value, np.ndarray) else value
-    if not isinstance(items, (list, tuple)) or not items or not all(isinstance(s, str) for s in items):
-        raise DataError(f"{where}: class_names must be a non-empty list of strings, got {type(value).__name__}")
-    return tuple(items)
-
-
-def _read_arrays(path: Path) -> TensorSource:
-    where = repr(str(path))
-    if path.suffix == ".npz":
-        arrays: dict[str, Any] = read_npz(path, ("x", "y"), ("class_names",))
-    else:
-        arrays = read_torch_arrays(path, ("x", "y"), ("class_names",))
-        for key in ("x", "y"):
-            value = arrays[key]
-            if not isinstance(value, Tensor):
-                raise DataError(f"{where}: {key} must be a tensor, got {type(value).__name__}")
-            arrays[key] = value.detach().cpu().numpy()
-    source = arrays_to_source(where, str(path), arrays["x"], arrays["y"], arrays.get("class_names"))
-    return replace(source, sha256=sha256_file(path))
-
-
 def subset(source: TensorSource, keep: list[int] | None) -> TensorSource:
     """The samples ``keep`` of ``source`` (``select``'s indices; None: all of it, the same object)."""
     if keep is None:
@@ -341,7 +271,9 @@ def load_data(spec: str | os.PathLike[str], *, root: str | os.PathLike[str] | No
         folder = open_folder(path, image_size=image_size, resize=resize, grayscale=grayscale, workers=workers)
         return folder.subset(select(folder.labels, folder.num_classes, n, classes))
     elif path.is_file() and path.suffix in ARRAY_SUFFIXES:
-        source = _read_arrays(path)
+        arrays = read_arrays(path)
+        source = TensorSource(str(path), arrays.x, arrays.y, arrays.class_names, arrays.classes_known,
+                              sha256=arrays.sha256)
     elif path.is_file():
         raise ValueError(f"{text!r}: unknown data file type {path.suffix!r} (expected .npz or .pt)")
     elif os.sep in text or path.suffix:

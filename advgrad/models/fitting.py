@@ -13,8 +13,8 @@ from torch import nn
 from advgrad import _validate
 from advgrad._runtime import check_dtype, frozen_eval, model_device
 from advgrad.models._weights import _why
+from advgrad.models.layers import output_logits
 from advgrad.models.query import Classifier, QueryModel, check_query_fits
-from advgrad.models.zoo import output_logits
 
 
 def _probability_warning(z: torch.Tensor) -> str | None:

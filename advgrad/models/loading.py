@@ -36,8 +36,8 @@ from advgrad._runtime import resolve_device
 from advgrad.models._files import ExportedModule, build_factory, build_torchvision, load_program, model_kind
 from advgrad.models._weights import fit_state_dict, read_state_dict
 from advgrad.models.checkpoint import load_checkpoint
+from advgrad.models.layers import Normalize, OutputLogits
 from advgrad.models.query import Classifier, QueryModel
-from advgrad.models.zoo import Normalize, OutputLogits
 from advgrad.records.write import sha256_file
 
 KINDS = ("checkpoint", "factory", "torchvision", "torchscript", "export", "onnx")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from advgrad.models.zoo import MODEL_NAMES, Normalize, SigmoidMLP, build_model
+from advgrad.models.layers import Normalize
+from advgrad.models.zoo import MODEL_NAMES, SigmoidMLP, build_model
 
 MNIST = dict(input_shape=(1, 28, 28), num_classes=10, mean=(0.1307,), std=(0.3081,))
 CIFAR = dict(input_shape=(3, 32, 32), num_classes=10, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
