@@ -4,7 +4,7 @@ Foolbox 3.3.4, torchattacks 3.5.1), run in one process on the same points, then 
 ‖δ‖, the success rate within the usual ε, the seconds, AttackBench's optimality against the ensemble
 (the per-point smallest ‖δ‖ over every attack run), and the robust-accuracy-vs-ε curves as a figure.
 
-    python scripts/min_norm_record.py                           # the record (results/min_norm/), ~25 min
+    python scripts/min_norm_record.py                           # the record (results/min_norm/), ~11 min
     python scripts/min_norm_record.py --quick --out /tmp/mn     # a few points, a few steps (the test)
     python scripts/min_norm_record.py --models cnn=/work/models/mnist5k-cnn.pt --norms 2 --n 50
 
