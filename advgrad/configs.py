@@ -151,6 +151,7 @@ class EvalConfig:
     ``precision`` with the attack ``min_eps_attack`` (one that takes per-sample radii:
     ``catalog.MIN_EPS_ATTACKS``); ``min_norm``: attacks whose per-sample minimal ‖δ‖ is measured
     (minimal-norm attacks as they are, the others by the bisection: ``catalog.MIN_NORM_ATTACKS``);
+    ``min_norm_steps``: the steps of those minimal-norm attacks that take steps (None: each its paper's);
     ``tolerance``: the slack (a fraction of the samples) the sanity checks allow; ``queries``: the
     score-based black-box search's budget in the sanity report; ``block``: points per attack call
     (``advgrad.attacks.runner``: the unit of random seeds, of the work shared between processes and of
@@ -168,6 +169,7 @@ class EvalConfig:
     min_eps : bool
     precision, tolerance : float
     min_eps_attack : str
+    min_norm_steps : int, optional
 
     Raises
     ------
@@ -194,6 +196,7 @@ class EvalConfig:
     precision: float = 0.005
     min_eps_attack: str = "pgd"
     min_norm: tuple[str, ...] = ()
+    min_norm_steps: int | None = None
     tolerance: float = 0.01
     queries: int = 300
 
@@ -211,6 +214,7 @@ class EvalConfig:
         _validate.one_of("min_eps_attack", self.min_eps_attack, MIN_EPS_ATTACKS)
         if self.min_norm:
             set_(self, "min_norm", _validate.names("min_norm", self.min_norm, MIN_NORM_ATTACKS))
+        _validate.optional_count("min_norm_steps", self.min_norm_steps)
         set_(self, "tolerance", _validate.number("tolerance", self.tolerance, minimum=0.0, below=1.0))
         for name in (*self.attacks, self.min_eps_attack, *self.min_norm):  # each runs this threat model (torch-free:
             entry = ATTACKS[name]                            # the attack's options are checked when it runs)

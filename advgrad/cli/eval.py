@@ -65,6 +65,9 @@ DEFAULTS = EvalConfig()
                    f"{', '.join(MIN_NORM_ATTACKS)} (minimal-norm attacks as they are, the others by bisection); "
                    "with their ensemble, the "
                    "accuracy-vs-ε curve, medians and each attack's best-on count.")
+@click.option("--min-norm-steps", "min_norm_steps", type=IntIn(min=1, rule="a positive integer"), default=None,
+              help="Steps of each --min-norm attack that takes steps (default: each its paper's; cw and ead: "
+                   "9 searches × 10,000).")
 @click.option("--min-eps", "min_eps", is_flag=True,
               help="Also bisect each sample's minimal ε (up to the largest --eps) with --min-eps-attack.")
 @click.option("--min-eps-attack", type=click.Choice(MIN_EPS_ATTACKS), default=DEFAULTS.min_eps_attack,
@@ -89,7 +92,7 @@ DEFAULTS = EvalConfig()
 @click.pass_context
 def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps: tuple[float, ...], norm: str,
              attacks: tuple[str, ...], steps: int, restarts: int, n: int | None, block: int,
-             min_norm: tuple[str, ...] | None, min_eps: bool,
+             min_norm: tuple[str, ...] | None, min_norm_steps: int | None, min_eps: bool,
              min_eps_attack: str, precision: float, queries: int, no_sanity: bool, seed: int, resume: bool,
              device: str, data_root: Path | None, out: Path, **sources: Any) -> None:
     """How robust is the model, and can the number be trusted? Accuracy under FGSM/PGD at every ε
@@ -103,7 +106,7 @@ def eval_cmd(ctx: click.Context, /, examples: Path | None, model_path: Path, eps
         return
     config = EvalConfig(eps=eps, norm=norm, attacks=attacks, steps=steps, restarts=restarts, block=block,
                         seed=seed, min_eps=min_eps, min_eps_attack=min_eps_attack, min_norm=min_norm or (),
-                        precision=precision,
+                        min_norm_steps=min_norm_steps, precision=precision,
                         queries=queries)
     csv_path = out.with_suffix(".csv")
     if out.suffix.lower() != ".json":

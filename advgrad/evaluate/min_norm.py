@@ -152,8 +152,11 @@ def minimal_norms(model: Classifier, x: Tensor, y: Tensor, config: EvalConfig, *
     spent: dict[str, Passes] = {}
     for name in config.min_norm:
         start = time.perf_counter()
+        entry = ATTACKS[name]
+        steps = ({"steps": config.min_norm_steps} if config.min_norm_steps is not None and entry.kind == "minimal"
+                 and "steps" in entry.options else {})  # (N,) distances below: one attack at a time
         with spending() as tally:
             distances[name] = _distances(model, x, y, name, config, correct, top, journal, next(passes),
-                                         (options or {}).get(name, {}))
+                                         {**steps, **(options or {}).get(name, {})})
         seconds[name], spent[name] = time.perf_counter() - start, tally.passes
     return scored(config.norm, distances, seconds, spent)

@@ -131,7 +131,7 @@ def test_choices_and_defaults_are_the_catalog_s_and_the_configs_own() -> None:
             if hasattr(config, name) and not getattr(param, "is_flag", False) and name not in ("eps", "attacks", "min_norm"):
                 assert param.default == getattr(config, name), name
                 compared.append(name)
-    assert len(compared) == 18, compared  # train: 10 TrainConfig fields; eval: 8 EvalConfig fields
+    assert len(compared) == 19, compared  # train: 10 TrainConfig fields; eval: 9 EvalConfig fields
     assert eval_["eps"].type.convert(eval_["eps"].default, None, None) == EvalConfig().eps
     assert eval_["attacks"].type.convert(eval_["attacks"].default, None, None) == EvalConfig().attacks
 

@@ -1,4 +1,4 @@
-"""The README's commands are real: every `advgrad ...` line of its shell blocks parses with the CLI's own
+"""The README's and the documentation's commands are real: every `advgrad ...` line of their shell blocks parses with the CLI's own
 options (each option exists and each value passes its type), and its Python quick start runs."""
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ import pytest
 
 from advgrad.cli import COMMANDS, main
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = [README] + [p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+def _blocks(lang: str, texts: list[str] | None = None) -> list[str]:
+    return [b for text in (texts or [README]) for b in re.findall(rf"```{lang}\n(.*?)```", text, re.S)]
 
 
-def _commands() -> list[list[str]]:
+def _commands(texts: list[str] | None = None) -> list[list[str]]:
     out = []
-    for block in _blocks("bash"):
-        for line in block.splitlines():
+    for block in _blocks("bash", texts):
+        for line in block.replace("\\\n", " ").splitlines():  # a continued line is one command
             line = line.split("  #")[0].strip()
             if line.startswith("advgrad "):
                 out.append(shlex.split(line)[1:])
@@ -40,7 +42,7 @@ def test_the_readme_shows_every_command() -> None:
     assert shown <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("args", _commands(), ids=lambda a: " ".join(a)[:60])
+@pytest.mark.parametrize("args", _commands(PAGES), ids=lambda a: " ".join(a)[:60])
 def test_each_command_parses(args: list[str]) -> None:
     """Parse without running: click converts every value with the command's own types and refuses an
     unknown option (a usage error would raise here)."""

@@ -128,3 +128,18 @@ def test_attack_fmn_in_l0_records_the_sizes_of_its_examples(trained_small_path: 
     assert capped.exit_code == 0, capped.output
     within = json.loads((tmp_path / "b.json").read_text())["attack_success_rate"]
     assert within == pytest.approx(float((sizes <= 5).mean()))
+
+
+def test_min_norm_steps_sets_the_minimal_attacks_steps_only() -> None:
+    """``min_norm_steps`` runs each minimal-norm attack that takes steps with that many (its backward passes
+    grow with them: one per step per point still attacked), and leaves a bisected attack's steps alone (its
+    passes are the same); the journal key sees it, being a config field."""
+    model, _, _, x, y = _affine(seed=3, n=12)
+    config = EvalConfig(eps=(0.5,), norm="2", attacks=("pgd",), min_norm=("fmn", "ddn", "pgd"), steps=3)
+    few, many = (minimal_norms(model, x, y, config.but(min_norm_steps=k)) for k in (2, 8))
+    for name in ("fmn", "ddn"):
+        assert 0 < few.passes[name].backward < many.passes[name].backward, name
+    assert few.passes["pgd"] == many.passes["pgd"]
+    assert EvalConfig().min_norm_steps is None and config.but(min_norm_steps=4).to_dict()["min_norm_steps"] == 4
+    with pytest.raises(ValueError, match="min_norm_steps"):
+        EvalConfig(min_norm_steps=0)
