@@ -135,6 +135,9 @@ class _Meter:
     def __init__(self, model: nn.Module | QueryModel, stages: int) -> None:
         self.counters = [QueryCounter(model) if isinstance(model, QueryModel) else PassCounter(model)
                          for _ in range(stages)]
+        for counter in self.counters:  # the blocks run inside the frozen (eval-mode) session of ``run``: the
+            if isinstance(counter, PassCounter):  # wrappers say so, or an attack's own frozen_eval would
+                counter.training = False  # restore train mode on exit, flipping the shared model under a worker
         self.models = [c.model if isinstance(c, QueryCounter) else c for c in self.counters]
 
     def spent(self) -> list[Passes]:

@@ -121,8 +121,14 @@ def parsed(stderr: str) -> list[tuple[str, int, int, str, str | None]]:
 
 
 def table_of(stdout: str) -> list[str]:
-    """A command's table without its timings (each row's last column, seconds) and the files it wrote."""
-    return [re.sub(r"\s+[\d.]+$", "", row) for row in stdout.splitlines() if not row.startswith("wrote ")]
+    """A command's table without its timings and the files it wrote: eval's rows (attack, ε, accuracy,
+    seconds, fwd/pt, bwd/pt) lose their seconds, other rows their last column (train's seconds)."""
+    def untimed(row: str) -> str:
+        parts = row.split()
+        if len(parts) == 6 and parts[2].endswith("%"):
+            return " ".join(parts[:3] + parts[4:])
+        return re.sub(r"\s+[\d.]+$", "", row)
+    return [untimed(row) for row in stdout.splitlines() if not row.startswith("wrote ")]
 
 
 # A clock that moves one second each time the report reads it: what a line waits for no longer depends on how
