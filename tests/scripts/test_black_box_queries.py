@@ -13,7 +13,8 @@ from types import ModuleType
 import pytest
 import torch
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.slow, pytest.mark.heavy]  # a record script end to end: tens of seconds
 
 
 def test_quick_run_has_every_row_within_its_budget(tmp_path: Path, trained_small_path: Path,

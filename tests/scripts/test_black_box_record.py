@@ -12,7 +12,8 @@ from types import ModuleType
 import pytest
 import torch
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.slow, pytest.mark.heavy]  # a record script end to end: tens of seconds
 
 
 def test_black_box_record_runs_and_writes_its_table(tmp_path: Path, trained_small_path: Path,

@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning"),
+              pytest.mark.slow, pytest.mark.heavy]  # a record script end to end: tens of seconds
 
 ROWS = {  # per norm: advgrad's rows, then the peers' (adv-lib, Foolbox, torchattacks)
     "0": ["FMN", "FMN (paper)", "σ-zero", "PGD-L0 (bisection)", "adv-lib fmn", "adv-lib sigma_zero",
