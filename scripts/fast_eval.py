@@ -67,12 +67,25 @@ def reference(name: str, norm: str, eps: float, n: int, cache: Path) -> dict[str
     seconds = time.perf_counter() - start
     out = {"broken_by": r.broken_by, "stages": r.stages, "x_adv": r.x_adv, "accuracy": r.accuracy,
            "passes": (counter.passes.forward, counter.passes.backward), "seconds": seconds,
-           "member_seconds": r.seconds}
+           "member_seconds": r.seconds, "fast": fast(model, x, y, eps, norm)}  # the same process: seconds compare
     cache.mkdir(parents=True, exist_ok=True)
     torch.save(out, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").rename(path)
     print(f"{name} {norm} {eps:g}: AutoAttack {r.accuracy} {counter.passes} {seconds:.0f} s", flush=True)
     return out
+
+
+def fast(model: Any, x: Any, y: Any, eps: float, norm: str, **options: Any) -> dict[str, Any]:
+    """aa_fast (its defaults, or ``options``) on the config: broken_by, passes, seconds, the options."""
+    from advgrad.attacks.fast import aa_fast
+    from advgrad.models.counting import PassCounter
+
+    counter = PassCounter(model)
+    start = time.perf_counter()
+    r = aa_fast(counter, x, y, eps, norm=norm, **options)
+    seconds = time.perf_counter() - start
+    return {"broken_by": r.broken_by, "stages": r.stages, "options": options, "seconds": seconds,
+            "passes": (counter.passes.forward, counter.passes.backward)}
 
 
 def main(argv: list[str] | None = None) -> None:
