@@ -15,6 +15,7 @@ for a config with no cache entry, in the same process.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,70 @@ def fast(model: Any, x: Any, y: Any, eps: float, norm: str, **options: Any) -> d
     start = time.perf_counter()
     r = aa_fast(counter, x, y, eps, norm=norm, **options)
     seconds = time.perf_counter() - start
-    return {"broken_by": r.broken_by, "stages": r.stages, "options": options, "seconds": seconds,
+    return {"broken_by": r.broken_by, "stages": r.stages, "plan": plan(norm, **options), "seconds": seconds,
             "passes": (counter.passes.forward, counter.passes.backward)}
+
+
+def plan(norm: str, **options: Any) -> str:
+    """The fast cascade's stages as text: a cached run is reused only for the same plan."""
+    from advgrad.attacks.fast import fast_configs
+
+    return repr([c.to_dict() for c in fast_configs(norm, **options)])
+
+
+def row(name: str, norm: str, eps: float, ref: dict[str, Any], fast_run: dict[str, Any], same: bool) -> dict[str, Any]:
+    """One model's figures: both robust accuracies, the disagreements, passes and seconds, their ratios."""
+    aa_robust = ref["broken_by"] == len(ref["stages"])
+    fast_robust = fast_run["broken_by"] == len(fast_run["stages"])
+    n = len(aa_robust)
+    aa_passes, fast_passes = sum(ref["passes"]), sum(fast_run["passes"])
+    return {"model": name, "norm": norm, "eps": eps, "n": n, "clean": float((ref["broken_by"] >= 0).float().mean()),
+            "aa": float(aa_robust.float().mean()), "fast": float(fast_robust.float().mean()),
+            "only_aa_broke": int((fast_robust & ~aa_robust).sum()),
+            "only_fast_broke": int((aa_robust & ~fast_robust).sum()),
+            "aa_passes": aa_passes, "fast_passes": fast_passes, "passes_ratio": fast_passes / aa_passes,
+            "aa_seconds": ref["seconds"], "fast_seconds": fast_run["seconds"],
+            "seconds_ratio": fast_run["seconds"] / ref["seconds"], "same_process": same,
+            "aa_breaks": {s: int((ref["broken_by"] == k).sum()) for k, s in enumerate(ref["stages"])},
+            "fast_breaks": {s: int((fast_run["broken_by"] == k).sum()) for k, s in enumerate(fast_run["stages"])}}
+
+
+def record(configs: list[tuple[str, str, float]], n: int, cache: Path) -> list[dict[str, Any]]:
+    """Every config: AutoAttack from the cache (run now if absent), aa_fast at its defaults. The seconds
+    compare within one process: the reference job's own aa_fast run where its plan is today's, else a run
+    now (then the ratio is across processes, and the table says so)."""
+    rows = []
+    for name, norm, eps in configs:
+        ref = reference(name, norm, eps, n, cache)
+        cached = ref.get("fast")
+        same = cached is not None and cached["plan"] == plan(norm)
+        fast_run = cached if same else fast(*load(name, n), eps, norm)
+        rows.append(row(name, norm, eps, ref, fast_run, same))
+        r = rows[-1]
+        print(f"{name} {norm} {eps:g}: AA {r['aa']:.3f} fast {r['fast']:.3f} passes {r['passes_ratio']:.3f} "
+              f"seconds {r['seconds_ratio']:.3f}", flush=True)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], command: str) -> str:
+    """The table, the command beside it, and the per-stage breaks."""
+    lines = ["| model | threat | clean | AutoAttack | aa-fast | Δ (points) | only AA broke | only aa-fast broke | "
+             "passes AA | passes aa-fast | ratio | s AA | s aa-fast | ratio | targets |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        delta = 100 * (r["fast"] - r["aa"])
+        met = ("✓" if delta <= 0.1 + 1e-9 else "✗ accuracy") + (" ✓" if r["passes_ratio"] <= 0.15 else " ✗ passes")
+        threat = f"L{'∞' if r['norm'] == 'inf' else '2'} {r['eps']:g}"
+        lines.append(f"| {r['model']} | {threat} | {r['clean']:.1%} | {r['aa']:.1%} | {r['fast']:.1%} | {delta:+.1f} | "
+                     f"{r['only_aa_broke']} | {r['only_fast_broke']} | {r['aa_passes']:,} | {r['fast_passes']:,} | "
+                     f"{r['passes_ratio']:.3f} | {r['aa_seconds']:.0f} | {r['fast_seconds']:.0f} | "
+                     f"{r['seconds_ratio']:.3f}{'' if r['same_process'] else '*'} | {met} |")
+    lines += ["", "Points broken by each stage (AutoAttack's members; aa-fast's stages):", ""]
+    for r in rows:
+        aa = ", ".join(f"{k} {v}" for k, v in r["aa_breaks"].items())
+        fast_ = ", ".join(f"{k} {v}" for k, v in r["fast_breaks"].items())
+        lines.append(f"- {r['model']} {r['norm']} {r['eps']:g}: AutoAttack: {aa}; aa-fast: {fast_}")
+    return f"    {command}\n\n" + "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,6 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode == "reference":
         for name, norm, eps in configs:
             reference(name, norm, eps, args.n, args.cache)
+        return
+    rows = record(configs, args.n, args.cache)
+    text = markdown(rows, "python scripts/fast_eval.py record " + " ".join(argv if argv is not None else sys.argv[2:]))
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":
