@@ -9,7 +9,9 @@ torch thread, the model wrapped in a ``PassCounter`` (sample-passes: a forward o
 backward through it n). Standard AutoAttack takes minutes per model on this CPU: its per-sample verdicts,
 passes and seconds are cached in ``--cache`` (/tmp/fast_cache), keyed by model, norm, ε and n, so that the
 fast evaluation can be measured (and tuned) without running it again; ``record`` runs ``reference`` first
-for a config with no cache entry, in the same process.
+for a config with no cache entry, in the same process. A cache entry named ``MODEL-NORM-EPS-N.pt`` (an
+earlier session's format, /tmp/aa_cache: broken_by, passes, seconds of the same standard AutoAttack) is read
+too; its seconds come from another process.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def reference(name: str, norm: str, eps: float, n: int, cache: Path) -> dict[str
     path = cache_path(cache, name, norm, eps, n)
     if path.is_file():
         return dict(torch.load(path))
+    legacy = cache / f"{name}-{norm}-{eps}-{n}.pt"  # an earlier session's runs: the same AutoAttack
+    if legacy.is_file():
+        return {"stages": ("apgd-ce", "apgd-t", "fab-t", "square"), **torch.load(legacy)}
     model, x, y = load(name, n)
     counter = PassCounter(model)
     start = time.perf_counter()
