@@ -21,11 +21,14 @@ no stage before it broke:
 
 A robust point costs ≈ 2·steps + 2·targets·(steps // 2) + 3·⌈targets / 3⌉·steps ≈ 1,000 sample-passes at
 the defaults: about 0.11× AutoAttack's (A³, Liu et al., reports ≈ 0.09–0.17×). Left out, by what the pass
-counts showed (``results/fast_eval.md``; 300 test images of an FGSM-RS Fashion-MNIST model at L2 ε = 1.5,
-on the 135 points left by APGD-CE and APGD-T on 3 targets, 8 of which AutoAttack broke): APGD-DLR, PGD on
-the margin with random restarts, and Square with 300 or 1,000 queries broke none of them, for 100–1,000
-passes a point each; AutoAttack's Square still breaks a point now and then on TRADES models, which this
-cascade does not try. A³'s online discarding (more restarts only where the loss came close) has no
+counts showed (``results/fast_eval.md``, "How the stages were chosen": 300 test images of an FGSM-RS
+Fashion-MNIST model at L2 ε = 1.5, the 135 points left by APGD-CE and APGD-T on 3 targets, 8 of which
+AutoAttack broke): APGD-DLR and Square (300 or 1,000 queries) broke none of the 8, PGD on the margin with
+2 random restarts one (which APGD-T on 9 targets and FAB-T broke too), for 100–1,000 passes a point each.
+AutoAttack's Square (5,000 queries) breaks a point now and then that the gradient stages miss; a 500-query
+Square after these stages caught none of them on three models (for 0.05× AutoAttack's passes), so the
+cascade does not try: these are most of the points where aa-fast reports robust and AutoAttack does not.
+A³'s online discarding (more restarts only where the loss came close) has no
 counterpart either: every stage attacks every survivor, so the cascade runs on ``advgrad.attacks.runner`` as
 any ensemble (``advgrad eval --attacks aa-fast``, ``advgrad attack --method aa-fast``): in blocks, each
 stage on the survivors of the one before, the same verdicts in any number of workers.
