@@ -38,6 +38,7 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad.attacks.blackbox.rays": ("rays",),
     "advgrad.attacks.blackbox.spsa": ("spsa",),
     "advgrad.attacks.noise": ("sign_noise",),
+    "advgrad.attacks.fast": ("aa_fast",),  # the fast evaluation (not AutoAttack: a method of its own)
     # models that only answer queries (an ONNX graph, an API), and the cost of an attack in model passes
     "advgrad.models.query": ("QueryModel",),
     "advgrad.models.onnx": ("load_onnx",),
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad.attacks.blackbox.rays import rays  # noqa: F401
     from advgrad.attacks.blackbox.spsa import spsa  # noqa: F401
     from advgrad.attacks.fab import FabStep, fab, fab_targeted  # noqa: F401
+    from advgrad.attacks.fast import aa_fast  # noqa: F401
     from advgrad.attacks.minimal.alma import ALMAOptions, alma  # noqa: F401
     from advgrad.attacks.minimal.cw import CWOptions, cw  # noqa: F401
     from advgrad.attacks.minimal.ddn import ddn  # noqa: F401

@@ -181,6 +181,12 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                               "survivors (L1: the reference's L1 version)",
                               ("inf", "2", "1"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack",
                               members="advgrad.attacks.autoattack:cascade_of"),
+    "aa-fast": AttackEntry("advgrad.attacks.fast:aa_fast",
+                           "fast evaluation, not AutoAttack: APGD-CE (50 steps) → APGD-T (9 targets × 25) → FAB-T "
+                           "(3 targets × 50), each on the survivors (~0.11× AutoAttack's passes)",
+                           ("inf", "2"), kind="ensemble", per_sample_eps=False,
+                           paper="Liu et al. 2022, arXiv 2203.05154; Gao et al. 2022, arXiv 2206.07314",
+                           title="AA-fast", members="advgrad.attacks.fast:cascade_of"),
     "fmn": AttackEntry("advgrad.attacks.minimal.fmn:fmn",
                        "Fast Minimum-Norm: the smallest ‖δ‖ per point, by steps that shrink and grow an ε-ball",
                        ("inf", "2", "1", "0"), kind="minimal", paper="Pintor et al. 2021, arXiv 2102.12827",

@@ -114,7 +114,7 @@ def members(version: str, attacks: tuple[str, ...] | None = None,
     if version == "custom":
         if not attacks:
             raise ValueError("version 'custom' needs attacks: a list of names from the catalog")
-        names = _validate.names("attacks", attacks, [n for n in ATTACKS if n != "autoattack"])
+        names = _validate.names("attacks", attacks, [n for n, e in ATTACKS.items() if e.kind != "ensemble"])
         return tuple((name, {}) for name in names)
     if attacks is not None:
         raise ValueError(f"attacks apply to version 'custom' only (version {version!r} fixes its own)")

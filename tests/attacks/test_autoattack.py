@@ -174,3 +174,13 @@ def test_invariants(n: int, eps: float, norm: str, block: int, seed: int, traini
     assert bool((size <= eps * (1 + 1e-5) + 1e-6).all()) and float(res.x_adv.min()) >= 0 and float(res.x_adv.max()) <= 1
     assert model.training is training and all(p.requires_grad and p.grad is None for p in model.parameters())
     assert math.isclose(list(res.accuracy.values())[-1], float((~res.success).float().mean()), abs_tol=1e-6)
+
+
+def test_a_custom_cascade_takes_no_ensemble_as_a_member() -> None:
+    """'custom' runs single attacks in order; an ensemble (autoattack, aa-fast) is not one: one line naming
+    the attacks that are."""
+    assert [name for name, _ in members("custom", ("apgd-ce", "square"))] == ["apgd-ce", "square"]
+    for ensemble in ("autoattack", "aa-fast"):
+        with pytest.raises(ValueError, match=f"{ensemble}") as info:
+            members("custom", ("apgd-ce", ensemble))
+        assert "\n" not in str(info.value) and "apgd-t" in str(info.value)
