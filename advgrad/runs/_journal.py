@@ -72,7 +72,9 @@ class Journal:
         nothing touched, for a journal of another run or a folder that is not one."""
         path = Path(folder)
         manifest = path / "manifest.json"
-        if path.exists():
+        existed = path.exists()
+        distributed.barrier()  # every process has looked before process 0 creates it: they all decide alike
+        if existed:
             if not resume:
                 raise ValueError(f"{str(path)!r} holds the state of an unfinished run: add --resume to continue "
                                  "it, or delete the folder to start over")

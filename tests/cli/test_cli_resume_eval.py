@@ -28,10 +28,12 @@ ATTACK = ["attack", "--eps", "0.1", "--method", "pgd", "--steps", "5", "--restar
 
 
 def _timeless(record: Any) -> Any:
-    """A record without what differs between two runs of one command: wall-clock seconds, creation time."""
+    """A record without what differs between two runs of one command: wall-clock seconds, creation time, and
+    the cost this run paid (sample-passes: blocks read back from the state cost none, as they take no time)."""
     if isinstance(record, dict):
         return {k: _timeless(v) for k, v in record.items()
-                if k not in ("seconds", "seconds_per_attack", "images_per_second", "created", "command")}
+                if k not in ("seconds", "seconds_per_attack", "images_per_second", "created", "command",
+                             "forward", "backward", "passes", "passes_per_attack")}
     if isinstance(record, list):
         return [_timeless(v) for v in record]
     return record
@@ -39,7 +41,8 @@ def _timeless(record: Any) -> Any:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k not in ("seconds", "forward", "backward")}
+                for row in csv.DictReader(f)]
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
