@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from advgrad import _validate
 from advgrad._runtime import forward, frozen_eval
+from advgrad.models.counting import PassCounter
 
 CHUNK_MIN_BYTES = 16 * 1024  # activations kept per sample below which the batch stays in one piece
 CHUNK_BUDGET = 64 * 2**20    # activations kept per chunk, at most
@@ -33,6 +34,8 @@ _KEPT: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], float]] = weak
 
 
 def _kept_per_sample(model: nn.Module, x: Tensor) -> float:
+    if isinstance(model, PassCounter):  # the probe is not the attack's work: ask the model, uncounted (and once,
+        model = model.model             # not once per counter: under torchrun every process would pay it)
     key = (tuple(x.shape[1:]), x.dtype)
     memo = _KEPT.setdefault(model, {})
     if key not in memo:

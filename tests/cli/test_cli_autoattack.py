@@ -99,7 +99,8 @@ def test_eval_autoattack_in_l2_records_the_cascade(logreg: Path, mnist5k: Datase
                            "pgd,autoattack", "--n", str(N), "--steps", "5", "--no-sanity", "--out", str(out))
     assert code == 0, output
     rec = json.loads(out.read_text())
-    assert rec["config"]["norm"] == "2" and NORMS["2"].symbol in output.splitlines()[0]
+    header = next(line for line in output.splitlines() if not line.startswith("eval: "))  # progress lines aside
+    assert rec["config"]["norm"] == "2" and NORMS["2"].symbol in header
     aa = next(r for r in rec["records"] if r["attack"] == "autoattack" and r["eps"] == 1.0)
     worst = next(r for r in rec["records"] if r["attack"] == "worst" and r["eps"] == 1.0)
     library = advgrad.autoattack(load_model(logreg), mnist5k.x_test[:N], mnist5k.y_test[:N], 1.0, norm="2",

@@ -32,7 +32,7 @@ def test_demo_quick_runs_the_whole_loop(tmp_path: Path) -> None:
     commands = (out / "COMMANDS.md").read_text()
     assert commands.count("    advgrad ") == 11 and "advgrad eval" in commands and "advgrad attack" in commands
     record = json.loads((out / "eval.json").read_text())
-    assert record["n"] == 40 and len(record["sanity"]) == 9
+    assert record["n"] == 40 and len(record["sanity"]) == 10
     ensemble = json.loads((out / "eval_autoattack.json").read_text())
     aa = [r for r in ensemble["records"] if r["attack"] == "autoattack"]
     assert [r["eps"] for r in aa] == [0.0, 0.1] and list(aa[-1]["cascade"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
