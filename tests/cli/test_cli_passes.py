@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from advgrad.attacks import runner
+from advgrad.attacks import auto_chunk_size, runner
 from advgrad.catalog import ATTACKS
 from advgrad.configs import AttackConfig, EvalConfig
 from advgrad.data.builtin import Dataset
@@ -128,6 +128,7 @@ def test_apgd_with_early_stop_against_an_independent_count(mnist5k: Dataset, ste
     with torch.no_grad():
         y = model.model(x).argmax(1)  # every point classified correctly: every one is attacked
         y[:3] = (y[:3] + 1) % 10       # but these three
+    auto_chunk_size(model, x)  # the chunk-size probe (once per model) is no attack's work: not in the record
     model.log.update(forward=0, backward=0)
     config = EvalConfig(eps=(eps,), attacks=("apgd-ce",), block=block)
     (record,) = sweep(model, x, y, config).records
