@@ -200,6 +200,16 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     if isinstance(eps_, Tensor):
         raise ValueError("autoattack takes one radius for every point (a number), not a per-sample tensor")
     configs = member_configs(norm, version, attacks, budget)
+    return run_cascade(model, x, y, eps_, configs, seed=seed, bounds=bounds, chunk_size=chunk_size, block=block,
+                       workers=workers, progress=progress)
+
+
+def run_cascade(model: nn.Module, x: Tensor, y: Tensor, eps: float, configs: list[AttackConfig], *, seed: int,
+                bounds: tuple[float, float], chunk_size: int | None, block: int, workers: int | None,
+                progress: Progress | None) -> AutoAttackResult:
+    """A cascade of ``configs`` at the one radius ``eps`` (checked by the caller), each stage on the points the
+    ones before it left standing, by the runner: the clean logits once, the examples, verdicts, robust
+    accuracy after each stage and seconds per stage (``autoattack`` and ``fast.aa_fast`` share it)."""
     _validate.count("block", block)
     x, y = x.detach(), y.to(x.device)
     z = logits(model, x, batch_size=block).to(x.device)
@@ -207,8 +217,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
     x_adv, z_adv = x.clone(), z.clone()
     broken_by = torch.where(correct, len(configs), -1)  # (N,) at ε = 0 nothing can move: the clean verdicts
     seconds = [0.0] * len(configs)
-    if eps_ > 0:
-        out = runner.run(model, x, y, eps_, configs, candidates=correct.cpu(), seed=seed, bounds=bounds,
+    if eps > 0:
+        out = runner.run(model, x, y, eps, configs, candidates=correct.cpu(), seed=seed, bounds=bounds,
                          block=block, workers=workers, chunk_size=chunk_size, progress=progress)
         fooled = out.success.to(x.device)
         x_adv[fooled] = out.x_adv[fooled.cpu()].to(x.device)
@@ -217,7 +227,7 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: st
         broken_by, seconds = out.broken_by.to(x.device), out.seconds
     names = [c.method for c in configs]
     accuracy = {"clean": float(correct.float().mean()),
-                **robust_after(broken_by, names[:len(configs) if eps_ > 0 else 0], torch.float32)}
+                **robust_after(broken_by, names[:len(configs) if eps > 0 else 0], torch.float32)}
     return AutoAttackResult(x_adv, broken_by < len(configs), margin(z_adv, y), z_adv, broken_by=broken_by,
                             stages=tuple(names), accuracy=accuracy, seconds=dict(zip(names, seconds)))
 

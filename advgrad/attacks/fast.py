@@ -39,18 +39,15 @@ robust only where every stage failed (``broken_by``: the stage that broke it).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from advgrad import _validate
-from advgrad._runtime import check_batch, logits
-from advgrad.attacks import runner
+from advgrad._runtime import check_batch
 from advgrad.attacks._checks import check_radius
-from advgrad.attacks.autoattack import AutoAttackResult, robust_after
+from advgrad.attacks.autoattack import AutoAttackResult, run_cascade
 from advgrad.attacks.runner import BLOCK, Progress
 from advgrad.catalog import norm_name
 from advgrad.configs import AttackConfig
-from advgrad.losses import margin
 
 __all__ = ["aa_fast", "cascade_of", "fast_configs"]
 
@@ -149,24 +146,6 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
     if isinstance(eps_, Tensor):
         raise ValueError("aa_fast takes one radius for every point (a number), not a per-sample tensor")
     configs = fast_configs(norm, steps=steps, targets=targets)
-    _validate.count("block", block)
     _validate.count("seed", seed, 0)
-    x, y = x.detach(), y.to(x.device)
-    z = logits(model, x, batch_size=block).to(x.device)
-    correct = z.argmax(1) == y  # (N,) classified correctly at x: the points the cascade attacks
-    x_adv, z_adv = x.clone(), z.clone()
-    broken_by = torch.where(correct, len(configs), -1)  # (N,) at ε = 0 nothing can move: the clean verdicts
-    seconds = [0.0] * len(configs)
-    if eps_ > 0:
-        out = runner.run(model, x, y, eps_, configs, candidates=correct.cpu(), seed=seed, bounds=bounds,
-                         block=block, workers=workers, chunk_size=chunk_size, progress=progress)
-        fooled = out.success.to(x.device)
-        x_adv[fooled] = out.x_adv[fooled.cpu()].to(x.device)
-        if out.logits is not None:  # None: no point was attacked
-            z_adv[fooled] = out.logits[fooled.cpu()].to(z_adv)
-        broken_by, seconds = out.broken_by.to(x.device), out.seconds
-    names = [c.method for c in configs]
-    accuracy = {"clean": float(correct.float().mean()),
-                **robust_after(broken_by, names[:len(configs) if eps_ > 0 else 0], torch.float32)}
-    return AutoAttackResult(x_adv, broken_by < len(configs), margin(z_adv, y), z_adv, broken_by=broken_by,
-                            stages=tuple(names), accuracy=accuracy, seconds=dict(zip(names, seconds)))
+    return run_cascade(model, x, y, eps_, configs, seed=seed, bounds=bounds, chunk_size=chunk_size, block=block,
+                       workers=workers, progress=progress)
