@@ -46,6 +46,11 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None, bounds:
     return Setup(lo, hi, radius, chunk_for(chunk_size, model, x))
 
 
+def per_point(t: Tensor, like: Tensor) -> Tensor:
+    """A per-sample (N,) tensor viewed as (N, 1, ..., 1), to broadcast against ``like`` (N, ...)."""
+    return t.view(-1, *[1] * (like.ndim - 1))
+
+
 def is_adversarial(logits: Tensor, y: Tensor, targeted: bool) -> Tensor:
     """(N,) bool: classified as y (targeted) or as anything but y (untargeted)."""
     pred = logits.argmax(dim=1)
@@ -80,7 +85,7 @@ def outcome(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, norm: Norm, e
     success = is_adversarial(z_adv, y, targeted) & ~at_x
     if eps is not None:
         success &= distance <= eps
-    keep = success.view(-1, *[1] * (x.ndim - 1))
+    keep = per_point(success, x)
     x_out = torch.where(keep, x_adv, x)
     logits = torch.where(success[:, None], z_adv, z_clean)
     distance = torch.where(success, distance, torch.where(at_x, 0.0, torch.inf)).to(x.dtype)

@@ -36,7 +36,7 @@ from advgrad.attacks._checks import (
 )
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.gradient import gradient
-from advgrad.attacks.minimal._common import is_adversarial, outcome
+from advgrad.attacks.minimal._common import is_adversarial, outcome, per_point
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
 from advgrad.norms import L1_NORM, L2_NORM, LINF, Norm, NormSpec, Radius, get_norm
@@ -99,10 +99,6 @@ class _Setup:
     chunk: int
 
 
-def _view(t: Tensor, like: Tensor) -> Tensor:
-    return t.view(-1, *[1] * (like.ndim - 1))
-
-
 def _next_radius(s: _Setup, eps: Tensor, adv: Tensor, found: Tensor, size: Tensor, best: Tensor,
                  loss: Tensor, grad: Tensor, gamma: float) -> Tensor:
     """ε_{k+1} (module docstring), before the cap at the largest distance the box allows."""
@@ -135,11 +131,11 @@ def _descend(s: _Setup, x: Tensor, y: Tensor, delta: Tensor, eps: Tensor) -> Ten
             better = adv & (size < best)
             found |= adv
             best = torch.where(better, size, best)
-            x_best = torch.where(_view(better, x), x_adv, x_best)
+            x_best = torch.where(per_point(better, x), x_adv, x_best)
             eps = torch.minimum(_next_radius(s, eps, adv, found, size, best, margin(logits, y), grad, gamma),
                                 worst)
             # δ + α·∇/‖∇‖₂ as one fused operation, in adv-lib's order (so the iterates are its bits)
-            delta.addcdiv_(grad, _view(L2_NORM.measure(grad).clamp_(min=1e-12), x), value=alpha)
+            delta.addcdiv_(grad, per_point(L2_NORM.measure(grad).clamp_(min=1e-12), x), value=alpha)
             delta = s.norm.project_(delta, eps)
             delta.add_(x).clamp_(s.lo, s.hi).sub_(x)
     return x_best
@@ -159,7 +155,7 @@ def _boundary_start(s: _Setup, x: Tensor, y: Tensor, start: Tensor) -> Tensor:
     bad = (~is_adversarial(_predict(s, start), y, s.targeted) & ~clean).nonzero().flatten().tolist()
     if bad:
         raise ValueError(f"starting_points must be adversarial: {len(bad)} are not (indices {bad[:5]})")
-    d1 = torch.where(_view(clean, x), x, start) - x  # (N, ...)
+    d1 = torch.where(per_point(clean, x), x, start) - x  # (N, ...)
     r1 = s.norm.measure(d1)
     low, high = torch.zeros_like(r1), torch.ones_like(r1)
     for _ in range(s.options.binary_search_steps):

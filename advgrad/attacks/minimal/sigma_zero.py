@@ -35,7 +35,7 @@ from advgrad.attacks._checks import (
     forward,
 )
 from advgrad.attacks._chunks import chunk_for, slices
-from advgrad.attacks.minimal._common import is_adversarial, outcome
+from advgrad.attacks.minimal._common import is_adversarial, outcome, per_point
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
 from advgrad.norms import L0_NORM, Norm, NormSpec, Radius, get_norm
@@ -91,10 +91,6 @@ class _Setup:
     chunk: int
 
 
-def _view(t: Tensor, like: Tensor) -> Tensor:
-    return t.view(-1, *[1] * (like.ndim - 1))
-
-
 def _gradient(s: _Setup, x: Tensor, y: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
     """∇_δ Σᵢ J(δᵢ) (module docstring) and the logits at x + δ, chunk by chunk."""
     grads, logits = [], []
@@ -130,8 +126,8 @@ def _descend(s: _Setup, x: Tensor, y: Tensor) -> Tensor:
             size, adv = L0_NORM.measure(delta), is_adversarial(logits, y, s.targeted)
             better = adv & (size < best)
             best = torch.where(better, size, best)
-            x_best = torch.where(_view(better, x), x + delta, x_best)
-            grad.div_(_view(s.grad_norm.measure(grad).clamp_(min=1e-12), x))
+            x_best = torch.where(per_point(better, x), x + delta, x_best)
+            grad.div_(per_point(s.grad_norm.measure(grad).clamp_(min=1e-12), x))
             avg.lerp_(grad, weight=1 - b1)
             avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
             denom = avg_sq.sqrt().div_((1 - b2 ** (i + 1)) ** 0.5).add_(1e-8)
@@ -140,7 +136,7 @@ def _descend(s: _Setup, x: Tensor, y: Tensor) -> Tensor:
             eta = 0.1 * o.alpha + 0.9 * o.alpha * (1 + math.cos(math.pi * i / s.steps)) / 2
             step = o.threshold_factor * eta * (s.hi - s.lo)
             tau.add_(torch.where(adv, step, -step)).clamp_(min=0, max=s.hi - s.lo)
-            delta.masked_fill_(delta.abs() < _view(tau, x), 0)
+            delta.masked_fill_(delta.abs() < per_point(tau, x), 0)
     return x_best
 
 
