@@ -59,6 +59,14 @@ def number(name: str, value: object, *, minimum: float | None = None, strict: bo
     return v
 
 
+def fraction(name: str, value: object) -> float:
+    """A real number in [0, 1]."""
+    v = number(name, value, phrase="a number in [0, 1]")
+    if not 0 <= v <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return v
+
+
 def one_of(name: str, value: T, allowed: Iterable[T]) -> T:
     """``value`` if it is one of ``allowed``; the message lists them."""
     options = list(allowed)

@@ -170,8 +170,9 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
 HEADER = """# The fast evaluation (aa-fast) against standard AutoAttack
 
 `aa-fast` (`advgrad.aa_fast`, `advgrad eval --attacks aa-fast`) is APGD-CE (50 steps) → APGD-T (9 targets ×
-25 steps) → FAB-T (3 targets × 50 steps), each on the points the stages before it left standing: a different
-method from the reference. Report AutoAttack for papers; use the fast one for sweeps, training probes and
+25 steps) → FAB-T (3 targets × 50 steps) → APGD-T (9 × 100) on the 10 % of the survivors nearest the boundary
+→ Square (5,000 queries) on the nearest 3 %, each on the points the stages before it left standing: a
+different method from the reference. Report AutoAttack for papers; use the fast one for sweeps, training probes and
 model selection. Targets (issue 24): robust accuracy at most AutoAttack's + 0.1 point on every model, at
 ≤ 0.15× AutoAttack's sample-passes (A³'s ~0.09× the aim).
 
