@@ -32,9 +32,12 @@ def per_sample(r: float, like: Tensor) -> float: ...
 def per_sample(r: Tensor, like: Tensor) -> Tensor: ...
 def per_sample(r: Radius, like: Tensor) -> Radius:
     """A float stays a float; an (N,) tensor becomes (N, 1, ..., 1) to broadcast against ``like``."""
-    if isinstance(r, Tensor):
-        return r.to(like.dtype).view(-1, *[1] * (like.ndim - 1))
-    return r
+    return per_point(r.to(like.dtype), like) if isinstance(r, Tensor) else r
+
+
+def per_point(t: Tensor, like: Tensor) -> Tensor:
+    """A per-sample (N,) tensor viewed as (N, 1, ..., 1), to broadcast against ``like`` (N, ...)."""
+    return t.view(-1, *[1] * (like.ndim - 1))
 
 
 def _uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:

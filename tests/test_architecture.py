@@ -31,7 +31,7 @@ MAX_FUNCTION_LINES = 60  # def line to last line, without the docstring (numpydo
 MODULE_LINE_CAPS: dict[str, tuple[int, str]] = {
     "advgrad.attacks.pgd": (390, "the one gradient loop: PGD, FGSM, MI-FGSM and the training steps"),
     "advgrad.attacks.fab": (340, "FAB's iteration, untargeted and targeted"),
-    "advgrad.norms": (390, "the Lp geometry in one place: four norms, the minimal-norm duals, box ∩ L1 ball"),
+    "advgrad.norms": (395, "the Lp geometry in one place: four norms, the minimal-norm duals, box ∩ L1 ball"),
     "advgrad.catalog": (340, "one home for every list of names: twenty-odd attacks, one table"),
 }
 

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from advgrad.attacks._apgd_run import Setup, evaluate
 from advgrad.attacks._chunks import slices
-from advgrad.norms import l1_box_correction
+from advgrad.norms import l1_box_correction, per_point
 
 SPARSITY = 0.2        # share of the coordinates the first steps move
 SHRINK = 1.5          # η ← η/1.5 at a check where the sparsity did not fall; topk = s/(1.5·D)
@@ -79,7 +79,7 @@ def _step(s: _State, lo: float, hi: float) -> None:
     n, dims = len(s.x_adv), math.prod(s.x.shape[1:])
     ranked = s.grad.abs().reshape(n, -1).sort(-1)[0]                               # (n, D) ascending
     rank = torch.clamp((1.0 - s.topk) * dims, min=0, max=dims - 1).long()          # (n,)
-    thr = ranked[torch.arange(n, device=rank.device), rank].view(-1, *[1] * (s.x.ndim - 1))
+    thr = per_point(ranked[torch.arange(n, device=rank.device), rank], s.x)
     sign = (s.grad * (s.grad.abs() >= thr).to(s.grad.dtype)).sign()
     moved = sign.abs().reshape(n, -1).sum(-1).view_as(s.step)                      # ‖σ‖₁
     d = s.x_adv + s.step * sign / (moved + 1e-10) - s.x

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from advgrad.attacks._chunks import slices
+from advgrad.norms import per_point
 
 # (logits (n, K), labels (n,), targets (n,) or None) -> loss per sample (n,)
 RunLoss = Callable[[Tensor, Tensor, Tensor | None], Tensor]
@@ -59,7 +60,7 @@ def checkpoint_windows(steps: int) -> dict[int, int]:
 def _length(norm: str, v: Tensor) -> Tensor:
     """‖v‖ per sample as the reference computes it (max |v| or √Σv²), shaped (n, 1, ..., 1)."""
     flat = v.abs().flatten(1).amax(1) if norm == "inf" else (v ** 2).flatten(1).sum(-1).sqrt()
-    return flat.view(-1, *[1] * (v.ndim - 1))
+    return per_point(flat, v)
 
 
 def start(setup: Setup, x: Tensor, eps: Tensor, gen: torch.Generator) -> Tensor:

@@ -39,7 +39,7 @@ from advgrad.attacks._fab_projections import length as _length
 from advgrad.attacks._fab_projections import project_l1, project_l2, project_linf
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.norms import NormSpec, Radius, get_norm
+from advgrad.norms import NormSpec, Radius, get_norm, per_point
 
 NONE_FOUND = 1e10  # the reference's "no adversarial point yet" distance
 
@@ -49,7 +49,7 @@ _PROJECT = {"inf": project_linf, "2": project_l2, "1": project_l1}
 def _column(r: Radius, n: int, like: Tensor) -> Tensor:
     """A radius as an (n, 1, …, 1) tensor in like's dtype and device."""
     r = r if isinstance(r, Tensor) else torch.full((n,), r, dtype=like.dtype)
-    return r.to(dtype=like.dtype, device=like.device).view(-1, *[1] * (like.ndim - 1))
+    return per_point(r.to(dtype=like.dtype, device=like.device), like)
 
 
 def _random_start(x: Tensor, eps: Radius, name: str, generator: torch.Generator, lo: float, hi: float) -> Tensor:
@@ -59,7 +59,7 @@ def _random_start(x: Tensor, eps: Radius, name: str, generator: torch.Generator,
         u = (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1).to(x.device)
     else:
         u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-    scale = _length(name)(u.flatten(1)).view(-1, *[1] * (x.ndim - 1))  # (n, 1, …, 1)
+    scale = per_point(_length(name)(u.flatten(1)), x)  # (n, 1, …, 1)
     return (x + _column(eps, len(x), x) * u / scale * 0.5).clamp(lo, hi)
 
 

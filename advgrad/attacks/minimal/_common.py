@@ -21,7 +21,7 @@ from advgrad.attacks._checks import (
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.norms import Norm, Radius
+from advgrad.norms import Norm, Radius, per_point
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,6 @@ def prepare(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec | None, bounds:
     lo, hi = check_bounds(bounds, xmin, xmax)
     radius = None if eps is None else check_radius("eps", eps, x, positive=False)
     return Setup(lo, hi, radius, chunk_for(chunk_size, model, x))
-
-
-def per_point(t: Tensor, like: Tensor) -> Tensor:
-    """A per-sample (N,) tensor viewed as (N, 1, ..., 1), to broadcast against ``like`` (N, ...)."""
-    return t.view(-1, *[1] * (like.ndim - 1))
 
 
 def is_adversarial(logits: Tensor, y: Tensor, targeted: bool) -> Tensor:

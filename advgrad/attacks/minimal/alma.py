@@ -31,7 +31,7 @@ from advgrad.attacks._chunks import slices
 from advgrad.attacks.minimal._common import Setup, finish, prepare
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.norms import Norm, NormSpec, get_norm
+from advgrad.norms import Norm, NormSpec, get_norm, per_point
 
 NORMS = ("1", "2")
 RMS_EPS = 1e-8
@@ -144,7 +144,7 @@ def _chunk(model: nn.Module, x: Tensor, y: Tensor, st: _State, p: slice, k: int,
         st.step_found[p] = st.step_found[p].masked_fill(~st.found[p] & adv, k)
         st.found[p] |= adv
         st.best_dist[p] = torch.where(better, dist.detach(), st.best_dist[p])
-        st.best[p] = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x_adv.detach(), st.best[p])
+        st.best[p] = torch.where(per_point(better, x), x_adv.detach(), st.best[p])
         loss = _p2(g, rho, mu) if k == 0 else dist + _p2(g, rho, mu)
         (grad,) = torch.autograd.grad(loss.sum(), d)
     return grad

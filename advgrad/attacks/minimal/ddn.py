@@ -31,7 +31,7 @@ from advgrad.attacks.gradient import gradient
 from advgrad.attacks.minimal._common import Setup, finish, is_adversarial, prepare
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import cross_entropy
-from advgrad.norms import L2_NORM, rescale
+from advgrad.norms import L2_NORM, per_point, rescale
 
 ZERO_GRADIENT = 1e-12  # a gradient with a smaller L2 norm gives no direction: a random one is drawn instead
 
@@ -68,7 +68,7 @@ def _search(model: nn.Module, x: Tensor, y: Tensor, s: Setup, steps: int, gamma:
         adv = is_adversarial(logits, y, targeted)
         better = adv & (norm_now < best_norm)
         best_norm = torch.where(better, norm_now, best_norm)
-        best = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x_adv, best)
+        best = torch.where(per_point(better, x), x_adv, best)
         alpha = 0.01 + (1 - 0.01) * (1 + math.cos(math.pi * k / steps)) / 2
         delta.add_(_direction(grad, generator), alpha=alpha)
         radius = torch.minimum(torch.where(adv, (1 - gamma) * radius, (1 + gamma) * radius), worst)

@@ -32,7 +32,7 @@ from advgrad.attacks._checks import Bounds, EpsSpec, check_labels, forward
 from advgrad.attacks._chunks import slices
 from advgrad.attacks.minimal._common import Setup, finish, is_adversarial, logits_of, prepare
 from advgrad.attacks.result import AttackResult
-from advgrad.norms import Norm, NormSpec, ascent_direction, dual_measure, get_norm
+from advgrad.norms import Norm, NormSpec, ascent_direction, dual_measure, get_norm, per_point
 
 NORMS = ("2", "inf")
 PAST_BOUNDARY = 1e-4   # added to the distance to the linearised boundary (the authors' constant)
@@ -95,7 +95,7 @@ def _search(model: nn.Module, x: Tensor, y: Tensor, s: Setup, norm: Norm, steps:
         f, w = torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
         active, xa = active[~adv], xa[~adv]
         scale, u = _step(norm, f, w)
-        x_cur[active] = xa.addcmul_(scale.view(-1, *[1] * (x.ndim - 1)), u, value=1 + overshoot).clamp_(s.lo, s.hi)
+        x_cur[active] = xa.addcmul_(per_point(scale, x), u, value=1 + overshoot).clamp_(s.lo, s.hi)
     else:
         out[active] = x_cur[active]  # the last iterates, not linearised again: ``finish`` tests them
     return out

@@ -34,7 +34,7 @@ from advgrad.attacks._checks import Bounds, EpsSpec, check_labels, forward
 from advgrad.attacks._chunks import slices
 from advgrad.attacks.minimal._common import Setup, finish, is_adversarial, logits_of, prepare
 from advgrad.attacks.result import AttackResult
-from advgrad.norms import L1_NORM, NormSpec, get_norm
+from advgrad.norms import L1_NORM, NormSpec, get_norm, per_point
 
 RULES = ("EN", "L1")
 LAST_CONST = 1e10  # the cap on c in a last, repeated search
@@ -132,7 +132,7 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, c: Tensor, s: Setup, steps: int
         d = (x_k - x).flatten(1)
         size = d.abs().sum(-1) if o.decision_rule == "L1" else o.beta * d.abs().sum(-1) + d.square().sum(-1)
         new = (size < best.norm) & hit
-        best.x = torch.where(new.view(-1, *[1] * (x.ndim - 1)), x_k, best.x)
+        best.x = torch.where(per_point(new, x), x_k, best.x)
         best.norm = torch.where(new, size, best.norm)
         found |= hit
     return found

@@ -36,10 +36,10 @@ from advgrad.attacks._checks import (
 )
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.gradient import gradient
-from advgrad.attacks.minimal._common import is_adversarial, outcome, per_point
+from advgrad.attacks.minimal._common import is_adversarial, outcome
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.norms import L1_NORM, L2_NORM, LINF, Norm, NormSpec, Radius, get_norm
+from advgrad.norms import L1_NORM, L2_NORM, LINF, Norm, NormSpec, Radius, get_norm, per_point
 
 _DUAL = {"inf": L1_NORM, "2": L2_NORM, "1": LINF}  # ‖∇L‖_q in the linear distance to the boundary
 

@@ -35,10 +35,10 @@ from advgrad.attacks._checks import (
     forward,
 )
 from advgrad.attacks._chunks import chunk_for, slices
-from advgrad.attacks.minimal._common import is_adversarial, outcome, per_point
+from advgrad.attacks.minimal._common import is_adversarial, outcome
 from advgrad.attacks.result import AttackResult
 from advgrad.losses import margin
-from advgrad.norms import L0_NORM, Norm, NormSpec, Radius, get_norm
+from advgrad.norms import L0_NORM, Norm, NormSpec, Radius, get_norm, per_point
 
 BETAS = (0.9, 0.999)  # Adam's moment decays, as in the paper
 
