@@ -39,7 +39,8 @@ _API: dict[str, tuple[str, ...]] = {
     "advgrad.attacks.blackbox.spsa": ("spsa",),
     "advgrad.attacks.noise": ("sign_noise",),
     "advgrad.attacks.fast": ("aa_fast",),  # the fast evaluation (not AutoAttack: a method of its own)
-    "advgrad.attacks.near": ("apgd_targeted_near", "boundary_distance", "square_near"),  # its stages near the boundary
+    # its stages near the boundary
+    "advgrad.attacks.near": ("apgd_targeted_near", "boundary_distance", "fab_targeted_near", "square_near"),
     # models that only answer queries (an ONNX graph, an API), and the cost of an attack in model passes
     "advgrad.models.query": ("QueryModel",),
     "advgrad.models.onnx": ("load_onnx",),
@@ -97,7 +98,12 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs
     from advgrad.attacks.minimal.ead import EADOptions, ead  # noqa: F401
     from advgrad.attacks.minimal.fmn import FMNOptions, fmn  # noqa: F401
     from advgrad.attacks.minimal.sigma_zero import SigmaZeroOptions, sigma_zero  # noqa: F401
-    from advgrad.attacks.near import apgd_targeted_near, boundary_distance, square_near  # noqa: F401
+    from advgrad.attacks.near import (  # noqa: F401
+        apgd_targeted_near,
+        boundary_distance,
+        fab_targeted_near,
+        square_near,
+    )
     from advgrad.attacks.noise import sign_noise  # noqa: F401
     from advgrad.attacks.pgd import fgsm, gradient_steps, mifgsm, pgd  # noqa: F401
     from advgrad.attacks.square import square  # noqa: F401

@@ -89,7 +89,7 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
             targets: int = 9, near: float = 0.1, near_square: float = 0.03, seed: int = 0,
             bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
             workers: int | None = None, progress: Progress | None = None) -> AutoAttackResult:
-    """Robust accuracy at radius ``eps`` for about a tenth of AutoAttack's model passes: the cascade of the
+    """Robust accuracy at radius ``eps`` for about a seventh of AutoAttack's model passes: the cascade of the
     module docstring, each stage on the points no stage before it broke, in blocks of ``block`` points.
 
     A point counts as robust when the model classifies it correctly at x and no stage finds an

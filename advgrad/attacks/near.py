@@ -21,6 +21,7 @@ of workers or processes. It costs one forward and ``classes`` backward passes pe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -30,12 +31,13 @@ from advgrad._runtime import frozen_eval
 from advgrad.attacks._checks import EpsSpec, check_batch, check_labels, check_radius, forward
 from advgrad.attacks._chunks import chunk_for, slices
 from advgrad.attacks.apgd import apgd_targeted
+from advgrad.attacks.fab import fab_targeted
 from advgrad.attacks.result import AttackResult
 from advgrad.attacks.square import square
 from advgrad.losses import dlr, margin
 from advgrad.norms import Norm, NormSpec, dual_measure, get_norm
 
-__all__ = ["apgd_targeted_near", "boundary_distance", "nearest", "square_near"]
+__all__ = ["apgd_targeted_near", "boundary_distance", "fab_targeted_near", "nearest", "square_near"]
 
 CLASSES = 3  # other classes linearised per point (the ones with the highest logits at x)
 
@@ -139,19 +141,28 @@ def nearest(distance: Tensor, share: float) -> Tensor:
     return chosen
 
 
-def _embed(x: Tensor, logits: Tensor, loss: Tensor, chosen: Tensor, result: AttackResult | None, *,
-           queries: bool) -> AttackResult:
-    """The batch's result: the attack's rows where ``chosen``; x, its clean logits and loss (and 0 queries,
-    where the attack counts them) elsewhere."""
-    x_adv, success = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    logits, loss = logits.clone(), loss.clone()
+def _on_nearest(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, norm: NormSpec, share: object,
+                chunk_size: int | None, loss: Callable[[Tensor, Tensor], Tensor],
+                attack: Callable[[Tensor, EpsSpec], AttackResult], *, queries: bool = False) -> AttackResult:
+    """``attack(rows, eps of those rows)`` on the ⌈share · N⌉ points nearest the boundary; the batch's result
+    is its rows there and, elsewhere, x with its clean logits, ``loss`` at them, not successful (0 queries
+    where the attack counts them)."""
+    fraction = _validate.fraction("share", share)
+    check_batch(x, y)
+    check_radius("eps", eps, x, positive=False)
+    x = x.detach()
+    distance, logits = boundary_distance(model, x, y, norm=norm, chunk_size=chunk_size)
+    chosen = nearest(distance, fraction)
+    x_adv, success, loss_at = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device), loss(logits, y)
     spent = torch.zeros(len(x), dtype=torch.int64, device=x.device) if queries else None
-    if result is not None:
+    if bool(chosen.any()):
+        e = eps[chosen] if isinstance(eps, Tensor) and eps.ndim == 1 else eps
+        result = attack(chosen, e)
         x_adv[chosen], success[chosen] = result.x_adv, result.success
-        logits[chosen], loss[chosen] = result.logits.to(logits.dtype), result.loss.to(loss.dtype)
+        logits[chosen], loss_at[chosen] = result.logits.to(logits.dtype), result.loss.to(loss_at.dtype)
         if spent is not None and result.queries is not None:
             spent[chosen] = result.queries.to(torch.int64)
-    return AttackResult(x_adv, success, loss, logits, queries=spent)
+    return AttackResult(x_adv, success, loss_at, logits, queries=spent)
 
 
 def apgd_targeted_near(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
@@ -190,16 +201,9 @@ def apgd_targeted_near(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, 
     attacks", ICML 2020, arXiv 2003.01690. Liu et al., "Practical evaluation of adversarial robustness via
     adaptive auto attack", CVPR 2022, arXiv 2203.05154.
     """
-    share = _validate.fraction("share", share)
-    check_batch(x, y)
-    check_radius("eps", eps, x, positive=False)
-    distance, logits = boundary_distance(model, x, y, norm=norm, chunk_size=chunk_size)
-    chosen = nearest(distance, share)
-    result = None
-    if bool(chosen.any()):
-        result = apgd_targeted(model, x[chosen], y[chosen], _rows(eps, chosen), norm=norm, steps=steps,
-                               targets=targets, bounds=bounds, seed=seed, early_stop=early_stop, chunk_size=chunk_size)
-    return _embed(x.detach(), logits, dlr(logits, y), chosen, result, queries=False)
+    return _on_nearest(model, x, y, eps, norm, share, chunk_size, dlr, lambda rows, e: apgd_targeted(
+        model, x[rows], y[rows], e, norm=norm, steps=steps, targets=targets, bounds=bounds, seed=seed,
+        early_stop=early_stop, chunk_size=chunk_size))
 
 
 def square_near(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: NormSpec = "inf", share: float = 0.03,
@@ -237,18 +241,46 @@ def square_near(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: Nor
     Andriushchenko, Croce, Flammarion, Hein, "Square Attack: a query-efficient black-box adversarial attack
     via random search", ECCV 2020, arXiv 1912.00049.
     """
-    share = _validate.fraction("share", share)
-    check_batch(x, y)
-    check_radius("eps", eps, x, positive=False)
-    distance, logits = boundary_distance(model, x, y, norm=norm, chunk_size=chunk_size)
-    chosen = nearest(distance, share)
-    result = None
-    if bool(chosen.any()):
-        result = square(model, x[chosen], y[chosen], eps, norm=norm, queries=queries, bounds=bounds, seed=seed,
-                        chunk_size=chunk_size)
-    return _embed(x.detach(), logits, margin(logits, y), chosen, result, queries=True)
+    return _on_nearest(model, x, y, eps, norm, share, chunk_size, margin, lambda rows, e: square(
+        model, x[rows], y[rows], float(e), norm=norm, queries=queries, bounds=bounds, seed=seed, chunk_size=chunk_size),
+        queries=True)
 
 
-def _rows(eps: EpsSpec, chosen: Tensor) -> EpsSpec:
-    """The radius of the chosen rows: a per-sample tensor is indexed, a number passes."""
-    return eps[chosen] if isinstance(eps, Tensor) and eps.ndim == 1 else eps
+def fab_targeted_near(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, *, norm: NormSpec = "inf",
+                      share: float = 0.1, steps: int = 100, targets: int = 9, bounds: tuple[float, float] = (0.0, 1.0),
+                      seed: int = 0, early_stop: bool = False, chunk_size: int | None = None) -> AttackResult:
+    """FAB-T (``fab_targeted``) on the ``share`` of the points nearest the boundary (``boundary_distance``),
+    the others returned unattacked.
+
+    Parameters
+    ----------
+    model, x, y, eps, norm, steps, targets, bounds, seed, early_stop, chunk_size
+        As in ``fab_targeted`` (its defaults are AutoAttack's: 100 steps, 9 targets).
+    share : float
+        The fraction of the batch attacked, 0 ≤ share ≤ 1 (⌈share · N⌉ points).
+
+    Returns
+    -------
+    AttackResult
+        ``fab_targeted``'s result on the chosen points; elsewhere x, not successful, the logits at x and
+        the margin loss there.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from advgrad import fab_targeted_near
+    >>> _ = torch.manual_seed(0)  # the model's initial weights
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 5))
+    >>> x = torch.rand(10, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    >>> result = fab_targeted_near(model, x, model(x).argmax(1), 0.05, share=0.3, steps=10, targets=2)
+    >>> int((result.x_adv != x).flatten(1).any(1).sum()) <= 3
+    True
+
+    References
+    ----------
+    Croce, Hein, "Minimally distorted adversarial examples with a fast adaptive boundary attack", ICML 2020,
+    arXiv 1907.02044.
+    """
+    return _on_nearest(model, x, y, eps, norm, share, chunk_size, margin, lambda rows, e: fab_targeted(
+        model, x[rows], y[rows], e, norm=norm, steps=steps, targets=targets, bounds=bounds, seed=seed,
+        early_stop=early_stop, chunk_size=chunk_size))

@@ -17,7 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from advgrad import apgd_targeted, apgd_targeted_near, boundary_distance, square, square_near
+from advgrad import (
+    apgd_targeted,
+    apgd_targeted_near,
+    boundary_distance,
+    fab_targeted,
+    fab_targeted_near,
+    square,
+    square_near,
+)
 from advgrad.attacks.near import nearest
 
 DUAL = {"inf": 1.0, "2": 2.0, "1": math.inf}
@@ -94,12 +102,16 @@ def test_each_attack_is_its_long_attack_on_the_chosen_rows(n: int, share: float,
         chosen = nearest(distance, share)
         near_t = apgd_targeted_near(model, x, y, eps, norm=norm, share=share, steps=6, targets=3, seed=seed)
         near_s = square_near(model, x, y, eps, norm=norm, share=share, queries=30, seed=seed)
+        near_f = fab_targeted_near(model, x, y, eps, norm=norm, share=share, steps=5, targets=2, seed=seed)
         with torch.no_grad():
             clean = model(x)
-        for near, direct in ((near_t, apgd_targeted(model, x[chosen], y[chosen], eps, norm=norm, steps=6, targets=3,
-                                                    seed=seed) if bool(chosen.any()) else None),
-                             (near_s, square(model, x[chosen], y[chosen], eps, norm=norm, queries=30, seed=seed)
-                              if bool(chosen.any()) else None)):
+        some = bool(chosen.any())
+        xc, yc = x[chosen], y[chosen]
+        for near, direct in ((near_t, apgd_targeted(model, xc, yc, eps, norm=norm, steps=6, targets=3, seed=seed)
+                              if some else None),
+                             (near_s, square(model, xc, yc, eps, norm=norm, queries=30, seed=seed) if some else None),
+                             (near_f, fab_targeted(model, xc, yc, eps, norm=norm, steps=5, targets=2, seed=seed)
+                              if some else None)):
             assert int(chosen.sum()) == math.ceil(round(share * n, 9))
             if direct is not None:
                 assert torch.equal(near.x_adv[chosen], direct.x_adv) and torch.equal(near.success[chosen], direct.success)
@@ -135,7 +147,8 @@ def test_the_caller_is_untouched_and_bad_arguments_are_one_line_errors() -> None
     apgd_targeted_near(model, x, y, 0.1, share=0.5, steps=4, targets=2)
     assert model.training and all(p.grad is None for p in model.parameters())
     calls = [(lambda s: apgd_targeted_near(model, x, y, 0.1, share=s, steps=2, targets=2)),
-             (lambda s: square_near(model, x, y, 0.1, share=s, queries=2))]
+             (lambda s: square_near(model, x, y, 0.1, share=s, queries=2)),
+             (lambda s: fab_targeted_near(model, x, y, 0.1, share=s, steps=2, targets=2))]
     for call in calls:
         for bad in (-0.1, 1.5, True, "a", math.nan):
             with pytest.raises(ValueError, match="share") as info:
