@@ -1,6 +1,7 @@
-"""advgrad's attacks and the peers' (adv-lib, Foolbox) ranked in one run, as AttackBench ranks them (Cinà et al.,
-AAAI 2025, arXiv 2404.19460): every attack's per-point minimal ‖δ‖ under the same budget of forward + backward
-sample-passes per point, scored by optimality against the per-point best of all of them.
+"""advgrad's attacks and the peers' (adv-lib, Foolbox, torchattacks, the reference AutoAttack's FAB) ranked in one run,
+as AttackBench ranks them (Cinà et al., AAAI 2025, arXiv 2404.19460): every attack's per-point minimal ‖δ‖ under the
+same budget of forward + backward sample-passes per point, scored by optimality against the per-point best of all of
+them.
 
 advgrad's attacks run as ``advgrad rank`` runs them (``advgrad.runs.ranking``: steps from a probe's linear fit,
 fixed-ε attacks through the bisection); a peer's attack is called on the points the model classifies
@@ -8,6 +9,9 @@ correctly with the model wrapped in the same ``PassCounter``, its steps set by t
 step counts on 8 points, a linear fit, 99 % of the budget). A peer's distance is ‖x′ − x‖ in the norm
 (``advgrad.norms``) where the model misclassifies x′, ∞ elsewhere, 0 on the points misclassified already.
 All the distances go to ``evaluate.min_norm.scored`` and ``runs.ranking.ranked``: one table per model and norm.
+The peers' attacks are their minimal-norm ones (FMN, DDN, ALMA, FAB, DeepFool, CW-L2); the fixed-ε members
+of the reference AutoAttack (APGD, Square) have no minimal-norm mode to rank without a bisection of their
+own, so its FAB (``pyautoattack.fab_pt.FABAttack_PT``, ε = the ranking's largest distance) stands for it.
 
     python scripts/attackbench.py --n 100 --budget 300 --out results/attackbench
 """
@@ -52,7 +56,7 @@ Peer = Callable[[nn.Module, Tensor, Tensor, int], Tensor]  # (model, x, y, steps
 MODELS = {"mnist5k-small": ("/work/models/mnist5k-small.pt", "mnist-5k"),
           "mnist5k-pgd": ("/work/models/mnist5k-pgd.pt", "mnist-5k"),
           "fashion-small": ("/work/models/fashion-small.pt", "fashion-mnist")}
-OURS = {"inf": ("fmn", "apgd-ce", "pgd"), "2": ("fmn", "ddn", "apgd-ce"), "1": ("fmn", "alma", "apgd-ce"),
+OURS = {"inf": ("fmn", "apgd-ce", "pgd"), "2": ("fmn", "ddn", "deepfool", "apgd-ce"), "1": ("fmn", "alma", "apgd-ce"),
         "0": ("fmn", "sigma-zero")}
 
 
@@ -81,12 +85,44 @@ def _foolbox(name: str, norm: str) -> Peer:
     return run
 
 
+_FAB_NORMS = {"inf": "Linf", "2": "L2", "1": "L1"}
+
+
+def _torchattacks(name: str, norm: str) -> Peer:
+    def run(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> Tensor:
+        import torchattacks
+
+        if name == "deepfool":
+            out = torchattacks.DeepFool(model, steps=steps)(x, y)
+        elif name == "cw":
+            out = torchattacks.CW(model, c=1.0, kappa=0.0, steps=steps, lr=0.01)(x, y)
+        else:  # FAB keeps an example only within eps: the ranking's largest distance
+            out = torchattacks.FAB(model, norm=_FAB_NORMS[norm], eps=EPS_MAX[norm], steps=steps,
+                                   n_classes=int(model(x[:1]).shape[1]))(x, y)
+        return out[0] if isinstance(out, tuple) else out
+    return run
+
+
+def _reference_fab(norm: str) -> Peer:
+    def run(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> Tensor:
+        from pyautoattack.fab_pt import FABAttack_PT
+
+        attack = FABAttack_PT(model, norm=_FAB_NORMS[norm], n_restarts=1, n_iter=steps, eps=EPS_MAX[norm], seed=0,
+                              device=x.device)
+        out: Tensor = attack.perturb(x, y)
+        return out
+    return run
+
+
 PEERS: dict[str, dict[str, Peer]] = {
-    "inf": {"adv-lib fmn": _adv_lib("fmn", "inf"), "foolbox fmn": _foolbox("fmn", "inf")},
+    "inf": {"adv-lib fmn": _adv_lib("fmn", "inf"), "foolbox fmn": _foolbox("fmn", "inf"),
+            "torchattacks fab": _torchattacks("fab", "inf"), "autoattack fab": _reference_fab("inf")},
     "2": {"adv-lib fmn": _adv_lib("fmn", "2"), "adv-lib ddn": _adv_lib("ddn", "2"),
-          "foolbox fmn": _foolbox("fmn", "2"), "foolbox ddn": _foolbox("ddn", "2")},
+          "foolbox fmn": _foolbox("fmn", "2"), "foolbox ddn": _foolbox("ddn", "2"),
+          "torchattacks fab": _torchattacks("fab", "2"), "torchattacks deepfool": _torchattacks("deepfool", "2"),
+          "torchattacks cw": _torchattacks("cw", "2"), "autoattack fab": _reference_fab("2")},
     "1": {"adv-lib fmn": _adv_lib("fmn", "1"), "adv-lib alma": _adv_lib("alma", "1"),
-          "foolbox fmn": _foolbox("fmn", "1")},
+          "foolbox fmn": _foolbox("fmn", "1"), "autoattack fab": _reference_fab("1")},  # torchattacks' FAB: no L1
     "0": {"adv-lib fmn": _adv_lib("fmn", "0"), "foolbox fmn": _foolbox("fmn", "0")},
 }
 
@@ -182,8 +218,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.n} test points per model; `scripts/attackbench.py` (its docstring says how the budget is kept and "
             f"what is counted); {time.perf_counter() - start:.0f} s on one thread.\n\n"
             "Passes/point are over all the points, the misclassified ones (distance 0, never attacked) included: "
-            "per attacked point each attack spent at most the budget. The reference AutoAttack's members are not "
-            "in this run.\n\n"
+            "per attacked point each attack spent at most the budget. The reference AutoAttack stands here by its "
+            "FAB (its APGD and Square take a fixed ε, with no minimal-norm mode to rank); torchattacks by FAB "
+            "(L∞, L2: it has no L1), DeepFool and CW-L2 (one c, no search over it).\n\n"
             f"    python scripts/attackbench.py --n {args.n} --budget {args.budget} --models {args.models} "
             f"--norms {args.norms} --out {args.out}\n\n")
     write_text(args.out / "README.md", head + "\n".join(sections))
