@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from helpers.batches import half_correct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
@@ -54,17 +55,6 @@ def _fresh_threads() -> int:
 def _model(seed: int, training: bool = False) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.ReLU(), nn.Linear(16, 5)).train(training)
-
-
-def _batch(model: nn.Module, n: int, seed: int) -> tuple[Tensor, Tensor]:
-    """n points (L2 Square tiles its start in 5 rows: H ≥ 5); even ones labelled as the model classifies
-    them (so that many enter the cascade), odd ones at random."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 1, 6, 6, generator=g)
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    y[1::2] = torch.randint(0, 5, (len(y[1::2]),), generator=g)
-    return x, y
 
 
 def _same(a: AutoAttackResult, b: AutoAttackResult) -> None:
@@ -127,7 +117,7 @@ def test_parallel_cascade_is_the_serial_cascade_bit_for_bit(n: int, block: int, 
     """Sizes below, at and beyond one block (block 7: up to 4 blocks; block 1: up to 24), every version;
     both on one thread per block; and both the plain member-by-member loop's results (``_plain``)."""
     model = _model(seed)
-    x, y = _batch(model, n, seed)
+    x, y = half_correct(model, n, seed)
     budget = Budget(steps=3, eot=2) if version == "rand" else CHEAP  # rand's EOT 20, cut to 2 for time
     with _threads(1):
         serial = autoattack(model, x, y, eps, norm=norm, version=version, block=block, seed=seed, workers=1,
@@ -143,7 +133,7 @@ def test_blocks_run_in_the_workers_on_a_frozen_model(monkeypatch) -> None:
     """With two blocks or more a member's blocks go to the pool (thread names), the model is in eval mode
     inside them and back in train mode after; a single block runs in the caller's thread."""
     model = _model(0, training=True)
-    x, y = _batch(model, 30, 1)
+    x, y = half_correct(model, 30, 1)
     with _threads(1):
         serial = autoattack(model, x, y, 0.5, block=7, workers=1, budget=CHEAP)
     log: Log = []
@@ -167,7 +157,7 @@ def test_state_is_restored_when_a_member_raises(monkeypatch, fail_on: int) -> No
     the model is back in train mode with its gradients on, and torch's thread count is what it was (3
     threads: each of 2 workers sets its own 1, which would otherwise become the process default)."""
     model = _model(0, training=True)
-    x, y = _batch(model, 20, 2)
+    x, y = half_correct(model, 20, 2)
     _spy(monkeypatch, [], fail_on=fail_on)
     with _threads(3):
         with pytest.raises(RuntimeError, match="member failed"):
@@ -178,7 +168,7 @@ def test_state_is_restored_when_a_member_raises(monkeypatch, fail_on: int) -> No
 
 def test_thread_count_restored_after_a_parallel_run(monkeypatch) -> None:
     model = _model(0)
-    x, y = _batch(model, 12, 3)
+    x, y = half_correct(model, 12, 3)
     with _threads(3):
         log: Log = []
         _spy(monkeypatch, log)

@@ -12,6 +12,7 @@ two workers; a block's computation reads nothing of the others)."""
 from __future__ import annotations
 
 import torch
+from helpers.batches import half_correct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
@@ -29,17 +30,6 @@ CHEAP = {"steps": 4, "targets": 4}  # APGD-T 4 targets × 2 steps, FAB-T 2 targe
 def _model(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.ReLU(), nn.Linear(16, 5))
-
-
-def _batch(model: nn.Module, n: int, seed: int) -> tuple[Tensor, Tensor]:
-    """n 6×6 points: even ones labelled as the model classifies them (they enter the
-    cascade), odd ones at random."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 1, 6, 6, generator=g)
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    y[1::2] = torch.randint(0, 5, (len(y[1::2]),), generator=g)
-    return x, y
 
 
 def _plain(model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, block: int,
@@ -76,7 +66,7 @@ def test_verdicts_are_the_plain_stage_loop(n: int, block: int, workers: int, nor
     """Sizes below, at and beyond a block, one or two workers: the runner's blocks, pipeline and early
     stop give the plain loop's x_adv and broken_by; robust exactly where no stage broke the point."""
     model = _model(seed)
-    x, y = _batch(model, n, seed)
+    x, y = half_correct(model, n, seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -95,7 +85,7 @@ def test_verdicts_are_the_plain_stage_loop(n: int, block: int, workers: int, nor
 def test_every_reported_break_is_real_and_the_caller_is_untouched() -> None:
     """success ⇔ misclassified at x_adv, ‖x_adv − x‖ ≤ ε in the box; x, y, mode and requires_grad kept."""
     model = _model(1).train()
-    x, y = _batch(model, 24, 1)
+    x, y = half_correct(model, 24, 1)
     x0, y0 = x.clone(), y.clone()
     for norm, eps in (("inf", 0.15), ("2", 0.8)):
         r = aa_fast(model, x, y, eps, norm=norm, **CHEAP)
@@ -113,7 +103,7 @@ def test_every_reported_break_is_real_and_the_caller_is_untouched() -> None:
 
 def test_at_eps_zero_the_clean_verdicts() -> None:
     model = _model(2)
-    x, y = _batch(model, 8, 2)
+    x, y = half_correct(model, 8, 2)
     r = aa_fast(model, x, y, 0.0, **CHEAP)
     with torch.no_grad():
         assert torch.equal(r.success, model(x).argmax(1) != y)
@@ -124,7 +114,7 @@ def test_through_the_catalog_and_the_runner() -> None:
     """"aa-fast" as a config: run_attack calls aa_fast; the runner expands it into the same stages
     (runner.stages) and reaches the same verdicts; its options reach the stages."""
     model = _model(3)
-    x, y = _batch(model, 10, 3)
+    x, y = half_correct(model, 10, 3)
     config = AttackConfig.of("aa-fast", "2", **CHEAP)
     assert ATTACKS["aa-fast"].kind == "ensemble" and runner.stages(config) == fast_configs("2", **CHEAP)
     direct = aa_fast(model, x, y, 0.7, norm="2", **CHEAP)
@@ -139,7 +129,7 @@ def test_through_the_catalog_and_the_runner() -> None:
 
 def test_bad_arguments_are_one_line_errors() -> None:
     model = _model(4)
-    x, y = _batch(model, 4, 4)
+    x, y = half_correct(model, 4, 4)
     bad = [({"norm": "1"}, "norm"), ({"steps": 1}, "steps"), ({"steps": 2.5}, "steps"), ({"targets": True}, "targets"),
            ({"targets": 0}, "targets"), ({"block": 0}, "block"), ({"targets": 7}, "targets"), ({"seed": "a"}, "seed")]
     for kwargs, word in bad:

@@ -20,6 +20,17 @@ def make_batch(shape: tuple[int, ...], k: int, seed: int = 0, dtype: torch.dtype
     return torch.rand(shape, generator=g, dtype=dtype), torch.randint(0, k, (shape[0],), generator=g)
 
 
+def half_correct(model: nn.Module, n: int, seed: int, classes: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """n 6×6 single-channel points in [0, 1) (6 rows: L2 Square tiles its start in 5, so H ≥ 5); the even ones
+    labelled as ``model`` classifies them (they enter a cascade), the odd ones at random among ``classes``."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 6, 6, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y[1::2] = torch.randint(0, classes, (len(y[1::2]),), generator=g)
+    return x, y
+
+
 def mixed_digits(mnist5k: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n test digits of every class, in a seeded random order."""
     idx = torch.randperm(len(mnist5k.y_test), generator=torch.Generator().manual_seed(0))[:n]
