@@ -101,8 +101,7 @@ def _setup(model: nn.Module, x: Tensor, y: Tensor, eps: EpsSpec, norm: NormSpec,
     if largereps and steps == 1:
         raise ValueError("use_largereps splits the steps 30 % / 30 % / 40 % over 3ε, 2ε and ε: steps must be ≥ 2, "
                          "got 1")
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
-        raise ValueError(f"rho must be a number in [0, 1], got {rho!r}")
+    _validate.fraction("rho", rho)
     if isinstance(seed, bool) or not isinstance(seed, int) or not -2**63 <= seed < 2**64:
         raise ValueError(f"seed must be an integer in [-2**63, 2**64), got {seed!r}")
     if early_stop is not True and early_stop is not False:

@@ -26,7 +26,7 @@ no stage before it broke:
 Stages 4 and 5 are A³'s lesson (Liu et al.: spend the iterations where the loss says a point can still
 fall) read off the pass counts: the points that AutoAttack's long runs break and stages 1–3 miss lay, on the
 models measured, among the survivors nearest the boundary (results/fast_eval.md: on 1,000 points of four
-models, within the nearest 12 % on the two TRADES models), so the long runs go there and nowhere else.
+models, within the nearest 9 % on the two TRADES models), so the long runs go there and nowhere else.
 
 A robust point costs ≈ 2·steps + 2·targets·(steps // 2) + 3·⌈targets / 3⌉·steps ≈ 1,000 sample-passes
 in stages 1–3 and ≈ 0.1 · 1,800 + 0.03 · 5,000 ≈ 330 more in 4–5: about 0.14× AutoAttack's (A³ reports
