@@ -182,9 +182,9 @@ ATTACKS: Registry[AttackEntry] = Registry("attack", {
                               ("inf", "2", "1"), kind="ensemble", per_sample_eps=False, paper=_AA, title="AutoAttack",
                               members="advgrad.attacks.autoattack:cascade_of"),
     "aa-fast": AttackEntry("advgrad.attacks.fast:aa_fast",
-                           "fast evaluation, not AutoAttack: APGD-CE (50 steps) → APGD-T (9 targets × 25) → FAB-T "
-                           "(3 × 50) → APGD-T (9 × 100) and Square (5,000) on the survivors nearest the boundary "
-                           "(~0.14× AutoAttack's passes)",
+                           "fast evaluation, not AutoAttack: APGD-CE (50 steps) → APGD-T (9 targets × 25) → FMN "
+                           "(100) → APGD-T (9 × 100) and Square (5,000) on the survivors nearest the boundary "
+                           "(~0.12× AutoAttack's passes)",
                            ("inf", "2"), kind="ensemble", per_sample_eps=False,
                            paper="Liu et al. 2022, arXiv 2203.05154; Gao et al. 2022, arXiv 2206.07314",
                            title="AA-fast", members="advgrad.attacks.fast:cascade_of"),

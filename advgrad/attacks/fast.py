@@ -15,9 +15,11 @@ no stage before it broke:
    the ``targets`` (9) classes with the highest other logits at x, ``steps // 2`` (25) iterations each:
    MM's minimum-margin idea (Gao et al.), that a point falls, if at all, towards a class near it; but all
    of them, short, rather than a few, long (targets past the fourth broke points on the models measured).
-3. **FAB-T** towards the ⌈targets / 3⌉ (3) nearest classes, ``steps`` (50) iterations each: boundary steps
-   of the linearised model, for points where ascent on a loss stalls (FAB needs its iterations more than
-   its targets: 5 targets × 40 broke fewer points than 3 × 50).
+3. **FMN** (Pintor et al.), 2·``steps`` (100) iterations, untargeted: the smallest ‖δ‖ it finds, kept
+   where it is at most ε. Its ball shrinks after an adversarial iterate and grows after another, so it
+   walks along the boundary where ascent on a loss at the fixed radius stalls; in that role it replaced
+   AutoAttack's FAB-T (3 nearest targets × 50 steps), at under half its passes, and broke more points
+   there on the models measured, some of them points that all of AutoAttack's members left standing.
 4. **APGD-T, long, near the boundary** (``advgrad.attacks.near``): AutoAttack's own APGD-T (``targets`` ×
    2·``steps`` = 9 × 100) on the ``near`` (10 %) of the survivors nearest the decision boundary by
    DeepFool's first-order estimate at x.
@@ -28,9 +30,9 @@ fall) read off the pass counts: the points that AutoAttack's long runs break and
 models measured, among the survivors nearest the boundary (results/fast_eval.md: on 1,000 points of four
 models, within the nearest 9 % on the two TRADES models), so the long runs go there and nowhere else.
 
-A robust point costs ≈ 2·steps + 2·targets·(steps // 2) + 3·⌈targets / 3⌉·steps ≈ 1,000 sample-passes
-in stages 1–3 and ≈ 0.1 · 1,800 + 0.03 · 5,000 ≈ 330 more in 4–5: about 0.14× AutoAttack's (A³ reports
-≈ 0.09–0.17×). Left out, by what the pass counts showed (``results/fast_eval.md``, "How the stages were
+A robust point costs ≈ 2·steps + 2·targets·(steps // 2) + 4·steps ≈ 750 sample-passes in stages 1–3
+and ≈ 0.1 · 1,800 + 0.03 · 5,000 ≈ 330 more in 4–5: about 0.12× AutoAttack's (A³ reports ≈ 0.09–0.17×).
+Left out, by what the pass counts showed (``results/fast_eval.md``, "How the stages were
 chosen"): APGD-DLR, PGD on the margin with random restarts, and a short Square on every survivor broke
 (almost) none of the points AutoAttack alone broke, for 100–1,000 passes a point each. Every stage attacks
 the survivors of the one before, so the cascade runs on ``advgrad.attacks.runner`` as any ensemble
@@ -69,7 +71,7 @@ def fast_configs(norm: object = "inf", *, steps: int = 50, targets: int = 9, nea
     near, near_square = _validate.fraction("near", near), _validate.fraction("near_square", near_square)
     stages = [AttackConfig.of("apgd-ce", name, steps=steps, early_stop=True),
               AttackConfig.of("apgd-t", name, steps=steps // 2, targets=targets, early_stop=True),
-              AttackConfig.of("fab-t", name, steps=steps, targets=-(-targets // 3), early_stop=True)]
+              AttackConfig.of("fmn", name, steps=2 * steps)]
     if near:
         stages.append(AttackConfig.of("apgd-t-near", name, share=near, steps=2 * steps, targets=targets,
                                       early_stop=True))
@@ -89,7 +91,7 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
             targets: int = 9, near: float = 0.1, near_square: float = 0.03, seed: int = 0,
             bounds: tuple[float, float] = (0.0, 1.0), chunk_size: int | None = None, block: int = BLOCK,
             workers: int | None = None, progress: Progress | None = None) -> AutoAttackResult:
-    """Robust accuracy at radius ``eps`` for about a seventh of AutoAttack's model passes: the cascade of the
+    """Robust accuracy at radius ``eps`` for about an eighth of AutoAttack's model passes: the cascade of the
     module docstring, each stage on the points no stage before it broke, in blocks of ``block`` points.
 
     A point counts as robust when the model classifies it correctly at x and no stage finds an
@@ -107,10 +109,9 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
         One radius for every point (≥ 0; at 0 the clean verdicts).
     norm : {"inf", "2"}
     steps : int
-        Iterations of APGD-CE and of FAB-T per target (≥ 2); APGD-T runs ``steps // 2`` per target.
+        Iterations of APGD-CE (≥ 2); APGD-T runs ``steps // 2`` per target, FMN 2·``steps``.
     targets : int
-        Target classes of APGD-T (the highest other logits at x; ≤ K − 1); FAB-T takes the first
-        ⌈targets / 3⌉.
+        Target classes of APGD-T (the highest other logits at x; ≤ K − 1).
     near, near_square : float
         The share (0 to 1) of each block's survivors, nearest the boundary, that the long APGD-T
         (2·``steps`` per target) and Square (100·``steps`` queries) attack; 0 leaves the stage out.
@@ -148,7 +149,7 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
     >>> y = torch.arange(6) % 5
     >>> result = aa_fast(model, x, y, 0.1, steps=4, targets=3)
     >>> result.stages
-    ('apgd-ce', 'apgd-t', 'fab-t', 'apgd-t-near', 'square-near')
+    ('apgd-ce', 'apgd-t', 'fmn', 'apgd-t-near', 'square-near')
     >>> bool((result.success == (model(result.x_adv).argmax(1) != y)).all())
     True
 
@@ -156,7 +157,8 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
     ----------
     Liu et al., "Practical evaluation of adversarial robustness via adaptive auto attack", CVPR 2022, arXiv
     2203.05154. Gao et al., "Fast and reliable evaluation of adversarial robustness with minimum-margin
-    attack", ICML 2022, arXiv 2206.07314. Croce & Hein, "Reliable evaluation of adversarial robustness with
+    attack", ICML 2022, arXiv 2206.07314. Pintor et al., "Fast minimum-norm adversarial attacks through
+    adaptive norm constraints", NeurIPS 2021, arXiv 2102.12827. Croce & Hein, "Reliable evaluation of adversarial robustness with
     an ensemble of diverse parameter-free attacks", ICML 2020, arXiv 2003.01690.
     """
     check_batch(x, y)

@@ -24,7 +24,7 @@ from advgrad.catalog import ATTACKS
 from advgrad.distributed import stream_seed
 from advgrad.norms import get_norm
 
-CHEAP = {"steps": 4, "targets": 4}  # APGD-T 4 targets × 2 steps, FAB-T 2 targets × 4
+CHEAP = {"steps": 4, "targets": 4}  # APGD-T 4 targets × 2 steps, FMN 8 steps
 
 
 def _model(seed: int) -> nn.Module:
@@ -79,7 +79,7 @@ def test_verdicts_are_the_plain_stage_loop(n: int, block: int, workers: int, nor
         correct = model(x).argmax(1) == y
     some_stage_broke = torch.stack(breaks).any(0)
     assert torch.equal(~r.success, correct & ~some_stage_broke)  # never robust where a sub-attack broke it
-    assert r.stages == ("apgd-ce", "apgd-t", "fab-t", "apgd-t-near", "square-near")
+    assert r.stages == ("apgd-ce", "apgd-t", "fmn", "apgd-t-near", "square-near")
 
 
 def test_every_reported_break_is_real_and_the_caller_is_untouched() -> None:
