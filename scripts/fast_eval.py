@@ -17,6 +17,7 @@ too; its seconds come from another process.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -170,7 +171,7 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
 HEADER = """# The fast evaluation (aa-fast) against standard AutoAttack
 
 `aa-fast` (`advgrad.aa_fast`, `advgrad eval --attacks aa-fast`) is APGD-CE (50 steps) → APGD-T (9 targets ×
-25 steps) → FAB-T (3 targets × 50 steps) → APGD-T (9 × 100) on the 10 % of the survivors nearest the boundary
+25 steps) → FMN (100 steps) → APGD-T (9 × 100) on the 10 % of the survivors nearest the boundary
 → Square (5,000 queries) on the nearest 3 %, each on the points the stages before it left standing: a
 different method from the reference. Report AutoAttack for papers; use the fast one for sweeps, training probes and
 model selection. Targets (issue 24): robust accuracy at most AutoAttack's + 0.1 point on every model, at
@@ -218,8 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = record(configs, args.n, args.cache)
     text = markdown(rows, "python scripts/fast_eval.py record " + " ".join(argv if argv is not None else sys.argv[2:]))
     print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    if args.out is not None:  # the whole table or nothing: a temporary file, then os.replace
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, args.out)
 
 
 if __name__ == "__main__":

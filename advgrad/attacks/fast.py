@@ -158,8 +158,8 @@ def aa_fast(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, norm: str = "
     Liu et al., "Practical evaluation of adversarial robustness via adaptive auto attack", CVPR 2022, arXiv
     2203.05154. Gao et al., "Fast and reliable evaluation of adversarial robustness with minimum-margin
     attack", ICML 2022, arXiv 2206.07314. Pintor et al., "Fast minimum-norm adversarial attacks through
-    adaptive norm constraints", NeurIPS 2021, arXiv 2102.12827. Croce & Hein, "Reliable evaluation of adversarial robustness with
-    an ensemble of diverse parameter-free attacks", ICML 2020, arXiv 2003.01690.
+    adaptive norm constraints", NeurIPS 2021, arXiv 2102.12827. Croce & Hein, "Reliable evaluation of
+    adversarial robustness with an ensemble of diverse parameter-free attacks", ICML 2020, arXiv 2003.01690.
     """
     check_batch(x, y)
     eps_ = check_radius("eps", eps, x, positive=False)
