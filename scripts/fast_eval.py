@@ -17,7 +17,6 @@ too; its seconds come from another process.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -219,10 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = record(configs, args.n, args.cache)
     text = markdown(rows, "python scripts/fast_eval.py record " + " ".join(argv if argv is not None else sys.argv[2:]))
     print(text)
-    if args.out is not None:  # the whole table or nothing: a temporary file, then os.replace
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, args.out)
+    if args.out is not None:
+        from advgrad.records.write import write_text  # the whole table or nothing (temporary file, os.replace)
+
+        write_text(args.out, text)
 
 
 if __name__ == "__main__":
